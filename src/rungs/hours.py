@@ -71,8 +71,7 @@ def overlaps(hours: Hours) -> list[tuple[int, str]]:
             found.append(
                 (
                     day,
-                    f"{DAYS[day]} runs past midnight into {DAYS[nxt]} and overlaps "
-                    f"its hours",
+                    f"{DAYS[day]} runs past midnight into {DAYS[nxt]} and overlaps its hours",
                 )
             )
     return found

@@ -1,0 +1,222 @@
+"""The `rungs` command."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from rungs.instant import format_local, format_utc, parse_duration, parse_instant
+from rungs.policy import Policy, Problem, validate_file
+
+app = typer.Typer(help="Rungs: escalation management. Escalation as code.", no_args_is_help=True)
+out = Console()
+err = Console(stderr=True)
+
+JsonFlag = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
+
+
+def _fail(message: str, code: int = 1) -> typer.Exit:
+    err.print(f"[red]error:[/red] {message}", highlight=False, soft_wrap=True)
+    return typer.Exit(code)
+
+
+def _policy_or_exit(path: str) -> Policy:
+    policy, problems = validate_file(path)
+    if policy is None:
+        for p in problems:
+            err.print(str(p), highlight=False, markup=False, soft_wrap=True)
+        raise typer.Exit(1)
+    return policy
+
+
+@app.command()
+def validate(
+    files: Annotated[list[Path], typer.Argument(help="Policy files to check.")],
+    as_json: JsonFlag = False,
+) -> None:
+    """Check policy files; print every error as FILE:LINE:COL: message."""
+    problems: list[Problem] = []
+    for f in files:
+        problems.extend(validate_file(f)[1])
+    errors = [p for p in problems if p.severity == "error"]
+    if as_json:
+        print(json.dumps([p.as_dict() for p in problems], indent=2))
+    else:
+        for p in problems:
+            (err if p.severity == "error" else out).print(
+                str(p), highlight=False, markup=False, soft_wrap=True
+            )
+        if not errors:
+            out.print(f"{len(files)} policy file(s) valid", highlight=False)
+    raise typer.Exit(1 if errors else 0)
+
+
+@app.command()
+def init(
+    path: Annotated[Path, typer.Argument(help="Where to write the starter policy.")] = Path(
+        "rungs.yaml"
+    ),
+    force: Annotated[bool, typer.Option("--force", help="Overwrite an existing file.")] = False,
+) -> None:
+    """Write a commented starter policy that validates."""
+    if path.exists() and not force:
+        raise _fail(f"{path} exists; use --force to overwrite it")
+    from importlib.resources import files as pkg_files
+
+    path.write_text(pkg_files("rungs").joinpath("examples/starter.yaml").read_text("utf-8"))
+    out.print(f"wrote {path}; check it with: rungs validate {path}", highlight=False)
+
+
+@app.command()
+def due(
+    policy_file: Annotated[str, typer.Argument(metavar="POLICY")],
+    calendar: Annotated[str, typer.Option("--calendar", help="Calendar id.")],
+    start: Annotated[str, typer.Option("--from", help="ISO 8601 instant with offset.")],
+    after: Annotated[str, typer.Option("--after", help="Duration, e.g. 4h or 1h30m.")],
+    as_json: JsonFlag = False,
+) -> None:
+    """When does a duration run out on a calendar?"""
+    policy = _policy_or_exit(policy_file)
+    cal = policy.calendars.get(calendar)
+    if cal is None:
+        known = ", ".join(policy.calendars) or "none"
+        raise _fail(f"unknown calendar '{calendar}' (known: {known})")
+    try:
+        t0 = parse_instant(start)
+    except ValueError as exc:
+        raise _fail(f"--from: {exc}") from None
+    try:
+        d = parse_duration(after)
+    except ValueError as exc:
+        raise _fail(f"--after: {exc}") from None
+    t = cal.add_us(t0, d)
+    result = {"due": format_utc(t), "local": format_local(t, cal.tz)}
+    if as_json:
+        print(json.dumps(result))
+    else:
+        out.print(f"due {result['due']} ({result['local']} {cal.timezone})", highlight=False)
+
+
+@app.command()
+def simulate(
+    policy_file: Annotated[str, typer.Argument(metavar="POLICY")],
+    story_file: Annotated[str, typer.Argument(metavar="STORY", help="Story file, or - for stdin.")],
+    as_json: JsonFlag = False,
+    explain: Annotated[
+        str | None, typer.Option("--explain", metavar="CASE", help="Why each SLA stands where it does.")
+    ] = None,
+) -> None:
+    """Run a story through the escalation core on a virtual clock."""
+    from rungs.sim import SimulationError, StoryError, load_story, run_story
+    from rungs.sim.output import timeline_json
+
+    policy = _policy_or_exit(policy_file)
+    try:
+        story = load_story(story_file)
+    except StoryError as exc:
+        for p in exc.problems:
+            err.print(str(p), highlight=False, markup=False, soft_wrap=True)
+        raise typer.Exit(1) from None
+    try:
+        sim = run_story(policy, story)
+    except SimulationError as exc:
+        raise _fail(str(exc)) from None
+    if explain is not None:
+        from rungs.sim.explain import explain_case, render_explain
+
+        if explain not in sim.cases:
+            raise _fail(f"no case '{explain}' in the story (cases: {', '.join(sim.cases)})")
+        report = explain_case(sim, explain)
+        if as_json:
+            print(json.dumps(report, indent=2))
+        else:
+            render_explain(report, out)
+        return
+    entries = timeline_json(sim.timeline)
+    if as_json:
+        print(json.dumps(entries, indent=2))
+        return
+    tz = policy.calendars.get(next(iter(policy.calendars), ""), None)
+    zone = tz.tz if tz else None
+    table = Table(title=f"{story.file}: {len(entries)} timeline entries")
+    for col in ("local", "UTC", "case", "kind", "details"):
+        table.add_column(col)
+    from zoneinfo import ZoneInfo
+
+    local_tz = ZoneInfo(policy.timezone) if policy.timezone else zone
+    for raw, e in zip(sim.timeline, entries, strict=True):
+        details = ", ".join(f"{k}={v}" for k, v in e.items() if k not in ("at", "case", "kind"))
+        table.add_row(format_local(raw["at"], local_tz), e["at"], e["case"], e["kind"], details)
+    out.print(table)
+
+
+@app.command()
+def oncall(
+    policy_file: Annotated[str, typer.Argument(metavar="POLICY")],
+    schedule: Annotated[str | None, typer.Argument(metavar="SCHEDULE")] = None,
+    at: Annotated[str | None, typer.Option("--at", help="Who is on call at this instant.")] = None,
+    start: Annotated[str | None, typer.Option("--from", help="Shifts from this instant.")] = None,
+    end: Annotated[str | None, typer.Option("--to", help="Shifts up to this instant.")] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Who is on call: now-ish at --at, or every shift between --from and --to."""
+    from rungs.oncall import on_call, shifts
+
+    policy = _policy_or_exit(policy_file)
+    if schedule is not None and schedule not in policy.schedules:
+        raise _fail(f"unknown schedule '{schedule}' (known: {', '.join(policy.schedules) or 'none'})")
+    chosen = [schedule] if schedule else list(policy.schedules)
+    if (start is None) != (end is None):
+        raise _fail("--from and --to go together")
+    if at is None and start is None:
+        raise _fail("give --at INSTANT, or --from A --to B")
+    try:
+        if start is not None and end is not None:
+            a, b = parse_instant(start), parse_instant(end)
+            if b <= a:
+                raise _fail("--to must be later than --from")
+            result = {
+                sid: [
+                    {"start": format_utc(s.start), "end": format_utc(s.end), "person": s.person,
+                     "source": s.source}  # fmt: skip
+                    for s in shifts(policy.schedules[sid], a, b)
+                ]
+                for sid in chosen
+            }
+        else:
+            t = parse_instant(at or "")
+            result = {}
+            for sid in chosen:
+                found = on_call(policy.schedules[sid], t)
+                result[sid] = {"schedule": sid, "at": format_utc(t), "on_call": list(found.people),
+                               "source": found.source}  # fmt: skip
+    except ValueError as exc:
+        raise _fail(str(exc)) from None
+    if as_json:
+        print(json.dumps(result[schedule] if schedule else result, indent=2))
+        return
+    for sid, value in result.items():
+        table = Table(title=f"schedule {sid}")
+        if isinstance(value, list):
+            for col in ("start", "end", "person", "source"):
+                table.add_column(col)
+            for s in value:
+                table.add_row(s["start"], s["end"], s["person"], str(s["source"]))
+        else:
+            for col in ("at", "on call", "source"):
+                table.add_column(col)
+            table.add_row(value["at"], ", ".join(value["on_call"]) or "nobody", str(value["source"]))
+        out.print(table)
+
+
+def main() -> None:
+    try:
+        app()
+    except BrokenPipeError:  # `rungs ... | head`
+        sys.exit(0)

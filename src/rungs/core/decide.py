@@ -1,0 +1,311 @@
+"""`decide(case, event, now, policy) -> (case, effects)`: the whole of escalation, pure.
+
+No clock, no database, no network: the same function drives the simulator, the live engine
+and replay. A refused action raises `Refused` and changes nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from rungs.core import matrix, rules, sla
+from rungs.core.ctx import Ctx
+from rungs.core.model import Case, Effect, Event, Refused
+from rungs.policy.model import PRIORITIES, Policy, Target
+
+__all__ = ["decide", "open_case", "ACTIONS"]
+
+ACTIVE = ("open", "acknowledged", "pending")
+
+
+def decide(
+    case: Case | None, event: Event, now: int, policy: Policy, *, case_id: str = ""
+) -> tuple[Case, list[Effect]]:
+    """Apply one event at `now`; returns the new case and the effects to carry out."""
+    if event.kind == "open":
+        if case is not None:
+            raise Refused(f"case '{case.id}' is already open")
+        return open_case(case_id, event.data or {}, now, policy)
+    if case is None:
+        raise Refused(f"cannot {event.kind} a case that was never opened", 404)
+    handler = _HANDLERS.get(event.kind)
+    if handler is None:
+        raise Refused(f"unknown action '{event.kind}'", 422, "do")
+    ctx = Ctx(case.copy(), now, policy)
+    handler(ctx, event)
+    if event.kind != "timer":
+        ctx.case.updated_at = now
+    rules.evaluate(ctx)
+    return ctx.case, ctx.effects
+
+
+def open_case(
+    case_id: str, data: dict[str, Any] | Any, now: int, policy: Policy
+) -> tuple[Case, list[Effect]]:
+    """Open a case at level 1 of the most specific matching matrix and notify level 1."""
+    customer_id = data.get("customer")
+    if not customer_id:
+        raise Refused("'customer' is required to open a case", 422, "customer")
+    customer = policy.customer(str(customer_id))
+    if customer is None:
+        raise Refused(
+            f"unknown customer '{customer_id}' (not in the policy, and no default_customer)",
+            422,
+            "customer",
+        )
+    priority = str(data.get("priority") or "P3")
+    if priority not in PRIORITIES:
+        raise Refused(
+            f"unknown priority '{priority}' (use {', '.join(PRIORITIES)})", 422, "priority"
+        )
+    scope = matrix.scope_of(
+        {**data, "priority": priority, "category": data.get("category") or "general"}, customer
+    )
+    wanted = data.get("matrix")
+    if wanted:
+        chosen = next((m for m in policy.matrices if m.id == wanted), None)
+        if chosen is None:
+            raise Refused(f"unknown matrix '{wanted}'", 422, "matrix")
+    else:
+        chosen = matrix.select_matrix(policy, scope)
+        if chosen is None:
+            raise Refused(
+                "no escalation matrix matches this case; add one without 'match'", 422, "customer"
+            )
+    fields = dict(data.get("fields") or {})
+    for key in ("site", "device_group", "device"):
+        if key in scope:
+            fields[key] = scope[key]
+    case = Case(
+        id=case_id,
+        customer=str(customer_id),
+        category=scope["category"],
+        priority=priority,
+        title=str(data.get("title") or ""),
+        matrix=chosen.id,
+        opened_at=now,
+        description=str(data.get("description") or ""),
+        fields=fields,
+        tags=tuple(data.get("tags") or ()),
+        dedup_key=data.get("dedup_key"),
+        epoch_start=now,
+        level_since=now,
+        next_level=2 if len(chosen.levels) > 1 else 0,
+        updated_at=now,
+    )
+    ctx = Ctx(case, now, policy)
+    ctx.record("opened", customer=case.customer, category=case.category, priority=priority,
+               title=case.title, matrix=chosen.id)  # fmt: skip
+    first = chosen.levels[0]
+    ctx.notify_targets(first.notify, 1, "opened", first.fallback)
+    matrix.schedule_next_level(ctx)
+    sla.start(ctx, "first_response")
+    sla.start(ctx, "resolution")
+    rules.evaluate(ctx)
+    return ctx.case, ctx.effects
+
+
+def _allow(ctx: Ctx, action: str, statuses: tuple[str, ...]) -> None:
+    if ctx.case.status not in statuses:
+        raise Refused(f"cannot {action} a case that is {ctx.case.status}")
+
+
+def _acknowledge(ctx: Ctx, ev: Event) -> None:
+    _allow(ctx, "acknowledge", ACTIVE)
+    case = ctx.case
+    if case.acknowledged:
+        raise Refused("the case is already acknowledged")
+    case.acknowledged = True
+    if case.status == "pending":
+        case.resume_status = "acknowledged"
+    else:
+        case.status = "acknowledged"
+    ctx.record("acknowledged", by=ev.by)
+    ctx.cancel("step:")
+    sla.stop(ctx, "first_response")
+
+
+def _respond(ctx: Ctx, ev: Event) -> None:
+    _allow(ctx, "respond to", ACTIVE)
+    ctx.case.responded = True
+    ctx.record("responded", by=ev.by)
+    sla.stop(ctx, "first_response")
+    sla.stop(ctx, "next_response")
+
+
+def _customer_reply(ctx: Ctx, ev: Event) -> None:
+    _allow(ctx, "record a customer reply on", ACTIVE)
+    case = ctx.case
+    ctx.record("customer_replied")
+    if case.status == "pending":
+        _leave_pending(ctx)
+    nr = case.metrics.get("next_response")
+    if case.responded and (nr is None or nr.state in ("idle", "stopped")):
+        sla.start(ctx, "next_response")
+
+
+def _leave_pending(ctx: Ctx) -> None:
+    case = ctx.case
+    case.status = case.resume_status or "open"
+    case.resume_status = None
+    matrix.resume_levels(ctx)
+    sla.resume(ctx)
+
+
+def _pending(ctx: Ctx, ev: Event) -> None:
+    _allow(ctx, "set pending", ("open", "acknowledged"))
+    case = ctx.case
+    case.resume_status = case.status
+    case.status = "pending"
+    ctx.record("pending", by=ev.by)
+    matrix.pause_levels(ctx)
+    sla.pause(ctx, "pending")
+
+
+def _check_reason(ctx: Ctx, reason: str | None) -> None:
+    reasons = ctx.policy.reasons
+    if reasons and reason is None:
+        raise Refused(f"a reason is required (one of: {', '.join(reasons)})", 422, "reason")
+    if reasons and reason not in reasons:
+        raise Refused(
+            f"unknown reason '{reason}' (use one of: {', '.join(reasons)})", 422, "reason"
+        )
+
+
+def _manual(ctx: Ctx, ev: Event, cause: str) -> None:
+    _allow(ctx, "escalate", ACTIVE)
+    _check_reason(ctx, ev.reason)
+    case = ctx.case
+    levels = len(next(m for m in ctx.policy.matrices if m.id == case.matrix).levels)
+    to = ev.to_level if ev.to_level is not None else case.level + 1
+    if isinstance(to, bool) or not isinstance(to, int) or to < 1 or to > levels:
+        if ev.to_level is None:
+            raise Refused(
+                f"the case is already at the last level ({levels}); it cannot escalate further"
+            )
+        raise Refused(
+            f"to_level {ev.to_level!r} is not a level of matrix '{case.matrix}' (1..{levels})",
+            422,
+            "to_level",
+        )
+    if to <= case.level:
+        raise Refused(f"the case is already at level {case.level}; to_level must be higher")
+    matrix.escalate_to(ctx, to, cause, ev.reason, ev.by if cause == "manual" else None)
+
+
+def _escalate(ctx: Ctx, ev: Event) -> None:
+    _manual(ctx, ev, "manual")
+
+
+def _request_escalation(ctx: Ctx, ev: Event) -> None:
+    _manual(ctx, ev, "customer")
+
+
+def parse_target(text: Any, policy: Policy) -> Target:
+    if not isinstance(text, str) or ":" not in text:
+        raise Refused(f"'to' must be 'team:ID' or 'person:ID', not {text!r}", 422, "to")
+    kind, _, ident = text.partition(":")
+    table = {"team": policy.teams, "person": policy.people, "schedule": policy.schedules}.get(kind)
+    if table is None:
+        raise Refused(f"'to' must be 'team:ID' or 'person:ID', not {text!r}", 422, "to")
+    if ident not in table:
+        raise Refused(f"unknown {kind} '{ident}'", 422, "to")
+    return Target(kind, ident)
+
+
+def _assign(ctx: Ctx, ev: Event) -> None:
+    _allow(ctx, "assign", ACTIVE)
+    target = parse_target(ev.to, ctx.policy)
+    ctx.case.assignee = str(target)
+    ctx.record("assigned", to=str(target), by=ev.by)
+    ctx.notify_targets((target,), ctx.case.level, "assigned")
+
+
+def _set_priority(ctx: Ctx, ev: Event) -> None:
+    _allow(ctx, "change the priority of", ACTIVE)
+    if ev.priority not in PRIORITIES:
+        raise Refused(
+            f"unknown priority {ev.priority!r} (use {', '.join(PRIORITIES)})", 422, "priority"
+        )
+    rules.set_priority(ctx, ev.priority, by=ev.by)
+
+
+def _resolve(ctx: Ctx, ev: Event) -> None:
+    _allow(ctx, "resolve", ACTIVE)
+    case = ctx.case
+    if case.level_since is not None:
+        matrix.pause_levels(ctx)
+    case.status = "resolved"
+    case.resume_status = None
+    case.resolved_at = ctx.now
+    ctx.record("resolved", by=ev.by)
+    for name in ("first_response", "next_response", "resolution"):
+        sla.stop(ctx, name)
+    ctx.cancel("")
+
+
+def _reopen(ctx: Ctx, ev: Event) -> None:
+    _allow(ctx, "reopen", ("resolved",))
+    case = ctx.case
+    m = next(m for m in ctx.policy.matrices if m.id == case.matrix)
+    case.status = "open"
+    case.level = 1
+    case.epoch += 1
+    case.epoch_start = ctx.now
+    case.acknowledged = False
+    case.level_acc = 0
+    case.level_since = ctx.now
+    case.next_level = 2 if len(m.levels) > 1 else 0
+    case.repeats = 0
+    case.resolved_at = None
+    ctx.record("reopened", by=ev.by)
+    ctx.notify_targets(m.levels[0].notify, 1, "reopened", m.levels[0].fallback)
+    matrix.schedule_next_level(ctx)
+    sla.reopen(ctx)
+
+
+def _close(ctx: Ctx, ev: Event) -> None:
+    _allow(ctx, "close", ("resolved",))
+    ctx.case.status = "closed"
+    ctx.record("closed", by=ev.by)
+    ctx.cancel("")
+
+
+def _timer(ctx: Ctx, ev: Event) -> None:
+    timer = ev.timer
+    if timer is None:
+        return
+    case = ctx.case
+    key, payload = timer.key, timer.payload
+    if case.status in ("resolved", "closed"):
+        return  # resolve stopped every timer; a late one does nothing
+    if key == "level":
+        matrix.on_level_timer(ctx, payload[0], payload[1])
+    elif key == "repeat":
+        matrix.on_repeat_timer(ctx, payload[0], payload[1])
+    elif key.startswith("sla:"):
+        sla.check(ctx, key[4:])
+    elif key.startswith("step:"):
+        person, via, level, epoch, reason = payload
+        if epoch == case.epoch and not case.acknowledged:
+            ctx.send(person, via, level, reason)
+    # "rule:" timers need nothing more: rules are evaluated after every event
+
+
+_HANDLERS: dict[str, Callable[[Ctx, Event], None]] = {
+    "acknowledge": _acknowledge,
+    "respond": _respond,
+    "customer_reply": _customer_reply,
+    "pending": _pending,
+    "escalate": _escalate,
+    "request_escalation": _request_escalation,
+    "assign": _assign,
+    "set_priority": _set_priority,
+    "resolve": _resolve,
+    "reopen": _reopen,
+    "close": _close,
+    "timer": _timer,
+}
+
+ACTIONS = tuple(k for k in _HANDLERS if k != "timer")

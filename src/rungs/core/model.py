@@ -1,0 +1,227 @@
+"""The case state, the events that reach it and the effects the core asks the shell to carry out.
+
+Everything here is plain data that round-trips through JSON (`to_dict` / `from_dict`), so a case
+can be cut at any instant, stored and continued with the same result.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = [
+    "STATUSES",
+    "Metric",
+    "Case",
+    "Event",
+    "Timer",
+    "Record",
+    "Notify",
+    "ScheduleTimer",
+    "CancelTimers",
+    "CallWebhook",
+    "Effect",
+    "Refused",
+]
+
+STATUSES = ("open", "acknowledged", "pending", "resolved", "closed")
+
+
+class Refused(Exception):
+    """An action the case or the policy does not allow; nothing changes.
+
+    `status` is the HTTP status the API answers with: 409 when the case's state forbids the
+    action, 422 when the input itself is wrong (an unknown reason, customer or level).
+    """
+
+    def __init__(self, message: str, status: int = 409, field: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.status = status
+        self.field = field
+
+
+@dataclass(slots=True)
+class Metric:
+    """One SLA clock: `idle` (not started), `running`, `paused` or `stopped`."""
+
+    state: str = "idle"
+    acc: int = 0
+    since: int = 0
+    passed: tuple[int, ...] = ()  # warn percentages reached (warned, or passed silently)
+    breached: bool = False
+    segments: tuple[tuple[int, int], ...] = ()  # counted stretches of the current measurement
+    started: int = 0
+
+    def copy(self) -> Metric:
+        return Metric(
+            self.state,
+            self.acc,
+            self.since,
+            self.passed,
+            self.breached,
+            self.segments,
+            self.started,
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "state": self.state,
+            "acc": self.acc,
+            "since": self.since,
+            "passed": list(self.passed),
+            "breached": self.breached,
+            "segments": [list(s) for s in self.segments],
+            "started": self.started,
+        }
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Metric:
+        return cls(
+            d["state"],
+            d["acc"],
+            d["since"],
+            tuple(d["passed"]),
+            d["breached"],
+            tuple((a, b) for a, b in d["segments"]),
+            d.get("started", 0),
+        )
+
+
+@dataclass(slots=True)
+class Case:
+    """A case's whole state: what `decide` reads and returns, and what the store persists."""
+
+    id: str
+    customer: str
+    category: str
+    priority: str
+    title: str
+    matrix: str
+    opened_at: int
+    status: str = "open"
+    level: int = 1
+    description: str = ""
+    fields: Mapping[str, Any] = field(default_factory=dict)
+    tags: tuple[str, ...] = ()
+    dedup_key: str | None = None
+    assignee: str | None = None
+    epoch: int = 0  # bumped by every reopen
+    epoch_start: int = 0  # opening or the last reopening
+    acknowledged: bool = False  # since epoch_start
+    responded: bool = False
+    resume_status: str | None = None  # the status a customer reply returns to from pending
+    level_acc: int = 0  # level-timing time counted before level_since
+    level_since: int | None = 0  # None while level timing is paused (pending)
+    next_level: int = 0  # the level the pending level timer is for, 0 for none
+    repeats: int = 0
+    metrics: dict[str, Metric] = field(default_factory=dict)
+    rules_true: frozenset[str] = frozenset()
+    happened: frozenset[str] = frozenset()  # "sla_breached:resolution", "sla_warning:..."
+    seq: int = 0
+    updated_at: int = 0
+    resolved_at: int | None = None
+
+    def copy(self) -> Case:
+        """A copy that `decide` may change without touching the caller's case."""
+        c = Case.__new__(Case)
+        for name in _CASE_FIELDS:
+            object.__setattr__(c, name, getattr(self, name))
+        c.metrics = {k: m.copy() for k, m in self.metrics.items()}
+        return c
+
+    def to_dict(self) -> dict[str, Any]:
+        d = {name: getattr(self, name) for name in _CASE_FIELDS}
+        d["fields"] = dict(self.fields)
+        d["tags"] = list(self.tags)
+        d["metrics"] = {k: m.to_dict() for k, m in self.metrics.items()}
+        d["rules_true"] = sorted(self.rules_true)
+        d["happened"] = sorted(self.happened)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Case:
+        c = cls.__new__(cls)
+        for name in _CASE_FIELDS:
+            object.__setattr__(c, name, d[name])
+        c.fields = dict(d["fields"])
+        c.tags = tuple(d["tags"])
+        c.metrics = {k: Metric.from_dict(m) for k, m in d["metrics"].items()}
+        c.rules_true = frozenset(d["rules_true"])
+        c.happened = frozenset(d["happened"])
+        return c
+
+
+_CASE_FIELDS = tuple(Case.__dataclass_fields__)
+
+
+@dataclass(frozen=True, slots=True)
+class Timer:
+    """A timer as it comes due: what was scheduled, with everything needed to re-check it."""
+
+    key: str
+    due: int
+    payload: tuple[Any, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """One input to a case: a story action, an API call, or a timer coming due."""
+
+    kind: str
+    by: str | None = None
+    reason: str | None = None
+    to_level: int | None = None
+    to: str | None = None
+    priority: str | None = None
+    data: Mapping[str, Any] | None = None  # `open`: customer, category, priority, title, ...
+    timer: Timer | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    """Append a timeline entry (a dict with `at`, `case`, `kind` and the kind's fields)."""
+
+    entry: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Notify:
+    """Send one message: the outbox row. `key` is the idempotency key."""
+
+    case: str
+    person: str
+    channel: str
+    level: int
+    reason: str
+    key: str
+
+
+@dataclass(frozen=True, slots=True)
+class ScheduleTimer:
+    """Schedule (or replace) the case's timer `key`."""
+
+    case: str
+    key: str
+    due: int
+    payload: tuple[Any, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class CancelTimers:
+    """Cancel the case's timers whose key starts with `prefix` (`""`: every timer)."""
+
+    case: str
+    prefix: str
+
+
+@dataclass(frozen=True, slots=True)
+class CallWebhook:
+    case: str
+    url: str
+    body: dict[str, Any]
+    key: str
+
+
+Effect = Record | Notify | ScheduleTimer | CancelTimers | CallWebhook

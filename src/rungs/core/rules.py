@@ -1,0 +1,112 @@
+"""Escalation rules: criteria over the case, edge-triggered actions.
+
+A rule's actions run when its `when` becomes true, and again only after it was false in
+between. Rules are checked after every change; actions may change the case, so checking
+repeats until nothing new fires (bounded, so two rules cannot ping-pong for ever).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rungs.calendar import WALL_CLOCK
+from rungs.core import matrix, sla
+from rungs.core.ctx import Ctx
+from rungs.policy.model import Rule
+
+__all__ = ["evaluate", "set_priority", "MAX_PASSES"]
+
+MAX_PASSES = 8
+
+
+def _value(ctx: Ctx, key: str) -> Any:
+    case = ctx.case
+    if key == "level":
+        return case.level
+    if key == "tier" or key == "partner":
+        customer = ctx.policy.customer(case.customer)
+        return getattr(customer, key) if customer else None
+    if key in ("site", "device_group", "device"):
+        return case.fields.get(key)
+    return getattr(case, key)
+
+
+def _age_ok(ctx: Ctx, rule: Rule) -> bool:
+    """True when the rule has no age condition or the case is old enough; else set a timer."""
+    if rule.age_over is None:
+        return True
+    case = ctx.case
+    ref = case.epoch_start if rule.age_since == "opened" else case.updated_at
+    cal = rule.calendar or WALL_CLOCK
+    if cal.elapsed_us(ref, ctx.now) >= rule.age_over:
+        return True
+    if case.status not in ("resolved", "closed"):
+        ctx.schedule(f"rule:{rule.id}", cal.add_us(ref, rule.age_over), (rule.id, ref))
+    return False
+
+
+def matches(ctx: Ctx, rule: Rule) -> bool:
+    happened = ctx.case.happened
+    for key, allowed in rule.when.items():
+        if key in ("sla_breached", "sla_warning"):
+            if not any(f"{key}:{metric}" in happened for metric in allowed):
+                return False
+        elif _value(ctx, key) not in allowed:
+            return False
+    return _age_ok(ctx, rule)
+
+
+def set_priority(ctx: Ctx, priority: str, **extra: Any) -> None:
+    case = ctx.case
+    if priority == case.priority:
+        return
+    old = case.priority
+    case.priority = priority
+    ctx.record("priority_changed", priority=priority, **{"from": old}, **extra)
+    sla.retarget(ctx)
+
+
+def _run(ctx: Ctx, rule: Rule) -> None:
+    case = ctx.case
+    ctx.record("rule_fired", rule=rule.id)
+    for action in rule.then:
+        if action.kind == "notify":
+            ctx.notify_targets(action.targets, case.level, f"rule:{rule.id}")
+        elif action.kind == "assign":
+            target = action.targets[0]
+            case.assignee = str(target)
+            ctx.record("assigned", to=str(target), rule=rule.id)
+            ctx.notify_targets(action.targets, case.level, "assigned")
+        elif action.kind == "escalate":
+            levels = len(next(m for m in ctx.policy.matrices if m.id == case.matrix).levels)
+            to = action.to_level or case.level + 1
+            if case.level < to <= levels and case.status not in ("resolved", "closed"):
+                matrix.escalate_to(ctx, to, "rule", rule=rule.id)
+        elif action.kind == "set_priority":
+            set_priority(ctx, action.priority or case.priority, rule=rule.id)
+        elif action.kind == "webhook":
+            ctx.webhook(
+                action.url or "",
+                {"case": case.id, "rule": rule.id, "at": ctx.now, "level": case.level},
+            )
+
+
+def evaluate(ctx: Ctx) -> None:
+    rules = ctx.policy.rules
+    if not rules:
+        return
+    case = ctx.case
+    for _ in range(MAX_PASSES):
+        fired = False
+        for rule in rules:
+            now_true = matches(ctx, rule)
+            was_true = rule.id in case.rules_true
+            if now_true and not was_true:
+                case.rules_true = case.rules_true | {rule.id}
+                _run(ctx, rule)
+                fired = True
+            elif was_true and not now_true:
+                case.rules_true = case.rules_true - {rule.id}
+        if not fired:
+            return
+    ctx.record("rule_loop", note=f"rules still firing after {MAX_PASSES} passes; stopped")

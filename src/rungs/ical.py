@@ -1,0 +1,54 @@
+"""iCalendar export of on-call shifts, so people can subscribe to their rota.
+
+Output is deterministic for the same input: UIDs derive from the schedule, the shift start
+and the person, and DTSTAMP is the shift start unless the caller passes a `stamp` (this
+module never reads a clock). Times are written in UTC; calendar clients show them locally.
+"""
+
+from __future__ import annotations
+
+from icalendar import Calendar, Event
+
+from rungs.instant import from_us
+from rungs.oncall import Schedule, Shift
+
+__all__ = ["to_ical"]
+
+PRODID = "-//rungs//on-call schedule//EN"
+
+
+def to_ical(
+    schedule: Schedule,
+    shifts: list[Shift],
+    *,
+    person: str | None = None,
+    name: str | None = None,
+    stamp: int | None = None,
+) -> bytes:
+    """A VCALENDAR with one VEVENT per shift, only `person`'s when given.
+
+    `name` becomes X-WR-CALNAME (default: the schedule id, plus the person when filtered);
+    `stamp` (µs) becomes every event's DTSTAMP, defaulting to the event's own start so that
+    re-exporting an unchanged rota yields identical bytes.
+    """
+    cal = Calendar()
+    cal.add("prodid", PRODID)
+    cal.add("version", "2.0")
+    cal.add("calscale", "GREGORIAN")
+    default_name = f"On call: {schedule.id}" + (f" ({person})" if person else "")
+    cal.add("x-wr-calname", name or default_name)
+    cal.add("x-wr-timezone", schedule.timezone)
+    for shift in shifts:
+        if person is not None and shift.person != person:
+            continue
+        event = Event()
+        event.add("uid", f"{schedule.id}-{shift.start}-{shift.person}@rungs")
+        event.add("dtstamp", from_us(shift.start if stamp is None else stamp))
+        event.add("dtstart", from_us(shift.start))
+        event.add("dtend", from_us(shift.end))
+        event.add("summary", f"On call: {shift.person} ({schedule.id})")
+        origin = "override" if shift.source == "override" else f"layer {shift.source}"
+        event.add("description", f"Source: {origin}")
+        event.add("categories", ["on-call"])
+        cal.add_component(event)
+    return cal.to_ical()

@@ -1,0 +1,48 @@
+"""Escalation as code: load, validate and compile a policy file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from rungs.policy.compile import compile_policy
+from rungs.policy.loader import Located, Problem, load_yaml
+from rungs.policy.model import Policy
+
+__all__ = ["Policy", "PolicyError", "Problem", "load_policy", "load_policy_text", "validate_file"]
+
+
+class PolicyError(ValueError):
+    """A policy with errors; `problems` lists every one, located."""
+
+    def __init__(self, problems: list[Problem]) -> None:
+        self.problems = problems
+        super().__init__("\n".join(str(p) for p in problems if p.severity == "error"))
+
+
+def load_policy_text(
+    text: str, file: str = "<policy>", folder: str = "."
+) -> tuple[Policy | None, list[Problem]]:
+    """Compile policy text; returns the policy (None on any error) and every problem."""
+    loc: Located = load_yaml(text, file)
+    policy = compile_policy(loc, folder) if loc.data is not None else None
+    if loc.data is None and not loc.problems:
+        loc.problem((), "the policy is empty")
+    return policy, sorted(loc.problems, key=lambda p: (p.line, p.col))
+
+
+def validate_file(path: str | Path) -> tuple[Policy | None, list[Problem]]:
+    """Read and compile a policy file; an unreadable file is a problem, not an exception."""
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        return None, [Problem(str(path), 1, 1, f"cannot read file: {exc}")]
+    return load_policy_text(text, str(path), str(p.parent))
+
+
+def load_policy(path: str | Path) -> Policy:
+    """Compile a policy file or raise `PolicyError` with every problem."""
+    policy, problems = validate_file(path)
+    if policy is None:
+        raise PolicyError(problems)
+    return policy

@@ -1,0 +1,984 @@
+"""Validate plain policy data and compile it into `rungs.policy.model` objects.
+
+Every problem is collected (never the first only), each pointing at the offending value.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import date
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from rungs.calendar import WALL_CLOCK, Calendar, check_holidays
+from rungs.hours import DAYS, HoursError, overlaps, parse_spans
+from rungs.instant import DurationError, parse_duration, parse_instant
+from rungs.oncall import Layer, Override, Schedule, layer_error
+from rungs.policy.loader import Located, Path
+from rungs.policy.model import (
+    CHANNELS,
+    DEFAULT_STEPS,
+    METRICS,
+    PRIORITIES,
+    Action,
+    Customer,
+    Integration,
+    Level,
+    Matrix,
+    NotifyStep,
+    Partner,
+    Person,
+    Policy,
+    Repeat,
+    Rule,
+    SlaPolicy,
+    SlaTargets,
+    Target,
+    Team,
+)
+
+__all__ = ["compile_policy"]
+
+SECTIONS = (
+    "version", "timezone", "calendars", "people", "teams", "partners", "customers",
+    "default_customer", "sla_policies", "reasons", "matrices", "rules", "schedules",
+    "integrations", "channels", "links",
+)  # fmt: skip
+MATCH_KEYS = (
+    "customer", "partner", "tier", "site", "device_group", "device", "category", "priority",
+)  # fmt: skip
+RULE_KEYS = (
+    "customer", "partner", "tier", "site", "device_group", "device", "category", "priority",
+    "status", "level", "assignee", "sla_breached", "sla_warning",
+)  # fmt: skip
+STATUSES = ("open", "acknowledged", "pending", "resolved", "closed")
+FORMATS = ("pagerduty", "alertmanager", "opsgenie", "events", "heartbeat")
+DEFAULT_RESOLUTION = parse_duration("30d")
+_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
+
+
+class _Reader:
+    """Typed access to located data that records a problem instead of raising."""
+
+    def __init__(self, loc: Located) -> None:
+        self.loc = loc
+        self._entries: dict[str, list[tuple[str, dict, Path]]] = {}
+
+    def err(self, path: Path, message: str, *, key: bool = False) -> None:
+        self.loc.problem(path, message, key=key)
+
+    def warn(self, path: Path, message: str) -> None:
+        self.loc.problem(path, message, warning=True)
+
+    def mapping(self, value: Any, path: Path, what: str) -> dict[str, Any] | None:
+        if isinstance(value, dict):
+            return value
+        self.err(path, f"{what} must be a mapping, not {_kind(value)}")
+        return None
+
+    def fields(
+        self, value: Any, path: Path, what: str, allowed: tuple[str, ...], required: tuple[str, ...]
+    ) -> dict[str, Any] | None:
+        m = self.mapping(value, path, what)
+        if m is None:
+            return None
+        for k in m:
+            if k not in allowed:
+                self.err((*path, k), f"unknown field '{k}' in {what}", key=True)
+        for k in required:
+            if k not in m:
+                self.err(path, f"{what} is missing '{k}'")
+        return m
+
+    def string(self, m: dict[str, Any], key: str, path: Path, *, default: Any = None) -> Any:
+        v = m.get(key, default)
+        if key in m and not isinstance(v, str):
+            if isinstance(v, int | float) and not isinstance(v, bool):
+                return str(v)
+            self.err((*path, key), f"'{key}' must be a string, not {_kind(v)}")
+            return default
+        return v
+
+    def duration(self, m: dict[str, Any], key: str, path: Path, *, default: int | None = None):
+        if key not in m:
+            return default
+        try:
+            return parse_duration(m[key])
+        except DurationError as exc:
+            self.err((*path, key), str(exc))
+            return default
+
+    def strings(self, value: Any, path: Path, what: str) -> list[str]:
+        if isinstance(value, str):
+            return [value]
+        if not isinstance(value, list):
+            self.err(path, f"{what} must be a list, not {_kind(value)}")
+            return []
+        out = []
+        for i, v in enumerate(value):
+            if isinstance(v, str | int) and not isinstance(v, bool):
+                out.append(str(v))
+            else:
+                self.err((*path, i), f"{what} entries must be strings, not {_kind(v)}")
+        return out
+
+    def entries(self, section: str, data: dict[str, Any]) -> list[tuple[str, dict, Path]]:
+        """A section given as a list of `{id: ...}` or as a mapping `id -> {...}` (read once)."""
+        if section not in self._entries:
+            self._entries[section] = self._read_entries(section, data)
+        return self._entries[section]
+
+    def _read_entries(self, section: str, data: dict[str, Any]) -> list[tuple[str, dict, Path]]:
+        value = data.get(section)
+        path: Path = (section,)
+        if value is None:
+            return []
+        out: list[tuple[str, dict, Path]] = []
+        seen: dict[str, Path] = {}
+        if isinstance(value, dict):
+            items = [(k, v, (*path, k), True) for k, v in value.items()]
+        elif isinstance(value, list):
+            items = [(None, v, (*path, i), False) for i, v in enumerate(value)]
+        else:
+            self.err(path, f"'{section}' must be a list or a mapping, not {_kind(value)}")
+            return []
+        for key, v, p, keyed in items:
+            if not isinstance(v, dict):
+                self.err(p, f"each entry of '{section}' must be a mapping, not {_kind(v)}")
+                continue
+            if keyed:
+                ident = str(key)
+                if "id" in v and str(v["id"]) != ident:
+                    self.err((*p, "id"), f"id '{v['id']}' differs from its key '{ident}'")
+                id_path = p
+            else:
+                if "id" not in v:
+                    self.err(p, f"an entry of '{section}' is missing 'id'")
+                    continue
+                ident = str(v["id"])
+                id_path = (*p, "id")
+            if not _ID.match(ident):
+                self.err(id_path, f"id '{ident}' may hold only letters, digits, '_', '-', '.'")
+            if ident in seen:
+                self.err(id_path, f"duplicate id '{ident}' in '{section}'", key=keyed)
+                continue
+            seen[ident] = p
+            out.append((ident, v, p))
+        return out
+
+
+def _kind(v: Any) -> str:
+    if v is None:
+        return "nothing"
+    return {dict: "a mapping", list: "a list", str: "a string", bool: "a boolean"}.get(
+        type(v), f"a {type(v).__name__}"
+    )
+
+
+def _zone(r: _Reader, value: Any, path: Path) -> str | None:
+    if not isinstance(value, str):
+        r.err(path, f"time zone must be a string such as 'Europe/Berlin', not {_kind(value)}")
+        return None
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        r.err(path, f"unknown time zone '{value}'")
+        return None
+    return value
+
+
+def _hours(r: _Reader, value: Any, path: Path) -> tuple[bool, dict[int, tuple] | None]:
+    """(ok, hours) where hours None means 24x7."""
+    if isinstance(value, str):
+        if value.strip().lower() == "24x7":
+            return True, None
+        r.err(path, f"hours must be '24x7' or a map of weekdays to spans, not '{value}'")
+        return False, {}
+    m = r.mapping(value, path, "hours")
+    if m is None:
+        return False, {}
+    hours: dict[int, tuple] = {}
+    ok = True
+    for key, text in m.items():
+        if key not in DAYS:
+            r.err((*path, key), f"unknown weekday '{key}' (use {', '.join(DAYS)})", key=True)
+            ok = False
+            continue
+        if text is None:
+            hours[DAYS.index(key)] = ()
+            continue
+        try:
+            hours[DAYS.index(key)] = parse_spans(str(text))
+        except HoursError as exc:
+            r.err((*path, key), str(exc))
+            ok = False
+    for day, message in overlaps(hours):
+        r.err((*path, DAYS[day]), message)
+        ok = False
+    return ok, hours
+
+
+def _target(r: _Reader, value: Any, path: Path, known: dict[str, set[str]]) -> Target | None:
+    if not isinstance(value, str) or ":" not in value:
+        r.err(path, f"target must be 'person:ID', 'team:ID' or 'schedule:ID', not {value!r}")
+        return None
+    kind, _, ident = value.partition(":")
+    if kind not in ("person", "team", "schedule"):
+        r.err(path, f"unknown target kind '{kind}' in '{value}' (use person, team or schedule)")
+        return None
+    plural = {"person": "people", "team": "teams", "schedule": "schedules"}[kind]
+    if ident not in known[plural]:
+        r.err(path, f"unknown {kind} '{ident}' in target '{value}'")
+        return None
+    return Target(kind, ident)
+
+
+def _targets(r: _Reader, value: Any, path: Path, known: dict[str, set[str]]) -> tuple[Target, ...]:
+    items = value if isinstance(value, list) else [value]
+    out = []
+    for i, v in enumerate(items):
+        t = _target(r, v, (*path, i) if isinstance(value, list) else path, known)
+        if t is not None:
+            out.append(t)
+    return tuple(out)
+
+
+def compile_policy(loc: Located, folder: str = ".") -> Policy | None:
+    """Compile located data; problems go to `loc.problems`; None when any error was found."""
+    r = _Reader(loc)
+    data = loc.data
+    if data is None:
+        if not loc.problems:
+            r.err((), "the policy is empty")
+        return None
+    if not isinstance(data, dict):
+        r.err((), f"a policy must be a mapping of sections, not {_kind(data)}")
+        return None
+    for k in data:
+        if k not in SECTIONS:
+            r.err((k,), f"unknown section '{k}' (known: {', '.join(SECTIONS)})", key=True)
+    version = data.get("version", 1)
+    if version != 1:
+        r.err(("version",), f"unsupported policy version {version!r} (this Rungs reads 1)")
+    tz = _zone(r, data.get("timezone", "UTC"), ("timezone",)) or "UTC"
+
+    known = {
+        s: {ident for ident, _, _ in r.entries(s, data)}
+        for s in ("people", "teams", "schedules", "customers", "partners", "calendars")
+    }
+    known["sla_policies"] = {ident for ident, _, _ in r.entries("sla_policies", data)}
+    known["matrices"] = {ident for ident, _, _ in r.entries("matrices", data)}
+
+    calendars = _calendars(r, data)
+    people = _people(r, data)
+    schedules = _schedules(r, data, known)
+    teams = _teams(r, data, known)
+    partners = _partners(r, data, known)
+    sla = _sla_policies(r, data, calendars)
+    customers, default_customer = _customers(r, data, known)
+    reasons = (
+        tuple(r.strings(data["reasons"], ("reasons",), "reasons")) if "reasons" in data else ()
+    )
+    matrices = _matrices(r, data, calendars, known)
+    rules = _rules(r, data, calendars, known)
+    integrations = _integrations(r, data, known)
+    channels = r.mapping(data.get("channels", {}), ("channels",), "channels") or {}
+    links = _links(r, data)
+    _warn_unstaffed(r, matrices, teams, schedules)
+
+    if any(p.severity == "error" for p in loc.problems):
+        return None
+    return Policy(
+        version=1,
+        timezone=tz,
+        calendars=calendars,
+        people=people,
+        teams=teams,
+        partners=partners,
+        customers=customers,
+        sla_policies=sla,
+        matrices=matrices,
+        rules=rules,
+        reasons=reasons,
+        schedules=schedules,
+        integrations=integrations,
+        default_customer=default_customer,
+        channels=channels,
+        links=links,
+        source=loc.file,
+        folder=folder,
+    )
+
+
+def _calendars(r: _Reader, data: dict) -> dict[str, Calendar]:
+    out: dict[str, Calendar] = {}
+    for ident, m, p in r.entries("calendars", data):
+        m = r.fields(
+            m, p, f"calendar '{ident}'", ("id", "name", "timezone", "hours", "holidays"), ("hours",)
+        )
+        if m is None:
+            continue
+        tz = _zone(r, m.get("timezone", "UTC"), (*p, "timezone"))
+        ok, hours = _hours(r, m.get("hours", "24x7"), (*p, "hours"))
+        country = subdiv = None
+        dates: set[date] = set()
+        if "holidays" in m:
+            hp = (*p, "holidays")
+            h = r.fields(m["holidays"], hp, "holidays", ("country", "subdivision", "dates"), ())
+            if h is not None:
+                country = r.string(h, "country", hp)
+                subdiv = r.string(h, "subdivision", hp)
+                if country is not None:
+                    msg = check_holidays(country, subdiv)
+                    if msg:
+                        bad = "subdivision" if "subdivision" in msg and subdiv else "country"
+                        r.err((*hp, bad), msg)
+                        ok = False
+                elif subdiv is not None:
+                    r.err((*hp, "subdivision"), "a holiday subdivision needs a 'country'")
+                for i, d in enumerate(h.get("dates") or []):
+                    parsed = _date(d)
+                    if parsed is None:
+                        r.err((*hp, "dates", i), f"holiday date {d!r} is not YYYY-MM-DD")
+                        ok = False
+                    else:
+                        dates.add(parsed)
+        if ok and tz:
+            out[ident] = Calendar(ident, tz, hours, country, subdiv, frozenset(dates))
+    return out
+
+
+def _date(v: Any) -> date | None:
+    if isinstance(v, date):
+        return v
+    try:
+        return date.fromisoformat(str(v))
+    except ValueError:
+        return None
+
+
+def _people(r: _Reader, data: dict) -> dict[str, Person]:
+    out: dict[str, Person] = {}
+    allowed = ("id", "name", "contacts", "notify", "timezone", "email")
+    for ident, m, p in r.entries("people", data):
+        m = r.fields(m, p, f"person '{ident}'", allowed, ())
+        if m is None:
+            continue
+        contacts: dict[str, str] = {}
+        if "contacts" in m:
+            c = r.mapping(m["contacts"], (*p, "contacts"), "contacts") or {}
+            for k, v in c.items():
+                if k not in CHANNELS:
+                    r.err(
+                        (*p, "contacts", k),
+                        f"unknown contact method '{k}' (use {', '.join(CHANNELS)})",
+                        key=True,
+                    )
+                elif not isinstance(v, str) or not v:
+                    r.err((*p, "contacts", k), f"contact '{k}' must be a non-empty string")
+                else:
+                    contacts[k] = v
+        if isinstance(m.get("email"), str):
+            contacts.setdefault("email", m["email"])
+        steps = DEFAULT_STEPS
+        if "notify" in m:
+            np_ = (*p, "notify")
+            raw = m["notify"] if isinstance(m["notify"], list) else None
+            if raw is None:
+                r.err(np_, "notify must be a list of {after, via} steps")
+                raw = []
+            parsed = []
+            for i, s in enumerate(raw):
+                sp = (*np_, i)
+                s = r.fields(s, sp, "notification step", ("after", "via"), ("via",))
+                if s is None:
+                    continue
+                after = r.duration(s, "after", sp, default=0)
+                via = s.get("via")
+                if via not in CHANNELS:
+                    r.err((*sp, "via"), f"unknown channel '{via}' (use {', '.join(CHANNELS)})")
+                    continue
+                if via not in contacts:
+                    r.err((*sp, "via"), f"person '{ident}' has no '{via}' contact for this step")
+                    continue
+                parsed.append(NotifyStep(after, via))
+            steps = tuple(sorted(parsed, key=lambda s: s.after))
+        elif "email" not in contacts:
+            r.err(
+                p,
+                f"person '{ident}' has no email contact for the default rule (email at once); add contacts.email or notify steps",
+            )
+        tzname = _zone(r, m["timezone"], (*p, "timezone")) if "timezone" in m else None
+        out[ident] = Person(ident, str(m.get("name", ident)), contacts, steps, tzname)
+    return out
+
+
+def _teams(r: _Reader, data: dict, known: dict[str, set[str]]) -> dict[str, Team]:
+    out: dict[str, Team] = {}
+    for ident, m, p in r.entries("teams", data):
+        m = r.fields(m, p, f"team '{ident}'", ("id", "name", "members", "schedule", "skills"), ())
+        if m is None:
+            continue
+        members = r.strings(m.get("members", []), (*p, "members"), "members")
+        for i, who in enumerate(members):
+            if who not in known["people"]:
+                r.err((*p, "members", i), f"unknown person '{who}' in team '{ident}'")
+        schedule = r.string(m, "schedule", p)
+        if schedule is not None and schedule not in known["schedules"]:
+            r.err((*p, "schedule"), f"unknown schedule '{schedule}' for team '{ident}'")
+        if not members and schedule is None:
+            r.err(p, f"team '{ident}' has neither members nor a schedule")
+        skills = tuple(r.strings(m.get("skills", []), (*p, "skills"), "skills"))
+        out[ident] = Team(ident, str(m.get("name", ident)), tuple(members), schedule, skills)
+    return out
+
+
+def _partners(r: _Reader, data: dict, known: dict[str, set[str]]) -> dict[str, Partner]:
+    out = {}
+    for ident, m, p in r.entries("partners", data):
+        m = r.fields(m, p, f"partner '{ident}'", ("id", "name", "sla"), ())
+        if m is None:
+            continue
+        sla = r.string(m, "sla", p)
+        if sla is not None and sla not in known["sla_policies"]:
+            r.err((*p, "sla"), f"unknown SLA policy '{sla}' for partner '{ident}'")
+        out[ident] = Partner(ident, str(m.get("name", ident)), sla)
+    return out
+
+
+def _customer(
+    r: _Reader, ident: str, m: dict, p: Path, known: dict[str, set[str]]
+) -> Customer | None:
+    allowed = (
+        "id",
+        "name",
+        "tier",
+        "value",
+        "sla",
+        "partner",
+        "sites",
+        "device_groups",
+        "timezone",
+    )
+    m = r.fields(m, p, f"customer '{ident}'", allowed, ())
+    if m is None:
+        return None
+    sla = r.string(m, "sla", p)
+    if sla is not None and sla not in known["sla_policies"]:
+        r.err((*p, "sla"), f"unknown SLA policy '{sla}' for customer '{ident}'")
+    partner = r.string(m, "partner", p)
+    if partner is not None and partner not in known["partners"]:
+        r.err((*p, "partner"), f"unknown partner '{partner}' for customer '{ident}'")
+    value = m.get("value")
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)):
+        r.err((*p, "value"), f"customer value must be a number, not {_kind(value)}")
+        value = None
+
+    def ids(key: str) -> tuple[str, ...]:
+        raw = m.get(key, [])
+        if isinstance(raw, list):
+            return tuple(str(x["id"]) if isinstance(x, dict) and "id" in x else str(x) for x in raw)
+        r.err((*p, key), f"'{key}' must be a list")
+        return ()
+
+    tier = r.string(m, "tier", p)
+    return Customer(
+        ident,
+        str(m.get("name", ident)),
+        tier,
+        value,
+        sla,
+        partner,
+        ids("sites"),
+        ids("device_groups"),
+    )
+
+
+def _customers(
+    r: _Reader, data: dict, known: dict[str, set[str]]
+) -> tuple[dict[str, Customer], Customer | None]:
+    out = {}
+    for ident, m, p in r.entries("customers", data):
+        c = _customer(r, ident, m, p, known)
+        if c is not None:
+            out[ident] = c
+    default = None
+    if "default_customer" in data:
+        default = _customer(r, "default", data["default_customer"], ("default_customer",), known)
+    return out, default
+
+
+def _sla_policies(r: _Reader, data: dict, calendars: dict[str, Calendar]) -> dict[str, SlaPolicy]:
+    out = {}
+    for ident, m, p in r.entries("sla_policies", data):
+        m = r.fields(
+            m,
+            p,
+            f"SLA policy '{ident}'",
+            ("id", "name", "calendar", "warn_at", "pause_on", "targets"),
+            ("targets",),
+        )
+        if m is None:
+            continue
+        cal = _calendar_ref(r, m, p, calendars, data)
+        warn = m.get("warn_at", [])
+        warn_at: list[int] = []
+        if not isinstance(warn, list):
+            r.err((*p, "warn_at"), "warn_at must be a list of percentages")
+            warn = []
+        for i, w in enumerate(warn):
+            if isinstance(w, bool) or not isinstance(w, int) or not 0 < w < 100:
+                r.err(
+                    (*p, "warn_at", i),
+                    f"warn_at entries must be whole percentages between 1 and 99, not {w!r}",
+                )
+            else:
+                warn_at.append(w)
+        pause_on = r.strings(m.get("pause_on", []), (*p, "pause_on"), "pause_on")
+        for i, s in enumerate(pause_on):
+            if s not in ("pending",):
+                r.err((*p, "pause_on", i), f"cannot pause on status '{s}' (only 'pending')")
+        targets: dict[str, SlaTargets] = {}
+        tp = (*p, "targets")
+        tm = r.mapping(m.get("targets"), tp, "targets") or {}
+        for prio, t in tm.items():
+            pp = (*tp, prio)
+            if prio not in PRIORITIES:
+                r.err(pp, f"unknown priority '{prio}' (use {', '.join(PRIORITIES)})", key=True)
+                continue
+            t = r.fields(t, pp, f"targets for {prio}", METRICS, ())
+            if t is None:
+                continue
+            vals = {k: r.duration(t, k, pp) for k in METRICS}
+            for k, v in vals.items():
+                if v is not None and v <= 0:
+                    r.err((*pp, k), f"target '{k}' must be longer than zero")
+            if vals["resolution"] is None:
+                vals["resolution"] = DEFAULT_RESOLUTION
+            targets[prio] = SlaTargets(**vals)
+        if cal is not None:
+            out[ident] = SlaPolicy(
+                ident, cal, tuple(sorted(set(warn_at))), frozenset(pause_on), targets
+            )
+    return out
+
+
+def _calendar_ref(
+    r: _Reader, m: dict, p: Path, calendars: dict[str, Calendar], data: dict
+) -> Calendar | None:
+    """The named calendar, wall-clock time when none is named, None when it is unusable."""
+    name = r.string(m, "calendar", p)
+    if name is None:
+        return WALL_CLOCK
+    if name in calendars:
+        return calendars[name]
+    if name not in {ident for ident, _, _ in r.entries("calendars", data)}:
+        r.err((*p, "calendar"), f"unknown calendar '{name}'")
+    return None  # declared but broken: its own errors are already reported
+
+
+def _matrices(
+    r: _Reader, data: dict, calendars: dict[str, Calendar], known: dict[str, set[str]]
+) -> tuple[Matrix, ...]:
+    out = []
+    for order, (ident, m, p) in enumerate(r.entries("matrices", data)):
+        m = r.fields(
+            m,
+            p,
+            f"matrix '{ident}'",
+            ("id", "name", "match", "calendar", "levels", "repeat"),
+            ("levels",),
+        )
+        if m is None:
+            continue
+        match: dict[str, frozenset[str]] = {}
+        if "match" in m:
+            mp = (*p, "match")
+            mm = r.mapping(m["match"], mp, "match") or {}
+            for k, v in mm.items():
+                if k not in MATCH_KEYS:
+                    r.err(
+                        (*mp, k),
+                        f"unknown match field '{k}' (use {', '.join(MATCH_KEYS)})",
+                        key=True,
+                    )
+                    continue
+                vals = r.strings(v, (*mp, k), f"match '{k}'")
+                _check_refs(r, k, vals, (*mp, k), known)
+                match[k] = frozenset(vals)
+        cal = _calendar_ref(r, m, p, calendars, data)
+        levels = _levels(r, m.get("levels"), (*p, "levels"), known)
+        repeat = None
+        if "repeat" in m:
+            rp = (*p, "repeat")
+            rm = r.fields(m["repeat"], rp, "repeat", ("every", "times"), ("every", "times"))
+            if rm is not None:
+                every = r.duration(rm, "every", rp)
+                times = rm.get("times")
+                if isinstance(times, bool) or not isinstance(times, int) or times < 1:
+                    r.err((*rp, "times"), "repeat times must be a whole number of at least 1")
+                elif every is not None and every > 0:
+                    repeat = Repeat(every, times)
+                elif every is not None:
+                    r.err((*rp, "every"), "repeat every must be longer than zero")
+        if cal is not None and levels:
+            out.append(Matrix(ident, match, levels, cal, repeat, order))
+    return tuple(out)
+
+
+def _check_refs(
+    r: _Reader, key: str, vals: list[str], path: Path, known: dict[str, set[str]]
+) -> None:
+    table = {"customer": "customers", "partner": "partners"}.get(key)
+    for i, v in enumerate(vals):
+        if table and v not in known[table]:
+            r.err((*path, i) if len(vals) > 1 else path, f"unknown {key} '{v}'")
+        if key == "priority" and v not in PRIORITIES:
+            r.err(
+                (*path, i) if len(vals) > 1 else path,
+                f"unknown priority '{v}' (use {', '.join(PRIORITIES)})",
+            )
+
+
+def _levels(r: _Reader, value: Any, path: Path, known: dict[str, set[str]]) -> tuple[Level, ...]:
+    if not isinstance(value, list) or not value:
+        r.err(path, "levels must be a non-empty list")
+        return ()
+    out = []
+    prev_after: int | None = None
+    for i, lv in enumerate(value):
+        lp = (*path, i)
+        lv = r.fields(
+            lv, lp, f"level {i + 1}", ("name", "after", "unless", "notify", "fallback"), ("notify",)
+        )
+        if lv is None:
+            continue
+        after = r.duration(lv, "after", lp, default=0)
+        if i > 0 and "after" not in lv:
+            r.err(lp, f"level {i + 1} is missing 'after' (how long before it escalates)")
+        elif i == 0 and after:
+            r.err((*lp, "after"), "level 1 is notified at once and takes no 'after'")
+        elif i > 0 and after is not None and prev_after is not None and after <= prev_after:
+            r.err((*lp, "after"), f"level {i + 1} 'after' must be later than level {i}'s")
+        unless = lv.get("unless", "acknowledged")
+        if unless not in ("acknowledged", "resolved"):
+            r.err((*lp, "unless"), f"unless must be 'acknowledged' or 'resolved', not {unless!r}")
+        targets = _targets(r, lv.get("notify", []), (*lp, "notify"), known)
+        if "notify" in lv and not lv["notify"]:
+            r.err((*lp, "notify"), f"level {i + 1} notifies nobody")
+        fallback = (
+            _target(r, lv["fallback"], (*lp, "fallback"), known) if "fallback" in lv else None
+        )
+        if after is not None:
+            prev_after = after
+        out.append(
+            Level(i + 1, str(lv.get("name", f"L{i + 1}")), after or 0, unless, targets, fallback)
+        )
+    return tuple(out) if len(out) == len(value) else ()
+
+
+def _when_values(
+    r: _Reader, key: str, v: Any, path: Path, known: dict[str, set[str]]
+) -> frozenset[Any] | None:
+    if key == "level":
+        items = v if isinstance(v, list) else [v]
+        if not all(isinstance(x, int) and not isinstance(x, bool) and x >= 1 for x in items):
+            r.err(path, "level must be a whole number or a list of them")
+            return None
+        return frozenset(items)
+    vals = r.strings(v, path, f"when '{key}'")
+    if key in ("sla_breached", "sla_warning"):
+        for i, x in enumerate(vals):
+            if x not in METRICS:
+                r.err(
+                    (*path, i) if isinstance(v, list) else path,
+                    f"unknown SLA metric '{x}' (use {', '.join(METRICS)})",
+                )
+    elif key == "status":
+        for i, x in enumerate(vals):
+            if x not in STATUSES:
+                r.err(
+                    (*path, i) if isinstance(v, list) else path,
+                    f"unknown status '{x}' (use {', '.join(STATUSES)})",
+                )
+    else:
+        _check_refs(r, key, vals, path, known)
+    return frozenset(vals)
+
+
+def _rules(
+    r: _Reader, data: dict, calendars: dict[str, Calendar], known: dict[str, set[str]]
+) -> tuple[Rule, ...]:
+    out = []
+    for ident, m, p in r.entries("rules", data):
+        m = r.fields(m, p, f"rule '{ident}'", ("id", "name", "when", "then", "calendar"), ("then",))
+        if m is None:
+            continue
+        when: dict[str, frozenset[Any]] = {}
+        age_over = None
+        since = "opened"
+        wp = (*p, "when")
+        wm = r.mapping(m.get("when", {}), wp, "when") or {}
+        for k, v in wm.items():
+            if k == "age_over":
+                age_over = r.duration(wm, k, wp)
+            elif k == "age_since":
+                if v not in ("opened", "updated"):
+                    r.err((*wp, k), "age_since must be 'opened' or 'updated'")
+                since = v
+            elif k not in RULE_KEYS:
+                r.err(
+                    (*wp, k),
+                    f"unknown condition '{k}' (use {', '.join((*RULE_KEYS, 'age_over'))})",
+                    key=True,
+                )
+            else:
+                vals = _when_values(r, k, v, (*wp, k), known)
+                if vals is not None:
+                    when[k] = vals
+        cal = _calendar_ref(r, m, p, calendars, data) if "calendar" in m else None
+        actions = _actions(r, m.get("then"), (*p, "then"), known)
+        out.append(Rule(ident, when, actions, age_over, since, cal))
+    return tuple(out)
+
+
+def _actions(r: _Reader, value: Any, path: Path, known: dict[str, set[str]]) -> tuple[Action, ...]:
+    items = value if isinstance(value, list) else [value] if isinstance(value, dict) else None
+    if not items:
+        r.err(path, "then must be a non-empty list of actions")
+        return ()
+    out = []
+    for i, a in enumerate(items):
+        ap = (*path, i) if isinstance(value, list) else path
+        if not isinstance(a, dict) or len(a) != 1:
+            r.err(
+                ap,
+                "each action is a mapping with one key: notify, assign, escalate, set_priority or webhook",
+            )
+            continue
+        ((kind, v),) = a.items()
+        kp = (*ap, kind)
+        if kind == "notify":
+            out.append(Action("notify", targets=_targets(r, v, kp, known)))
+        elif kind == "assign":
+            t = _target(r, v, kp, known)
+            if t is not None:
+                out.append(Action("assign", targets=(t,)))
+        elif kind == "escalate":
+            to_level = None
+            if isinstance(v, dict):
+                extra = [k for k in v if k != "to_level"]
+                for k in extra:
+                    r.err((*kp, k), f"unknown field '{k}' in escalate", key=True)
+                to_level = v.get("to_level")
+            elif v is not None:
+                to_level = v
+            if to_level is not None and (
+                isinstance(to_level, bool) or not isinstance(to_level, int) or to_level < 2
+            ):
+                r.err(
+                    kp, f"escalate to_level must be a level number of at least 2, not {to_level!r}"
+                )
+                continue
+            out.append(Action("escalate", to_level=to_level))
+        elif kind == "set_priority":
+            if v not in PRIORITIES:
+                r.err(kp, f"unknown priority {v!r} (use {', '.join(PRIORITIES)})")
+                continue
+            out.append(Action("set_priority", priority=v))
+        elif kind == "webhook":
+            url = v.get("url") if isinstance(v, dict) else v
+            if not isinstance(url, str) or not url.startswith(("http://", "https://")):
+                r.err(kp, "webhook needs an http(s) URL")
+                continue
+            out.append(Action("webhook", url=url))
+        else:
+            r.err(
+                kp,
+                f"unknown action '{kind}' (use notify, assign, escalate, set_priority, webhook)",
+                key=True,
+            )
+    return tuple(out)
+
+
+def _schedules(r: _Reader, data: dict, known: dict[str, set[str]]) -> dict[str, Schedule]:
+    out = {}
+    for ident, m, p in r.entries("schedules", data):
+        m = r.fields(
+            m,
+            p,
+            f"schedule '{ident}'",
+            ("id", "name", "timezone", "layers", "overrides", "fallback"),
+            ("layers",),
+        )
+        if m is None:
+            continue
+        tz = _zone(r, m.get("timezone", "UTC"), (*p, "timezone")) or "UTC"
+        layers = []
+        lraw = m.get("layers")
+        if not isinstance(lraw, list) or not lraw:
+            r.err((*p, "layers"), "layers must be a non-empty list")
+            lraw = []
+        for i, lv in enumerate(lraw):
+            lp = (*p, "layers", i)
+            lv = r.fields(
+                lv,
+                lp,
+                "layer",
+                ("name", "members", "shift", "start", "timezone", "restrict"),
+                ("members", "shift", "start"),
+            )
+            if lv is None:
+                continue
+            members = r.strings(lv.get("members", []), (*lp, "members"), "members")
+            for j, who in enumerate(members):
+                if who not in known["people"]:
+                    r.err((*lp, "members", j), f"unknown person '{who}' in schedule '{ident}'")
+            start = _instant(r, lv.get("start"), (*lp, "start"))
+            ltz = _zone(r, lv["timezone"], (*lp, "timezone")) if "timezone" in lv else tz
+            restrict = None
+            if "restrict" in lv:
+                ok, restrict = _hours(r, lv["restrict"], (*lp, "restrict"))
+            shift = lv.get("shift")
+            try:
+                parse_duration(shift)
+            except DurationError as exc:
+                r.err((*lp, "shift"), str(exc))
+                continue
+            if start is None or ltz is None or not members:
+                continue
+            layer = Layer(
+                str(lv.get("name", f"layer {i + 1}")), tuple(members), shift, start, ltz, restrict
+            )
+            msg = layer_error(layer)
+            if msg:
+                r.err(lp, msg)
+                continue
+            layers.append(layer)
+        overrides = []
+        for i, o in enumerate(m.get("overrides") or []):
+            op = (*p, "overrides", i)
+            o = r.fields(o, op, "override", ("from", "to", "who"), ("from", "to", "who"))
+            if o is None:
+                continue
+            a, b = _instant(r, o.get("from"), (*op, "from")), _instant(r, o.get("to"), (*op, "to"))
+            who = o.get("who")
+            if who not in known["people"]:
+                r.err((*op, "who"), f"unknown person '{who}' in override")
+                continue
+            if a is not None and b is not None:
+                if b <= a:
+                    r.err((*op, "to"), "override 'to' must be later than 'from'")
+                    continue
+                overrides.append(Override(a, b, who))
+        fallback = None
+        if "fallback" in m:
+            t = _target(r, m["fallback"], (*p, "fallback"), known)
+            fallback = str(t) if t else None
+        out[ident] = Schedule(ident, tz, tuple(layers), tuple(overrides), fallback)
+    return out
+
+
+def _instant(r: _Reader, v: Any, path: Path) -> int | None:
+    try:
+        if hasattr(v, "tzinfo"):
+            from rungs.instant import to_us
+
+            return to_us(v)
+        return parse_instant(str(v))
+    except ValueError as exc:
+        r.err(path, str(exc))
+        return None
+
+
+def _integrations(r: _Reader, data: dict, known: dict[str, set[str]]) -> dict[str, Integration]:
+    out = {}
+    allowed = ("id", "name", "key", "key_env", "format", "defaults", "matrix", "severity_map",
+               "dedup", "interval", "rate_limit")  # fmt: skip
+    for ident, m, p in r.entries("integrations", data):
+        m = r.fields(m, p, f"integration '{ident}'", allowed, ("format",))
+        if m is None:
+            continue
+        fmt = m.get("format")
+        if fmt not in FORMATS:
+            r.err((*p, "format"), f"unknown integration format {fmt!r} (use {', '.join(FORMATS)})")
+        if "key" not in m and "key_env" not in m:
+            r.err(p, f"integration '{ident}' needs 'key' or 'key_env'")
+        defaults: dict[str, str] = {}
+        if "defaults" in m:
+            dp = (*p, "defaults")
+            dm = (
+                r.fields(m["defaults"], dp, "defaults", ("customer", "category", "priority"), ())
+                or {}
+            )
+            for k, v in dm.items():
+                defaults[k] = str(v)
+            _check_refs(
+                r,
+                "customer",
+                [defaults["customer"]] if "customer" in defaults else [],
+                (*dp, "customer"),
+                known,
+            )
+            _check_refs(
+                r,
+                "priority",
+                [defaults["priority"]] if "priority" in defaults else [],
+                (*dp, "priority"),
+                known,
+            )
+        matrix = r.string(m, "matrix", p)
+        if matrix is not None and matrix not in known["matrices"]:
+            r.err((*p, "matrix"), f"unknown matrix '{matrix}' for integration '{ident}'")
+        options = {k: m[k] for k in ("severity_map", "dedup", "rate_limit") if k in m}
+        if "interval" in m:
+            options["interval"] = r.duration(m, "interval", p)
+        if fmt == "heartbeat" and "interval" not in m:
+            r.err(p, f"heartbeat integration '{ident}' needs an 'interval'")
+        out[ident] = Integration(
+            ident,
+            str(fmt),
+            r.string(m, "key", p),
+            r.string(m, "key_env", p),
+            defaults,
+            matrix,
+            options,
+        )
+    return out
+
+
+def _links(r: _Reader, data: dict) -> dict[str, Any]:
+    if "links" not in data:
+        return {}
+    p: Path = ("links",)
+    m = r.fields(data["links"], p, "links", ("base_url", "ttl"), ()) or {}
+    out: dict[str, Any] = dict(m)
+    if "ttl" in m:
+        out["ttl"] = r.duration(m, "ttl", p)
+    return out
+
+
+def _warn_unstaffed(
+    r: _Reader, matrices: tuple[Matrix, ...], teams: dict[str, Team], schedules: dict[str, Schedule]
+) -> None:
+    """A schedule target with gaps and no fallback anywhere could page nobody."""
+    for mx in matrices:
+        for lv in mx.levels:
+            for t in lv.notify:
+                sid = (
+                    t.id
+                    if t.kind == "schedule"
+                    else teams[t.id].schedule
+                    if t.kind == "team" and t.id in teams
+                    else None
+                )
+                if (
+                    sid
+                    and sid in schedules
+                    and schedules[sid].fallback is None
+                    and lv.fallback is None
+                ):
+                    r.warn(
+                        ("matrices",),
+                        f"matrix '{mx.id}' level {lv.number} targets schedule '{sid}' with no fallback: if nobody is on call, nobody is paged",
+                    )

@@ -1,0 +1,120 @@
+"""YAML to plain data, remembering where every value stood in the file.
+
+PyYAML's composer gives nodes with marks; we build plain dicts/lists from them and keep a
+`path -> (line, col)` table so every later error can point at the offending value.
+Duplicate keys, which PyYAML would silently overwrite, are reported.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import yaml
+
+__all__ = ["Located", "Problem", "load_yaml", "Path"]
+
+Path = tuple[str | int, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """One error or warning, located in a file."""
+
+    file: str
+    line: int
+    col: int
+    message: str
+    severity: str = "error"
+
+    def __str__(self) -> str:
+        prefix = "warning: " if self.severity == "warning" else ""
+        return f"{self.file}:{self.line}:{self.col}: {prefix}{self.message}"
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "file": self.file,
+            "line": self.line,
+            "col": self.col,
+            "message": self.message,
+            "severity": self.severity,
+        }
+
+
+@dataclass
+class Located:
+    """Plain data plus the position of every value (and of every mapping key)."""
+
+    file: str
+    data: Any
+    values: dict[Path, tuple[int, int]] = field(default_factory=dict)
+    keys: dict[Path, tuple[int, int]] = field(default_factory=dict)
+    problems: list[Problem] = field(default_factory=list)
+
+    def where(self, path: Path, *, key: bool = False) -> tuple[int, int]:
+        """Position of the value at `path` (or its key), else of the nearest ancestor."""
+        table = self.keys if key else self.values
+        p = path
+        while p:
+            if p in table:
+                return table[p]
+            if p in self.values:
+                return self.values[p]
+            p = p[:-1]
+        return self.values.get((), (1, 1))
+
+    def problem(
+        self, path: Path, message: str, *, key: bool = False, warning: bool = False
+    ) -> None:
+        line, col = self.where(path, key=key)
+        self.problems.append(
+            Problem(self.file, line, col, message, "warning" if warning else "error")
+        )
+
+
+def load_yaml(text: str, file: str) -> Located:
+    """Parse one YAML document; syntax errors become located problems, never exceptions."""
+    loc = Located(file=file, data=None)
+    try:
+        loader = yaml.SafeLoader(text)
+        try:
+            node = loader.get_single_node()
+            if node is not None:
+                loc.data = _build(node, (), loader, loc)
+        finally:
+            loader.dispose()
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
+        what = exc.problem or "YAML syntax error"
+        loc.problems.append(Problem(file, line, col, f"YAML syntax error: {what}"))
+        loc.data = None
+    except yaml.YAMLError as exc:
+        loc.problems.append(Problem(file, 1, 1, f"YAML syntax error: {exc}"))
+    return loc
+
+
+def _pos(node: yaml.Node) -> tuple[int, int]:
+    return node.start_mark.line + 1, node.start_mark.column + 1
+
+
+def _build(node: yaml.Node, path: Path, loader: yaml.SafeLoader, loc: Located) -> Any:
+    loc.values[path] = _pos(node)
+    if isinstance(node, yaml.MappingNode):
+        loader.flatten_mapping(node)
+        out: dict[Any, Any] = {}
+        for knode, vnode in node.value:
+            key = loader.construct_object(knode, deep=True)
+            if not isinstance(key, str | int) or isinstance(key, bool):
+                key = str(key)
+            child = (*path, key)
+            if key in out:
+                line, col = _pos(knode)
+                loc.problems.append(Problem(loc.file, line, col, f"duplicate key '{key}'"))
+                continue
+            loc.keys[child] = _pos(knode)
+            out[key] = _build(vnode, child, loader, loc)
+        return out
+    if isinstance(node, yaml.SequenceNode):
+        return [_build(item, (*path, i), loader, loc) for i, item in enumerate(node.value)]
+    return loader.construct_object(node, deep=True)
