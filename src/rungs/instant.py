@@ -106,7 +106,10 @@ def format_duration(us: int) -> str:
     sign = "-" if us < 0 else ""
     us = abs(us)
     parts = []
-    for unit, size in (("d", DAY), ("h", HOUR), ("m", MINUTE), ("s", SECOND)):
+    units = (("d", DAY), ("h", HOUR), ("m", MINUTE), ("s", SECOND))
+    if us % DAY:  # 80 business hours reads better than 3d8h
+        units = units[1:]
+    for unit, size in units:
         n, us = divmod(us, size)
         if n:
             parts.append(f"{n}{unit}")

@@ -30,6 +30,7 @@ from bisect import bisect_left, bisect_right
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 from heapq import heappop, heappush
+from itertools import pairwise
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from rungs.hours import Hours
@@ -171,7 +172,7 @@ def shifts(schedule: Schedule, start: int, end: int) -> list[Shift]:
     ordered = sorted(p for p in points if start <= p < end)
     ordered.append(end)
     out: list[Shift] = []
-    for a, b in zip(ordered, ordered[1:], strict=False):
+    for a, b in pairwise(ordered):
         who = c.resolve(a)
         if not who.people:
             continue
@@ -319,7 +320,7 @@ class _Rotation:
             return []
         cuts = [start, *_transitions(self.tz, start, end), end]
         out = cuts[1:-1]
-        for p, q in zip(cuts, cuts[1:], strict=False):
+        for p, q in pairwise(cuts):
             off = _offset(p, self.tz)
             lo, hi = p + off, q + off
             base = _WEEK_ORIGIN + (lo - _WEEK_ORIGIN) // WEEK * WEEK
@@ -380,7 +381,7 @@ def _flatten(overrides: tuple[Override, ...]) -> list[tuple[int, int, str]]:
     out: list[tuple[int, int, str]] = []
     j = 0
     whos = {i: who for _, _, i, who in live}
-    for a, b in zip(points, points[1:], strict=False):
+    for a, b in pairwise(points):
         while j < len(live) and live[j][0] <= a:
             heappush(active, (-live[j][2], live[j][1]))
             j += 1

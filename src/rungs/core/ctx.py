@@ -9,6 +9,7 @@ from rungs.core.model import (
     CancelTimers,
     Case,
     Effect,
+    Metric,
     Notify,
     Record,
     ScheduleTimer,
@@ -22,13 +23,28 @@ __all__ = ["Ctx"]
 class Ctx:
     """Collects effects for one decision; every change goes through here so none is lost."""
 
-    __slots__ = ("case", "effects", "now", "policy")
+    __slots__ = ("case", "effects", "now", "owned", "policy")
 
     def __init__(self, case: Case, now: int, policy: Policy) -> None:
         self.case = case
         self.now = now
         self.policy = policy
         self.effects: list[Effect] = []
+        self.owned: set[str] = set()
+
+    def metric(self, name: str) -> Metric | None:
+        """The case's metric, copied before its first change in this decision."""
+        metrics = self.case.metrics
+        m = metrics.get(name)
+        if m is not None and name not in self.owned:
+            m = metrics[name] = m.copy()
+            self.owned.add(name)
+        return m
+
+    def new_metric(self, name: str) -> Metric:
+        m = self.case.metrics[name] = Metric()
+        self.owned.add(name)
+        return m
 
     def record(self, kind: str, **fields: Any) -> None:
         entry = {"at": self.now, "case": self.case.id, "kind": kind}

@@ -42,7 +42,7 @@ class Refused(Exception):
         self.field = field
 
 
-@dataclass(slots=True)
+@dataclass
 class Metric:
     """One SLA clock: `idle` (not started), `running`, `paused` or `stopped`."""
 
@@ -89,7 +89,7 @@ class Metric:
         )
 
 
-@dataclass(slots=True)
+@dataclass
 class Case:
     """A case's whole state: what `decide` reads and returns, and what the store persists."""
 
@@ -125,10 +125,9 @@ class Case:
 
     def copy(self) -> Case:
         """A copy that `decide` may change without touching the caller's case."""
-        c = Case.__new__(Case)
-        for name in _CASE_FIELDS:
-            object.__setattr__(c, name, getattr(self, name))
-        c.metrics = {k: m.copy() for k, m in self.metrics.items()}
+        c = object.__new__(Case)
+        d = c.__dict__ = self.__dict__.copy()
+        d["metrics"] = self.metrics.copy()  # metrics are copied on write (see Ctx.metric)
         return c
 
     def to_dict(self) -> dict[str, Any]:

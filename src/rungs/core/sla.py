@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from rungs.calendar import WALL_CLOCK, Calendar
 from rungs.core.ctx import Ctx
-from rungs.core.model import Metric
 from rungs.policy.model import METRICS, SlaPolicy
 
 __all__ = [
@@ -71,6 +70,8 @@ def check(ctx: Ctx, name: str, *, silent_warnings: bool = False) -> None:
     m = case.metrics.get(name)
     if m is None or m.state in ("idle", "stopped"):
         return
+    m = ctx.metric(name)
+    assert m is not None
     sla = policy_of(ctx)
     target = target_of(sla, case.priority, name)
     if target is None or m.breached:
@@ -103,7 +104,7 @@ def check(ctx: Ctx, name: str, *, silent_warnings: bool = False) -> None:
 def start(ctx: Ctx, name: str) -> None:
     """Start a fresh measurement (opening, or a next-response cycle)."""
     now = ctx.now
-    m = ctx.case.metrics.setdefault(name, Metric())
+    m = ctx.metric(name) or ctx.new_metric(name)
     m.state, m.acc, m.since, m.segments, m.started = "running", 0, now, (), now
     check(ctx, name)
 
@@ -116,7 +117,7 @@ def _bank(m: Metric, now: int, cal: Calendar) -> None:
 
 def stop(ctx: Ctx, name: str) -> None:
     """The metric is met (or ended by resolve): it is not measured again."""
-    m = ctx.case.metrics.get(name)
+    m = ctx.metric(name)
     if m is None or m.state in ("idle", "stopped"):
         return
     _bank(m, ctx.now, _calendar(policy_of(ctx)))
@@ -130,7 +131,7 @@ def pause(ctx: Ctx, status: str) -> None:
     if sla is None or status not in sla.pause_on:
         return
     for name in ("next_response", "resolution"):
-        m = ctx.case.metrics.get(name)
+        m = ctx.metric(name)
         if m is not None and m.state == "running":
             _bank(m, ctx.now, sla.calendar)
             m.state = "paused"
@@ -140,7 +141,7 @@ def pause(ctx: Ctx, status: str) -> None:
 
 def resume(ctx: Ctx, *, announce: bool = True) -> None:
     for name in METRICS:
-        m = ctx.case.metrics.get(name)
+        m = ctx.metric(name)
         if m is not None and m.state == "paused":
             m.state, m.since = "running", ctx.now
             if announce:
@@ -150,7 +151,7 @@ def resume(ctx: Ctx, *, announce: bool = True) -> None:
 
 def reopen(ctx: Ctx) -> None:
     """Resolution counts again with the time it had; the response clocks stay as they were."""
-    m = ctx.case.metrics.get("resolution")
+    m = ctx.metric("resolution")
     if m is not None and m.state == "stopped":
         m.state, m.since = "running", ctx.now
         check(ctx, "resolution")
@@ -159,7 +160,7 @@ def reopen(ctx: Ctx) -> None:
 def retarget(ctx: Ctx) -> None:
     """After a priority change: passed warnings stay silent, a reached target breaches now."""
     for name in METRICS:
-        m = ctx.case.metrics.get(name)
+        m = ctx.metric(name)
         if m is not None and m.state in ("running", "paused"):
             ctx.cancel(f"sla:{name}")
             check(ctx, name, silent_warnings=True)

@@ -5,7 +5,9 @@ Every problem is collected (never the first only), each pointing at the offendin
 
 from __future__ import annotations
 
+import difflib
 import re
+from collections.abc import Iterable
 from datetime import date
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -84,7 +86,7 @@ class _Reader:
             return None
         for k in m:
             if k not in allowed:
-                self.err((*path, k), f"unknown field '{k}' in {what}", key=True)
+                self.err((*path, k), f"unknown field '{k}' in {what}{_hint(k, allowed)}", key=True)
         for k in required:
             if k not in m:
                 self.err(path, f"{what} is missing '{k}'")
@@ -134,7 +136,7 @@ class _Reader:
         if value is None:
             return []
         out: list[tuple[str, dict, Path]] = []
-        seen: dict[str, Path] = {}
+        seen: dict[str, Path] = {}  # id -> where it first stood
         if isinstance(value, dict):
             items = [(k, v, (*path, k), True) for k, v in value.items()]
         elif isinstance(value, list):
@@ -160,11 +162,22 @@ class _Reader:
             if not _ID.match(ident):
                 self.err(id_path, f"id '{ident}' may hold only letters, digits, '_', '-', '.'")
             if ident in seen:
-                self.err(id_path, f"duplicate id '{ident}' in '{section}'", key=keyed)
+                first = self.loc.where(seen[ident], key=keyed)[0]
+                self.err(
+                    id_path,
+                    f"duplicate id '{ident}' in '{section}' (first at line {first})",
+                    key=keyed,
+                )
                 continue
-            seen[ident] = p
+            seen[ident] = id_path
             out.append((ident, v, p))
         return out
+
+
+def _hint(name: Any, choices: Iterable[str]) -> str:
+    """` (did you mean 'x'?)` for a near miss, else nothing."""
+    close = difflib.get_close_matches(str(name), sorted(set(choices)), n=1, cutoff=0.6)
+    return f" (did you mean '{close[0]}'?)" if close else ""
 
 
 def _kind(v: Any) -> str:
@@ -228,7 +241,7 @@ def _target(r: _Reader, value: Any, path: Path, known: dict[str, set[str]]) -> T
         return None
     plural = {"person": "people", "team": "teams", "schedule": "schedules"}[kind]
     if ident not in known[plural]:
-        r.err(path, f"unknown {kind} '{ident}' in target '{value}'")
+        r.err(path, f"unknown {kind} '{ident}' in target '{value}'{_hint(ident, known[plural])}")
         return None
     return Target(kind, ident)
 
@@ -256,7 +269,8 @@ def compile_policy(loc: Located, folder: str = ".") -> Policy | None:
         return None
     for k in data:
         if k not in SECTIONS:
-            r.err((k,), f"unknown section '{k}' (known: {', '.join(SECTIONS)})", key=True)
+            hint = _hint(k, SECTIONS) or f" (known: {', '.join(SECTIONS)})"
+            r.err((k,), f"unknown section '{k}'{hint}", key=True)
     version = data.get("version", 1)
     if version != 1:
         r.err(("version",), f"unsupported policy version {version!r} (this Rungs reads 1)")
@@ -320,6 +334,12 @@ def _calendars(r: _Reader, data: dict) -> dict[str, Calendar]:
             continue
         tz = _zone(r, m.get("timezone", "UTC"), (*p, "timezone"))
         ok, hours = _hours(r, m.get("hours", "24x7"), (*p, "hours"))
+        if ok and hours is not None and not any(hours.values()):
+            r.err(
+                (*p, "hours"),
+                f"calendar '{ident}' has no business hours: every day is closed",
+            )
+            ok = False
         country = subdiv = None
         dates: set[date] = set()
         if "holidays" in m:
@@ -336,10 +356,16 @@ def _calendars(r: _Reader, data: dict) -> dict[str, Calendar]:
                         ok = False
                 elif subdiv is not None:
                     r.err((*hp, "subdivision"), "a holiday subdivision needs a 'country'")
-                for i, d in enumerate(h.get("dates") or []):
+                raw = h.get("dates") or []
+                single = not isinstance(raw, list)  # one date given without brackets
+                if isinstance(raw, dict):
+                    r.err((*hp, "dates"), f"holiday dates must be a list, not {_kind(raw)}")
+                    ok, raw = False, []
+                for i, d in enumerate([raw] if single else raw):
                     parsed = _date(d)
                     if parsed is None:
-                        r.err((*hp, "dates", i), f"holiday date {d!r} is not YYYY-MM-DD")
+                        dp = (*hp, "dates") if single else (*hp, "dates", i)
+                        r.err(dp, f"holiday date {d!r} is not a date (write YYYY-MM-DD)")
                         ok = False
                     else:
                         dates.add(parsed)

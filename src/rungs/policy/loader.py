@@ -84,18 +84,70 @@ def load_yaml(text: str, file: str) -> Located:
         finally:
             loader.dispose()
     except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
-        what = exc.problem or "YAML syntax error"
-        loc.problems.append(Problem(file, line, col, f"YAML syntax error: {what}"))
+        line, col, message = _syntax_problem(exc)
+        loc.problems.append(Problem(file, line, col, f"YAML syntax error: {message}"))
         loc.data = None
     except yaml.YAMLError as exc:
         loc.problems.append(Problem(file, 1, 1, f"YAML syntax error: {exc}"))
+        loc.data = None
     return loc
+
+
+# PyYAML's token names, in words a policy author knows.
+_TOKENS = {
+    "'?'": "a mapping key",
+    "'<block mapping start>'": "a mapping",
+    "'<block sequence start>'": "a list",
+    "'<block end>'": "the end of the block",
+    "'<scalar>'": "a value",
+    "'-'": "a list item '-'",
+    "<block end>": "the end of the block",
+}
+
+
+def _syntax_problem(exc: yaml.MarkedYAMLError) -> tuple[int, int, str]:
+    """Where and what: an unclosed flow collection or quote is shown where it opens."""
+    problem = exc.problem or "YAML syntax error"
+    for token, words in _TOKENS.items():
+        problem = problem.replace(token, words)
+    if problem.startswith("expected the end of the block"):
+        problem += " (check the indentation)"
+    mark = exc.problem_mark or exc.context_mark
+    context = exc.context or ""
+    opener = context.startswith(("while parsing a flow", "while scanning a quoted"))
+    if opener and exc.context_mark is not None and exc.problem_mark is not None:
+        what = context.removeprefix("while parsing a ").removeprefix("while scanning a ")
+        pm = exc.problem_mark
+        problem = (
+            f"this {what} is not closed: {problem} at line {pm.line + 1}, column {pm.column + 1}"
+        )
+        mark = exc.context_mark
+    elif context.startswith("found duplicate anchor") and exc.context_mark is not None:
+        cm = exc.context_mark
+        problem = f"{context.split(';')[0]} (first at line {cm.line + 1})"
+    if mark is None:
+        return 1, 1, problem
+    return mark.line + 1, mark.column + 1, problem
 
 
 def _pos(node: yaml.Node) -> tuple[int, int]:
     return node.start_mark.line + 1, node.start_mark.column + 1
+
+
+def _scalar(node: yaml.Node, loader: yaml.SafeLoader, loc: Located) -> Any:
+    """The node's value; one that YAML cannot construct is reported, or kept as its text.
+
+    An impossible date such as `2026-13-01` stays a string, so whoever reads it reports it with
+    their own words; an unsupported tag (`!!python/object`) is reported here.
+    """
+    try:
+        return loader.construct_object(node, deep=True)
+    except yaml.constructor.ConstructorError as exc:
+        line, col = _pos(node)
+        loc.problems.append(Problem(loc.file, line, col, f"unsupported YAML value: {exc.problem}"))
+    except (ValueError, TypeError, OverflowError):
+        pass
+    return node.value if isinstance(node.value, str) else None
 
 
 def _build(node: yaml.Node, path: Path, loader: yaml.SafeLoader, loc: Located) -> Any:
@@ -104,17 +156,20 @@ def _build(node: yaml.Node, path: Path, loader: yaml.SafeLoader, loc: Located) -
         loader.flatten_mapping(node)
         out: dict[Any, Any] = {}
         for knode, vnode in node.value:
-            key = loader.construct_object(knode, deep=True)
+            key = _scalar(knode, loader, loc)
             if not isinstance(key, str | int) or isinstance(key, bool):
                 key = str(key)
             child = (*path, key)
             if key in out:
                 line, col = _pos(knode)
-                loc.problems.append(Problem(loc.file, line, col, f"duplicate key '{key}'"))
+                first = loc.keys[child][0]
+                loc.problems.append(
+                    Problem(loc.file, line, col, f"duplicate key '{key}' (first at line {first})")
+                )
                 continue
             loc.keys[child] = _pos(knode)
             out[key] = _build(vnode, child, loader, loc)
         return out
     if isinstance(node, yaml.SequenceNode):
         return [_build(item, (*path, i), loader, loc) for i, item in enumerate(node.value)]
-    return loader.construct_object(node, deep=True)
+    return _scalar(node, loader, loc)

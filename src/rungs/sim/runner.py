@@ -44,10 +44,11 @@ class Simulation:
     cases: dict[str, Case] = field(default_factory=dict)
     timeline: list[dict[str, Any]] = field(default_factory=list)
     outbox: list[Notify | CallWebhook] = field(default_factory=list)
-    timers: dict[tuple[str, str], tuple[int, int, tuple[Any, ...]]] = field(default_factory=dict)
+    timers: dict[str, dict[str, tuple[int, int, tuple[Any, ...]]]] = field(default_factory=dict)
     heap: list[tuple[int, int, str, str]] = field(default_factory=list)
     seq: int = 0
     now: int = 0
+    fired: int = 0
     keep_outbox: bool = True
 
     def apply(self, effects: Iterable[Effect]) -> None:
@@ -57,12 +58,17 @@ class Simulation:
                 self.timeline.append(eff.entry)
             elif type(eff) is ScheduleTimer:
                 self.seq += 1
-                timers[(eff.case, eff.key)] = (eff.due, self.seq, eff.payload)
+                mine = timers.get(eff.case)
+                if mine is None:
+                    mine = timers[eff.case] = {}
+                mine[eff.key] = (eff.due, self.seq, eff.payload)
                 heapq.heappush(self.heap, (eff.due, self.seq, eff.case, eff.key))
             elif type(eff) is CancelTimers:
-                prefix = eff.prefix
-                for k in [k for k in timers if k[0] == eff.case and k[1].startswith(prefix)]:
-                    del timers[k]
+                mine = timers.get(eff.case)
+                if mine:
+                    prefix = eff.prefix
+                    for k in [k for k in mine if k.startswith(prefix)]:
+                        del mine[k]
             elif self.keep_outbox:
                 self.outbox.append(eff)  # type: ignore[arg-type]
 
@@ -77,22 +83,30 @@ class Simulation:
         heap, timers = self.heap, self.timers
         while heap and heap[0][0] <= until:
             due, seq, case_id, key = heapq.heappop(heap)
-            current = timers.get((case_id, key))
+            mine = timers.get(case_id)
+            current = mine.get(key) if mine else None
             if current is None or current[1] != seq:
                 continue  # cancelled or replaced
-            del timers[(case_id, key)]
+            del mine[key]  # type: ignore[union-attr]
+            self.fired += 1
             self.now = max(self.now, due)
             self.handle(case_id, Event("timer", timer=Timer(key, due, current[2])), due)
         self.now = max(self.now, until)
 
     def pending_timers(self) -> list[tuple[int, str, str]]:
-        return sorted((due, c, k) for (c, k), (due, _, _) in self.timers.items())
+        return sorted(
+            (due, c, k) for c, mine in self.timers.items() for k, (due, _, _) in mine.items()
+        )
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "cases": {k: c.to_dict() for k, c in self.cases.items()},
             "timeline": list(self.timeline),
-            "timers": [[c, k, d, s, list(p)] for (c, k), (d, s, p) in self.timers.items()],
+            "timers": [
+                [c, k, d, s, list(p)]
+                for c, mine in self.timers.items()
+                for k, (d, s, p) in mine.items()
+            ],
             "seq": self.seq,
             "now": self.now,
         }
@@ -103,7 +117,7 @@ class Simulation:
         sim.cases = {k: Case.from_dict(c) for k, c in d["cases"].items()}
         sim.timeline = list(d["timeline"])
         for c, k, due, s, p in d["timers"]:
-            sim.timers[(c, k)] = (due, s, tuple(p))
+            sim.timers.setdefault(c, {})[k] = (due, s, tuple(p))
             heapq.heappush(sim.heap, (due, s, c, k))
         sim.seq, sim.now = d["seq"], d["now"]
         return sim
