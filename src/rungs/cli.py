@@ -215,6 +215,69 @@ def oncall(
         out.print(table)
 
 
+db_app = typer.Typer(help="Database maintenance.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+
+DbOption = Annotated[
+    str,
+    typer.Option("--db", envvar="RUNGS_DATABASE_URL", help="SQLAlchemy URL (SQLite or PostgreSQL)."),
+]
+
+
+@db_app.command("upgrade")
+def db_upgrade(db: DbOption = "sqlite:///rungs.db") -> None:
+    """Apply the database migrations."""
+    from rungs.store.db import make_engine, upgrade
+
+    upgrade(make_engine(db))
+    out.print(f"database at {db} is up to date", highlight=False)
+
+
+@app.command()
+def serve(
+    policy: Annotated[
+        Path | None, typer.Option("--policy", envvar="RUNGS_POLICY", help="Policy file to load.")
+    ] = None,
+    db: DbOption = "sqlite:///rungs.db",
+    host: Annotated[str, typer.Option("--host", envvar="RUNGS_HOST")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", envvar="RUNGS_PORT")] = 8080,
+    role: Annotated[
+        str, typer.Option("--role", envvar="RUNGS_ROLE", help="api, engine or all.")
+    ] = "all",
+    virtual_clock: Annotated[
+        str | None,
+        typer.Option("--virtual-clock", metavar="START", help="Tests: time stands still at START."),
+    ] = None,
+) -> None:
+    """Run the API, the engine and the dispatcher on one database."""
+    import uvicorn
+
+    from rungs.bootstrap import build
+    from rungs.policy import PolicyError
+
+    if role not in ("api", "engine", "all"):
+        raise _fail(f"--role must be api, engine or all, not '{role}'")
+    start = None
+    if virtual_clock is not None:
+        try:
+            start = parse_instant(virtual_clock)
+        except ValueError as exc:
+            raise _fail(f"--virtual-clock: {exc}") from None
+    try:
+        service, api = build(db_url=db, policy_file=policy, virtual_start=start, role=role)
+    except PolicyError as exc:
+        for p in exc.problems:
+            err.print(str(p), highlight=False, markup=False, soft_wrap=True)
+        raise typer.Exit(1) from None
+    except (PermissionError, RuntimeError, OSError) as exc:
+        raise _fail(str(exc)) from None
+    print(f"Rungs is serving at http://{host}:{port} (API docs at /docs)", flush=True)
+    try:
+        uvicorn.run(api, host=host, port=port, log_level="warning", access_log=False)
+    finally:
+        service.stop()
+
+
 def main() -> None:
     try:
         app()

@@ -23,7 +23,7 @@ __all__ = ["Ctx"]
 class Ctx:
     """Collects effects for one decision; every change goes through here so none is lost."""
 
-    __slots__ = ("case", "effects", "now", "owned", "policy")
+    __slots__ = ("_sla", "case", "effects", "now", "owned", "policy")
 
     def __init__(self, case: Case, now: int, policy: Policy) -> None:
         self.case = case
@@ -31,6 +31,7 @@ class Ctx:
         self.policy = policy
         self.effects: list[Effect] = []
         self.owned: set[str] = set()
+        self._sla: Any = False  # the case's SLA policy, looked up once per decision
 
     def metric(self, name: str) -> Metric | None:
         """The case's metric, copied before its first change in this decision."""
@@ -47,9 +48,7 @@ class Ctx:
         return m
 
     def record(self, kind: str, **fields: Any) -> None:
-        entry = {"at": self.now, "case": self.case.id, "kind": kind}
-        entry.update(fields)
-        self.effects.append(Record(entry))
+        self.effects.append(Record({"at": self.now, "case": self.case.id, "kind": kind, **fields}))
 
     def schedule(self, key: str, due: int, payload: tuple[Any, ...] = ()) -> None:
         self.effects.append(ScheduleTimer(self.case.id, key, due, payload))

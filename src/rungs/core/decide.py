@@ -36,6 +36,8 @@ def decide(
     handler(ctx, event)
     if event.kind != "timer":
         ctx.case.updated_at = now
+    elif not ctx.effects and not event.timer.key.startswith("rule:"):  # type: ignore[union-attr]
+        return ctx.case, ctx.effects  # a stale timer changed nothing: no rule can change either
     rules.evaluate(ctx)
     return ctx.case, ctx.effects
 

@@ -155,7 +155,7 @@ class Case:
 _CASE_FIELDS = tuple(Case.__dataclass_fields__)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Timer:
     """A timer as it comes due: what was scheduled, with everything needed to re-check it."""
 
@@ -164,7 +164,7 @@ class Timer:
     payload: tuple[Any, ...] = ()
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Event:
     """One input to a case: a story action, an API call, or a timer coming due."""
 
@@ -178,14 +178,14 @@ class Event:
     timer: Timer | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Record:
     """Append a timeline entry (a dict with `at`, `case`, `kind` and the kind's fields)."""
 
     entry: dict[str, Any]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Notify:
     """Send one message: the outbox row. `key` is the idempotency key."""
 
@@ -197,7 +197,7 @@ class Notify:
     key: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class ScheduleTimer:
     """Schedule (or replace) the case's timer `key`."""
 
@@ -207,7 +207,7 @@ class ScheduleTimer:
     payload: tuple[Any, ...] = ()
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class CancelTimers:
     """Cancel the case's timers whose key starts with `prefix` (`""`: every timer)."""
 
@@ -215,7 +215,7 @@ class CancelTimers:
     prefix: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class CallWebhook:
     case: str
     url: str

@@ -45,10 +45,17 @@ def _age_ok(ctx: Ctx, rule: Rule) -> bool:
     return False
 
 
+_DIRECT = frozenset(("customer", "category", "priority", "status", "level", "assignee"))
+
+
 def matches(ctx: Ctx, rule: Rule) -> bool:
-    happened = ctx.case.happened
+    case = ctx.case
     for key, allowed in rule.when.items():
-        if key in ("sla_breached", "sla_warning"):
+        if key in _DIRECT:
+            if getattr(case, key) not in allowed:
+                return False
+        elif key in ("sla_breached", "sla_warning"):
+            happened = case.happened
             if not any(f"{key}:{metric}" in happened for metric in allowed):
                 return False
         elif _value(ctx, key) not in allowed:

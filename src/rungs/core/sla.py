@@ -26,6 +26,12 @@ __all__ = [
 
 
 def policy_of(ctx: Ctx) -> SlaPolicy | None:
+    if ctx._sla is False:
+        ctx._sla = _lookup(ctx)
+    return ctx._sla
+
+
+def _lookup(ctx: Ctx) -> SlaPolicy | None:
     policy = ctx.policy
     customer = policy.customer(ctx.case.customer)
     if customer is None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import difflib
 import re
 from collections.abc import Iterable
-from datetime import date
+from datetime import date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -56,6 +56,7 @@ RULE_KEYS = (
 STATUSES = ("open", "acknowledged", "pending", "resolved", "closed")
 FORMATS = ("pagerduty", "alertmanager", "opsgenie", "events", "heartbeat")
 DEFAULT_RESOLUTION = parse_duration("30d")
+_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
 
 
@@ -195,7 +196,9 @@ def _zone(r: _Reader, value: Any, path: Path) -> str | None:
     try:
         ZoneInfo(value)
     except (ZoneInfoNotFoundError, ValueError):
-        r.err(path, f"unknown time zone '{value}'")
+        from zoneinfo import available_timezones
+
+        r.err(path, f"unknown time zone '{value}'{_hint(value, available_timezones())}")
         return None
     return value
 
@@ -290,11 +293,10 @@ def compile_policy(loc: Located, folder: str = ".") -> Policy | None:
     partners = _partners(r, data, known)
     sla = _sla_policies(r, data, calendars)
     customers, default_customer = _customers(r, data, known)
-    reasons = (
-        tuple(r.strings(data["reasons"], ("reasons",), "reasons")) if "reasons" in data else ()
-    )
+    reasons = _reasons(r, data)
     matrices = _matrices(r, data, calendars, known)
     rules = _rules(r, data, calendars, known)
+    _check_rule_levels(r, data)
     integrations = _integrations(r, data, known)
     channels = r.mapping(data.get("channels", {}), ("channels",), "channels") or {}
     links = _links(r, data)
@@ -322,6 +324,47 @@ def compile_policy(loc: Located, folder: str = ".") -> Policy | None:
         source=loc.file,
         folder=folder,
     )
+
+
+def _reasons(r: _Reader, data: dict) -> tuple[str, ...]:
+    if "reasons" not in data:
+        return ()
+    raw = data["reasons"]
+    found = r.strings(raw, ("reasons",), "reasons")
+    seen: set[str] = set()
+    for i, reason in enumerate(found):
+        if reason in seen:
+            at = ("reasons", i) if isinstance(raw, list) else ("reasons",)
+            r.err(at, f"duplicate reason '{reason}'")
+        seen.add(reason)
+    return tuple(dict.fromkeys(found))
+
+
+def _check_rule_levels(r: _Reader, data: dict) -> None:
+    """A rule that escalates past the last level of every matrix could never act."""
+    deepest = max(
+        (len(m["levels"]) for _, m, _ in r.entries("matrices", data)
+         if isinstance(m.get("levels"), list)),
+        default=0,
+    )  # fmt: skip
+    if not deepest:
+        return
+    for ident, m, p in r.entries("rules", data):
+        then = m.get("then")
+        items = enumerate(then) if isinstance(then, list) else [(None, then)]
+        for i, action in items:
+            if not isinstance(action, dict) or len(action) != 1 or "escalate" not in action:
+                continue
+            v = action["escalate"]
+            to_level = v.get("to_level") if isinstance(v, dict) else v
+            if isinstance(to_level, int) and not isinstance(to_level, bool) and to_level > deepest:
+                at = (*p, "then", i) if i is not None else (*p, "then")
+                at = (*at, "escalate", "to_level") if isinstance(v, dict) else (*at, "escalate")
+                r.err(
+                    at,
+                    f"rule '{ident}' escalates to level {to_level}, "
+                    f"but no matrix has more than {deepest} levels",
+                )
 
 
 def _calendars(r: _Reader, data: dict) -> dict[str, Calendar]:
@@ -354,7 +397,7 @@ def _calendars(r: _Reader, data: dict) -> dict[str, Calendar]:
                         bad = "subdivision" if "subdivision" in msg and subdiv else "country"
                         r.err((*hp, bad), msg)
                         ok = False
-                elif subdiv is not None:
+                elif subdiv is not None and set(h) <= {"country", "subdivision", "dates"}:
                     r.err((*hp, "subdivision"), "a holiday subdivision needs a 'country'")
                 raw = h.get("dates") or []
                 single = not isinstance(raw, list)  # one date given without brackets
@@ -375,10 +418,15 @@ def _calendars(r: _Reader, data: dict) -> dict[str, Calendar]:
 
 
 def _date(v: Any) -> date | None:
+    """A calendar date written YYYY-MM-DD (a date and time is not one)."""
+    if isinstance(v, datetime):
+        return None
     if isinstance(v, date):
         return v
+    if not isinstance(v, str) or not _DATE.match(v.strip()):
+        return None
     try:
-        return date.fromisoformat(str(v))
+        return date.fromisoformat(v.strip())
     except ValueError:
         return None
 
@@ -391,8 +439,10 @@ def _people(r: _Reader, data: dict) -> dict[str, Person]:
         if m is None:
             continue
         contacts: dict[str, str] = {}
+        declared: set[str] = set()  # contact methods written, valid or not
         if "contacts" in m:
             c = r.mapping(m["contacts"], (*p, "contacts"), "contacts") or {}
+            declared.update(str(k) for k in c)
             for k, v in c.items():
                 if k not in CHANNELS:
                     r.err(
@@ -413,6 +463,8 @@ def _people(r: _Reader, data: dict) -> dict[str, Person]:
             if raw is None:
                 r.err(np_, "notify must be a list of {after, via} steps")
                 raw = []
+            elif not raw:
+                r.err(np_, f"person '{ident}' has an empty notify list and would never be paged")
             parsed = []
             for i, s in enumerate(raw):
                 sp = (*np_, i)
@@ -420,19 +472,30 @@ def _people(r: _Reader, data: dict) -> dict[str, Person]:
                 if s is None:
                     continue
                 after = r.duration(s, "after", sp, default=0)
-                via = s.get("via")
+                if "via" not in s:
+                    continue  # reported as missing
+                via = s["via"]
                 if via not in CHANNELS:
-                    r.err((*sp, "via"), f"unknown channel '{via}' (use {', '.join(CHANNELS)})")
+                    hint = _hint(via, CHANNELS)
+                    msg = f"unknown channel '{via}'{hint} (use {', '.join(CHANNELS)})"
+                    r.err((*sp, "via"), msg)
                     continue
                 if via not in contacts:
-                    r.err((*sp, "via"), f"person '{ident}' has no '{via}' contact for this step")
+                    if via not in declared:
+                        have = ", ".join(sorted(contacts)) or "none"
+                        r.err(
+                            (*sp, "via"),
+                            f"person '{ident}' has no '{via}' contact for this step "
+                            f"(contacts: {have})",
+                        )
                     continue
                 parsed.append(NotifyStep(after, via))
             steps = tuple(sorted(parsed, key=lambda s: s.after))
         elif "email" not in contacts:
             r.err(
                 p,
-                f"person '{ident}' has no email contact for the default rule (email at once); add contacts.email or notify steps",
+                f"person '{ident}' has no email contact for the default rule (email at once); "
+                "add contacts.email or notify steps",
             )
         tzname = _zone(r, m["timezone"], (*p, "timezone")) if "timezone" in m else None
         out[ident] = Person(ident, str(m.get("name", ident)), contacts, steps, tzname)
@@ -448,10 +511,14 @@ def _teams(r: _Reader, data: dict, known: dict[str, set[str]]) -> dict[str, Team
         members = r.strings(m.get("members", []), (*p, "members"), "members")
         for i, who in enumerate(members):
             if who not in known["people"]:
-                r.err((*p, "members", i), f"unknown person '{who}' in team '{ident}'")
+                r.err(
+                    (*p, "members", i),
+                    f"unknown person '{who}' in team '{ident}'{_hint(who, known['people'])}",
+                )
         schedule = r.string(m, "schedule", p)
         if schedule is not None and schedule not in known["schedules"]:
-            r.err((*p, "schedule"), f"unknown schedule '{schedule}' for team '{ident}'")
+            hint = _hint(schedule, known["schedules"])
+            r.err((*p, "schedule"), f"unknown schedule '{schedule}' for team '{ident}'{hint}")
         if not members and schedule is None:
             r.err(p, f"team '{ident}' has neither members nor a schedule")
         skills = tuple(r.strings(m.get("skills", []), (*p, "skills"), "skills"))
@@ -467,7 +534,8 @@ def _partners(r: _Reader, data: dict, known: dict[str, set[str]]) -> dict[str, P
             continue
         sla = r.string(m, "sla", p)
         if sla is not None and sla not in known["sla_policies"]:
-            r.err((*p, "sla"), f"unknown SLA policy '{sla}' for partner '{ident}'")
+            hint = _hint(sla, known["sla_policies"])
+            r.err((*p, "sla"), f"unknown SLA policy '{sla}' for partner '{ident}'{hint}")
         out[ident] = Partner(ident, str(m.get("name", ident)), sla)
     return out
 
@@ -491,10 +559,12 @@ def _customer(
         return None
     sla = r.string(m, "sla", p)
     if sla is not None and sla not in known["sla_policies"]:
-        r.err((*p, "sla"), f"unknown SLA policy '{sla}' for customer '{ident}'")
+        hint = _hint(sla, known["sla_policies"])
+        r.err((*p, "sla"), f"unknown SLA policy '{sla}' for customer '{ident}'{hint}")
     partner = r.string(m, "partner", p)
     if partner is not None and partner not in known["partners"]:
-        r.err((*p, "partner"), f"unknown partner '{partner}' for customer '{ident}'")
+        hint = _hint(partner, known["partners"])
+        r.err((*p, "partner"), f"unknown partner '{partner}' for customer '{ident}'{hint}")
     value = m.get("value")
     if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)):
         r.err((*p, "value"), f"customer value must be a number, not {_kind(value)}")
@@ -566,7 +636,7 @@ def _sla_policies(r: _Reader, data: dict, calendars: dict[str, Calendar]) -> dic
                 r.err((*p, "pause_on", i), f"cannot pause on status '{s}' (only 'pending')")
         targets: dict[str, SlaTargets] = {}
         tp = (*p, "targets")
-        tm = r.mapping(m.get("targets"), tp, "targets") or {}
+        tm = (r.mapping(m["targets"], tp, "targets") if "targets" in m else None) or {}
         for prio, t in tm.items():
             pp = (*tp, prio)
             if prio not in PRIORITIES:
@@ -598,8 +668,9 @@ def _calendar_ref(
         return WALL_CLOCK
     if name in calendars:
         return calendars[name]
-    if name not in {ident for ident, _, _ in r.entries("calendars", data)}:
-        r.err((*p, "calendar"), f"unknown calendar '{name}'")
+    declared = {ident for ident, _, _ in r.entries("calendars", data)}
+    if name not in declared:
+        r.err((*p, "calendar"), f"unknown calendar '{name}'{_hint(name, declared)}")
     return None  # declared but broken: its own errors are already reported
 
 
@@ -633,7 +704,7 @@ def _matrices(
                 _check_refs(r, k, vals, (*mp, k), known)
                 match[k] = frozenset(vals)
         cal = _calendar_ref(r, m, p, calendars, data)
-        levels = _levels(r, m.get("levels"), (*p, "levels"), known)
+        levels = _levels(r, m["levels"], (*p, "levels"), known) if "levels" in m else ()
         repeat = None
         if "repeat" in m:
             rp = (*p, "repeat")
@@ -657,13 +728,12 @@ def _check_refs(
 ) -> None:
     table = {"customer": "customers", "partner": "partners"}.get(key)
     for i, v in enumerate(vals):
+        at = (*path, i) if (*path, i) in r.loc.values else path
         if table and v not in known[table]:
-            r.err((*path, i) if len(vals) > 1 else path, f"unknown {key} '{v}'")
+            hint = _hint(v, known[table])
+            r.err(at, f"unknown {key} '{v}'{hint}")
         if key == "priority" and v not in PRIORITIES:
-            r.err(
-                (*path, i) if len(vals) > 1 else path,
-                f"unknown priority '{v}' (use {', '.join(PRIORITIES)})",
-            )
+            r.err(at, f"unknown priority '{v}' (use {', '.join(PRIORITIES)})")
 
 
 def _levels(r: _Reader, value: Any, path: Path, known: dict[str, set[str]]) -> tuple[Level, ...]:
@@ -671,7 +741,8 @@ def _levels(r: _Reader, value: Any, path: Path, known: dict[str, set[str]]) -> t
         r.err(path, "levels must be a non-empty list")
         return ()
     out = []
-    prev_after: int | None = None
+    prev_after: int | None = 0  # level 1 starts at once; None: the previous one is unusable
+    prev_text = "0m"
     for i, lv in enumerate(value):
         lp = (*path, i)
         lv = r.fields(
@@ -679,13 +750,18 @@ def _levels(r: _Reader, value: Any, path: Path, known: dict[str, set[str]]) -> t
         )
         if lv is None:
             continue
-        after = r.duration(lv, "after", lp, default=0)
+        after = r.duration(lv, "after", lp) if "after" in lv else 0 if i == 0 else None
+        text = lv.get("after")
         if i > 0 and "after" not in lv:
             r.err(lp, f"level {i + 1} is missing 'after' (how long before it escalates)")
         elif i == 0 and after:
             r.err((*lp, "after"), "level 1 is notified at once and takes no 'after'")
         elif i > 0 and after is not None and prev_after is not None and after <= prev_after:
-            r.err((*lp, "after"), f"level {i + 1} 'after' must be later than level {i}'s")
+            if i == 1:
+                msg = "level 2 'after' must be longer than zero (level 1 is notified at once)"
+            else:
+                msg = f"level {i + 1} 'after' ({text}) must be later than level {i}'s ({prev_text})"
+            r.err((*lp, "after"), msg)
         unless = lv.get("unless", "acknowledged")
         if unless not in ("acknowledged", "resolved"):
             r.err((*lp, "unless"), f"unless must be 'acknowledged' or 'resolved', not {unless!r}")
@@ -695,8 +771,7 @@ def _levels(r: _Reader, value: Any, path: Path, known: dict[str, set[str]]) -> t
         fallback = (
             _target(r, lv["fallback"], (*lp, "fallback"), known) if "fallback" in lv else None
         )
-        if after is not None:
-            prev_after = after
+        prev_after, prev_text = after, text
         out.append(
             Level(i + 1, str(lv.get("name", f"L{i + 1}")), after or 0, unless, targets, fallback)
         )
@@ -763,7 +838,7 @@ def _rules(
                 if vals is not None:
                     when[k] = vals
         cal = _calendar_ref(r, m, p, calendars, data) if "calendar" in m else None
-        actions = _actions(r, m.get("then"), (*p, "then"), known)
+        actions = _actions(r, m["then"], (*p, "then"), known) if "then" in m else ()
         out.append(Rule(ident, when, actions, age_over, since, cal))
     return tuple(out)
 
@@ -779,7 +854,8 @@ def _actions(r: _Reader, value: Any, path: Path, known: dict[str, set[str]]) -> 
         if not isinstance(a, dict) or len(a) != 1:
             r.err(
                 ap,
-                "each action is a mapping with one key: notify, assign, escalate, set_priority or webhook",
+                "each action is a mapping with one key: "
+                "notify, assign, escalate, set_priority or webhook",
             )
             continue
         ((kind, v),) = a.items()
@@ -842,8 +918,9 @@ def _schedules(r: _Reader, data: dict, known: dict[str, set[str]]) -> dict[str, 
         tz = _zone(r, m.get("timezone", "UTC"), (*p, "timezone")) or "UTC"
         layers = []
         lraw = m.get("layers")
-        if not isinstance(lraw, list) or not lraw:
+        if "layers" in m and (not isinstance(lraw, list) or not lraw):
             r.err((*p, "layers"), "layers must be a non-empty list")
+        if not isinstance(lraw, list):
             lraw = []
         for i, lv in enumerate(lraw):
             lp = (*p, "layers", i)
@@ -857,17 +934,27 @@ def _schedules(r: _Reader, data: dict, known: dict[str, set[str]]) -> dict[str, 
             if lv is None:
                 continue
             members = r.strings(lv.get("members", []), (*lp, "members"), "members")
+            if "members" in lv and not lv["members"]:
+                r.err((*lp, "members"), "a layer needs at least one member")
             for j, who in enumerate(members):
                 if who not in known["people"]:
-                    r.err((*lp, "members", j), f"unknown person '{who}' in schedule '{ident}'")
-            start = _instant(r, lv.get("start"), (*lp, "start"))
+                    hint = _hint(who, known["people"])
+                    r.err(
+                        (*lp, "members", j), f"unknown person '{who}' in schedule '{ident}'{hint}"
+                    )
+            start = _instant(r, lv["start"], (*lp, "start")) if "start" in lv else None
             ltz = _zone(r, lv["timezone"], (*lp, "timezone")) if "timezone" in lv else tz
             restrict = None
             if "restrict" in lv:
-                ok, restrict = _hours(r, lv["restrict"], (*lp, "restrict"))
+                _, restrict = _hours(r, lv["restrict"], (*lp, "restrict"))
             shift = lv.get("shift")
+            if "shift" not in lv:
+                continue  # reported as missing
             try:
-                parse_duration(shift)
+                if parse_duration(shift) <= 0:
+                    msg = f"shift '{shift}' is zero (write e.g. '1w', '1d' or '12h')"
+                    r.err((*lp, "shift"), msg)
+                    continue
             except DurationError as exc:
                 r.err((*lp, "shift"), str(exc))
                 continue
@@ -882,15 +969,23 @@ def _schedules(r: _Reader, data: dict, known: dict[str, set[str]]) -> dict[str, 
                 continue
             layers.append(layer)
         overrides = []
-        for i, o in enumerate(m.get("overrides") or []):
+        oraw = m.get("overrides") or []
+        if not isinstance(oraw, list):
+            r.err((*p, "overrides"), f"overrides must be a list, not {_kind(oraw)}")
+            oraw = []
+        for i, o in enumerate(oraw):
             op = (*p, "overrides", i)
             o = r.fields(o, op, "override", ("from", "to", "who"), ("from", "to", "who"))
             if o is None:
                 continue
-            a, b = _instant(r, o.get("from"), (*op, "from")), _instant(r, o.get("to"), (*op, "to"))
+            a = _instant(r, o["from"], (*op, "from")) if "from" in o else None
+            b = _instant(r, o["to"], (*op, "to")) if "to" in o else None
             who = o.get("who")
+            if "who" not in o:
+                continue  # reported as missing
             if who not in known["people"]:
-                r.err((*op, "who"), f"unknown person '{who}' in override")
+                hint = _hint(who, known["people"])
+                r.err((*op, "who"), f"unknown person '{who}' in override{hint}")
                 continue
             if a is not None and b is not None:
                 if b <= a:
@@ -988,6 +1083,7 @@ def _warn_unstaffed(
     r: _Reader, matrices: tuple[Matrix, ...], teams: dict[str, Team], schedules: dict[str, Schedule]
 ) -> None:
     """A schedule target with gaps and no fallback anywhere could page nobody."""
+    paths = {ident: p for ident, _, p in r.entries("matrices", r.loc.data)}
     for mx in matrices:
         for lv in mx.levels:
             for t in lv.notify:
@@ -1005,6 +1101,7 @@ def _warn_unstaffed(
                     and lv.fallback is None
                 ):
                     r.warn(
-                        ("matrices",),
-                        f"matrix '{mx.id}' level {lv.number} targets schedule '{sid}' with no fallback: if nobody is on call, nobody is paged",
+                        (*paths[mx.id], "levels", lv.number - 1, "notify"),
+                        f"matrix '{mx.id}' level {lv.number} targets schedule '{sid}' with no "
+                        "fallback: if nobody is on call, nobody is paged",
                     )

@@ -1,0 +1,373 @@
+"""Handoff context: everything the next person needs, so nobody asks the customer twice.
+
+`handoff(case, policy, now, timeline, level)` is pure: it reads the case state, the compiled
+policy and the case's timeline entries (dicts with integer-µs `at`, as the core records them)
+and returns a JSON-serialisable dict. Only timeline entries of this case at or before `now`
+are used. Instants are written `YYYY-MM-DDTHH:MM:SSZ`; durations both as strings (`1h30m`)
+and as whole seconds.
+
+The `ladder` describes the current round of the case: since its opening or its last
+reopening (a reopen puts the case back at level 1). The `timeline`, `moves` and
+`previous_assignees` cover the case's whole life.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rungs.calendar import WALL_CLOCK
+from rungs.core import sla
+from rungs.core.ctx import Ctx
+from rungs.core.model import Case
+from rungs.instant import SECOND, format_duration, format_utc
+from rungs.policy.model import METRICS, Matrix, Policy
+
+__all__ = ["handoff"]
+
+_START_KINDS = ("opened", "reopened")
+
+
+def handoff(
+    case: Case, policy: Policy, now: int, timeline: list[dict[str, Any]], level: int | None = None
+) -> dict[str, Any]:
+    """The handoff context of `case` at `now` for `level` (the case's current level by default)."""
+    m = _matrix(policy, case.matrix)
+    target_level = case.level if level is None else level
+    if m is not None and not 1 <= target_level <= len(m.levels):
+        raise ValueError(
+            f"level {target_level} is not a level of matrix '{m.id}' (1..{len(m.levels)})"
+        )
+    entries = [e for e in timeline if e.get("case") == case.id and e["at"] <= now]
+    ctx = Ctx(case, now, policy)  # read-only use: policy look-ups and on-call resolution
+
+    slas = _sla(ctx)
+    ladder = _ladder(ctx, m, entries)
+    escalation = _escalation(entries)
+    moves, previous = _moves(m, entries)
+    out: dict[str, Any] = {
+        "at": format_utc(now),
+        "for_level": _for_level(ctx, m, target_level),
+        "case": _case(case, m),
+        "customer": _customer(policy, case.customer),
+        "sla": slas,
+        "ladder": ladder,
+        "escalation": escalation,
+        "previous_assignees": previous,
+        "moves": moves,
+        "timeline": [_entry(e) for e in entries],
+    }
+    out["summary"] = _summary(out)
+    return out
+
+
+# -- sections ----------------------------------------------------------------------------------
+
+
+def _matrix(policy: Policy, ident: str) -> Matrix | None:
+    return next((m for m in policy.matrices if m.id == ident), None)
+
+
+def _level_name(m: Matrix | None, number: int | None) -> str | None:
+    if m is None or number is None or not 1 <= number <= len(m.levels):
+        return None
+    return m.levels[number - 1].name
+
+
+def _case(case: Case, m: Matrix | None) -> dict[str, Any]:
+    return {
+        "id": case.id,
+        "title": case.title,
+        "description": case.description,
+        "customer": case.customer,
+        "category": case.category,
+        "priority": case.priority,
+        "status": case.status,
+        "level": case.level,
+        "level_name": _level_name(m, case.level),
+        "levels": len(m.levels) if m is not None else None,
+        "matrix": case.matrix,
+        "assignee": case.assignee,
+        "acknowledged": case.acknowledged,
+        "fields": dict(case.fields),
+        "tags": list(case.tags),
+        "opened_at": format_utc(case.opened_at),
+        "round_started_at": format_utc(case.epoch_start),
+        "reopened": case.epoch,
+        "resolved_at": format_utc(case.resolved_at) if case.resolved_at is not None else None,
+    }
+
+
+def _customer(policy: Policy, ident: str) -> dict[str, Any]:
+    c = policy.customer(ident)
+    if c is None:
+        return {"id": ident, "name": None, "tier": None, "value": None, "partner": None}
+    partner = policy.partners.get(c.partner) if c.partner else None
+    return {
+        "id": c.id,
+        "name": c.name,
+        "tier": c.tier,
+        "value": c.value,
+        "partner": c.partner,
+        "partner_name": partner.name if partner is not None else None,
+        "sla_policy": c.sla or (partner.sla if partner is not None else None),
+    }
+
+
+def _dur(us: int | None) -> str | None:
+    return format_duration(us) if us is not None else None
+
+
+def _secs(us: int | None) -> int | None:
+    return us // SECOND if us is not None else None
+
+
+def _sla(ctx: Ctx) -> list[dict[str, Any]]:
+    case, now = ctx.case, ctx.now
+    policy = sla.policy_of(ctx)
+    cal = policy.calendar if policy is not None else WALL_CLOCK
+    out = []
+    for name in METRICS:
+        metric = case.metrics.get(name)
+        target = sla.target_of(policy, case.priority, name)
+        if metric is None and target is None:
+            continue
+        if metric is None:
+            state, spent, breached, due = "idle", 0, False, None
+        else:
+            state, breached = metric.state, metric.breached
+            spent = sla.elapsed(metric, now, cal)
+            due = sla.due(metric, target, policy) if target is not None else None
+        remaining = max(0, target - spent) if target is not None else None
+        out.append(
+            {
+                "metric": name,
+                "state": state,
+                "elapsed": _dur(spent),
+                "elapsed_seconds": _secs(spent),
+                "target": _dur(target),
+                "target_seconds": _secs(target),
+                "remaining": _dur(remaining),
+                "remaining_seconds": _secs(remaining),
+                "percent": (spent * 100 // target) if target else None,
+                "breached": breached,
+                "due": format_utc(due) if due is not None else None,
+                "calendar": cal.id,
+            }
+        )
+    return out
+
+
+def _round_start(entries: list[dict[str, Any]]) -> int:
+    """Index of the latest `opened`/`reopened` entry (0 when there is none)."""
+    for i in range(len(entries) - 1, -1, -1):
+        if entries[i]["kind"] in _START_KINDS:
+            return i
+    return 0
+
+
+def _ladder(ctx: Ctx, m: Matrix | None, entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    if m is None:
+        return []
+    case, policy = ctx.case, ctx.policy
+    current = entries[_round_start(entries) :]
+    reached: dict[int, int] = {}
+    passed: dict[int, int] = {}
+    notified: dict[int, list[dict[str, Any]]] = {}
+    if current and current[0]["kind"] in _START_KINDS:
+        reached[1] = current[0]["at"]
+    for e in current:
+        kind = e["kind"]
+        if kind == "escalated":
+            reached.setdefault(e["level"], e["at"])
+        elif kind == "level_passed":
+            passed.setdefault(e["level"], e["at"])
+        elif kind == "notified":
+            person = policy.people.get(e["to"])
+            notified.setdefault(e["level"], []).append(
+                {
+                    "at": format_utc(e["at"]),
+                    "to": e["to"],
+                    "name": person.name if person is not None else None,
+                    "channel": e["channel"],
+                    "reason": e.get("reason"),
+                }
+            )
+    next_due = None
+    if case.status in ("open", "acknowledged") and case.next_level and case.level_since is not None:
+        lv = m.levels[case.next_level - 1]
+        next_due = m.calendar.add_us(case.level_since, max(0, lv.after - case.level_acc))
+    out = []
+    for lv in m.levels:
+        n = lv.number
+        if n == case.level:
+            state = "current"
+        elif n in reached and n < case.level:
+            state = "reached"
+        elif n in passed:
+            state = "passed"  # its condition held at its instant
+        elif n < case.level:
+            state = "skipped"  # jumped over by a manual or rule escalation
+        else:
+            state = "upcoming"
+        out.append(
+            {
+                "number": n,
+                "name": lv.name,
+                "after": _dur(lv.after) if n > 1 else None,
+                "unless": lv.unless if n > 1 else None,
+                "targets": [str(t) for t in lv.notify],
+                "state": state,
+                "reached_at": format_utc(reached[n]) if n in reached else None,
+                "passed_at": format_utc(passed[n]) if n in passed else None,
+                "due": format_utc(next_due)
+                if next_due is not None and n == case.next_level and n > case.level
+                else None,
+                "notified": notified.get(n, []),
+            }
+        )
+    return out
+
+
+def _escalation(entries: list[dict[str, Any]]) -> dict[str, Any] | None:
+    for e in reversed(entries):
+        if e["kind"] == "escalated":
+            return {
+                "at": format_utc(e["at"]),
+                "from": e.get("from"),
+                "to": e["level"],
+                "cause": e.get("cause"),
+                "reason": e.get("reason"),
+                "by": e.get("by"),
+                "rule": e.get("rule"),
+            }
+    return None
+
+
+def _why(e: dict[str, Any]) -> str:
+    cause = e.get("cause")
+    if e["kind"] == "assigned":
+        if e.get("rule"):
+            return f"rule {e['rule']}"
+        return f"assigned by {e['by']}" if e.get("by") else "assigned"
+    if cause == "timer":
+        return "not handled in time (level timer)"
+    if cause == "rule":
+        return f"rule {e['rule']}" if e.get("rule") else "rule"
+    parts = ["manual escalation" if cause == "manual" else "customer request"]
+    if e.get("by"):
+        parts.append(f"by {e['by']}")
+    if e.get("reason"):
+        parts.append(f"({e['reason']})")
+    return " ".join(parts)
+
+
+def _moves(
+    m: Matrix | None, entries: list[dict[str, Any]]
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    moves: list[dict[str, Any]] = []
+    previous: list[dict[str, Any]] = []
+    holder: str | None = None
+    since: int | None = None
+    for e in entries:
+        if e["kind"] == "assigned":
+            moves.append(
+                {
+                    "at": format_utc(e["at"]),
+                    "kind": "assigned",
+                    "from": holder,
+                    "to": e["to"],
+                    "why": _why(e),
+                }
+            )
+            if holder is not None and holder != e["to"]:
+                previous.append(
+                    {
+                        "assignee": holder,
+                        "from": format_utc(since) if since is not None else None,
+                        "until": format_utc(e["at"]),
+                        "why_moved": _why(e),
+                    }
+                )
+            if holder != e["to"]:
+                holder, since = e["to"], e["at"]
+        elif e["kind"] == "escalated":
+            old, new = e.get("from"), e["level"]
+            moves.append(
+                {
+                    "at": format_utc(e["at"]),
+                    "kind": "escalated",
+                    "from": f"level {old} ({_level_name(m, old)})" if old is not None else None,
+                    "to": f"level {new} ({_level_name(m, new)})",
+                    "why": _why(e),
+                }
+            )
+        elif e["kind"] == "reopened":
+            moves.append(
+                {
+                    "at": format_utc(e["at"]),
+                    "kind": "reopened",
+                    "from": None,
+                    "to": f"level 1 ({_level_name(m, 1)})",
+                    "why": "reopened",
+                }
+            )
+    return moves, previous
+
+
+def _for_level(ctx: Ctx, m: Matrix | None, number: int) -> dict[str, Any]:
+    if m is None:
+        return {"number": number, "name": None, "targets": [], "people": []}
+    lv = m.levels[number - 1]
+    people: list[str] = []
+    for t in lv.notify:
+        for p in ctx.people_of(t, lv.fallback):  # may record a note in ctx: discarded
+            if p not in people:
+                people.append(p)
+    return {
+        "number": number,
+        "name": lv.name,
+        "targets": [str(t) for t in lv.notify],
+        "people": people,
+    }
+
+
+def _entry(e: dict[str, Any]) -> dict[str, Any]:
+    d: dict[str, Any] = {"at": format_utc(e["at"]), "case": e["case"], "kind": e["kind"]}
+    for k, v in e.items():
+        if k not in d and v is not None:
+            d[k] = v
+    return d
+
+
+def _summary(h: dict[str, Any]) -> str:
+    c, cust = h["case"], h["customer"]
+    who = cust["name"] or cust["id"]
+    if cust.get("tier"):
+        who += f", {cust['tier']} tier"
+    text = (
+        f'{c["id"]} "{c["title"]}" ({who}; {c["priority"]} {c["category"]}) is {c["status"]} '
+        f"at level {c['level']}"
+    )
+    if c["level_name"]:
+        text += f" ({c['level_name']})"
+    text += f", {'assigned to ' + c['assignee'] if c['assignee'] else 'unassigned'}"
+    esc = h["escalation"]
+    if esc is None:
+        text += "; never escalated"
+    else:
+        text += f"; escalated {esc['from']}→{esc['to']} at {esc['at']}, {_why_short(esc)}"
+    clocks = []
+    for s in h["sla"]:
+        if s["breached"]:
+            clocks.append(f"{s['metric']} breached")
+        elif s["state"] == "running" and s["remaining"] is not None:
+            clocks.append(f"{s['metric']} {s['remaining']} left (due {s['due']})")
+        elif s["state"] == "paused" and s["remaining"] is not None:
+            clocks.append(f"{s['metric']} paused with {s['remaining']} left")
+    text += "; " + ("; ".join(clocks) if clocks else "no SLA clock running") + "."
+    return text
+
+
+def _why_short(esc: dict[str, Any]) -> str:
+    e = {"kind": "escalated", **esc}
+    return _why(e)

@@ -1,0 +1,281 @@
+"""The durable engine: the pure core inside one transaction per command or due timer.
+
+Every command and every due timer loads the case (row-locked on PostgreSQL), runs `decide`
+with the case's policy version, and writes the new state, timeline, timer changes and outbox
+rows in the same transaction. Timers are rows taken by due time in batches
+(`FOR UPDATE SKIP LOCKED` on PostgreSQL), so the work per tick follows what is due.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Connection, Engine, delete, func, insert, select, text
+
+from rungs.clock import Clock, VirtualClock
+from rungs.core.decide import decide
+from rungs.core.model import Case, Event, Refused, Timer
+from rungs.engine.writer import Writer
+from rungs.policy import Policy, PolicyError, load_policy_text
+from rungs.store import repo
+from rungs.store.db import is_postgres
+from rungs.store.tables import policies, timers
+
+__all__ = ["Service", "Stats"]
+
+log = logging.getLogger("rungs.engine")
+NOTIFY_CHANNEL = "rungs_timers"
+
+
+@dataclass
+class Stats:
+    fired: int = 0
+    last_lateness_us: int = 0
+    lateness_sum_us: int = 0
+
+
+class Service:
+    """Commands in, durable state out; also the timer loop when this process runs the engine."""
+
+    def __init__(self, engine: Engine, clock: Clock, *, batch: int = 500) -> None:
+        self.db = engine
+        self.clock = clock
+        self.batch = batch
+        self.writer = Writer(engine)
+        self.stats = Stats()
+        self._policies: dict[int, Policy] = {}
+        self._current: int | None = None
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._loop: threading.Thread | None = None
+        self._listener: threading.Thread | None = None
+        self.on_fired: Callable[[int], None] | None = None  # lateness observer (metrics)
+
+    # policy versions -------------------------------------------------------------------
+
+    def policy(self, version: int) -> Policy:
+        found = self._policies.get(version)
+        if found is None:
+            with self.db.connect() as conn:
+                row = conn.execute(select(policies.c.yaml, policies.c.source)
+                                   .where(policies.c.version == version)).first()  # fmt: skip
+            if row is None:
+                raise KeyError(f"policy version {version} is not stored")
+            found, problems = load_policy_text(row.yaml, row.source or f"version {version}")
+            if found is None:
+                raise PolicyError(problems)
+            self._policies[version] = found
+        return found
+
+    def current_version(self) -> int:
+        if self._current is None:
+            with self.db.connect() as conn:
+                v = conn.execute(select(func.max(policies.c.version))).scalar()
+            if v is None:
+                raise RuntimeError("no policy is stored; start with --policy FILE")
+            self._current = v
+        return self._current
+
+    def store_policy(self, yaml_text: str, source: str) -> tuple[int, Policy]:
+        """Validate and store a new version (raises PolicyError with every problem)."""
+        policy, problems = load_policy_text(yaml_text, source)
+        if policy is None:
+            raise PolicyError(problems)
+        now = self.clock.now()
+
+        def write(conn: Connection) -> int:
+            return conn.execute(insert(policies).values(yaml=yaml_text, source=source, created_at=now)
+                                .returning(policies.c.version)).scalar_one()  # fmt: skip
+
+        version = self.writer.call(write)
+        self._policies[version] = policy
+        self._current = version
+        return version, policy
+
+    def policy_text(self, version: int) -> str:
+        with self.db.connect() as conn:
+            return conn.execute(select(policies.c.yaml).where(policies.c.version == version)).scalar_one()
+
+    def ensure_policy(self, yaml_text: str, source: str) -> int:
+        """Store the policy unless the current version already holds exactly this text."""
+        try:
+            current = self.current_version()
+            if self.policy_text(current) == yaml_text:
+                self.policy(current)
+                return current
+        except RuntimeError:
+            pass
+        return self.store_policy(yaml_text, source)[0]
+
+    # commands --------------------------------------------------------------------------
+
+    def _decide(self, conn: Connection, case_id: str, event: Event, now: int) -> tuple[Case, int]:
+        loaded = repo.load_case(conn, case_id, lock=True)
+        if loaded is None:
+            raise Refused(f"no case '{case_id}'", 404)
+        case, version = loaded
+        if event.kind == "reopen":
+            version = self.current_version()  # decided by the version it was last reopened under
+        new, effects = decide(case, event, now, self.policy(version))
+        repo.save_case(conn, new, version)
+        self._after_write(conn, repo.apply_effects(conn, effects, version, now))
+        return new, version
+
+    def open(self, data: dict[str, Any]) -> tuple[Case, bool]:
+        """Open a case (or return the open one with the same dedup key); True when new."""
+        version = self.current_version()
+        policy = self.policy(version)
+
+        def run(conn: Connection) -> tuple[Case, bool]:
+            now = self.clock.now()
+            key = data.get("dedup_key")
+            if key:
+                existing = repo.find_open(conn, key)
+                if existing is not None:
+                    loaded = repo.load_case(conn, existing, lock=False)
+                    assert loaded is not None
+                    return loaded[0], False
+            case_id = repo.new_case_id(conn)
+            case, effects = decide(None, Event("open", data=data), now, policy, case_id=case_id)
+            repo.insert_case(conn, case, version)
+            self._after_write(conn, repo.apply_effects(conn, effects, version, now))
+            return case, True
+
+        return self.writer.call(run)
+
+    def act(self, case_id: str, event: Event) -> Case:
+        return self.writer.call(lambda conn: self._decide(conn, case_id, event, self.clock.now())[0])
+
+    def adopt_policy(self, case_id: str) -> Case:
+        """Move one case to the current policy version, keeping its level and SLA clocks."""
+        version = self.current_version()
+        policy = self.policy(version)
+
+        def run(conn: Connection) -> Case:
+            loaded = repo.load_case(conn, case_id, lock=True)
+            if loaded is None:
+                raise Refused(f"no case '{case_id}'", 404)
+            case, _ = loaded
+            if not any(m.id == case.matrix for m in policy.matrices):
+                raise Refused(f"policy version {version} has no matrix '{case.matrix}'", 409)
+            repo.save_case(conn, case, version)
+            repo.apply_effects(conn, [], version, self.clock.now())
+            return case
+
+        return self.writer.call(run)
+
+    # timers ----------------------------------------------------------------------------
+
+    def _after_write(self, conn: Connection, earliest: int) -> None:
+        if earliest:
+            if is_postgres(self.db):
+                conn.execute(text(f"NOTIFY {NOTIFY_CHANNEL}"))
+            self._wake.set()
+
+    def fire_due(self, until: int, *, virtual: bool = False) -> int:
+        """Fire up to one batch of timers due at or before `until`; returns how many fired."""
+
+        def run(conn: Connection) -> int:
+            q = (select(timers.c.id, timers.c.case_id, timers.c.key, timers.c.due, timers.c.payload)
+                 .where(timers.c.due <= until).order_by(timers.c.due, timers.c.id).limit(self.batch))  # fmt: skip
+            if is_postgres(self.db):
+                q = q.with_for_update(skip_locked=True)
+            rows = conn.execute(q).all()
+            fired = 0
+            for row in rows:
+                gone = conn.execute(delete(timers).where(timers.c.id == row.id)).rowcount
+                if not gone:
+                    continue  # replaced or cancelled by an earlier timer of this batch
+                now = max(self.clock.now(), row.due)
+                if virtual and isinstance(self.clock, VirtualClock):
+                    self.clock.set(max(self.clock.now(), row.due))
+                timer = Timer(row.key, row.due, tuple(json.loads(row.payload)))
+                try:
+                    self._decide(conn, row.case_id, Event("timer", timer=timer), now)
+                except Refused:
+                    pass  # the case is gone: nothing to do
+                fired += 1
+                late = max(0, self.clock.now() - row.due)
+                self.stats.fired += 1
+                self.stats.last_lateness_us = late
+                self.stats.lateness_sum_us += late
+                if self.on_fired:
+                    self.on_fired(late)
+            return fired
+
+        return self.writer.call(run)
+
+    def advance(self, to: int) -> int:
+        """Virtual clock: run, in order, every timer due up to `to`, then stand at `to`."""
+        clock = self.clock
+        if not isinstance(clock, VirtualClock):
+            raise RuntimeError("advance needs the virtual clock")
+        if to < clock.now():
+            raise ValueError("the virtual clock cannot go backwards")
+        total = 0
+        while True:
+            n = self.fire_due(to, virtual=True)
+            total += n
+            if n == 0:
+                break
+        clock.set(to)
+        return total
+
+    def next_due(self) -> int | None:
+        with self.db.connect() as conn:
+            return conn.execute(select(func.min(timers.c.due))).scalar()
+
+    def start_engine(self) -> None:
+        """Run due timers in the background until `stop` (real clock only)."""
+        if self.clock.virtual or self._loop is not None:
+            return
+        self._loop = threading.Thread(target=self._run_loop, name="rungs-engine", daemon=True)
+        self._loop.start()
+        if is_postgres(self.db):
+            self._listener = threading.Thread(target=self._listen, name="rungs-listen", daemon=True)
+            self._listener.start()
+
+    def _run_loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                n = self.fire_due(self.clock.now())
+                if n >= self.batch:
+                    continue
+                nxt = self.next_due()
+            except Exception:  # keep the engine alive through a database restart
+                log.exception("engine tick failed; retrying")
+                self._stop.wait(1.0)
+                continue
+            wait = 1.0 if nxt is None else max(0.0, min(1.0, (nxt - self.clock.now()) / 1e6))
+            if wait > 0:
+                self._wake.wait(wait)
+            self._wake.clear()
+
+    def _listen(self) -> None:
+        """LISTEN for timers written by other processes, to wake this engine early."""
+        import psycopg
+
+        url = self.db.url.set(drivername="postgresql").render_as_string(hide_password=False)
+        while not self._stop.is_set():
+            try:
+                with psycopg.connect(url, autocommit=True) as pg:
+                    pg.execute(f"LISTEN {NOTIFY_CHANNEL}")
+                    for _ in pg.notifies(timeout=1.0):
+                        self._wake.set()
+                        if self._stop.is_set():
+                            return
+            except Exception:
+                log.exception("LISTEN failed; retrying")
+                self._stop.wait(1.0)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self._loop:
+            self._loop.join(timeout=5)
+        self.writer.close()

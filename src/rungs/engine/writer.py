@@ -1,0 +1,86 @@
+"""One writer thread per process: commands from many requests commit together.
+
+Each command is a function of a connection. The writer drains whatever is queued (up to
+`max_batch`), runs it in one transaction and commits once, so one fsync serves a whole batch.
+A command that raises is answered with its exception; if the batch itself fails to commit,
+each command is retried alone so one bad command cannot sink the others.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections.abc import Callable
+from concurrent.futures import Future
+from typing import Any
+
+from sqlalchemy import Connection, Engine
+from sqlalchemy.exc import DBAPIError
+
+__all__ = ["Writer"]
+
+Command = Callable[[Connection], Any]
+
+
+
+
+class Writer:
+    def __init__(self, engine: Engine, *, max_batch: int = 256) -> None:
+        self.engine = engine
+        self.max_batch = max_batch
+        self._q: queue.Queue[tuple[Command, Future[Any]] | None] = queue.Queue()
+        self._thread = threading.Thread(target=self._run, name="rungs-writer", daemon=True)
+        self._thread.start()
+
+    def submit(self, fn: Command) -> Future[Any]:
+        fut: Future[Any] = Future()
+        self._q.put((fn, fut))
+        return fut
+
+    def call(self, fn: Command) -> Any:
+        return self.submit(fn).result()
+
+    def close(self) -> None:
+        self._q.put(None)
+        self._thread.join(timeout=10)
+
+    def _run(self) -> None:
+        while True:
+            item = self._q.get()
+            if item is None:
+                return
+            batch = [item]
+            while len(batch) < self.max_batch:
+                try:
+                    nxt = self._q.get_nowait()
+                except queue.Empty:
+                    break
+                if nxt is None:
+                    self._q.put(None)
+                    break
+                batch.append(nxt)
+            self._commit(batch)
+
+    def _commit(self, batch: list[tuple[Command, Future[Any]]]) -> None:
+        results: list[tuple[Future[Any], bool, Any]] = []
+        try:
+            with self.engine.begin() as conn:
+                for fn, fut in batch:
+                    try:
+                        results.append((fut, True, fn(conn)))
+                    except DBAPIError:
+                        raise
+                    except Exception as exc:  # a refused command: it wrote nothing
+                        results.append((fut, False, exc))
+        except Exception as exc:
+            if len(batch) == 1:
+                batch[0][1].set_exception(exc)
+                return
+            for one in batch:  # retry alone: only the bad command fails
+                self._commit([one])
+            return
+        for fut, ok, value in results:
+            if ok:
+                fut.set_result(value)
+            else:
+                fut.set_exception(value)
