@@ -1,0 +1,76 @@
+"""Shared fixtures: the shared scenarios folder and real databases (SQLite, PostgreSQL)."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+PG_DEFAULT = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+
+
+def shared_scenarios() -> Path | None:
+    for candidate in (ROOT.parent / "shared" / "scenarios", ROOT / "shared" / "scenarios"):
+        if candidate.is_dir():
+            return candidate
+    return None
+
+
+def _pg_admin_url() -> str:
+    return os.environ.get("RUNGS_TEST_DATABASE_URL", PG_DEFAULT)
+
+
+@pytest.fixture(scope="session")
+def pg_url() -> Iterator[str]:
+    """A fresh PostgreSQL database for this test process; under CI=true it must exist."""
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    admin = make_url(_pg_admin_url())
+    try:
+        eng = create_engine(admin, isolation_level="AUTOCOMMIT")
+        with eng.connect() as conn:
+            conn.execute(text("select 1"))
+    except Exception as exc:
+        if os.environ.get("CI") == "true":
+            raise RuntimeError(f"PostgreSQL is required under CI=true: {exc}") from exc
+        pytest.skip(f"PostgreSQL not reachable: {exc}")
+    name = f"rungs_{uuid.uuid4().hex[:10]}"
+    with eng.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield admin.set(database=name).render_as_string(hide_password=False)
+    finally:
+        with eng.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        eng.dispose()
+
+
+def reset_database(url: str) -> None:
+    """Drop every Rungs table so the next service starts on an empty, migrated database."""
+    from sqlalchemy import text
+
+    from rungs.store.db import make_engine
+
+    eng = make_engine(url)
+    with eng.begin() as conn:
+        if eng.dialect.name == "postgresql":
+            conn.execute(text("DROP SCHEMA public CASCADE; CREATE SCHEMA public"))
+        else:
+            for t in ("outbox", "timers", "timeline", "cases", "case_numbers", "policies",
+                      "alembic_version"):  # fmt: skip
+                conn.execute(text(f"DROP TABLE IF EXISTS {t}"))
+    eng.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'rungs.db'}"
+    url = request.getfixturevalue("pg_url")
+    reset_database(url)
+    return url
