@@ -222,6 +222,10 @@ def create_app(service: Service, *, role: str = "all") -> FastAPI:
         _, version = load(case_id)
         return view(case, version)
 
+    from rungs.api.oncall import oncall_router
+
+    app.include_router(oncall_router(service, ApiError))
+
     if isinstance(service.clock, VirtualClock):
 
         @app.get("/v1/clock", tags=["clock"])

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
+from dataclasses import replace
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -24,7 +25,8 @@ from rungs.engine.writer import Writer
 from rungs.policy import Policy, PolicyError, load_policy_text
 from rungs.store import repo
 from rungs.store.db import is_postgres
-from rungs.store.tables import policies, timers
+from rungs.oncall import Override
+from rungs.store.tables import overrides, policies, timers
 
 __all__ = ["Service", "Stats"]
 
@@ -49,6 +51,7 @@ class Service:
         self.writer = Writer(engine)
         self.stats = Stats()
         self._policies: dict[int, Policy] = {}
+        self._overrides_seen = 0
         self._current: int | None = None
         self._wake = threading.Event()
         self._stop = threading.Event()
@@ -59,6 +62,7 @@ class Service:
     # policy versions -------------------------------------------------------------------
 
     def policy(self, version: int) -> Policy:
+        """The compiled policy of a version, with the overrides posted through the API."""
         found = self._policies.get(version)
         if found is None:
             with self.db.connect() as conn:
@@ -69,8 +73,43 @@ class Service:
             found, problems = load_policy_text(row.yaml, row.source or f"version {version}")
             if found is None:
                 raise PolicyError(problems)
+            found = self._with_overrides(found)
             self._policies[version] = found
         return found
+
+    def _with_overrides(self, policy: Policy) -> Policy:
+        with self.db.connect() as conn:
+            rows = conn.execute(select(overrides).order_by(overrides.c.id)).all()
+        self._overrides_seen = max((r.id for r in rows), default=0)
+        extra: dict[str, list[Override]] = {}
+        for r in rows:
+            extra.setdefault(r.schedule_id, []).append(Override(r.start, r.end, r.who))
+        if not extra:
+            return policy
+        schedules = {
+            sid: replace(s, overrides=(*s.overrides, *extra.get(sid, ())))
+            for sid, s in policy.schedules.items()
+        }
+        return replace(policy, schedules=schedules)
+
+    def refresh_overrides(self) -> None:
+        """Drop cached policies when another process (or this one) stored an override."""
+        with self.db.connect() as conn:
+            latest = conn.execute(select(func.max(overrides.c.id))).scalar() or 0
+        if latest != self._overrides_seen:
+            self._policies.clear()
+
+    def add_override(self, schedule_id: str, start: int, end: int, who: str, note: str | None) -> int:
+        now = self.clock.now()
+
+        def write(conn: Connection) -> int:
+            return conn.execute(insert(overrides).values(
+                schedule_id=schedule_id, start=start, end=end, who=who, created_at=now, note=note,
+            ).returning(overrides.c.id)).scalar_one()  # fmt: skip
+
+        oid = self.writer.call(write)
+        self._policies.clear()
+        return oid
 
     def current_version(self) -> int:
         if self._current is None:
@@ -243,6 +282,7 @@ class Service:
     def _run_loop(self) -> None:
         while not self._stop.is_set():
             try:
+                self.refresh_overrides()
                 n = self.fire_due(self.clock.now())
                 if n >= self.batch:
                     continue

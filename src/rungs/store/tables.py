@@ -14,7 +14,9 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 
-__all__ = ["metadata", "policies", "cases", "timeline", "timers", "outbox", "case_numbers"]
+__all__ = [
+    "metadata", "policies", "cases", "timeline", "timers", "outbox", "case_numbers", "overrides",
+]  # fmt: skip
 
 metadata = MetaData()
 
@@ -89,4 +91,16 @@ outbox = Table(
     Column("created_at", BigInteger, nullable=False),
     Column("last_error", Text),
     Index("ix_outbox_due", "status", "next_attempt"),
+)
+
+overrides = Table(
+    "schedule_overrides",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("schedule_id", String(200), nullable=False),
+    Column("start", BigInteger, nullable=False),
+    Column("end", BigInteger, nullable=False),
+    Column("who", String(200), nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("note", Text),
 )

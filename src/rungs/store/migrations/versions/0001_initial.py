@@ -14,9 +14,12 @@ branch_labels = None
 depends_on = None
 
 
+INITIAL = ("policies", "case_numbers", "cases", "timeline", "timers", "outbox")
+
+
 def upgrade() -> None:
-    metadata.create_all(op.get_bind())
+    metadata.create_all(op.get_bind(), tables=[metadata.tables[t] for t in INITIAL])
 
 
 def downgrade() -> None:
-    metadata.drop_all(op.get_bind())
+    metadata.drop_all(op.get_bind(), tables=[metadata.tables[t] for t in INITIAL])

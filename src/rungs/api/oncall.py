@@ -1,0 +1,102 @@
+"""On-call routes: who is on call, shifts, iCalendar export, temporary overrides."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query
+from fastapi.responses import Response
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.concurrency import run_in_threadpool
+
+from rungs.engine.service import Service
+from rungs.ical import to_ical
+from rungs.instant import DAY, format_utc, parse_instant
+from rungs.oncall import on_call, shifts
+
+__all__ = ["oncall_router", "OverrideBody"]
+
+
+class OverrideBody(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    start: Annotated[str, Field(alias="from", max_length=64)]
+    to: Annotated[str, Field(max_length=64)]
+    who: Annotated[str, Field(min_length=1, max_length=200)]
+    note: Annotated[str, Field(max_length=1000)] | None = None
+
+
+def oncall_router(service: Service, error: Any) -> APIRouter:
+    router = APIRouter(tags=["on-call"])
+
+    def instant(value: str | None, name: str, default: int) -> int:
+        if value is None:
+            return default
+        try:
+            return parse_instant(value)
+        except ValueError as exc:
+            raise error(422, f"{name}: {exc}", name) from None
+
+    def schedule(sid: str) -> Any:
+        policy = service.policy(service.current_version())
+        found = policy.schedules.get(sid)
+        if found is None:
+            raise error(404, f"unknown schedule '{sid}'", "id")
+        return found
+
+    def shift_rows(sid: str, a: int, b: int) -> list[dict[str, Any]]:
+        if b <= a:
+            raise error(422, "'to' must be later than 'from'", "to")
+        if b - a > 400 * DAY:
+            raise error(422, "ask for at most 400 days of shifts at once", "to")
+        return [{"start": format_utc(s.start), "end": format_utc(s.end), "person": s.person,
+                 "source": s.source} for s in shifts(schedule(sid), a, b)]  # fmt: skip
+
+    @router.get("/v1/oncall")
+    def who_is_on_call(at: str | None = Query(None, max_length=64)) -> list[dict[str, Any]]:
+        t = instant(at, "at", service.clock.now())
+        policy = service.policy(service.current_version())
+        out = []
+        for sid, s in policy.schedules.items():
+            found = on_call(s, t)
+            out.append({"schedule": sid, "at": format_utc(t), "on_call": list(found.people),
+                        "source": found.source})  # fmt: skip
+        return out
+
+    @router.get("/v1/schedules/{sid}/shifts")
+    def get_shifts(
+        sid: str,
+        start: str | None = Query(None, alias="from", max_length=64),
+        to: str | None = Query(None, max_length=64),
+    ) -> list[dict[str, Any]]:
+        a = instant(start, "from", service.clock.now())
+        return shift_rows(sid, a, instant(to, "to", a + 7 * DAY))
+
+    @router.get("/v1/schedules/{sid}.ics")
+    def get_ics(
+        sid: str,
+        person: str | None = Query(None, max_length=200),
+        start: str | None = Query(None, alias="from", max_length=64),
+        to: str | None = Query(None, max_length=64),
+    ) -> Response:
+        s = schedule(sid)
+        a = instant(start, "from", service.clock.now() - 7 * DAY)
+        b = instant(to, "to", a + 90 * DAY)
+        if b <= a:
+            raise error(422, "'to' must be later than 'from'", "to")
+        body = to_ical(s, shifts(s, a, b), person=person)
+        return Response(body, media_type="text/calendar; charset=utf-8",
+                        headers={"Content-Disposition": f'attachment; filename="{sid}.ics"'})  # fmt: skip
+
+    @router.post("/v1/schedules/{sid}/overrides", status_code=201)
+    async def post_override(sid: str, body: OverrideBody) -> dict[str, Any]:
+        schedule(sid)
+        a, b = instant(body.start, "from", 0), instant(body.to, "to", 0)
+        if b <= a:
+            raise error(422, "'to' must be later than 'from'", "to")
+        if body.who not in service.policy(service.current_version()).people:
+            raise error(422, f"unknown person '{body.who}'", "who")
+        oid = await run_in_threadpool(service.add_override, sid, a, b, body.who, body.note)
+        return {"id": oid, "schedule": sid, "from": format_utc(a), "to": format_utc(b),
+                "who": body.who}  # fmt: skip
+
+    return router
