@@ -3,7 +3,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint bench clean
+.PHONY: run demo test lint bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -13,10 +13,13 @@ $(STAMP): pyproject.toml
 
 run: $(STAMP)
 	$(BIN)/rungs validate src/rungs/examples/acme.yaml
+	$(BIN)/rungs serve --policy src/rungs/examples/acme.yaml --db sqlite:///rungs.db
+
+demo: $(STAMP)
 	$(BIN)/rungs simulate src/rungs/examples/acme.yaml src/rungs/examples/acme-story.yaml
 
 test: $(STAMP)
-	$(BIN)/python -m pytest -n 2
+	$(BIN)/python -m pytest -n 2 -p no:cacheprovider
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -312,8 +312,12 @@ class EscalationStories(RuleBasedStateMachine):
     @initialize(
         name=st.sampled_from(sorted(POLICIES)),
         start=st.integers(0, 75 * 96).map(lambda k: START + k * 15 * MINUTE),
+        customer=st.sampled_from(["gold", "standard"]),
+        category=st.sampled_from(["general", "network", "billing"]),
+        priority=st.sampled_from(["P1", "P2", "P3", "P4"]),
     )
-    def setup(self, name: str, start: int) -> None:
+    def setup(self, name: str, start: int, customer: str, category: str, priority: str) -> None:
+        """Pick a policy and a start instant, and open C1 (so most steps have a case)."""
         self.name = name
         self.policy = POLICIES[name]
         self.sim = Probe(self.policy)
@@ -322,6 +326,7 @@ class EscalationStories(RuleBasedStateMachine):
         self.story: list[tuple[Any, ...]] = [("start", start)]
         self.pending_elapsed: dict[str, dict[str, int]] = {}
         note(f"# policy {name}, clock starts at {format_utc(start)}")
+        self.open_case("C1", customer, category, priority)
 
     # -- actions --------------------------------------------------------------------------------
 
@@ -346,6 +351,8 @@ class EscalationStories(RuleBasedStateMachine):
         self.story.append(("act", now, case_id, do, dict(params)))
         note(_story_line(now, case_id, do, params, refused))
         assert shadow_refused == (refused is not None), "the same action, judged differently"
+        from hypothesis import event as _ev
+        _ev(f"{do} {'refused' if refused else 'ok'}")
         if refused is not None:
             # A refused action changes nothing: not the case given to decide, not the state.
             assert _case_json(before) == before_json, "decide changed the case it refused"
@@ -621,12 +628,16 @@ class EscalationStories(RuleBasedStateMachine):
         if self.sim is None:
             return
         # The same story, told again from the start, gives the same timeline and cases.
+        from hypothesis import event as _ev
+        _ev(f"story len {len(self.story)//10*10}")
+        _ev(f"timeline len {len(self.shadow.timeline)//20*20}")
+        _ev(f"kinds {sorted(set(e['kind'] for e in self.shadow.timeline))}")
         again = _replay(self.policy, self.story)
         assert _state(again) == _state(self.shadow), "the same story gave another timeline"
 
 
 EscalationStories.TestCase.settings = settings(
-    max_examples=80,
+    max_examples=100,
     stateful_step_count=30,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow],
