@@ -351,8 +351,6 @@ class EscalationStories(RuleBasedStateMachine):
         self.story.append(("act", now, case_id, do, dict(params)))
         note(_story_line(now, case_id, do, params, refused))
         assert shadow_refused == (refused is not None), "the same action, judged differently"
-        from hypothesis import event as _ev
-        _ev(f"{do} {'refused' if refused else 'ok'}")
         if refused is not None:
             # A refused action changes nothing: not the case given to decide, not the state.
             assert _case_json(before) == before_json, "decide changed the case it refused"
@@ -628,10 +626,6 @@ class EscalationStories(RuleBasedStateMachine):
         if self.sim is None:
             return
         # The same story, told again from the start, gives the same timeline and cases.
-        from hypothesis import event as _ev
-        _ev(f"story len {len(self.story)//10*10}")
-        _ev(f"timeline len {len(self.shadow.timeline)//20*20}")
-        _ev(f"kinds {sorted(set(e['kind'] for e in self.shadow.timeline))}")
         again = _replay(self.policy, self.story)
         assert _state(again) == _state(self.shadow), "the same story gave another timeline"
 
