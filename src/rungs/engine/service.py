@@ -154,6 +154,7 @@ class Service:
     # commands --------------------------------------------------------------------------
 
     def _decide(self, conn: Connection, case_id: str, event: Event, now: int) -> tuple[Case, int]:
+        """Decide and write; returns the new case and the earliest timer it set (0 for none)."""
         loaded = repo.load_case(conn, case_id, lock=True)
         if loaded is None:
             raise Refused(f"no case '{case_id}'", 404)
@@ -162,8 +163,9 @@ class Service:
             version = self.current_version()  # decided by the version it was last reopened under
         new, effects = decide(case, event, now, self.policy(version))
         repo.save_case(conn, new, version)
-        self._after_write(conn, repo.apply_effects(conn, effects, version, now))
-        return new, version
+        earliest = repo.apply_effects(conn, effects, version, now)
+        self._after_write(conn, earliest)
+        return new, earliest
 
     def open(self, data: dict[str, Any]) -> tuple[Case, bool]:
         """Open a case (or return the open one with the same dedup key); True when new."""
@@ -226,7 +228,10 @@ class Service:
                 q = q.with_for_update(skip_locked=True)
             rows = conn.execute(q).all()
             fired = 0
-            for row in rows:
+            set_before = 0
+            for i, row in enumerate(rows):
+                if i and set_before and set_before < row.due:
+                    break  # a timer set by this batch comes first: re-select, keep the order
                 gone = conn.execute(delete(timers).where(timers.c.id == row.id)).rowcount
                 if not gone:
                     continue  # replaced or cancelled by an earlier timer of this batch
@@ -235,9 +240,11 @@ class Service:
                     self.clock.set(max(self.clock.now(), row.due))
                 timer = Timer(row.key, row.due, tuple(json.loads(row.payload)))
                 try:
-                    self._decide(conn, row.case_id, Event("timer", timer=timer), now)
+                    _, earliest = self._decide(conn, row.case_id, Event("timer", timer=timer), now)
                 except Refused:
-                    pass  # the case is gone: nothing to do
+                    earliest = 0  # the case is gone: nothing to do
+                if earliest:
+                    set_before = min(set_before or earliest, earliest)
                 fired += 1
                 late = max(0, self.clock.now() - row.due)
                 self.stats.fired += 1

@@ -1,0 +1,204 @@
+"""Shared by the live benches: a fresh database, a `rungs serve` subprocess, /proc readings."""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+POLICY = ROOT / "src" / "rungs" / "examples" / "acme.yaml"
+ADMIN_ENV = "RUNGS_TEST_DATABASE_URL"
+ADMIN_DEFAULT = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def rungs_exe() -> str:
+    """The `rungs` console script of the interpreter running the bench."""
+    exe = Path(sys.executable).with_name("rungs")
+    if not exe.exists():
+        raise SystemExit(f"no rungs console script next to {sys.executable}")
+    return str(exe)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def percentile(sorted_values: Sequence[float], p: float) -> float:
+    """Nearest-rank percentile of an already sorted sequence (nan when empty)."""
+    if not sorted_values:
+        return float("nan")
+    k = math.ceil(p / 100 * len(sorted_values)) - 1
+    return sorted_values[max(0, min(len(sorted_values) - 1, k))]
+
+
+# the database ------------------------------------------------------------------------------
+
+
+@dataclass
+class FreshDb:
+    url: str  # what the server is given
+    kind: str  # sqlite | postgresql
+    path: Path | None = None  # the SQLite file
+
+
+@contextlib.contextmanager
+def fresh_db(spec: str | None) -> Iterator[FreshDb]:
+    """A new, empty database; removed afterwards.
+
+    None or "sqlite": a SQLite file in a temporary directory. "sqlite:///PATH": that file, which
+    must not exist yet. "postgres"/"postgresql": a new database on the server at
+    $RUNGS_TEST_DATABASE_URL (default postgres@127.0.0.1:5432). A PostgreSQL URL: a new database
+    on that server (the URL's own database is only used to run CREATE/DROP DATABASE).
+    """
+    if spec is None or spec == "sqlite":
+        with tempfile.TemporaryDirectory(prefix="rungs-bench-") as d:
+            path = Path(d) / "rungs.db"
+            yield FreshDb(f"sqlite:///{path}", "sqlite", path)
+        return
+    if spec.startswith("sqlite:///"):
+        path = Path(spec.removeprefix("sqlite:///"))
+        if path.exists():
+            raise SystemExit(f"{path} exists; the bench needs a fresh database")
+        try:
+            yield FreshDb(spec, "sqlite", path)
+        finally:
+            for suffix in ("", "-wal", "-shm"):
+                with contextlib.suppress(FileNotFoundError):
+                    Path(str(path) + suffix).unlink()
+        return
+    admin = os.environ.get(ADMIN_ENV, ADMIN_DEFAULT) if spec in ("postgres", "postgresql") else spec
+    if not admin.startswith("postgres"):
+        raise SystemExit(f"--db: use sqlite, sqlite:///PATH, postgres or a PostgreSQL URL, not {spec}")
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    from rungs.store.db import make_engine
+
+    admin_url = make_url(make_engine(admin).url)  # normalises the driver name
+    name = f"rungs_bench_{os.getpid()}"
+    eng = create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    with eng.connect() as conn:
+        conn.execute(text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+        conn.execute(text(f"CREATE DATABASE {name}"))
+    try:
+        yield FreshDb(admin_url.set(database=name).render_as_string(hide_password=False), "postgresql")
+    finally:
+        with eng.connect() as conn:
+            conn.execute(text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+        eng.dispose()
+
+
+# the server --------------------------------------------------------------------------------
+
+
+class Server:
+    """`rungs serve` as a subprocess on a free loopback port."""
+
+    def __init__(self, db_url: str, *, role: str = "all", policy: Path = POLICY,
+                 log: Path | None = None) -> None:  # fmt: skip
+        self.port = free_port()
+        self.base = f"http://127.0.0.1:{self.port}"
+        self._log = open(log or os.devnull, "ab")  # noqa: SIM115
+        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        for var in ("RUNGS_DATABASE_URL", "RUNGS_POLICY", "RUNGS_HOST", "RUNGS_PORT", "RUNGS_ROLE"):
+            env.pop(var, None)
+        self.proc = subprocess.Popen(
+            [rungs_exe(), "serve", "--policy", str(policy), "--db", db_url,
+             "--host", "127.0.0.1", "--port", str(self.port), "--role", role],  # fmt: skip
+            stdout=self._log, stderr=self._log, env=env,
+        )
+        self.pid = self.proc.pid
+
+    def wait_ready(self, timeout: float = 120.0) -> None:
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            if self.proc.poll() is not None:
+                raise SystemExit(f"rungs serve exited with {self.proc.returncode} while starting")
+            try:
+                with urllib.request.urlopen(self.base + "/healthz", timeout=2) as r:
+                    if r.status == 200:
+                        return
+            except OSError:
+                time.sleep(0.1)
+        raise SystemExit("rungs serve did not answer /healthz in time")
+
+    def get(self, path: str, timeout: float = 120.0) -> str:
+        with urllib.request.urlopen(self.base + path, timeout=timeout) as r:
+            return r.read().decode()
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self._log.close()
+
+    def __enter__(self) -> Server:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def cpu_seconds(pid: int) -> float:
+    """utime + stime of a process (all its threads) from /proc/PID/stat."""
+    with open(f"/proc/{pid}/stat") as f:
+        stat = f.read()
+    fields = stat[stat.rindex(")") + 2 :].split()
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+
+def proc_status_kb(pid: int, key: str) -> int:
+    """A kB figure from /proc/PID/status (VmRSS, VmHWM, ...); 0 when absent."""
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith(key + ":"):
+                return int(line.split()[1])
+    return 0
+
+
+def self_cpu_seconds() -> float:
+    t = os.times()
+    return t.user + t.system
+
+
+def histogram_from_metrics(text: str, name: str) -> tuple[list[tuple[float, float]], float, float]:
+    """Cumulative buckets [(le, count)], sum and count of a Prometheus histogram."""
+    buckets: list[tuple[float, float]] = []
+    total = count = 0.0
+    for line in text.splitlines():
+        if line.startswith(name + "_bucket{"):
+            le = line[line.index('le="') + 4 :].split('"', 1)[0]
+            buckets.append((float("inf") if le == "+Inf" else float(le), float(line.split()[-1])))
+        elif line.startswith(name + "_sum "):
+            total = float(line.split()[-1])
+        elif line.startswith(name + "_count "):
+            count = float(line.split()[-1])
+    return buckets, total, count
+
+
+def bucket_quantile(buckets: list[tuple[float, float]], q: float) -> float | None:
+    """Upper bound of the bucket holding quantile q (the histogram's own resolution)."""
+    if not buckets or buckets[-1][1] == 0:
+        return None
+    want = q * buckets[-1][1]
+    for le, c in buckets:
+        if c >= want:
+            return le
+    return None

@@ -1,0 +1,304 @@
+"""Ingest through the live API: `POST /v1/cases` against `rungs serve` on a fresh database.
+
+    python bench/ingest.py --json [--db sqlite|postgres|URL] [--seconds 30] [--concurrency 64]
+    -> {"cases_per_s": N, "p50_ms": ..., "p99_ms": ..., "p50_ms_at_1000": ...,
+        "p99_ms_at_1000": ..., "errors": ..., "db": "sqlite"}
+
+Phase 1 (closed loop): `--concurrency` keep-alive connections each send a case and wait for
+the answer, for `--seconds`. Phase 2 (open loop): requests go out on a fixed schedule of
+`--rate` per second for `--open-seconds` whatever the answers do; each one's latency is
+measured from the instant it was scheduled, so a server that falls behind shows it (no
+coordinated omission). Only 201 answers count as successes.
+
+The client is deliberately cheap (asyncio protocols writing pre-built HTTP/1.1 requests),
+because it shares the machine's cores with the server; its CPU time per request is reported
+(`client_cpu_us_per_req`) next to the server's (`server_cpu_us_per_req`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import itertools
+import json
+import platform
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _util import (  # noqa: E402
+    Server,
+    cpu_seconds,
+    fresh_db,
+    percentile,
+    proc_status_kb,
+    self_cpu_seconds,
+)
+
+CUSTOMERS = ("globex", "initech")
+CATEGORIES = ("general", "network", "billing")
+PRIORITIES = ("P1", "P2", "P3", "P4")
+
+
+def build_requests(port: int, variants: int = 4) -> list[bytes]:
+    """Complete HTTP/1.1 requests, one per customer x category x priority x title variant."""
+    out = []
+    for cust, cat, prio, v in itertools.product(CUSTOMERS, CATEGORIES, PRIORITIES, range(variants)):
+        body = json.dumps({"customer": cust, "category": cat, "priority": prio,
+                           "title": f"bench {cust} {cat} {prio} #{v}"}).encode()  # fmt: skip
+        head = (f"POST /v1/cases HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
+                f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n")  # fmt: skip
+        out.append(head.encode() + body)
+    return out
+
+
+class Conn(asyncio.Protocol):
+    """One keep-alive connection: one request in flight at a time."""
+
+    def __init__(self) -> None:
+        self.transport: asyncio.Transport | None = None
+        self.buf = bytearray()
+        self.waiter: asyncio.Future[int] | None = None
+        self.closed = False
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def data_received(self, data: bytes) -> None:
+        self.buf += data
+        if self.waiter is None:
+            return
+        buf = self.buf
+        end = buf.find(b"\r\n\r\n")
+        if end < 0:
+            return
+        head = bytes(buf[:end]).lower()
+        i = head.find(b"\r\ncontent-length:")
+        if i < 0:
+            self._fail(ConnectionError("answer without content-length"))
+            return
+        j = head.find(b"\r\n", i + 2)
+        length = int(head[i + 17 : j if j >= 0 else len(head)])
+        total = end + 4 + length
+        if len(buf) < total:
+            return
+        status = int(head[9:12])
+        del buf[:total]
+        w, self.waiter = self.waiter, None
+        if not w.done():
+            w.set_result(status)
+
+    def _fail(self, exc: Exception) -> None:
+        self.closed = True
+        if self.transport is not None:
+            self.transport.close()
+        w, self.waiter = self.waiter, None
+        if w is not None and not w.done():
+            w.set_exception(exc)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._fail(ConnectionError(f"connection lost: {exc}"))
+
+    def request(self, data: bytes) -> asyncio.Future[int]:
+        assert self.transport is not None and self.waiter is None
+        self.waiter = asyncio.get_running_loop().create_future()
+        self.transport.write(data)
+        return self.waiter
+
+
+async def connect(port: int) -> Conn:
+    _, proto = await asyncio.get_running_loop().create_connection(Conn, "127.0.0.1", port)
+    return proto
+
+
+class Tally:
+    def __init__(self) -> None:
+        self.latencies: list[float] = []  # seconds, successes only
+        self.statuses: dict[str, int] = {}
+        self.errors = 0
+
+    def add(self, status: int | str, latency: float) -> None:
+        if status == 201:
+            self.latencies.append(latency)
+        else:
+            self.errors += 1
+            self.statuses[str(status)] = self.statuses.get(str(status), 0) + 1
+
+
+async def closed_loop(port: int, reqs: list[bytes], conns: list[Conn], seconds: float,
+                      tally: Tally) -> float:  # fmt: skip
+    """Each connection sends, waits, sends again until the deadline; returns elapsed seconds."""
+    perf = time.perf_counter
+    t0 = perf()
+    deadline = t0 + seconds
+    n = len(reqs)
+
+    async def worker(k: int) -> None:
+        i = k * 7
+        while perf() < deadline:
+            conn = conns[k]
+            if conn.closed:
+                conns[k] = conn = await connect(port)
+            t = perf()
+            try:
+                status: int | str = await conn.request(reqs[i % n])
+            except ConnectionError:
+                status = "conn"
+            tally.add(status, perf() - t)
+            i += 1
+
+    await asyncio.gather(*(worker(k) for k in range(len(conns))))
+    return perf() - t0
+
+
+async def open_loop(port: int, reqs: list[bytes], idle: list[Conn], rate: float, seconds: float,
+                    tally: Tally, max_conns: int, drain: float) -> dict:  # fmt: skip
+    """Send `rate` requests per second on schedule; latency counts from the scheduled instant."""
+    loop = asyncio.get_running_loop()
+    perf = time.perf_counter
+    total = int(rate * seconds)
+    pool: asyncio.LifoQueue[Conn] = asyncio.LifoQueue()
+    for c in idle:
+        pool.put_nowait(c)
+    opened = len(idle)
+    send_lag: list[float] = []
+    pending: set[asyncio.Task[None]] = set()
+
+    async def one(i: int, at: float) -> None:
+        nonlocal opened
+        if pool.empty() and opened < max_conns:
+            opened += 1
+            conn = await connect(port)
+        else:
+            conn = await pool.get()
+        if conn.closed:
+            conn = await connect(port)
+        send_lag.append(perf() - at)
+        try:
+            status: int | str = await conn.request(reqs[i % len(reqs)])
+        except ConnectionError:
+            status = "conn"
+        tally.add(status, perf() - at)
+        pool.put_nowait(conn)
+
+    t0 = perf() + 0.05
+    for i in range(total):
+        at = t0 + i / rate
+        delay = at - perf()
+        if delay > 0.0005:
+            await asyncio.sleep(delay)
+        task = loop.create_task(one(i, at))
+        pending.add(task)
+        task.add_done_callback(pending.discard)
+    sent_by = perf() - t0
+    done, not_done = await asyncio.wait(pending, timeout=drain) if pending else (set(), set())
+    for task in not_done:
+        task.cancel()
+        tally.add("timeout", 0.0)
+    lag = sorted(send_lag)
+    return {"scheduled": total, "schedule_s": round(sent_by, 3), "connections": opened,
+            "send_lag_p99_ms": round(percentile(lag, 99) * 1000, 2), "timeouts": len(not_done),
+            "elapsed_s": perf() - t0}  # fmt: skip
+
+
+def ms(sorted_lat: list[float], p: float) -> float:
+    return round(percentile(sorted_lat, p) * 1000, 2)
+
+
+async def drive(server: Server, args: argparse.Namespace) -> dict:
+    port = server.port
+    reqs = build_requests(port)
+    conns = [await connect(port) for _ in range(args.concurrency)]
+    # warm-up: imports, caches and the policy in the server's memory
+    await closed_loop(port, reqs, conns, args.warmup, Tally())
+
+    tally = Tally()
+    s0, c0 = cpu_seconds(server.pid), self_cpu_seconds()
+    elapsed = await closed_loop(port, reqs, conns, args.seconds, tally)
+    s1, c1 = cpu_seconds(server.pid), self_cpu_seconds()
+    rss_kb = proc_status_kb(server.pid, "VmRSS")
+    lat = sorted(tally.latencies)
+    done = len(lat) + tally.errors
+
+    await asyncio.sleep(1.0)  # let the writer queue empty
+    tally2 = Tally()
+    s2, c2 = cpu_seconds(server.pid), self_cpu_seconds()
+    ol = await open_loop(port, reqs, [c for c in conns if not c.closed], args.rate,
+                         args.open_seconds, tally2, args.max_conns, args.drain)  # fmt: skip
+    s3, c3 = cpu_seconds(server.pid), self_cpu_seconds()
+    lat2 = sorted(tally2.latencies)
+    done2 = len(lat2) + tally2.errors
+    for c in conns:
+        if c.transport is not None:
+            c.transport.close()
+    return {
+        "cases_per_s": round(len(lat) / elapsed, 1),
+        "p50_ms": ms(lat, 50),
+        "p99_ms": ms(lat, 99),
+        "p50_ms_at_1000" if args.rate == 1000 else f"p50_ms_at_{args.rate:g}": ms(lat2, 50),
+        "p99_ms_at_1000" if args.rate == 1000 else f"p99_ms_at_{args.rate:g}": ms(lat2, 99),
+        "errors": tally.errors + tally2.errors,
+        "db": args.db_kind,
+        "closed_loop": {
+            "seconds": round(elapsed, 2), "concurrency": args.concurrency, "ok": len(lat),
+            "errors": tally.errors, "statuses": tally.statuses, "p90_ms": ms(lat, 90),
+            "max_ms": ms(lat, 100),
+            "server_cpu_us_per_req": round((s1 - s0) / max(done, 1) * 1e6),
+            "client_cpu_us_per_req": round((c1 - c0) / max(done, 1) * 1e6),
+            "server_cpu_util": round((s1 - s0) / elapsed, 2),
+            "client_cpu_util": round((c1 - c0) / elapsed, 2),
+            "server_rss_mb": round(rss_kb / 1024, 1),
+        },  # fmt: skip
+        "open_loop": {
+            "rate": args.rate, "ok": len(lat2), "errors": tally2.errors,
+            "statuses": tally2.statuses, "achieved_per_s": round(len(lat2) / ol["elapsed_s"], 1),
+            "p90_ms": ms(lat2, 90), "max_ms": ms(lat2, 100),
+            "server_cpu_us_per_req": round((s3 - s2) / max(done2, 1) * 1e6),
+            "client_cpu_us_per_req": round((c3 - c2) / max(done2, 1) * 1e6),
+            **{k: v for k, v in ol.items() if k != "elapsed_s"},
+        },  # fmt: skip
+        "python": platform.python_version(),
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--json", action="store_true")
+    ap.add_argument("--db", default=None,
+                    help="sqlite (default, a temporary file), sqlite:///NEW_FILE, postgres "
+                         "(a new database on $RUNGS_TEST_DATABASE_URL), or a PostgreSQL URL "
+                         "whose server gets a new database")  # fmt: skip
+    ap.add_argument("--seconds", type=float, default=30.0, help="closed-loop phase")
+    ap.add_argument("--source", choices=("v1", "pagerduty"), default="v1")
+    ap.add_argument("--concurrency", type=int, default=64)
+    ap.add_argument("--rate", type=float, default=1000.0, help="open-loop requests per second")
+    ap.add_argument("--open-seconds", type=float, default=10.0)
+    ap.add_argument("--max-conns", type=int, default=1024, help="open-loop connection cap")
+    ap.add_argument("--drain", type=float, default=60.0, help="open loop: wait this long for answers")
+    ap.add_argument("--warmup", type=float, default=2.0)
+    ap.add_argument("--server-log", type=Path, default=None)
+    args = ap.parse_args()
+    if args.source == "pagerduty":
+        print("not implemented yet: needs the PagerDuty ingest of issue 5", file=sys.stderr)
+        sys.exit(2)
+    with fresh_db(args.db) as db:
+        args.db_kind = db.kind
+        with Server(db.url, log=args.server_log) as server:
+            server.wait_ready()
+            result = asyncio.run(drive(server, args))
+            if server.proc.poll() is not None:
+                result["server_exit"] = server.proc.returncode
+    if args.json:
+        print(json.dumps(result))
+    else:
+        print(f"{result['cases_per_s']:,} cases/s (p50 {result['p50_ms']} ms, p99 {result['p99_ms']} ms "
+              f"at concurrency {args.concurrency}); open loop {args.rate:g}/s: "
+              f"p50 {result['open_loop'] and list(result.values())[3]} ms, "
+              f"p99 {list(result.values())[4]} ms; errors {result['errors']} ({result['db']})")  # fmt: skip
+    sys.exit(0)
+
+
+if __name__ == "__main__":
+    main()
