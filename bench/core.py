@@ -60,8 +60,12 @@ def generate(cases: int, per_case: int, seed: int) -> list[tuple[int, str, Event
     for i in range(cases):
         cid = f"C{i}"
         t = START + rng.randrange(MONTH // 2)
-        data = {"customer": rng.choice(CUSTOMERS), "category": rng.choice(CATEGORIES),
-                "priority": rng.choice(("P1", "P2", "P3", "P4")), "title": f"case {i}"}  # fmt: skip
+        data = {
+            "customer": rng.choice(CUSTOMERS),
+            "category": rng.choice(CATEGORIES),
+            "priority": rng.choice(("P1", "P2", "P3", "P4")),
+            "title": f"case {i}",
+        }
         events.append((t, cid, Event("open", data=data)))
         status, acked, level = "open", False, 1
         for _ in range(per_case - 1):
@@ -130,8 +134,10 @@ def main() -> None:
     if args.json:
         print(json.dumps(result))
     else:
-        print(f"{result['events_per_s']:,} events/s ({result['story_events']:,} story events, "
-              f"{result['timer_events']:,} timers) in {result['seconds']} s")  # fmt: skip
+        print(
+            f"{result['events_per_s']:,} events/s ({result['story_events']:,} story events, "
+            f"{result['timer_events']:,} timers) in {result['seconds']} s"
+        )
     sys.exit(0)
 
 

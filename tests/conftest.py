@@ -61,8 +61,15 @@ def reset_database(url: str) -> None:
         if eng.dialect.name == "postgresql":
             conn.execute(text("DROP SCHEMA public CASCADE; CREATE SCHEMA public"))
         else:
-            for t in ("outbox", "timers", "timeline", "cases", "case_numbers", "policies",
-                      "alembic_version"):  # fmt: skip
+            for t in (
+                "outbox",
+                "timers",
+                "timeline",
+                "cases",
+                "case_numbers",
+                "policies",
+                "alembic_version",
+            ):
                 conn.execute(text(f"DROP TABLE IF EXISTS {t}"))
     eng.dispose()
 

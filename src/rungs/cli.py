@@ -109,7 +109,8 @@ def simulate(
     story_file: Annotated[str, typer.Argument(metavar="STORY", help="Story file, or - for stdin.")],
     as_json: JsonFlag = False,
     explain: Annotated[
-        str | None, typer.Option("--explain", metavar="CASE", help="Why each SLA stands where it does.")
+        str | None,
+        typer.Option("--explain", metavar="CASE", help="Why each SLA stands where it does."),
     ] = None,
 ) -> None:
     """Run a story through the escalation core on a virtual clock."""
@@ -170,7 +171,9 @@ def oncall(
 
     policy = _policy_or_exit(policy_file)
     if schedule is not None and schedule not in policy.schedules:
-        raise _fail(f"unknown schedule '{schedule}' (known: {', '.join(policy.schedules) or 'none'})")
+        raise _fail(
+            f"unknown schedule '{schedule}' (known: {', '.join(policy.schedules) or 'none'})"
+        )
     chosen = [schedule] if schedule else list(policy.schedules)
     if (start is None) != (end is None):
         raise _fail("--from and --to go together")
@@ -183,8 +186,12 @@ def oncall(
                 raise _fail("--to must be later than --from")
             result = {
                 sid: [
-                    {"start": format_utc(s.start), "end": format_utc(s.end), "person": s.person,
-                     "source": s.source}  # fmt: skip
+                    {
+                        "start": format_utc(s.start),
+                        "end": format_utc(s.end),
+                        "person": s.person,
+                        "source": s.source,
+                    }
                     for s in shifts(policy.schedules[sid], a, b)
                 ]
                 for sid in chosen
@@ -194,8 +201,12 @@ def oncall(
             result = {}
             for sid in chosen:
                 found = on_call(policy.schedules[sid], t)
-                result[sid] = {"schedule": sid, "at": format_utc(t), "on_call": list(found.people),
-                               "source": found.source}  # fmt: skip
+                result[sid] = {
+                    "schedule": sid,
+                    "at": format_utc(t),
+                    "on_call": list(found.people),
+                    "source": found.source,
+                }
     except ValueError as exc:
         raise _fail(str(exc)) from None
     if as_json:
@@ -211,7 +222,9 @@ def oncall(
         else:
             for col in ("at", "on call", "source"):
                 table.add_column(col)
-            table.add_row(value["at"], ", ".join(value["on_call"]) or "nobody", str(value["source"]))
+            table.add_row(
+                value["at"], ", ".join(value["on_call"]) or "nobody", str(value["source"])
+            )
         out.print(table)
 
 
@@ -220,7 +233,9 @@ app.add_typer(db_app, name="db")
 
 DbOption = Annotated[
     str,
-    typer.Option("--db", envvar="RUNGS_DATABASE_URL", help="SQLAlchemy URL (SQLite or PostgreSQL)."),
+    typer.Option(
+        "--db", envvar="RUNGS_DATABASE_URL", help="SQLAlchemy URL (SQLite or PostgreSQL)."
+    ),
 ]
 
 

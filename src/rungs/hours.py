@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from itertools import pairwise
 
 __all__ = ["DAYS", "Hours", "HoursError", "parse_hours", "parse_spans", "overlaps"]
 
@@ -53,7 +54,7 @@ def parse_spans(text: str) -> tuple[Span, ...]:
             end += 24 * 60
         spans.append((start, end))
     spans.sort()
-    for (s1, e1), (s2, _) in zip(spans, spans[1:], strict=False):
+    for (_, e1), (s2, _) in pairwise(spans):
         if s2 < e1:
             raise HoursError(f"overlapping spans in '{text}'")
     return tuple(spans)

@@ -20,10 +20,16 @@ from rungs.sim.output import compare_timelines, timeline_json
 from tests.conftest import ROOT, shared_scenarios
 
 STORIES = sorted(
-    [*(shared_scenarios() or Path("/nonexistent")).rglob("*.story.yaml"),
-     *(ROOT / "tests" / "scenarios").rglob("*.story.yaml")]  # fmt: skip
+    [
+        *(shared_scenarios() or Path("/nonexistent")).rglob("*.story.yaml"),
+        *(ROOT / "tests" / "scenarios").rglob("*.story.yaml"),
+    ]
 )
-STORIES = [s for s in STORIES if not s.with_name(s.name.replace(".story.yaml", ".expected-error.txt")).exists()]
+STORIES = [
+    s
+    for s in STORIES
+    if not s.with_name(s.name.replace(".story.yaml", ".expected-error.txt")).exists()
+]
 
 
 def _policy_path(story_path: Path) -> Path:
@@ -32,7 +38,9 @@ def _policy_path(story_path: Path) -> Path:
 
 
 @pytest.mark.parametrize("story_path", STORIES, ids=lambda p: str(p.name))
-def test_story_over_api_matches_simulator(story_path: Path, db_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_story_over_api_matches_simulator(
+    story_path: Path, db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("RUNGS_ALLOW_VIRTUAL_CLOCK", "1")
     story = load_story(story_path)
     policy_file = _policy_path(story_path)

@@ -62,31 +62,54 @@ def policy_file(tmp_path: Path) -> Path:
 
 def _expected(policy_file: Path) -> list[dict]:
     schedule = load_policy(policy_file).schedules["network-oncall"]
-    return [{"start": format_utc(s.start), "end": format_utc(s.end), "person": s.person,
-             "source": s.source}
-            for s in shifts(schedule, parse_instant(A), parse_instant(B))]  # fmt: skip
+    return [
+        {
+            "start": format_utc(s.start),
+            "end": format_utc(s.end),
+            "person": s.person,
+            "source": s.source,
+        }
+        for s in shifts(schedule, parse_instant(A), parse_instant(B))
+    ]
 
 
 def test_cli_oncall_json_agrees_with_shifts(policy_file: Path) -> None:
-    r = CliRunner().invoke(cli, ["oncall", str(policy_file), "network-oncall", "--from", A,
-                                 "--to", B, "--json"])  # fmt: skip
+    r = CliRunner().invoke(
+        cli, ["oncall", str(policy_file), "network-oncall", "--from", A, "--to", B, "--json"]
+    )
     assert r.exit_code == 0, r.output
     got = json.loads(r.output)
     assert got == _expected(policy_file)
     assert {"person": "erin", "source": "override"}.items() <= next(
-        s for s in got if s["source"] == "override").items()  # fmt: skip
-    r = CliRunner().invoke(cli, ["oncall", str(policy_file), "network-oncall", "--at",
-                                 "2026-11-25T20:00:00+01:00", "--json"])  # fmt: skip
-    assert json.loads(r.output) == {"schedule": "network-oncall", "at": "2026-11-25T19:00:00Z",
-                                    "on_call": ["erin"], "source": "override"}  # fmt: skip
+        s for s in got if s["source"] == "override"
+    ).items()
+    r = CliRunner().invoke(
+        cli,
+        [
+            "oncall",
+            str(policy_file),
+            "network-oncall",
+            "--at",
+            "2026-11-25T20:00:00+01:00",
+            "--json",
+        ],
+    )
+    assert json.loads(r.output) == {
+        "schedule": "network-oncall",
+        "at": "2026-11-25T19:00:00Z",
+        "on_call": ["erin"],
+        "source": "override",
+    }
 
 
-def test_api_shifts_ics_and_overrides(policy_file: Path, tmp_path: Path,
-                                      monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+def test_api_shifts_ics_and_overrides(
+    policy_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("RUNGS_ALLOW_VIRTUAL_CLOCK", "1")
     start = parse_instant("2026-11-23T04:00:00+01:00")  # 08:30 in Kolkata: before the office layer
-    service, app = build(db_url=f"sqlite:///{tmp_path / 'r.db'}", policy_file=policy_file,
-                         virtual_start=start)  # fmt: skip
+    service, app = build(
+        db_url=f"sqlite:///{tmp_path / 'r.db'}", policy_file=policy_file, virtual_start=start
+    )
     try:
         with TestClient(app) as client:
             r = client.get("/v1/schedules/network-oncall/shifts", params={"from": A, "to": B})
@@ -95,31 +118,59 @@ def test_api_shifts_ics_and_overrides(policy_file: Path, tmp_path: Path,
             ics = client.get("/v1/schedules/network-oncall.ics", params={"from": A, "to": B})
             assert ics.headers["content-type"].startswith("text/calendar")
             cal = icalendar.Calendar.from_ical(ics.content)
-            events = sorted((e.decoded("dtstart"), e.decoded("dtend"), str(e["summary"]))
-                            for e in cal.walk("VEVENT"))  # fmt: skip
+            events = sorted(
+                (e.decoded("dtstart"), e.decoded("dtend"), str(e["summary"]))
+                for e in cal.walk("VEVENT")
+            )
             assert [(format_utc(int(s.timestamp() * 1e6)), p) for s, _, p in events] == [
-                (x["start"], f"On call: {x['person']} (network-oncall)") for x in _expected(policy_file)
+                (x["start"], f"On call: {x['person']} (network-oncall)")
+                for x in _expected(policy_file)
             ]
             mine = icalendar.Calendar.from_ical(
-                client.get("/v1/schedules/network-oncall.ics",
-                           params={"from": A, "to": B, "person": "carol"}).content)  # fmt: skip
-            assert {str(e["summary"]) for e in mine.walk("VEVENT")} == {"On call: carol (network-oncall)"}
+                client.get(
+                    "/v1/schedules/network-oncall.ics",
+                    params={"from": A, "to": B, "person": "carol"},
+                ).content
+            )
+            assert {str(e["summary"]) for e in mine.walk("VEVENT")} == {
+                "On call: carol (network-oncall)"
+            }
             now = client.get("/v1/oncall").json()
-            assert now == [{"schedule": "network-oncall", "at": "2026-11-23T03:00:00Z",
-                            "on_call": ["dave"], "source": "weekly"}]  # fmt: skip
+            assert now == [
+                {
+                    "schedule": "network-oncall",
+                    "at": "2026-11-23T03:00:00Z",
+                    "on_call": ["dave"],
+                    "source": "weekly",
+                }
+            ]
             # a temporary override through the API: stored, used for paging, named in the timeline
-            r = client.post("/v1/schedules/network-oncall/overrides",
-                            json={"from": "2026-11-23T04:00:00+01:00", "to": "2026-11-23T12:00:00+01:00",
-                                  "who": "alice"})  # fmt: skip
+            r = client.post(
+                "/v1/schedules/network-oncall/overrides",
+                json={
+                    "from": "2026-11-23T04:00:00+01:00",
+                    "to": "2026-11-23T12:00:00+01:00",
+                    "who": "alice",
+                },
+            )
             assert r.status_code == 201, r.text
             assert client.get("/v1/oncall").json()[0]["on_call"] == ["alice"]
-            bad = client.post("/v1/schedules/network-oncall/overrides",
-                              json={"from": "2026-11-23T08:00:00Z", "to": "2026-11-23T07:00:00Z", "who": "alice"})
+            bad = client.post(
+                "/v1/schedules/network-oncall/overrides",
+                json={"from": "2026-11-23T08:00:00Z", "to": "2026-11-23T07:00:00Z", "who": "alice"},
+            )
             assert bad.status_code == 422 and bad.json()["field"] == "to"
-            assert client.post("/v1/schedules/nope/overrides", json={"from": A, "to": B, "who": "alice"}).status_code == 404
+            assert (
+                client.post(
+                    "/v1/schedules/nope/overrides", json={"from": A, "to": B, "who": "alice"}
+                ).status_code
+                == 404
+            )
             case = client.post("/v1/cases", json={"customer": "acme", "title": "link down"}).json()
             timeline = client.get(f"/v1/cases/{case['id']}/timeline").json()
             assert [e["to"] for e in timeline if e["kind"] == "notified"] == ["alice"]
-            assert any(e["kind"] == "override_used" and e["schedule"] == "network-oncall" for e in timeline)
+            assert any(
+                e["kind"] == "override_used" and e["schedule"] == "network-oncall" for e in timeline
+            )
     finally:
         service.stop()

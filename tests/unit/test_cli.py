@@ -15,27 +15,87 @@ runner = CliRunner()
 
 
 def test_due_json_in_utc_and_local() -> None:
-    r = runner.invoke(app, ["due", str(ACME), "--calendar", "berlin-office",
-                            "--from", "2026-11-20T16:00:00+01:00", "--after", "4h", "--json"])  # fmt: skip
+    r = runner.invoke(
+        app,
+        [
+            "due",
+            str(ACME),
+            "--calendar",
+            "berlin-office",
+            "--from",
+            "2026-11-20T16:00:00+01:00",
+            "--after",
+            "4h",
+            "--json",
+        ],
+    )
     assert r.exit_code == 0, r.output
-    assert json.loads(r.output) == {"due": "2026-11-23T11:00:00Z", "local": "2026-11-23T12:00:00+01:00"}
+    assert json.loads(r.output) == {
+        "due": "2026-11-23T11:00:00Z",
+        "local": "2026-11-23T12:00:00+01:00",
+    }
 
 
 def test_due_skips_christmas_and_company_holidays() -> None:
-    r = runner.invoke(app, ["due", str(ACME), "--calendar", "berlin-office",
-                            "--from", "2026-12-23T16:30:00+01:00", "--after", "1h", "--json"])  # fmt: skip
+    r = runner.invoke(
+        app,
+        [
+            "due",
+            str(ACME),
+            "--calendar",
+            "berlin-office",
+            "--from",
+            "2026-12-23T16:30:00+01:00",
+            "--after",
+            "1h",
+            "--json",
+        ],
+    )
     assert json.loads(r.output)["local"] == "2026-12-28T09:30:00+01:00"
 
 
 def test_due_errors_name_the_problem() -> None:
-    r = runner.invoke(app, ["due", str(ACME), "--calendar", "nope", "--from",
-                            "2026-11-20T16:00:00+01:00", "--after", "4h"])  # fmt: skip
+    r = runner.invoke(
+        app,
+        [
+            "due",
+            str(ACME),
+            "--calendar",
+            "nope",
+            "--from",
+            "2026-11-20T16:00:00+01:00",
+            "--after",
+            "4h",
+        ],
+    )
     assert r.exit_code == 1 and "unknown calendar 'nope'" in r.output
-    r = runner.invoke(app, ["due", str(ACME), "--calendar", "always", "--from",
-                            "2026-11-20T16:00:00", "--after", "4h"])  # fmt: skip
+    r = runner.invoke(
+        app,
+        [
+            "due",
+            str(ACME),
+            "--calendar",
+            "always",
+            "--from",
+            "2026-11-20T16:00:00",
+            "--after",
+            "4h",
+        ],
+    )
     assert r.exit_code == 1 and "no UTC offset" in r.output
-    r = runner.invoke(app, ["due", str(ACME), "--calendar", "always", "--from",
-                            "2026-11-20T16:00:00Z", "--after", "15x"])  # fmt: skip
+    r = runner.invoke(
+        app,
+        [
+            "due",
+            str(ACME),
+            "--calendar",
+            "always",
+            "--from",
+            "2026-11-20T16:00:00Z",
+            "--after",
+            "15x",
+        ],
+    )
     assert r.exit_code == 1 and "malformed duration '15x'" in r.output
 
 
@@ -43,9 +103,17 @@ def test_explain_b12_lists_holidays_pause_and_adds_up() -> None:
     shared = shared_scenarios()
     assert shared is not None, "../shared/scenarios is missing"
     acme = shared / "acme"
-    r = runner.invoke(app, ["simulate", str(acme / "policy.yaml"),
-                            str(acme / "03-billing-holidays-pending.story.yaml"),
-                            "--explain", "B-12", "--json"])  # fmt: skip
+    r = runner.invoke(
+        app,
+        [
+            "simulate",
+            str(acme / "policy.yaml"),
+            str(acme / "03-billing-holidays-pending.story.yaml"),
+            "--explain",
+            "B-12",
+            "--json",
+        ],
+    )
     assert r.exit_code == 0, r.output
     report = json.loads(r.output)
     resolution = next(m for m in report["metrics"] if m["metric"] == "resolution")
@@ -60,10 +128,19 @@ def test_explain_b12_lists_holidays_pause_and_adds_up() -> None:
     assert resolution["target"] == "80h" and resolution["breached"] is True
     assert resolution["due"] == "2027-01-14T13:00:00Z"
     assert [(e["kind"], e["at"]) for e in resolution["events"]] == [
-        ("sla_warning", "2027-01-12T09:00:00Z"), ("sla_breached", "2027-01-14T13:00:00Z")]  # fmt: skip
-    text = runner.invoke(app, ["simulate", str(acme / "policy.yaml"),
-                               str(acme / "03-billing-holidays-pending.story.yaml"),
-                               "--explain", "B-12"])  # fmt: skip
+        ("sla_warning", "2027-01-12T09:00:00Z"),
+        ("sla_breached", "2027-01-14T13:00:00Z"),
+    ]
+    text = runner.invoke(
+        app,
+        [
+            "simulate",
+            str(acme / "policy.yaml"),
+            str(acme / "03-billing-holidays-pending.story.yaml"),
+            "--explain",
+            "B-12",
+        ],
+    )
     assert "paused (pending)" in text.output and "Weihnachtstag" in text.output
 
 
@@ -77,5 +154,7 @@ def test_simulate_table_and_refusal(tmp_path: Path) -> None:
     r = runner.invoke(app, ["simulate", str(ACME), str(story)])
     assert r.exit_code == 1
     assert "unknown reason 'whim'" in r.output and f"{story}:4:" in r.output
-    r = runner.invoke(app, ["simulate", str(ACME), str(ROOT / "src/rungs/examples/acme-story.yaml")])
+    r = runner.invoke(
+        app, ["simulate", str(ACME), str(ROOT / "src/rungs/examples/acme-story.yaml")]
+    )
     assert r.exit_code == 0 and "escalated" in r.output

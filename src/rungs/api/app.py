@@ -33,16 +33,24 @@ class ApiError(Exception):
 
 
 def create_app(service: Service, *, role: str = "all") -> FastAPI:
-    app = FastAPI(title="Rungs", version="0.1.0",
-                  description="Escalation management: cases, SLA clocks, escalation matrices.")  # fmt: skip
+    app = FastAPI(
+        title="Rungs",
+        version="0.1.0",
+        description="Escalation management: cases, SLA clocks, escalation matrices.",
+    )
     registry = CollectorRegistry()
-    latency = Histogram("rungs_api_latency_seconds", "API request latency", ["route"],
-                        registry=registry)  # fmt: skip
-    lateness = Gauge("rungs_engine_lateness_seconds", "Due-to-fired delay of the last timer",
-                     registry=registry)  # fmt: skip
-    lateness_h = Histogram("rungs_engine_lateness_hist_seconds", "Due-to-fired delay of timers",
-                           buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
-                           registry=registry)  # fmt: skip
+    latency = Histogram(
+        "rungs_api_latency_seconds", "API request latency", ["route"], registry=registry
+    )
+    lateness = Gauge(
+        "rungs_engine_lateness_seconds", "Due-to-fired delay of the last timer", registry=registry
+    )
+    lateness_h = Histogram(
+        "rungs_engine_lateness_hist_seconds",
+        "Due-to-fired delay of timers",
+        buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+        registry=registry,
+    )
 
     def observe(late_us: int) -> None:
         lateness.set(late_us / 1e6)
@@ -53,13 +61,17 @@ def create_app(service: Service, *, role: str = "all") -> FastAPI:
     class DbCollector:
         def collect(self):  # type: ignore[no-untyped-def]
             with service.db.connect() as conn:
-                by_status = conn.execute(select(cases.c.status, func.count()).group_by(cases.c.status)).all()
+                by_status = conn.execute(
+                    select(cases.c.status, func.count()).group_by(cases.c.status)
+                ).all()
                 pending = conn.execute(select(func.count()).select_from(timers)).scalar_one()
             g = GaugeMetricFamily("rungs_cases", "Cases by status", labels=["status"])
             for status, n in by_status:
                 g.add_metric([status], n)
             yield g
-            yield GaugeMetricFamily("rungs_timers_pending", "Timers waiting to come due", value=pending)
+            yield GaugeMetricFamily(
+                "rungs_timers_pending", "Timers waiting to come due", value=pending
+            )
 
     registry.register(DbCollector())  # type: ignore[arg-type]
 
@@ -107,8 +119,12 @@ def create_app(service: Service, *, role: str = "all") -> FastAPI:
     def healthz() -> dict[str, Any]:
         with service.db.connect() as conn:
             conn.execute(select(1))
-        return {"status": "ok", "role": role, "now": format_utc(service.clock.now()),
-                "virtual_clock": service.clock.virtual}  # fmt: skip
+        return {
+            "status": "ok",
+            "role": role,
+            "now": format_utc(service.clock.now()),
+            "virtual_clock": service.clock.virtual,
+        }
 
     @app.get("/metrics", tags=["ops"], response_class=PlainTextResponse)
     def metrics() -> Response:
@@ -117,8 +133,11 @@ def create_app(service: Service, *, role: str = "all") -> FastAPI:
     @app.get("/v1/policy", tags=["policy"])
     def get_policy() -> Response:
         version = service.current_version()
-        return Response(service.policy_text(version), media_type="application/yaml",
-                        headers={"X-Rungs-Policy-Version": str(version)})  # fmt: skip
+        return Response(
+            service.policy_text(version),
+            media_type="application/yaml",
+            headers={"X-Rungs-Policy-Version": str(version)},
+        )
 
     @app.put("/v1/policy", tags=["policy"])
     async def put_policy(request: Request) -> dict[str, Any]:
@@ -134,8 +153,9 @@ def create_app(service: Service, *, role: str = "all") -> FastAPI:
         except PolicyError as exc:
             errors = [p.as_dict() for p in exc.problems]
             first = next((p for p in exc.problems if p.severity == "error"), None)
-            raise ApiError(422, str(first) if first else "invalid policy", "body",
-                           errors=errors) from None  # fmt: skip
+            raise ApiError(
+                422, str(first) if first else "invalid policy", "body", errors=errors
+            ) from None
         return {"version": version}
 
     @app.post("/v1/cases", status_code=201, tags=["cases"])
@@ -160,8 +180,13 @@ def create_app(service: Service, *, role: str = "all") -> FastAPI:
         offset: int = Query(0, ge=0),
     ) -> dict[str, Any]:
         q = select(cases.c.id, cases.c.state, cases.c.policy_version)
-        for col, value in (("status", status), ("customer", customer), ("priority", priority),
-                           ("level", level), ("assignee", assignee)):  # fmt: skip
+        for col, value in (
+            ("status", status),
+            ("customer", customer),
+            ("priority", priority),
+            ("level", level),
+            ("assignee", assignee),
+        ):
             if value is not None:
                 q = q.where(cases.c[col] == value)
         total_q = select(func.count()).select_from(q.subquery())
@@ -184,19 +209,26 @@ def create_app(service: Service, *, role: str = "all") -> FastAPI:
     def get_timeline(case_id: str) -> list[dict[str, Any]]:
         load(case_id)
         with service.db.connect() as conn:
-            rows = conn.execute(select(timeline.c.entry, timeline.c.policy_version)
-                                .where(timeline.c.case_id == case_id).order_by(timeline.c.id)).all()  # fmt: skip
+            rows = conn.execute(
+                select(timeline.c.entry, timeline.c.policy_version)
+                .where(timeline.c.case_id == case_id)
+                .order_by(timeline.c.id)
+            ).all()
         return timeline_rows_json(rows)
 
     @app.get("/v1/cases/{case_id}/handoff", tags=["cases"])
     def get_handoff(case_id: str, level: int | None = Query(None, ge=1, le=100)) -> dict[str, Any]:
-        from rungs.core.handoff import handoff
         import json
+
+        from rungs.core.handoff import handoff
 
         case, version = load(case_id)
         with service.db.connect() as conn:
-            rows = conn.execute(select(timeline.c.entry).where(timeline.c.case_id == case_id)
-                                .order_by(timeline.c.id)).all()  # fmt: skip
+            rows = conn.execute(
+                select(timeline.c.entry)
+                .where(timeline.c.case_id == case_id)
+                .order_by(timeline.c.id)
+            ).all()
         entries = [json.loads(r.entry) for r in rows]
         return handoff(case, service.policy(version), service.clock.now(), entries, level)
 
@@ -209,12 +241,15 @@ def create_app(service: Service, *, role: str = "all") -> FastAPI:
         return view(case, service.current_version())
 
     @app.post("/v1/cases/{case_id}/{action}", tags=["cases"])
-    async def act(case_id: str, action: str, body: ActionBody | None = Body(None)) -> dict[str, Any]:
+    async def act(
+        case_id: str, action: str, body: ActionBody | None = Body(None)
+    ) -> dict[str, Any]:
         if action not in ACTIONS:
             raise ApiError(404, f"unknown action '{action}' (use {', '.join(ACTIONS)})", "action")
         b = body or ActionBody()
-        event = Event(action, by=b.by, reason=b.reason, to_level=b.to_level, to=b.to,
-                      priority=b.priority)  # fmt: skip
+        event = Event(
+            action, by=b.by, reason=b.reason, to_level=b.to_level, to=b.to, priority=b.priority
+        )
         try:
             case = await run_in_threadpool(service.act, case_id, event)
         except Refused as exc:

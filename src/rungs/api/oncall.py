@@ -48,8 +48,15 @@ def oncall_router(service: Service, error: Any) -> APIRouter:
             raise error(422, "'to' must be later than 'from'", "to")
         if b - a > 400 * DAY:
             raise error(422, "ask for at most 400 days of shifts at once", "to")
-        return [{"start": format_utc(s.start), "end": format_utc(s.end), "person": s.person,
-                 "source": s.source} for s in shifts(schedule(sid), a, b)]  # fmt: skip
+        return [
+            {
+                "start": format_utc(s.start),
+                "end": format_utc(s.end),
+                "person": s.person,
+                "source": s.source,
+            }
+            for s in shifts(schedule(sid), a, b)
+        ]
 
     @router.get("/v1/oncall")
     def who_is_on_call(at: str | None = Query(None, max_length=64)) -> list[dict[str, Any]]:
@@ -58,8 +65,14 @@ def oncall_router(service: Service, error: Any) -> APIRouter:
         out = []
         for sid, s in policy.schedules.items():
             found = on_call(s, t)
-            out.append({"schedule": sid, "at": format_utc(t), "on_call": list(found.people),
-                        "source": found.source})  # fmt: skip
+            out.append(
+                {
+                    "schedule": sid,
+                    "at": format_utc(t),
+                    "on_call": list(found.people),
+                    "source": found.source,
+                }
+            )
         return out
 
     @router.get("/v1/schedules/{sid}/shifts")
@@ -84,8 +97,11 @@ def oncall_router(service: Service, error: Any) -> APIRouter:
         if b <= a:
             raise error(422, "'to' must be later than 'from'", "to")
         body = to_ical(s, shifts(s, a, b), person=person)
-        return Response(body, media_type="text/calendar; charset=utf-8",
-                        headers={"Content-Disposition": f'attachment; filename="{sid}.ics"'})  # fmt: skip
+        return Response(
+            body,
+            media_type="text/calendar; charset=utf-8",
+            headers={"Content-Disposition": f'attachment; filename="{sid}.ics"'},
+        )
 
     @router.post("/v1/schedules/{sid}/overrides", status_code=201)
     async def post_override(sid: str, body: OverrideBody) -> dict[str, Any]:
@@ -96,7 +112,12 @@ def oncall_router(service: Service, error: Any) -> APIRouter:
         if body.who not in service.policy(service.current_version()).people:
             raise error(422, f"unknown person '{body.who}'", "who")
         oid = await run_in_threadpool(service.add_override, sid, a, b, body.who, body.note)
-        return {"id": oid, "schedule": sid, "from": format_utc(a), "to": format_utc(b),
-                "who": body.who}  # fmt: skip
+        return {
+            "id": oid,
+            "schedule": sid,
+            "from": format_utc(a),
+            "to": format_utc(b),
+            "who": body.who,
+        }
 
     return router

@@ -22,7 +22,9 @@ class OpenCase(Strict):
     priority: Annotated[str, Field(pattern=r"^P[1-4]$")] = "P3"
     title: Annotated[str, Field(min_length=1, max_length=1024)]
     description: Text = ""
-    fields: dict[Annotated[str, Field(max_length=100)], Any] = Field(default_factory=dict, max_length=100)
+    fields: dict[Annotated[str, Field(max_length=100)], Any] = Field(
+        default_factory=dict, max_length=100
+    )
     tags: list[Annotated[str, Field(max_length=100)]] = Field(default_factory=list, max_length=50)
     dedup_key: Annotated[str, Field(min_length=1, max_length=255)] | None = None
     site: Short | None = None

@@ -97,8 +97,14 @@ def open_case(
         updated_at=now,
     )
     ctx = Ctx(case, now, policy)
-    ctx.record("opened", customer=case.customer, category=case.category, priority=priority,
-               title=case.title, matrix=chosen.id)  # fmt: skip
+    ctx.record(
+        "opened",
+        customer=case.customer,
+        category=case.category,
+        priority=priority,
+        title=case.title,
+        matrix=chosen.id,
+    )
     first = chosen.levels[0]
     ctx.notify_targets(first.notify, 1, "opened", first.fallback)
     matrix.schedule_next_level(ctx)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from rungs.calendar import WALL_CLOCK, Calendar
 from rungs.core.ctx import Ctx
+from rungs.core.model import Metric
 from rungs.policy.model import METRICS, SlaPolicy
 
 __all__ = [

@@ -11,9 +11,8 @@ from __future__ import annotations
 import json
 import logging
 import threading
-from dataclasses import replace
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from sqlalchemy import Connection, Engine, delete, func, insert, select, text
@@ -22,10 +21,10 @@ from rungs.clock import Clock, VirtualClock
 from rungs.core.decide import decide
 from rungs.core.model import Case, Event, Refused, Timer
 from rungs.engine.writer import Writer
+from rungs.oncall import Override
 from rungs.policy import Policy, PolicyError, load_policy_text
 from rungs.store import repo
 from rungs.store.db import is_postgres
-from rungs.oncall import Override
 from rungs.store.tables import overrides, policies, timers
 
 __all__ = ["Service", "Stats"]
@@ -66,8 +65,9 @@ class Service:
         found = self._policies.get(version)
         if found is None:
             with self.db.connect() as conn:
-                row = conn.execute(select(policies.c.yaml, policies.c.source)
-                                   .where(policies.c.version == version)).first()  # fmt: skip
+                row = conn.execute(
+                    select(policies.c.yaml, policies.c.source).where(policies.c.version == version)
+                ).first()
             if row is None:
                 raise KeyError(f"policy version {version} is not stored")
             found, problems = load_policy_text(row.yaml, row.source or f"version {version}")
@@ -99,13 +99,24 @@ class Service:
         if latest != self._overrides_seen:
             self._policies.clear()
 
-    def add_override(self, schedule_id: str, start: int, end: int, who: str, note: str | None) -> int:
+    def add_override(
+        self, schedule_id: str, start: int, end: int, who: str, note: str | None
+    ) -> int:
         now = self.clock.now()
 
         def write(conn: Connection) -> int:
-            return conn.execute(insert(overrides).values(
-                schedule_id=schedule_id, start=start, end=end, who=who, created_at=now, note=note,
-            ).returning(overrides.c.id)).scalar_one()  # fmt: skip
+            return conn.execute(
+                insert(overrides)
+                .values(
+                    schedule_id=schedule_id,
+                    start=start,
+                    end=end,
+                    who=who,
+                    created_at=now,
+                    note=note,
+                )
+                .returning(overrides.c.id)
+            ).scalar_one()
 
         oid = self.writer.call(write)
         self._policies.clear()
@@ -128,8 +139,11 @@ class Service:
         now = self.clock.now()
 
         def write(conn: Connection) -> int:
-            return conn.execute(insert(policies).values(yaml=yaml_text, source=source, created_at=now)
-                                .returning(policies.c.version)).scalar_one()  # fmt: skip
+            return conn.execute(
+                insert(policies)
+                .values(yaml=yaml_text, source=source, created_at=now)
+                .returning(policies.c.version)
+            ).scalar_one()
 
         version = self.writer.call(write)
         self._policies[version] = policy
@@ -138,7 +152,9 @@ class Service:
 
     def policy_text(self, version: int) -> str:
         with self.db.connect() as conn:
-            return conn.execute(select(policies.c.yaml).where(policies.c.version == version)).scalar_one()
+            return conn.execute(
+                select(policies.c.yaml).where(policies.c.version == version)
+            ).scalar_one()
 
     def ensure_policy(self, yaml_text: str, source: str) -> int:
         """Store the policy unless the current version already holds exactly this text."""
@@ -190,7 +206,9 @@ class Service:
         return self.writer.call(run)
 
     def act(self, case_id: str, event: Event) -> Case:
-        return self.writer.call(lambda conn: self._decide(conn, case_id, event, self.clock.now())[0])
+        return self.writer.call(
+            lambda conn: self._decide(conn, case_id, event, self.clock.now())[0]
+        )
 
     def adopt_policy(self, case_id: str) -> Case:
         """Move one case to the current policy version, keeping its level and SLA clocks."""
@@ -222,8 +240,12 @@ class Service:
         """Fire up to one batch of timers due at or before `until`; returns how many fired."""
 
         def run(conn: Connection) -> int:
-            q = (select(timers.c.id, timers.c.case_id, timers.c.key, timers.c.due, timers.c.payload)
-                 .where(timers.c.due <= until).order_by(timers.c.due, timers.c.id).limit(self.batch))  # fmt: skip
+            q = (
+                select(timers.c.id, timers.c.case_id, timers.c.key, timers.c.due, timers.c.payload)
+                .where(timers.c.due <= until)
+                .order_by(timers.c.due, timers.c.id)
+                .limit(self.batch)
+            )
             if is_postgres(self.db):
                 q = q.with_for_update(skip_locked=True)
             rows = conn.execute(q).all()

@@ -22,8 +22,6 @@ __all__ = ["Writer"]
 Command = Callable[[Connection], Any]
 
 
-
-
 class Writer:
     def __init__(self, engine: Engine, *, max_batch: int = 256) -> None:
         self.engine = engine

@@ -42,17 +42,48 @@ from rungs.policy.model import (
 __all__ = ["compile_policy"]
 
 SECTIONS = (
-    "version", "timezone", "calendars", "people", "teams", "partners", "customers",
-    "default_customer", "sla_policies", "reasons", "matrices", "rules", "schedules",
-    "integrations", "channels", "links",
-)  # fmt: skip
+    "version",
+    "timezone",
+    "calendars",
+    "people",
+    "teams",
+    "partners",
+    "customers",
+    "default_customer",
+    "sla_policies",
+    "reasons",
+    "matrices",
+    "rules",
+    "schedules",
+    "integrations",
+    "channels",
+    "links",
+)
 MATCH_KEYS = (
-    "customer", "partner", "tier", "site", "device_group", "device", "category", "priority",
-)  # fmt: skip
+    "customer",
+    "partner",
+    "tier",
+    "site",
+    "device_group",
+    "device",
+    "category",
+    "priority",
+)
 RULE_KEYS = (
-    "customer", "partner", "tier", "site", "device_group", "device", "category", "priority",
-    "status", "level", "assignee", "sla_breached", "sla_warning",
-)  # fmt: skip
+    "customer",
+    "partner",
+    "tier",
+    "site",
+    "device_group",
+    "device",
+    "category",
+    "priority",
+    "status",
+    "level",
+    "assignee",
+    "sla_breached",
+    "sla_warning",
+)
 STATUSES = ("open", "acknowledged", "pending", "resolved", "closed")
 FORMATS = ("pagerduty", "alertmanager", "opsgenie", "events", "heartbeat")
 DEFAULT_RESOLUTION = parse_duration("30d")
@@ -343,10 +374,13 @@ def _reasons(r: _Reader, data: dict) -> tuple[str, ...]:
 def _check_rule_levels(r: _Reader, data: dict) -> None:
     """A rule that escalates past the last level of every matrix could never act."""
     deepest = max(
-        (len(m["levels"]) for _, m, _ in r.entries("matrices", data)
-         if isinstance(m.get("levels"), list)),
+        (
+            len(m["levels"])
+            for _, m, _ in r.entries("matrices", data)
+            if isinstance(m.get("levels"), list)
+        ),
         default=0,
-    )  # fmt: skip
+    )
     if not deepest:
         return
     for ident, m, p in r.entries("rules", data):
@@ -1014,8 +1048,19 @@ def _instant(r: _Reader, v: Any, path: Path) -> int | None:
 
 def _integrations(r: _Reader, data: dict, known: dict[str, set[str]]) -> dict[str, Integration]:
     out = {}
-    allowed = ("id", "name", "key", "key_env", "format", "defaults", "matrix", "severity_map",
-               "dedup", "interval", "rate_limit")  # fmt: skip
+    allowed = (
+        "id",
+        "name",
+        "key",
+        "key_env",
+        "format",
+        "defaults",
+        "matrix",
+        "severity_map",
+        "dedup",
+        "interval",
+        "rate_limit",
+    )
     for ident, m, p in r.entries("integrations", data):
         m = r.fields(m, p, f"integration '{ident}'", allowed, ("format",))
         if m is None:

@@ -22,8 +22,12 @@ __all__ = ["explain_case", "render_explain"]
 
 
 def _span(a: int, b: int, tz: Any) -> dict[str, str]:
-    return {"from": format_utc(a), "to": format_utc(b), "local_from": format_local(a, tz),
-            "local_to": format_local(b, tz)}  # fmt: skip
+    return {
+        "from": format_utc(a),
+        "to": format_utc(b),
+        "local_from": format_local(a, tz),
+        "local_to": format_local(b, tz),
+    }
 
 
 def _short(text: str) -> str:
@@ -69,8 +73,12 @@ def explain_case(sim: Simulation, case_id: str) -> dict[str, Any]:
             if i + 1 < len(segments):
                 skipped.append({**_span(b, segments[i + 1][0], tz), "reason": "paused (pending)"})
         if m.state == "paused":
-            skipped.append({**_span(segments[-1][1] if segments else m.since, sim.now, tz),
-                            "reason": "paused (pending)"})  # fmt: skip
+            skipped.append(
+                {
+                    **_span(segments[-1][1] if segments else m.since, sim.now, tz),
+                    "reason": "paused (pending)",
+                }
+            )
         skipped.sort(key=lambda s: s["from"])
         elapsed = sla.elapsed(m, sim.now, cal)
         due = sla.due(m, target, policy_sla)
@@ -79,22 +87,24 @@ def explain_case(sim: Simulation, case_id: str) -> dict[str, Any]:
             for e in entries
             if e["kind"] in ("sla_warning", "sla_breached") and e.get("metric") == name
         ]
-        report["metrics"].append({
-            "metric": name,
-            "state": {"stopped": "stopped (met or ended)"}.get(m.state, m.state),
-            "started": format_utc(m.started),
-            "target": _d(target),
-            "elapsed": format_duration(elapsed),
-            "elapsed_us": elapsed,
-            "counted_total_us": total,
-            "remaining": _d(max(0, target - elapsed)),
-            "breached": m.breached,
-            "due": format_utc(due) if due is not None else None,
-            "due_local": format_local(due, tz) if due is not None else None,
-            "counted": counted,
-            "not_counted": skipped,
-            "events": events,
-        })  # fmt: skip
+        report["metrics"].append(
+            {
+                "metric": name,
+                "state": {"stopped": "stopped (met or ended)"}.get(m.state, m.state),
+                "started": format_utc(m.started),
+                "target": _d(target),
+                "elapsed": format_duration(elapsed),
+                "elapsed_us": elapsed,
+                "counted_total_us": total,
+                "remaining": _d(max(0, target - elapsed)),
+                "breached": m.breached,
+                "due": format_utc(due) if due is not None else None,
+                "due_local": format_local(due, tz) if due is not None else None,
+                "counted": counted,
+                "not_counted": skipped,
+                "events": events,
+            }
+        )
     return report
 
 
@@ -120,10 +130,13 @@ def render_explain(report: dict[str, Any], console: Console) -> None:
         table = Table(show_header=True, header_style="bold")
         for col in ("from (local)", "to (local)", "counted / why not"):
             table.add_column(col)
-        rows = [(_short(c["local_from"]), _short(c["local_to"]), f"counted {c['counted']}")
-                for c in m["counted"]]  # fmt: skip
-        rows += [(_short(s["local_from"]), _short(s["local_to"]), s["reason"])
-                 for s in m["not_counted"]]  # fmt: skip
+        rows = [
+            (_short(c["local_from"]), _short(c["local_to"]), f"counted {c['counted']}")
+            for c in m["counted"]
+        ]
+        rows += [
+            (_short(s["local_from"]), _short(s["local_to"]), s["reason"]) for s in m["not_counted"]
+        ]
         for row in sorted(rows):
             table.add_row(*row)
         console.print(table)

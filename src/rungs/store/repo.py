@@ -73,15 +73,27 @@ def apply_effects(conn: Connection, effects: Iterable[Effect], version: int, now
     for eff in effects:
         if type(eff) is Record:
             e = eff.entry
-            entries.append({"case_id": e["case"], "at": e["at"], "kind": e["kind"],
-                            "policy_version": version, "entry": _dumps(e)})  # fmt: skip
+            entries.append(
+                {
+                    "case_id": e["case"],
+                    "at": e["at"],
+                    "kind": e["kind"],
+                    "policy_version": version,
+                    "entry": _dumps(e),
+                }
+            )
         elif type(eff) is ScheduleTimer:
             if entries:
                 conn.execute(insert(timeline), entries)
                 entries = []
-            conn.execute(delete(timers).where(and_(timers.c.case_id == eff.case, timers.c.key == eff.key)))
-            conn.execute(insert(timers).values(case_id=eff.case, key=eff.key, due=eff.due,
-                                               payload=_dumps(list(eff.payload))))  # fmt: skip
+            conn.execute(
+                delete(timers).where(and_(timers.c.case_id == eff.case, timers.c.key == eff.key))
+            )
+            conn.execute(
+                insert(timers).values(
+                    case_id=eff.case, key=eff.key, due=eff.due, payload=_dumps(list(eff.payload))
+                )
+            )
             earliest = eff.due if not earliest else min(earliest, eff.due)
         elif type(eff) is CancelTimers:
             cond = timers.c.case_id == eff.case
@@ -89,13 +101,38 @@ def apply_effects(conn: Connection, effects: Iterable[Effect], version: int, now
                 cond = and_(cond, func.substr(timers.c.key, 1, len(eff.prefix)) == eff.prefix)
             conn.execute(delete(timers).where(cond))
         elif type(eff) is Notify:
-            body = {"person": eff.person, "channel": eff.channel, "level": eff.level, "reason": eff.reason}
-            outs.append({"case_id": eff.case, "kind": "notify", "key": eff.key, "payload": _dumps(body),
-                         "status": "pending", "attempts": 0, "next_attempt": now, "created_at": now})  # fmt: skip
+            body = {
+                "person": eff.person,
+                "channel": eff.channel,
+                "level": eff.level,
+                "reason": eff.reason,
+            }
+            outs.append(
+                {
+                    "case_id": eff.case,
+                    "kind": "notify",
+                    "key": eff.key,
+                    "payload": _dumps(body),
+                    "status": "pending",
+                    "attempts": 0,
+                    "next_attempt": now,
+                    "created_at": now,
+                }
+            )
         elif type(eff) is CallWebhook:
             body = {"url": eff.url, "body": eff.body}
-            outs.append({"case_id": eff.case, "kind": "webhook", "key": eff.key, "payload": _dumps(body),
-                         "status": "pending", "attempts": 0, "next_attempt": now, "created_at": now})  # fmt: skip
+            outs.append(
+                {
+                    "case_id": eff.case,
+                    "kind": "webhook",
+                    "key": eff.key,
+                    "payload": _dumps(body),
+                    "status": "pending",
+                    "attempts": 0,
+                    "next_attempt": now,
+                    "created_at": now,
+                }
+            )
     if entries:
         conn.execute(insert(timeline), entries)
     if outs:

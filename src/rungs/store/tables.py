@@ -15,8 +15,15 @@ from sqlalchemy import (
 )
 
 __all__ = [
-    "metadata", "policies", "cases", "timeline", "timers", "outbox", "case_numbers", "overrides",
-]  # fmt: skip
+    "metadata",
+    "policies",
+    "cases",
+    "timeline",
+    "timers",
+    "outbox",
+    "case_numbers",
+    "overrides",
+]
 
 metadata = MetaData()
 
@@ -56,7 +63,9 @@ cases = Table(
 timeline = Table(
     "timeline",
     metadata,
-    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    Column(
+        "id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    ),
     Column("case_id", String(64), nullable=False),
     Column("at", BigInteger, nullable=False),
     Column("kind", String(40), nullable=False),
@@ -68,7 +77,9 @@ timeline = Table(
 timers = Table(
     "timers",
     metadata,
-    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    Column(
+        "id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    ),
     Column("case_id", String(64), nullable=False),
     Column("key", String(80), nullable=False),
     Column("due", BigInteger, nullable=False),
@@ -80,7 +91,9 @@ timers = Table(
 outbox = Table(
     "outbox",
     metadata,
-    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    Column(
+        "id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    ),
     Column("case_id", String(64), nullable=False),
     Column("kind", String(16), nullable=False),  # notify | webhook
     Column("key", String(120), nullable=False, unique=True),  # idempotency key
