@@ -1,0 +1,130 @@
+"""`rungs serve` as a real subprocess, for the crash tests: start, wait for health, kill -9.
+
+Each server writes its stdout and stderr to one log file; `Servers` kills every process it
+started when its block ends and prints every log (pytest shows the output of failing tests).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from types import TracebackType
+
+import httpx
+
+__all__ = ["RUNGS", "Server", "Servers", "free_port", "wait_until"]
+
+RUNGS = Path(sys.executable).with_name("rungs")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_until(what: str, check, timeout: float, every: float = 0.1):  # type: ignore[no-untyped-def]
+    """Call `check` until it returns something truthy; fail after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while True:
+        last = check()
+        if last:
+            return last
+        if time.monotonic() > deadline:
+            raise AssertionError(
+                f"timed out after {timeout:.0f}s waiting for {what} (last: {last!r})"
+            )
+        time.sleep(every)
+
+
+class Server:
+    """One `rungs serve` process on a free port."""
+
+    def __init__(self, name: str, db: str, policy: Path, role: str, log: Path) -> None:
+        self.name, self.db, self.policy, self.role, self.log = name, db, policy, role, log
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        env = {k: v for k, v in os.environ.items() if not k.startswith("RUNGS_")}
+        env["PYTHONUNBUFFERED"] = "1"
+        args = [str(RUNGS), "serve", "--policy", str(policy), "--db", db,
+                "--port", str(self.port), "--role", role]  # fmt: skip
+        with log.open("ab") as out:
+            out.write(f"$ {' '.join(args)}\n".encode())
+            out.flush()
+            self.proc = subprocess.Popen(
+                args, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
+                start_new_session=True,
+            )  # fmt: skip
+        self.started = time.monotonic()
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def wait_healthy(self, timeout: float = 60.0) -> float:
+        """Wait for GET /healthz to answer 200; returns the seconds it took since start."""
+
+        def healthy() -> bool:
+            if not self.alive():
+                raise AssertionError(
+                    f"{self.name} exited with {self.proc.returncode}:\n{self.log_text()}"
+                )
+            try:
+                return httpx.get(f"{self.url}/healthz", timeout=2.0).status_code == 200
+            except httpx.HTTPError:
+                return False
+
+        wait_until(f"{self.name} /healthz", healthy, timeout, every=0.05)
+        return time.monotonic() - self.started
+
+    def signal(self, sig: signal.Signals) -> None:
+        if self.alive():
+            os.kill(self.proc.pid, sig)
+
+    def kill(self) -> None:
+        """SIGKILL, then reap the process."""
+        if self.alive():
+            os.kill(self.proc.pid, signal.SIGKILL)
+        self.proc.wait(timeout=10)
+
+    def log_text(self) -> str:
+        try:
+            return self.log.read_text(errors="replace")
+        except OSError:
+            return ""
+
+
+class Servers:
+    """Start servers inside a `with` block; all are killed and their logs printed at its end."""
+
+    def __init__(self, logs: Path) -> None:
+        self.logs = logs
+        self.all: list[Server] = []
+
+    def start(self, name: str, db: str, policy: Path, role: str = "all") -> Server:
+        server = Server(name, db, policy, role, self.logs / f"{name}.log")
+        self.all.append(server)
+        return server
+
+    def __enter__(self) -> Servers:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        for server in self.all:
+            try:
+                server.kill()
+            except Exception as err:  # never hide the test's own failure
+                print(f"could not kill {server.name} (pid {server.proc.pid}): {err}")
+        for server in self.all:
+            print(f"----- {server.name} log ({server.log}) -----")
+            print(server.log_text())
