@@ -202,3 +202,30 @@ def bucket_quantile(buckets: list[tuple[float, float]], q: float) -> float | Non
         if c >= want:
             return le
     return None
+
+
+def machine_busy_seconds() -> float:
+    """CPU seconds spent busy by the whole machine (all cores) so far, from /proc/stat."""
+    with open("/proc/stat") as f:
+        fields = [int(x) for x in f.readline().split()[1:]]
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)
+    return (sum(fields[:8]) - idle) / CLK_TCK
+
+
+class OtherLoad:
+    """How busy the rest of the machine was meanwhile: busy CPU not spent by `pids` or us."""
+
+    def __init__(self, *pids: int) -> None:
+        self.pids = pids
+        self.start()
+
+    def start(self) -> None:
+        self.t = time.perf_counter()
+        self.busy = machine_busy_seconds()
+        self.ours = self_cpu_seconds() + sum(cpu_seconds(p) for p in self.pids)
+
+    def cores(self) -> float:
+        """Average number of cores the other processes kept busy since start()."""
+        busy = machine_busy_seconds() - self.busy
+        ours = self_cpu_seconds() + sum(cpu_seconds(p) for p in self.pids) - self.ours
+        return round(max(0.0, busy - ours) / (time.perf_counter() - self.t), 2)

@@ -29,6 +29,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _util import (  # noqa: E402
+    OtherLoad,
     Server,
     cpu_seconds,
     fresh_db,
@@ -215,9 +216,10 @@ async def drive(server: Server, args: argparse.Namespace) -> dict:
     await closed_loop(port, reqs, conns, args.warmup, Tally())
 
     tally = Tally()
-    s0, c0 = cpu_seconds(server.pid), self_cpu_seconds()
+    s0, c0, other = cpu_seconds(server.pid), self_cpu_seconds(), OtherLoad(server.pid)
     elapsed = await closed_loop(port, reqs, conns, args.seconds, tally)
     s1, c1 = cpu_seconds(server.pid), self_cpu_seconds()
+    other1 = other.cores()
     rss_kb = proc_status_kb(server.pid, "VmRSS")
     lat = sorted(tally.latencies)
     done = len(lat) + tally.errors
@@ -225,9 +227,11 @@ async def drive(server: Server, args: argparse.Namespace) -> dict:
     await asyncio.sleep(1.0)  # let the writer queue empty
     tally2 = Tally()
     s2, c2 = cpu_seconds(server.pid), self_cpu_seconds()
+    other.start()
     ol = await open_loop(port, reqs, [c for c in conns if not c.closed], args.rate,
                          args.open_seconds, tally2, args.max_conns, args.drain)  # fmt: skip
     s3, c3 = cpu_seconds(server.pid), self_cpu_seconds()
+    other2 = other.cores()
     lat2 = sorted(tally2.latencies)
     done2 = len(lat2) + tally2.errors
     for c in conns:
@@ -250,6 +254,7 @@ async def drive(server: Server, args: argparse.Namespace) -> dict:
             "server_cpu_util": round((s1 - s0) / elapsed, 2),
             "client_cpu_util": round((c1 - c0) / elapsed, 2),
             "server_rss_mb": round(rss_kb / 1024, 1),
+            "other_processes_cores": other1,
         },  # fmt: skip
         "open_loop": {
             "rate": args.rate, "ok": len(lat2), "errors": tally2.errors,
@@ -257,6 +262,7 @@ async def drive(server: Server, args: argparse.Namespace) -> dict:
             "p90_ms": ms(lat2, 90), "max_ms": ms(lat2, 100),
             "server_cpu_us_per_req": round((s3 - s2) / max(done2, 1) * 1e6),
             "client_cpu_us_per_req": round((c3 - c2) / max(done2, 1) * 1e6),
+            "other_processes_cores": other2,
             **{k: v for k, v in ol.items() if k != "elapsed_s"},
         },  # fmt: skip
         "python": platform.python_version(),
