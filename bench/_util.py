@@ -81,7 +81,9 @@ def fresh_db(spec: str | None) -> Iterator[FreshDb]:
         return
     admin = os.environ.get(ADMIN_ENV, ADMIN_DEFAULT) if spec in ("postgres", "postgresql") else spec
     if not admin.startswith("postgres"):
-        raise SystemExit(f"--db: use sqlite, sqlite:///PATH, postgres or a PostgreSQL URL, not {spec}")
+        raise SystemExit(
+            f"--db: use sqlite, sqlite:///PATH, postgres or a PostgreSQL URL, not {spec}"
+        )
     from sqlalchemy import create_engine, text
     from sqlalchemy.engine import make_url
 
@@ -94,7 +96,9 @@ def fresh_db(spec: str | None) -> Iterator[FreshDb]:
         conn.execute(text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
         conn.execute(text(f"CREATE DATABASE {name}"))
     try:
-        yield FreshDb(admin_url.set(database=name).render_as_string(hide_password=False), "postgresql")
+        yield FreshDb(
+            admin_url.set(database=name).render_as_string(hide_password=False), "postgresql"
+        )
     finally:
         with eng.connect() as conn:
             conn.execute(text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
@@ -107,8 +111,15 @@ def fresh_db(spec: str | None) -> Iterator[FreshDb]:
 class Server:
     """`rungs serve` as a subprocess on a free loopback port."""
 
-    def __init__(self, db_url: str, *, role: str = "all", policy: Path = POLICY,
-                 log: Path | None = None) -> None:  # fmt: skip
+    def __init__(
+        self,
+        db_url: str,
+        *,
+        role: str = "all",
+        policy: Path = POLICY,
+        log: Path | None = None,
+        exe: str | None = None,
+    ) -> None:
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         self._log = open(log or os.devnull, "ab")  # noqa: SIM115
@@ -116,9 +127,23 @@ class Server:
         for var in ("RUNGS_DATABASE_URL", "RUNGS_POLICY", "RUNGS_HOST", "RUNGS_PORT", "RUNGS_ROLE"):
             env.pop(var, None)
         self.proc = subprocess.Popen(
-            [rungs_exe(), "serve", "--policy", str(policy), "--db", db_url,
-             "--host", "127.0.0.1", "--port", str(self.port), "--role", role],  # fmt: skip
-            stdout=self._log, stderr=self._log, env=env,
+            [
+                exe or rungs_exe(),
+                "serve",
+                "--policy",
+                str(policy),
+                "--db",
+                db_url,
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                "--role",
+                role,
+            ],
+            stdout=self._log,
+            stderr=self._log,
+            env=env,
         )
         self.pid = self.proc.pid
 
@@ -229,3 +254,15 @@ class OtherLoad:
         busy = machine_busy_seconds() - self.busy
         ours = self_cpu_seconds() + sum(cpu_seconds(p) for p in self.pids) - self.ours
         return round(max(0.0, busy - ours) / (time.perf_counter() - self.t), 2)
+
+
+def wait_quiet(max_wait: float, threshold: float = 0.3, window: float = 3.0) -> float:
+    """Wait (up to max_wait s) until other processes keep fewer than `threshold` cores busy
+    over `window` s; returns the last reading. Other work on a 2-core machine skews every figure."""
+    end = time.monotonic() + max_wait
+    while True:
+        load = OtherLoad()
+        time.sleep(window)
+        cores = load.cores()
+        if cores < threshold or time.monotonic() >= end:
+            return cores

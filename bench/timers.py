@@ -43,7 +43,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _util import (  # noqa: E402
+from _util import (
     POLICY,
     OtherLoad,
     Server,
@@ -52,15 +52,15 @@ from _util import (  # noqa: E402
     histogram_from_metrics,
     percentile,
     proc_status_kb,
+    wait_quiet,
 )
-
-from rungs.clock import SystemClock  # noqa: E402
-from rungs.core.decide import decide  # noqa: E402
-from rungs.core.model import CancelTimers, Case, Event, Notify, Record, ScheduleTimer  # noqa: E402
-from rungs.engine.service import Service  # noqa: E402
-from rungs.policy import Policy, load_policy  # noqa: E402
-from rungs.store import repo  # noqa: E402
-from rungs.store.db import make_engine, upgrade  # noqa: E402
+from rungs.clock import SystemClock
+from rungs.core.decide import decide
+from rungs.core.model import CancelTimers, Case, Event, Notify, Record, ScheduleTimer
+from rungs.engine.service import Service
+from rungs.policy import Policy, load_policy
+from rungs.store import repo
+from rungs.store.db import make_engine, upgrade
 
 CUSTOMERS = ("globex", "initech")
 CATEGORIES = ("general", "network", "billing")
@@ -70,12 +70,16 @@ PLACEHOLDER = "__CASE_ID__"
 DAY_US = 86_400_000_000
 VERSION = 1
 
-CASE_SQL = ("INSERT INTO cases (id, status, customer, priority, level, assignee, open_key, "
-            "policy_version, state, opened_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?)")  # fmt: skip
+CASE_SQL = (
+    "INSERT INTO cases (id, status, customer, priority, level, assignee, open_key, "
+    "policy_version, state, opened_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?)"
+)
 TIMER_SQL = "INSERT INTO timers (case_id, key, due, payload) VALUES (?,?,?,?)"
 TIMELINE_SQL = "INSERT INTO timeline (case_id, at, kind, policy_version, entry) VALUES (?,?,?,?,?)"
-OUTBOX_SQL = ("INSERT INTO outbox (case_id, kind, key, payload, status, attempts, next_attempt, "
-              "created_at) VALUES (?,?,?,?,?,?,?,?)")  # fmt: skip
+OUTBOX_SQL = (
+    "INSERT INTO outbox (case_id, kind, key, payload, status, attempts, next_attempt, "
+    "created_at) VALUES (?,?,?,?,?,?,?,?)"
+)
 _dumps = json.JSONEncoder(separators=(",", ":")).encode
 
 
@@ -88,8 +92,19 @@ class Rows:
 
     def __init__(self, case: Case, effects: list[Any], now: int) -> None:
         r = repo._row(case, VERSION)
-        self.case = (case.id, r["status"], r["customer"], r["priority"], r["level"], r["assignee"],
-                     r["open_key"], VERSION, r["state"], case.opened_at, r["updated_at"])  # fmt: skip
+        self.case = (
+            case.id,
+            r["status"],
+            r["customer"],
+            r["priority"],
+            r["level"],
+            r["assignee"],
+            r["open_key"],
+            VERSION,
+            r["state"],
+            case.opened_at,
+            r["updated_at"],
+        )
         timers: dict[str, tuple[Any, ...]] = {}
         self.timeline: list[tuple[Any, ...]] = []
         self.outbox: list[tuple[Any, ...]] = []
@@ -102,16 +117,27 @@ class Rows:
                 e = eff.entry
                 self.timeline.append((e["case"], e["at"], e["kind"], VERSION, _dumps(e)))
             elif type(eff) is Notify:
-                body = {"person": eff.person, "channel": eff.channel, "level": eff.level,
-                        "reason": eff.reason}  # fmt: skip
-                self.outbox.append((eff.case, "notify", eff.key, _dumps(body), "pending", 0, now, now))
+                body = {
+                    "person": eff.person,
+                    "channel": eff.channel,
+                    "level": eff.level,
+                    "reason": eff.reason,
+                }
+                self.outbox.append(
+                    (eff.case, "notify", eff.key, _dumps(body), "pending", 0, now, now)
+                )
         self.timers = list(timers.values())
         self.first_due = min((t[2] for t in self.timers), default=0)
 
 
 def open_rows(policy: Policy, combo: tuple[str, str, str], case_id: str, now: int) -> Rows:
     cust, cat, prio = combo
-    data = {"customer": cust, "category": cat, "priority": prio, "title": f"bench {cust} {cat} {prio}"}
+    data = {
+        "customer": cust,
+        "category": cat,
+        "priority": prio,
+        "title": f"bench {cust} {cat} {prio}",
+    }
     case, effects = decide(None, Event("open", data=data), now, policy, case_id=case_id)
     return Rows(case, effects, now)
 
@@ -130,10 +156,13 @@ class Template:
         c = self.case
         case = (cid, *c[1:8], c[8].replace(f'"{PLACEHOLDER}"', quoted), *c[9:])
         timers = [(cid, k, due + shift, p) for _, k, due, p in self.timers]
-        timeline = [(cid, at, kind, v, e.replace(f'"{PLACEHOLDER}"', quoted))
-                    for _, at, kind, v, e in self.timeline]  # fmt: skip
-        outbox = [(cid, kind, key.replace(PLACEHOLDER, cid), *rest)
-                  for _, kind, key, *rest in self.outbox]  # fmt: skip
+        timeline = [
+            (cid, at, kind, v, e.replace(f'"{PLACEHOLDER}"', quoted))
+            for _, at, kind, v, e in self.timeline
+        ]
+        outbox = [
+            (cid, kind, key.replace(PLACEHOLDER, cid), *rest) for _, kind, key, *rest in self.outbox
+        ]
         return case, timers, timeline, outbox
 
 
@@ -174,8 +203,9 @@ def background(policy: Policy, n: int, t_open: int) -> Iterator[tuple]:
         yield templates[i % len(templates)].clone(f"C{i}", i * 1_000_000)
 
 
-def stream_rows(policy: Policy, first_id: int, count: int, t0: int, span_us: int
-                ) -> tuple[list[tuple], dict[str, int]]:  # fmt: skip
+def stream_rows(
+    policy: Policy, first_id: int, count: int, t0: int, span_us: int
+) -> tuple[list[tuple], dict[str, int]]:
     """`count` cases decided for real, the first timer of case j due at t0 + j*span/count."""
     probe = now_us()
     offsets = [open_rows(policy, c, "probe", probe).first_due - probe for c in COMBOS]
@@ -233,12 +263,19 @@ def run_one(n_open: int, args: argparse.Namespace) -> dict[str, Any]:
         load_s = time.perf_counter() - t_load
         db.execute("INSERT INTO case_numbers (n) VALUES (?)", (n_open + stream_n,))
         db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-        log(f"{loaded:,} background cases loaded in {load_s:.1f} s "
-            f"({path.stat().st_size / 2**20:,.0f} MiB)")  # fmt: skip
+        log(
+            f"{loaded:,} background cases loaded in {load_s:.1f} s "
+            f"({path.stat().st_size / 2**20:,.0f} MiB)"
+        )
 
-        result: dict[str, Any] = {"open_cases": n_open, "stream_timers": stream_n,
-                                  "load_s": round(load_s, 1)}  # fmt: skip
-        with Server(url, role="engine", log=args.server_log) as server:
+        result: dict[str, Any] = {
+            "open_cases": n_open,
+            "stream_timers": stream_n,
+            "load_s": round(load_s, 1),
+        }
+        if args.wait_quiet:
+            result["other_processes_cores_before"] = wait_quiet(args.wait_quiet)
+        with Server(url, role="engine", log=args.server_log, exe=args.rungs) as server:
             rss = RssSampler(server.pid)
             rss.start()
             server.wait_ready()
@@ -270,7 +307,9 @@ def run_one(n_open: int, args: argparse.Namespace) -> dict[str, Any]:
             deadline = time.monotonic() + args.grace
             left = -1
             while time.monotonic() < deadline:
-                left = db.execute("SELECT count(*) FROM timers WHERE due <= ?", (end,)).fetchone()[0]
+                left = db.execute("SELECT count(*) FROM timers WHERE due <= ?", (end,)).fetchone()[
+                    0
+                ]
                 if left == 0:
                     break
                 time.sleep(0.1)
@@ -284,8 +323,10 @@ def run_one(n_open: int, args: argparse.Namespace) -> dict[str, Any]:
         ids = list(due)
         firsts: dict[str, int] = {}
         lo, hi = t0 - 1_000_000, end + int((args.grace + 60) * 1e6)
-        for cid, at in db.execute("SELECT case_id, min(at) FROM timeline WHERE at BETWEEN ? AND ? "
-                                  "GROUP BY case_id", (lo, hi)):  # fmt: skip
+        for cid, at in db.execute(
+            "SELECT case_id, min(at) FROM timeline WHERE at BETWEEN ? AND ? GROUP BY case_id",
+            (lo, hi),
+        ):
             firsts[cid] = at
         series = [(due[c], (firsts[c] - due[c]) / 1000) for c in ids if c in firsts]
         late = sorted(x for _, x in series)
@@ -294,21 +335,23 @@ def run_one(n_open: int, args: argparse.Namespace) -> dict[str, Any]:
                 f.write("due_s,lateness_ms\n")
                 f.writelines(f"{(d - t0) / 1e6:.4f},{x:.3f}\n" for d, x in series)
         db.close()
-        result.update({
-            "fired": int(fired),
-            "unfired_at_end": left,
-            "stream_without_timeline_row": len(ids) - len(late),
-            "rss_mb_max": round(rss_max / 1024, 1),
-            "rss_mb_hwm": round(hwm / 1024, 1),
-            "lateness_p50_ms": round(percentile(late, 50), 2),
-            "lateness_p99_ms": round(percentile(late, 99), 2),
-            "lateness_max_ms": round(percentile(late, 100), 2),
-            "engine_lateness_mean_ms": round(lsum / fired * 1000, 2) if fired else None,
-            "engine_lateness_p99_bucket_s": bucket_quantile(buckets, 0.99),
-            "cpu_s": round(cpu1 - cpu0, 2),
-            "cpu_util": round((cpu1 - cpu0) / (wall1 - wall0), 3),
-            "cpu_us_per_fired": round((cpu1 - cpu0) / fired * 1e6, 1) if fired else None,
-        })  # fmt: skip
+        result.update(
+            {
+                "fired": int(fired),
+                "unfired_at_end": left,
+                "stream_without_timeline_row": len(ids) - len(late),
+                "rss_mb_max": round(rss_max / 1024, 1),
+                "rss_mb_hwm": round(hwm / 1024, 1),
+                "lateness_p50_ms": round(percentile(late, 50), 2),
+                "lateness_p99_ms": round(percentile(late, 99), 2),
+                "lateness_max_ms": round(percentile(late, 100), 2),
+                "engine_lateness_mean_ms": round(lsum / fired * 1000, 2) if fired else None,
+                "engine_lateness_p99_bucket_s": bucket_quantile(buckets, 0.99),
+                "cpu_s": round(cpu1 - cpu0, 2),
+                "cpu_util": round((cpu1 - cpu0) / (wall1 - wall0), 3),
+                "cpu_us_per_fired": round((cpu1 - cpu0) / fired * 1e6, 1) if fired else None,
+            }
+        )
         return result
 
 
@@ -318,17 +361,41 @@ def main() -> None:
     ap.add_argument("--open", type=int, default=1_000_000, help="background open cases")
     ap.add_argument("--rate", type=float, default=1000.0, help="timers coming due per second")
     ap.add_argument("--seconds", type=float, default=60.0, help="length of the stream")
-    ap.add_argument("--compare", type=int, default=10_000,
-                    help="repeat with this many background cases (0: don't)")  # fmt: skip
-    ap.add_argument("--history", action=argparse.BooleanOptionalAction, default=True,
-                    help="also load the background cases' timeline and outbox rows")  # fmt: skip
+    ap.add_argument(
+        "--compare",
+        type=int,
+        default=10_000,
+        help="repeat with this many background cases (0: don't)",
+    )
+    ap.add_argument(
+        "--history",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="also load the background cases' timeline and outbox rows",
+    )
     ap.add_argument("--chunk", type=int, default=50_000, help="cases per load transaction")
     ap.add_argument("--lead", type=float, default=3.0, help="extra seconds before the window")
     ap.add_argument("--grace", type=float, default=60.0, help="seconds to wait for stragglers")
     ap.add_argument("--tmp", default=None, help="directory for the database file")
     ap.add_argument("--server-log", type=Path, default=None)
-    ap.add_argument("--dump-lateness", metavar="PREFIX", default=None,
-                    help="write PREFIX.OPEN.csv: due (s into the window), lateness (ms)")  # fmt: skip
+    ap.add_argument(
+        "--rungs",
+        default=None,
+        help="the rungs executable to serve with (default: next to this Python)",
+    )
+    ap.add_argument(
+        "--wait-quiet",
+        type=float,
+        default=0.0,
+        metavar="S",
+        help="first wait up to S seconds for other processes to go quiet",
+    )
+    ap.add_argument(
+        "--dump-lateness",
+        metavar="PREFIX",
+        default=None,
+        help="write PREFIX.OPEN.csv: due (s into the window), lateness (ms)",
+    )
     args = ap.parse_args()
     result = run_one(args.open, args)
     if args.compare and args.compare != args.open:
@@ -342,11 +409,16 @@ def main() -> None:
     if args.json:
         print(json.dumps(result))
     else:
-        print(f"{result['open_cases']:,} open cases: RSS max {result['rss_mb_max']} MB, lateness "
-              f"p50 {result['lateness_p50_ms']} ms p99 {result['lateness_p99_ms']} ms, "
-              f"{result['cpu_us_per_fired']} us CPU per fired timer"
-              + (f" ({result[f'cpu_us_per_fired_at_{args.compare}']} us with {args.compare:,})"
-                 if f"cpu_us_per_fired_at_{args.compare}" in result else ""))  # fmt: skip
+        print(
+            f"{result['open_cases']:,} open cases: RSS max {result['rss_mb_max']} MB, lateness "
+            f"p50 {result['lateness_p50_ms']} ms p99 {result['lateness_p99_ms']} ms, "
+            f"{result['cpu_us_per_fired']} us CPU per fired timer"
+            + (
+                f" ({result[f'cpu_us_per_fired_at_{args.compare}']} us with {args.compare:,})"
+                if f"cpu_us_per_fired_at_{args.compare}" in result
+                else ""
+            )
+        )
     sys.exit(0)
 
 

@@ -68,6 +68,7 @@ def reset_database(url: str) -> None:
                 "cases",
                 "case_numbers",
                 "policies",
+                "schedule_overrides",
                 "alembic_version",
             ):
                 conn.execute(text(f"DROP TABLE IF EXISTS {t}"))

@@ -12,14 +12,17 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
+from typing import TypeVar
 
 import httpx
 
 __all__ = ["RUNGS", "Server", "Servers", "free_port", "wait_until"]
 
-RUNGS = Path(sys.executable).with_name("rungs")
+RUNGS = Path(sys.executable).with_name("rungs")  # the console script of this virtualenv
+T = TypeVar("T")
 
 
 def free_port() -> int:
@@ -28,10 +31,9 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def wait_until(what: str, check, timeout: float, every: float = 0.1):  # type: ignore[no-untyped-def]
+def wait_until(what: str, check: Callable[[], T], timeout: float, every: float = 0.1) -> T:
     """Call `check` until it returns something truthy; fail after `timeout` seconds."""
     deadline = time.monotonic() + timeout
-    last = None
     while True:
         last = check()
         if last:
@@ -107,6 +109,7 @@ class Servers:
         self.all: list[Server] = []
 
     def start(self, name: str, db: str, policy: Path, role: str = "all") -> Server:
+        assert RUNGS.exists(), f"{RUNGS} is missing: install the package (pip install -e .)"
         server = Server(name, db, policy, role, self.logs / f"{name}.log")
         self.all.append(server)
         return server

@@ -174,6 +174,7 @@ def test_kill_9_while_escalating_loses_nothing(db_url: str, tmp_path: Path) -> N
             killing_at = time.monotonic()  # a request failing after this is the kill's doing
             first.kill()
             killed_at, killed_wall = time.monotonic(), time.time_ns() // 1000
+            assert first.proc.returncode == -signal.SIGKILL
         finally:
             opener.stop.set()
             for t in trickle:
@@ -310,6 +311,7 @@ def test_two_engines_fire_each_timer_once_and_survive_a_kill(pg_url: str, tmp_pa
             )
             b.kill()
             kill_s = time.monotonic() - t_resume
+            assert b.proc.returncode == -signal.SIGKILL
             committed_at_kill = escalated()
             left_at_kill = due_left()
             assert left_at_kill > 0, "engine B was killed after every timer had fired"

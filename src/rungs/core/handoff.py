@@ -56,7 +56,7 @@ def handoff(
         "moves": moves,
         "timeline": [_entry(e) for e in entries],
     }
-    out["summary"] = _summary(out)
+    out["summary"] = _summary(out, m)
     return out
 
 
@@ -129,15 +129,16 @@ def _sla(ctx: Ctx) -> list[dict[str, Any]]:
     for name in METRICS:
         metric = case.metrics.get(name)
         target = sla.target_of(policy, case.priority, name)
-        if metric is None and target is None:
-            continue
+        if target is None:
+            continue  # no target for this priority: nothing to measure against
         if metric is None:
             state, spent, breached, due = "idle", 0, False, None
         else:
             state, breached = metric.state, metric.breached
             spent = sla.elapsed(metric, now, cal)
-            due = sla.due(metric, target, policy) if target is not None else None
-        remaining = max(0, target - spent) if target is not None else None
+            due = sla.due(metric, target, policy)
+        ended = state == "stopped"  # met, or ended by resolve: not measured any more
+        remaining = None if ended else max(0, target - spent)
         out.append(
             {
                 "metric": name,
@@ -150,6 +151,7 @@ def _sla(ctx: Ctx) -> list[dict[str, Any]]:
                 "remaining_seconds": _secs(remaining),
                 "percent": (spent * 100 // target) if target else None,
                 "breached": breached,
+                "met": ended and not breached,
                 "due": format_utc(due) if due is not None else None,
                 "calendar": cal.id,
             }
@@ -243,14 +245,20 @@ def _escalation(entries: list[dict[str, Any]]) -> dict[str, Any] | None:
     return None
 
 
-def _why(e: dict[str, Any]) -> str:
+def _why(e: dict[str, Any], m: Matrix | None) -> str:
+    """Why a case moved, in words: `e` is an `assigned` or `escalated` entry."""
     cause = e.get("cause")
     if e["kind"] == "assigned":
         if e.get("rule"):
             return f"rule {e['rule']}"
         return f"assigned by {e['by']}" if e.get("by") else "assigned"
     if cause == "timer":
-        return "not handled in time (level timer)"
+        level = e.get("level", e.get("to"))
+        if m is None or not isinstance(level, int) or not 1 <= level <= len(m.levels):
+            return "level timer"
+        lv = m.levels[level - 1]
+        done = "resolved" if lv.unless == "resolved" else "acknowledged"
+        return f"not {done} within {format_duration(lv.after)} (level timer)"
     if cause == "rule":
         return f"rule {e['rule']}" if e.get("rule") else "rule"
     parts = ["manual escalation" if cause == "manual" else "customer request"]
@@ -276,7 +284,7 @@ def _moves(
                     "kind": "assigned",
                     "from": holder,
                     "to": e["to"],
-                    "why": _why(e),
+                    "why": _why(e, m),
                 }
             )
             if holder is not None and holder != e["to"]:
@@ -285,7 +293,7 @@ def _moves(
                         "assignee": holder,
                         "from": format_utc(since) if since is not None else None,
                         "until": format_utc(e["at"]),
-                        "why_moved": _why(e),
+                        "why_moved": _why(e, m),
                     }
                 )
             if holder != e["to"]:
@@ -298,7 +306,7 @@ def _moves(
                     "kind": "escalated",
                     "from": f"level {old} ({_level_name(m, old)})" if old is not None else None,
                     "to": f"level {new} ({_level_name(m, new)})",
-                    "why": _why(e),
+                    "why": _why(e, m),
                 }
             )
         elif e["kind"] == "reopened":
@@ -339,7 +347,7 @@ def _entry(e: dict[str, Any]) -> dict[str, Any]:
     return d
 
 
-def _summary(h: dict[str, Any]) -> str:
+def _summary(h: dict[str, Any], m: Matrix | None) -> str:
     c, cust = h["case"], h["customer"]
     who = cust["name"] or cust["id"]
     if cust.get("tier"):
@@ -355,7 +363,10 @@ def _summary(h: dict[str, Any]) -> str:
     if esc is None:
         text += "; never escalated"
     else:
-        text += f"; escalated {esc['from']}→{esc['to']} at {esc['at']}, {_why_short(esc)}"
+        text += (
+            f"; last escalated from level {esc['from']} to level {esc['to']} at {esc['at']}: "
+            f"{_why({'kind': 'escalated', **esc}, m)}"
+        )
     clocks = []
     for s in h["sla"]:
         if s["breached"]:
@@ -366,8 +377,3 @@ def _summary(h: dict[str, Any]) -> str:
             clocks.append(f"{s['metric']} paused with {s['remaining']} left")
     text += "; " + ("; ".join(clocks) if clocks else "no SLA clock running") + "."
     return text
-
-
-def _why_short(esc: dict[str, Any]) -> str:
-    e = {"kind": "escalated", **esc}
-    return _why(e)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
@@ -31,6 +32,9 @@ __all__ = ["Service", "Stats"]
 
 log = logging.getLogger("rungs.engine")
 NOTIFY_CHANNEL = "rungs_timers"
+RETRY_US = 60_000_000  # a timer whose decision failed is tried again after a minute
+IDLE_S = 0.05  # the least wait when due timers are held by another engine
+VERSION_TTL_S = 1.0  # how stale this process's idea of the current policy version may be
 
 
 @dataclass
@@ -52,6 +56,7 @@ class Service:
         self._policies: dict[int, Policy] = {}
         self._overrides_seen = 0
         self._current: int | None = None
+        self._checked = 0.0
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._loop: threading.Thread | None = None
@@ -123,12 +128,14 @@ class Service:
         return oid
 
     def current_version(self) -> int:
-        if self._current is None:
+        """The newest stored version; re-read at most every second (other processes PUT too)."""
+        tick = time.monotonic()
+        if self._current is None or tick - self._checked > VERSION_TTL_S:
             with self.db.connect() as conn:
                 v = conn.execute(select(func.max(policies.c.version))).scalar()
             if v is None:
                 raise RuntimeError("no policy is stored; start with --policy FILE")
-            self._current = v
+            self._current, self._checked = v, tick
         return self._current
 
     def store_policy(self, yaml_text: str, source: str) -> tuple[int, Policy]:
@@ -147,7 +154,7 @@ class Service:
 
         version = self.writer.call(write)
         self._policies[version] = policy
-        self._current = version
+        self._current, self._checked = version, time.monotonic()
         return version, policy
 
     def policy_text(self, version: int) -> str:
@@ -265,6 +272,18 @@ class Service:
                     _, earliest = self._decide(conn, row.case_id, Event("timer", timer=timer), now)
                 except Refused:
                     earliest = 0  # the case is gone: nothing to do
+                except Exception:
+                    # decide() failed before writing: keep the timer, retry it a minute later
+                    log.exception("timer %s of case %s failed; retrying", row.key, row.case_id)
+                    conn.execute(
+                        insert(timers).values(
+                            case_id=row.case_id,
+                            key=row.key,
+                            due=now + RETRY_US,
+                            payload=row.payload,
+                        )
+                    )
+                    continue
                 if earliest:
                     set_before = min(set_before or earliest, earliest)
                 fired += 1
@@ -321,6 +340,8 @@ class Service:
                 self._stop.wait(1.0)
                 continue
             wait = 1.0 if nxt is None else max(0.0, min(1.0, (nxt - self.clock.now()) / 1e6))
+            if n == 0:
+                wait = max(wait, IDLE_S)  # due rows locked by another engine: do not spin
             if wait > 0:
                 self._wake.wait(wait)
             self._wake.clear()

@@ -2,8 +2,9 @@
 
 Each command is a function of a connection. The writer drains whatever is queued (up to
 `max_batch`), runs it in one transaction and commits once, so one fsync serves a whole batch.
-A command that raises is answered with its exception; if the batch itself fails to commit,
-each command is retried alone so one bad command cannot sink the others.
+A command refused by the core (`Refused`, raised before it writes) is answered with it;
+any other failure rolls the batch back and each command is retried alone, so one bad
+command cannot sink the others and never leaves half its writes behind.
 """
 
 from __future__ import annotations
@@ -15,7 +16,8 @@ from concurrent.futures import Future
 from typing import Any
 
 from sqlalchemy import Connection, Engine
-from sqlalchemy.exc import DBAPIError
+
+from rungs.core.model import Refused
 
 __all__ = ["Writer"]
 
@@ -66,9 +68,7 @@ class Writer:
                 for fn, fut in batch:
                     try:
                         results.append((fut, True, fn(conn)))
-                    except DBAPIError:
-                        raise
-                    except Exception as exc:  # a refused command: it wrote nothing
+                    except Refused as exc:  # refused before writing anything
                         results.append((fut, False, exc))
         except Exception as exc:
             if len(batch) == 1:
