@@ -12,7 +12,7 @@ from typing import Any
 from rungs.core import matrix, rules, sla
 from rungs.core.ctx import Ctx
 from rungs.core.model import Case, Effect, Event, Refused
-from rungs.policy.model import PRIORITIES, Policy, Target
+from rungs.policy.model import CHANNELS, PRIORITIES, Policy, Target
 
 __all__ = ["decide", "open_case", "ACTIONS"]
 
@@ -34,7 +34,7 @@ def decide(
         raise Refused(f"unknown action '{event.kind}'", 422, "do")
     ctx = Ctx(case.copy(), now, policy)
     handler(ctx, event)
-    if event.kind != "timer":
+    if event.kind not in ("timer", "delivery"):
         ctx.case.updated_at = now
     elif not ctx.effects and not event.timer.key.startswith("rule:"):  # type: ignore[union-attr]
         return ctx.case, ctx.effects  # a stale timer changed nothing: no rule can change either
@@ -301,6 +301,34 @@ def _timer(ctx: Ctx, ev: Event) -> None:
     # "rule:" timers need nothing more: rules are evaluated after every event
 
 
+def _delivery(ctx: Ctx, ev: Event) -> None:
+    """A channel's result for one message; a permanent failure moves to the next method."""
+    d = ev.data or {}
+    person, channel = str(d.get("person")), str(d.get("channel"))
+    fields = {"to": person, "channel": channel, "level": d.get("level"), "key": d.get("key")}
+    if d.get("ok"):
+        ctx.record("delivered", **fields)
+        return
+    ctx.record("delivery_failed", **fields, reason=str(d.get("error") or "unknown error"),
+               permanent=bool(d.get("permanent")))  # fmt: skip
+    case = ctx.case
+    if not d.get("permanent") or case.status in ("resolved", "closed"):
+        return
+    failed = {**case.failed, person: sorted({*case.failed.get(person, ()), channel})}
+    case.failed = failed
+    p = ctx.policy.people.get(person)
+    if p is None:
+        return
+    order = [s.via for s in p.notify] + [c for c in CHANNELS if c in p.contacts]
+    nxt = next(
+        (c for c in dict.fromkeys(order) if c in p.contacts and c not in failed[person]), None
+    )
+    if nxt is None:
+        ctx.record("unreachable", to=person, tried=failed[person])
+    else:
+        ctx.send(person, nxt, int(d.get("level") or case.level), f"fallback from {channel}")
+
+
 _HANDLERS: dict[str, Callable[[Ctx, Event], None]] = {
     "acknowledge": _acknowledge,
     "respond": _respond,
@@ -314,6 +342,7 @@ _HANDLERS: dict[str, Callable[[Ctx, Event], None]] = {
     "reopen": _reopen,
     "close": _close,
     "timer": _timer,
+    "delivery": _delivery,
 }
 
-ACTIONS = tuple(k for k in _HANDLERS if k != "timer")
+ACTIONS = tuple(k for k in _HANDLERS if k not in ("timer", "delivery"))

@@ -122,6 +122,7 @@ class Case:
     seq: int = 0
     updated_at: int = 0
     resolved_at: int | None = None
+    failed: Mapping[str, list[str]] = field(default_factory=dict)  # person -> dead channels
 
     def copy(self) -> Case:
         """A copy that `decide` may change without touching the caller's case."""
@@ -137,22 +138,25 @@ class Case:
         d["metrics"] = {k: m.to_dict() for k, m in self.metrics.items()}
         d["rules_true"] = sorted(self.rules_true)
         d["happened"] = sorted(self.happened)
+        d["failed"] = dict(self.failed)
         return d
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> Case:
         c = cls.__new__(cls)
         for name in _CASE_FIELDS:
-            object.__setattr__(c, name, d[name])
+            object.__setattr__(c, name, d.get(name, _DEFAULTS.get(name)))
         c.fields = dict(d["fields"])
         c.tags = tuple(d["tags"])
         c.metrics = {k: Metric.from_dict(m) for k, m in d["metrics"].items()}
         c.rules_true = frozenset(d["rules_true"])
         c.happened = frozenset(d["happened"])
+        c.failed = dict(d.get("failed") or {})
         return c
 
 
 _CASE_FIELDS = tuple(Case.__dataclass_fields__)
+_DEFAULTS = {"failed": {}}  # fields added after cases were first stored
 
 
 @dataclass(slots=True)

@@ -217,6 +217,13 @@ class Service:
             lambda conn: self._decide(conn, case_id, event, self.clock.now())[0]
         )
 
+    def record_delivery(self, case_id: str, result: dict[str, Any]) -> Case:
+        """A channel result (key, person, channel, level, ok, error, permanent) into the core."""
+        event = Event("delivery", data=result)
+        return self.writer.call(
+            lambda conn: self._decide(conn, case_id, event, self.clock.now())[0]
+        )
+
     def adopt_policy(self, case_id: str) -> Case:
         """Move one case to the current policy version, keeping its level and SLA clocks."""
         version = self.current_version()
