@@ -301,6 +301,16 @@ def _timer(ctx: Ctx, ev: Event) -> None:
     # "rule:" timers need nothing more: rules are evaluated after every event
 
 
+def _alert_repeated(ctx: Ctx, ev: Event) -> None:
+    """Another trigger for the open case's dedup key: counted, not a new case."""
+    _allow(ctx, "add an alert to", ACTIVE)
+    case = ctx.case
+    case.alerts += 1
+    d = ev.data or {}
+    ctx.record("alert_repeated", count=case.alerts, source=d.get("source"),
+               summary=d.get("summary"))  # fmt: skip
+
+
 def _delivery(ctx: Ctx, ev: Event) -> None:
     """A channel's result for one message; a permanent failure moves to the next method."""
     d = ev.data or {}
@@ -343,6 +353,7 @@ _HANDLERS: dict[str, Callable[[Ctx, Event], None]] = {
     "close": _close,
     "timer": _timer,
     "delivery": _delivery,
+    "alert_repeated": _alert_repeated,
 }
 
-ACTIONS = tuple(k for k in _HANDLERS if k not in ("timer", "delivery"))
+ACTIONS = tuple(k for k in _HANDLERS if k not in ("timer", "delivery", "alert_repeated"))

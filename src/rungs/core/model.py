@@ -123,6 +123,7 @@ class Case:
     updated_at: int = 0
     resolved_at: int | None = None
     failed: Mapping[str, list[str]] = field(default_factory=dict)  # person -> dead channels
+    alerts: int = 1  # triggers folded into this case by its dedup key
 
     def copy(self) -> Case:
         """A copy that `decide` may change without touching the caller's case."""
@@ -156,7 +157,7 @@ class Case:
 
 
 _CASE_FIELDS = tuple(Case.__dataclass_fields__)
-_DEFAULTS = {"failed": {}}  # fields added after cases were first stored
+_DEFAULTS = {"failed": {}, "alerts": 1}  # fields added after cases were first stored
 
 
 @dataclass(slots=True)

@@ -217,6 +217,13 @@ class Service:
             lambda conn: self._decide(conn, case_id, event, self.clock.now())[0]
         )
 
+    def alert_repeated(self, case_id: str, data: dict[str, Any]) -> Case:
+        """Fold another trigger into an open case (an `alert_repeated` entry with a count)."""
+        event = Event("alert_repeated", data=data)
+        return self.writer.call(
+            lambda conn: self._decide(conn, case_id, event, self.clock.now())[0]
+        )
+
     def record_delivery(self, case_id: str, result: dict[str, Any]) -> Case:
         """A channel result (key, person, channel, level, ok, error, permanent) into the core."""
         event = Event("delivery", data=result)
