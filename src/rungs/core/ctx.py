@@ -48,7 +48,10 @@ class Ctx:
         return m
 
     def record(self, kind: str, **fields: Any) -> None:
-        self.effects.append(Record({"at": self.now, "case": self.case.id, "kind": kind, **fields}))
+        fields["at"] = self.now  # the kwargs dict is ours: no second dict per entry
+        fields["case"] = self.case.id
+        fields["kind"] = kind
+        self.effects.append(Record(fields))
 
     def schedule(self, key: str, due: int, payload: tuple[Any, ...] = ()) -> None:
         self.effects.append(ScheduleTimer(self.case.id, key, due, payload))

@@ -50,7 +50,7 @@ _DIRECT = frozenset(("customer", "category", "priority", "status", "level", "ass
 
 def matches(ctx: Ctx, rule: Rule) -> bool:
     case = ctx.case
-    for key, allowed in rule.when.items():
+    for key, allowed in rule.when.items():  # most rules test one or two direct fields
         if key in _DIRECT:
             if getattr(case, key) not in allowed:
                 return False
@@ -60,7 +60,7 @@ def matches(ctx: Ctx, rule: Rule) -> bool:
                 return False
         elif _value(ctx, key) not in allowed:
             return False
-    return _age_ok(ctx, rule)
+    return rule.age_over is None or _age_ok(ctx, rule)
 
 
 def set_priority(ctx: Ctx, priority: str, **extra: Any) -> None:
