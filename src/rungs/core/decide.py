@@ -34,12 +34,12 @@ def decide(
         raise Refused(f"unknown action '{event.kind}'", 422, "do")
     ctx = Ctx(case.copy(), now, policy)
     handler(ctx, event)
+    c = ctx.case
     if event.kind not in ("timer", "delivery"):
-        ctx.case.updated_at = now
-    elif not ctx.effects and not event.timer.key.startswith("rule:"):  # type: ignore[union-attr]
-        return ctx.case, ctx.effects  # a stale timer changed nothing: no rule can change either
-    rules.evaluate(ctx)
-    return ctx.case, ctx.effects
+        c.updated_at = now
+    if rules.needs_check(ctx, event, case):
+        rules.evaluate(ctx)
+    return c, ctx.effects
 
 
 def open_case(

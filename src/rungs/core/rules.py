@@ -12,9 +12,10 @@ from typing import Any
 from rungs.calendar import WALL_CLOCK
 from rungs.core import matrix, sla
 from rungs.core.ctx import Ctx
+from rungs.core.model import Case, Event
 from rungs.policy.model import Rule
 
-__all__ = ["evaluate", "set_priority", "MAX_PASSES"]
+__all__ = ["evaluate", "needs_check", "set_priority", "MAX_PASSES"]
 
 MAX_PASSES = 8
 
@@ -96,6 +97,31 @@ def _run(ctx: Ctx, rule: Rule) -> None:
                 action.url or "",
                 {"case": case.id, "rule": rule.id, "at": ctx.now, "level": case.level},
             )
+
+
+def needs_check(ctx: Ctx, event: Event, before: Case) -> bool:
+    """Whether any rule could have changed its mind: only what `when` reads matters.
+
+    `when` reads the level, priority, status, assignee and the SLA events that happened (the
+    customer, category and fields never change), and the case's age, whose crossing has a
+    timer of its own, as has `age_since: updated`, whose reference moves with every action.
+    """
+    rules = ctx.policy.rules
+    if not rules:
+        return False
+    if event.kind == "timer":
+        if event.timer is not None and event.timer.key.startswith("rule:"):
+            return True
+    elif event.kind != "delivery" and any(r.age_since == "updated" for r in rules):
+        return True  # an action moved the reference of `updated` ages
+    case = ctx.case
+    return (
+        case.level != before.level
+        or case.priority != before.priority
+        or case.status != before.status
+        or case.assignee != before.assignee
+        or case.happened is not before.happened
+    )
 
 
 def evaluate(ctx: Ctx) -> None:
