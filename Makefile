@@ -3,7 +3,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run demo test lint bench clean
+.PHONY: run demo test lint bench clean alertmanager
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -18,8 +18,13 @@ run: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/rungs simulate src/rungs/examples/acme.yaml src/rungs/examples/acme-story.yaml
 
-test: $(STAMP)
+test: $(STAMP) alertmanager
 	$(BIN)/python -m pytest -n 2 -p no:cacheprovider
+
+# The real Prometheus Alertmanager for tests/integration/test_ingest_alertmanager.py (Debian's
+# package installs /usr/bin/prometheus-alertmanager).
+alertmanager:
+	@command -v prometheus-alertmanager >/dev/null || (apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y prometheus-alertmanager)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -181,6 +181,18 @@ class Server:
         self.stop()
 
 
+def api_token(db_url: str, exe: str | None = None, role: str = "responder") -> str | None:
+    """A fresh API token on the database, for a `rungs` that has `rungs token create`
+    (it migrates the database first); None for one without API tokens."""
+    cmd = [exe or rungs_exe(), "token", "create", "--role", role, "--name", "bench", "--db", db_url]
+    done = subprocess.run(cmd, capture_output=True, text=True)
+    if done.returncode != 0:
+        if "No such command" in done.stderr:
+            return None
+        raise SystemExit(f"rungs token create failed: {done.stderr.strip()}")
+    return done.stdout.strip().splitlines()[-1]
+
+
 def cpu_seconds(pid: int) -> float:
     """utime + stime of a process (all its threads) from /proc/PID/stat."""
     with open(f"/proc/{pid}/stat") as f:
@@ -266,3 +278,25 @@ def wait_quiet(max_wait: float, threshold: float = 0.3, window: float = 3.0) -> 
         cores = load.cores()
         if cores < threshold or time.monotonic() >= end:
             return cores
+
+
+def source_revision() -> str:
+    """The commit the bench ran against, with '+dirty' when src/ has uncommitted changes."""
+    try:
+        head = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            cwd=ROOT,
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "src"],
+            cwd=ROOT,
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return head + ("+dirty" if dirty else "")

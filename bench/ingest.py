@@ -1,6 +1,7 @@
 """Ingest through the live API: `POST /v1/cases` against `rungs serve` on a fresh database.
 
     python bench/ingest.py --json [--db sqlite|postgres|URL] [--seconds 30] [--concurrency 64]
+                           [--source v1|pagerduty]
     -> {"cases_per_s": N, "p50_ms": ..., "p99_ms": ..., "p50_ms_at_1000": ...,
         "p99_ms_at_1000": ..., "errors": ..., "db": "sqlite"}
 
@@ -8,7 +9,11 @@ Phase 1 (closed loop): `--concurrency` keep-alive connections each send a case a
 the answer, for `--seconds`. Phase 2 (open loop): requests go out on a fixed schedule of
 `--rate` per second for `--open-seconds` whatever the answers do; each one's latency is
 measured from the instant it was scheduled, so a server that falls behind shows it (no
-coordinated omission). Only 201 answers count as successes.
+coordinated omission). Only answers that opened a case count as successes (201 from
+`/v1/cases`, 202 from `/v2/enqueue`).
+
+`--source pagerduty` sends PagerDuty Events API v2 triggers to `POST /v2/enqueue` instead, each
+with a new dedup key (so each opens a case), through an integration added to the example policy.
 
 The client is deliberately cheap (asyncio protocols writing pre-built HTTP/1.1 requests),
 because it shares the machine's cores with the server; its CPU time per request is reported
@@ -22,20 +27,26 @@ import asyncio
 import itertools
 import json
 import platform
+import secrets
 import sys
+import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _util import (
+    POLICY,
     OtherLoad,
     Server,
+    api_token,
     cpu_seconds,
     fresh_db,
     percentile,
     proc_status_kb,
     self_cpu_seconds,
+    source_revision,
     wait_quiet,
 )
 
@@ -44,8 +55,9 @@ CATEGORIES = ("general", "network", "billing")
 PRIORITIES = ("P1", "P2", "P3", "P4")
 
 
-def build_requests(port: int, variants: int = 4) -> list[bytes]:
+def build_requests(port: int, token: str | None, variants: int = 4) -> list[bytes]:
     """Complete HTTP/1.1 requests, one per customer x category x priority x title variant."""
+    auth = f"Authorization: Bearer {token}\r\n" if token else ""
     out = []
     for cust, cat, prio, v in itertools.product(CUSTOMERS, CATEGORIES, PRIORITIES, range(variants)):
         body = json.dumps(
@@ -58,7 +70,7 @@ def build_requests(port: int, variants: int = 4) -> list[bytes]:
         ).encode()
         head = (
             f"POST /v1/cases HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
-            f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+            f"{auth}Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
         )
         out.append(head.encode() + body)
     return out
@@ -123,6 +135,63 @@ async def connect(port: int) -> Conn:
     return proto
 
 
+class UniquePagerDuty:
+    """PagerDuty Events API v2 triggers for `POST /v2/enqueue`, each with a new dedup key.
+
+    Indexable like the list of `/v1/cases` requests (any index gives the next event), so the
+    same loops drive both; severities and customers vary as the `/v1/cases` bodies do.
+    """
+
+    SEVERITIES = ("critical", "error", "warning", "info")
+
+    def __init__(self, port: int, key: str) -> None:
+        self.head = (
+            f"POST /v2/enqueue HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
+            "Content-Type: application/json\r\nContent-Length: "
+        ).encode()
+        self.key = key
+        self.n = itertools.count()
+
+    def __len__(self) -> int:
+        return 1 << 62
+
+    def __getitem__(self, _: int) -> bytes:
+        n = next(self.n)
+        cust = CUSTOMERS[n % len(CUSTOMERS)]
+        body = json.dumps(
+            {
+                "routing_key": self.key,
+                "event_action": "trigger",
+                "dedup_key": f"bench-{n}",
+                "payload": {
+                    "summary": f"bench {cust} #{n}",
+                    "source": f"host{n % 16}.bench",
+                    "severity": self.SEVERITIES[n % 4],
+                    "custom_details": {"customer": cust},
+                },
+            }
+        ).encode()
+        return self.head + str(len(body)).encode() + b"\r\n\r\n" + body
+
+
+def pagerduty_policy(folder: Path, key: str) -> Path:
+    """The example policy with a PagerDuty integration whose routing key is `key`."""
+    text = POLICY.read_text(encoding="utf-8")
+    if "\nintegrations:" in text:
+        raise SystemExit(f"{POLICY} has integrations already: add the bench's by hand")
+    path = folder / "policy.yaml"
+    path.write_text(
+        text.rstrip("\n")
+        + "\n\nintegrations:\n  - id: bench-pagerduty\n    format: pagerduty\n"
+        + f"    key: {key}\n    defaults: {{customer: initech, category: network}}\n",
+        encoding="utf-8",
+    )
+    return path
+
+
+OK = (201, 202)  # a case opened: /v1/cases answers 201, /v2/enqueue 202
+
+
 class Tally:
     def __init__(self) -> None:
         self.latencies: list[float] = []  # seconds, successes only
@@ -130,7 +199,7 @@ class Tally:
         self.errors = 0
 
     def add(self, status: int | str, latency: float) -> None:
-        if status == 201:
+        if status in OK:
             self.latencies.append(latency)
         else:
             self.errors += 1
@@ -227,13 +296,17 @@ async def open_loop(
     }
 
 
-def ms(sorted_lat: list[float], p: float) -> float:
-    return round(percentile(sorted_lat, p) * 1000, 2)
+def ms(sorted_lat: list[float], p: float) -> float | None:
+    return round(percentile(sorted_lat, p) * 1000, 2) if sorted_lat else None
 
 
 async def drive(server: Server, args: argparse.Namespace) -> dict:
     port = server.port
-    reqs = build_requests(port)
+    reqs: Any = (
+        UniquePagerDuty(port, args.routing_key)
+        if args.source == "pagerduty"
+        else build_requests(port, args.token)
+    )
     conns = [await connect(port) for _ in range(args.concurrency)]
     # warm-up: imports, caches and the policy in the server's memory
     await closed_loop(port, reqs, conns, args.warmup, Tally())
@@ -305,6 +378,8 @@ async def drive(server: Server, args: argparse.Namespace) -> dict:
             **{k: v for k, v in ol.items() if k != "elapsed_s"},
         },
         "python": platform.python_version(),
+        "source": source_revision(),
+        "ingest": "POST /v2/enqueue" if args.source == "pagerduty" else "POST /v1/cases",
     }
 
 
@@ -342,13 +417,15 @@ def main() -> None:
         help="first wait up to S seconds for other processes to go quiet",
     )
     args = ap.parse_args()
-    if args.source == "pagerduty":
-        print("not implemented yet: needs the PagerDuty ingest of issue 5", file=sys.stderr)
-        sys.exit(2)
     quiet = wait_quiet(args.wait_quiet) if args.wait_quiet else None
-    with fresh_db(args.db) as db:
+    with fresh_db(args.db) as db, tempfile.TemporaryDirectory(prefix="rungs-bench-") as tmp:
         args.db_kind = db.kind
-        with Server(db.url, log=args.server_log, exe=args.rungs) as server:
+        policy = POLICY
+        if args.source == "pagerduty":
+            args.routing_key = secrets.token_hex(16)  # 32 characters, like PagerDuty's keys
+            policy = pagerduty_policy(Path(tmp), args.routing_key)
+        args.token = api_token(db.url, args.rungs)
+        with Server(db.url, policy=policy, log=args.server_log, exe=args.rungs) as server:
             server.wait_ready()
             result = asyncio.run(drive(server, args))
             if quiet is not None:

@@ -6,6 +6,7 @@ import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -61,18 +62,37 @@ def reset_database(url: str) -> None:
         if eng.dialect.name == "postgresql":
             conn.execute(text("DROP SCHEMA public CASCADE; CREATE SCHEMA public"))
         else:
-            for t in (
-                "outbox",
-                "timers",
-                "timeline",
-                "cases",
-                "case_numbers",
-                "policies",
-                "schedule_overrides",
-                "alembic_version",
-            ):
+            names = conn.execute(
+                text(
+                    "SELECT name FROM sqlite_master"
+                    " WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
+                )
+            ).scalars()
+            for t in list(names):
                 conn.execute(text(f"DROP TABLE IF EXISTS {t}"))
     eng.dispose()
+
+
+def api_token(engine_or_url: Any, role: str = "admin", name: str | None = None) -> str:
+    """A new API token with `role`, written straight to the (migrated) database."""
+    from rungs.store.db import make_engine, upgrade
+    from rungs.tokens import create_token
+
+    own = isinstance(engine_or_url, str)
+    engine = make_engine(engine_or_url) if own else engine_or_url
+    try:
+        if own:
+            upgrade(engine)
+        with engine.begin() as conn:
+            return create_token(conn, name or f"test-{role}-{uuid.uuid4().hex[:8]}", role, 0)
+    finally:
+        if own:
+            engine.dispose()
+
+
+def auth_headers(service: Any, role: str = "admin") -> dict[str, str]:
+    """`Authorization: Bearer` headers of a new token for a built Service (see bootstrap.build)."""
+    return {"Authorization": f"Bearer {api_token(service.db, role)}"}
 
 
 @pytest.fixture(params=["sqlite", "postgres"])

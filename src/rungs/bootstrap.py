@@ -7,6 +7,7 @@ from pathlib import Path
 
 from fastapi import FastAPI
 
+from rungs.api.limits import DEFAULT_MAX_BODY, Rate
 from rungs.clock import Clock, SystemClock, VirtualClock
 from rungs.engine.service import Service
 from rungs.store.db import make_engine, upgrade
@@ -22,6 +23,8 @@ def build(
     policy_file: str | Path | None,
     virtual_start: int | None = None,
     role: str = "all",
+    token_rate: Rate | None = None,
+    max_body: int = DEFAULT_MAX_BODY,
 ) -> tuple[Service, FastAPI]:
     """Migrate, load the policy (validated; a new version only when its text changed), wire."""
     from rungs.api.app import create_app
@@ -37,7 +40,13 @@ def build(
         service.ensure_policy(p.read_text(encoding="utf-8"), str(p))
     else:
         service.current_version()  # refuses to start with no stored policy
-    app = create_app(service, role=role)
+    app = create_app(service, role=role, token_rate=token_rate, max_body=max_body)
     if role in ("all", "engine"):
         service.start_engine()
+    from rungs.notify import install
+
+    # delivery: every role hooks "handled by" notices; `all` and `dispatcher` deliver
+    dispatcher = install(service, dispatch=role in ("all", "dispatcher") and not clock.virtual)
+    if dispatcher is not None:
+        dispatcher.start()
     return service, app

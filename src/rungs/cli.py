@@ -248,6 +248,90 @@ def db_upgrade(db: DbOption = "sqlite:///rungs.db") -> None:
     out.print(f"database at {db} is up to date", highlight=False)
 
 
+token_app = typer.Typer(
+    help="API tokens: who may call the /v1 API, with which role.", no_args_is_help=True
+)
+app.add_typer(token_app, name="token")
+
+
+def _token_db(db: str):  # type: ignore[no-untyped-def]
+    from rungs.store.db import make_engine, upgrade
+
+    engine = make_engine(db)
+    upgrade(engine)
+    return engine
+
+
+@token_app.command("create")
+def token_create(
+    role: Annotated[str, typer.Option("--role", help="viewer, responder or admin.")],
+    name: Annotated[str, typer.Option("--name", help="A unique name, to list and revoke it.")],
+    db: DbOption = "sqlite:///rungs.db",
+) -> None:
+    """Create a token; it is printed once, alone on the last line, and only its hash is kept."""
+    from rungs.clock import SystemClock
+    from rungs.tokens import TokenError, create_token
+
+    engine = _token_db(db)
+    try:
+        with engine.begin() as conn:
+            token = create_token(conn, name, role, SystemClock().now())
+    except TokenError as exc:
+        raise _fail(exc.message) from None
+    finally:
+        engine.dispose()
+    err.print(
+        f"token '{name}' ({role}) created; it is shown only now, keep it secret:", highlight=False
+    )
+    print(token, flush=True)
+
+
+@token_app.command("revoke")
+def token_revoke(
+    name: Annotated[str, typer.Argument(help="The token's name.")],
+    db: DbOption = "sqlite:///rungs.db",
+) -> None:
+    """Revoke a token (running servers refuse it within a second)."""
+    from rungs.clock import SystemClock
+    from rungs.tokens import revoke_token
+
+    engine = _token_db(db)
+    try:
+        with engine.begin() as conn:
+            done = revoke_token(conn, name, SystemClock().now())
+    finally:
+        engine.dispose()
+    if not done:
+        raise _fail(f"no active token named '{name}'")
+    out.print(f"token '{name}' revoked", highlight=False)
+
+
+@token_app.command("list")
+def token_list(
+    db: DbOption = "sqlite:///rungs.db",
+    revoked: Annotated[bool, typer.Option("--revoked", help="Include revoked tokens.")] = False,
+    as_json: JsonFlag = False,
+) -> None:
+    """List tokens: name, role, when created (and revoked). Tokens themselves are not kept."""
+    from rungs.tokens import list_tokens
+
+    engine = _token_db(db)
+    try:
+        with engine.connect() as conn:
+            rows = [t.as_dict() for t in list_tokens(conn, revoked=revoked)]
+    finally:
+        engine.dispose()
+    if as_json:
+        print(json.dumps(rows, indent=2))
+        return
+    table = Table(title=f"{len(rows)} token(s)")
+    for col in ("name", "role", "created", "revoked"):
+        table.add_column(col)
+    for r in rows:
+        table.add_row(r["name"], r["role"], r["created_at"], r["revoked_at"] or "")
+    out.print(table)
+
+
 @app.command()
 def serve(
     policy: Annotated[
@@ -257,12 +341,25 @@ def serve(
     host: Annotated[str, typer.Option("--host", envvar="RUNGS_HOST")] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", envvar="RUNGS_PORT")] = 8080,
     role: Annotated[
-        str, typer.Option("--role", envvar="RUNGS_ROLE", help="api, engine or all.")
+        str, typer.Option("--role", envvar="RUNGS_ROLE", help="api, engine, dispatcher or all.")
     ] = "all",
     virtual_clock: Annotated[
         str | None,
         typer.Option("--virtual-clock", metavar="START", help="Tests: time stands still at START."),
     ] = None,
+    token_rate_limit: Annotated[
+        str | None,
+        typer.Option(
+            "--token-rate-limit",
+            envvar="RUNGS_TOKEN_RATE_LIMIT",
+            metavar="PER_SECOND[:BURST]",
+            help="Requests per second per API token (default: no limit).",
+        ),
+    ] = None,
+    max_body: Annotated[
+        int,
+        typer.Option("--max-body", envvar="RUNGS_MAX_BODY", help="Largest request body, in bytes."),
+    ] = 1024 * 1024,
 ) -> None:
     """Run the API, the engine and the dispatcher on one database."""
     import uvicorn
@@ -270,16 +367,31 @@ def serve(
     from rungs.bootstrap import build
     from rungs.policy import PolicyError
 
-    if role not in ("api", "engine", "all"):
-        raise _fail(f"--role must be api, engine or all, not '{role}'")
+    if role not in ("api", "engine", "dispatcher", "all"):
+        raise _fail(f"--role must be api, engine, dispatcher or all, not '{role}'")
     start = None
     if virtual_clock is not None:
         try:
             start = parse_instant(virtual_clock)
         except ValueError as exc:
             raise _fail(f"--virtual-clock: {exc}") from None
+    from rungs.api.limits import parse_rate
+
     try:
-        service, api = build(db_url=db, policy_file=policy, virtual_start=start, role=role)
+        token_rate = parse_rate(token_rate_limit)
+    except ValueError as exc:
+        raise _fail(f"--token-rate-limit: {exc}") from None
+    if max_body < 1024:
+        raise _fail("--max-body must be at least 1024 bytes")
+    try:
+        service, api = build(
+            db_url=db,
+            policy_file=policy,
+            virtual_start=start,
+            role=role,
+            token_rate=token_rate,
+            max_body=max_body,
+        )
     except PolicyError as exc:
         for p in exc.problems:
             err.print(str(p), highlight=False, markup=False, soft_wrap=True)

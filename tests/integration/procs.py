@@ -19,7 +19,7 @@ from typing import TypeVar
 
 import httpx
 
-__all__ = ["RUNGS", "Server", "Servers", "free_port", "wait_until"]
+__all__ = ["RUNGS", "Server", "Servers", "cli_token", "free_port", "wait_until"]
 
 RUNGS = Path(sys.executable).with_name("rungs")  # the console script of this virtualenv
 T = TypeVar("T")
@@ -43,6 +43,17 @@ def wait_until(what: str, check: Callable[[], T], timeout: float, every: float =
                 f"timed out after {timeout:.0f}s waiting for {what} (last: {last!r})"
             )
         time.sleep(every)
+
+
+def cli_token(db: str, role: str = "admin", name: str = "tests") -> str:
+    """`rungs token create` on a database (migrating it first): the token, its last line."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RUNGS_")}
+    done = subprocess.run(
+        [str(RUNGS), "token", "create", "--role", role, "--name", name, "--db", db],
+        capture_output=True, text=True, env=env, timeout=120, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, f"rungs token create failed:\n{done.stdout}\n{done.stderr}"
+    return done.stdout.strip().splitlines()[-1]
 
 
 class Server:

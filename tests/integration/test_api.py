@@ -10,7 +10,7 @@ from fastapi.testclient import TestClient
 
 from rungs.bootstrap import build
 from rungs.instant import parse_instant
-from tests.conftest import ROOT
+from tests.conftest import ROOT, auth_headers
 
 ACME = ROOT / "src" / "rungs" / "examples" / "acme.yaml"
 START = "2026-11-24T08:00:00Z"
@@ -21,7 +21,7 @@ def client(db_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[TestClient]
     monkeypatch.setenv("RUNGS_ALLOW_VIRTUAL_CLOCK", "1")
     service, app = build(db_url=db_url, policy_file=ACME, virtual_start=parse_instant(START))
     try:
-        with TestClient(app) as c:
+        with TestClient(app, headers=auth_headers(service)) as c:
             yield c
     finally:
         service.stop()
@@ -54,7 +54,8 @@ def test_open_read_and_act(client: TestClient) -> None:
 
 def test_errors_name_the_field(client: TestClient) -> None:
     r = client.post("/v1/cases", json={"customer": "nobody", "title": "t"})
-    assert r.status_code == 422 and r.json()["field"] == "customer" and "nobody" in r.json()["detail"]
+    assert r.status_code == 422 and r.json()["field"] == "customer"
+    assert "nobody" in r.json()["detail"]
     r = client.post("/v1/cases", json={"customer": "initech", "title": "t", "colour": "red"})
     assert r.status_code == 422 and r.json()["errors"][0]["field"] == "colour"
     r = client.post("/v1/cases", json={"customer": "initech", "title": "t", "priority": "P9"})
@@ -109,9 +110,10 @@ def test_policy_versions_and_adoption(client: TestClient) -> None:
     faster = r.text.replace("after: 30m", "after: 10m")
     assert client.put("/v1/policy", content=faster).json() == {"version": 2}
     new = _open(client)
-    assert new["policy_version"] == 2 and client.get(f"/v1/cases/{old['id']}").json()[
-        "policy_version"
-    ] == 1
+    assert (
+        new["policy_version"] == 2
+        and client.get(f"/v1/cases/{old['id']}").json()["policy_version"] == 1
+    )
     client.post("/v1/clock/advance", json={"to": "2026-11-24T08:15:00Z"})
     old_t = client.get(f"/v1/cases/{old['id']}/timeline").json()
     new_t = client.get(f"/v1/cases/{new['id']}/timeline").json()

@@ -17,7 +17,7 @@ from rungs.instant import format_utc
 from rungs.policy import load_policy
 from rungs.sim import load_story, run_story
 from rungs.sim.output import compare_timelines, timeline_json
-from tests.conftest import ROOT, shared_scenarios
+from tests.conftest import ROOT, auth_headers, shared_scenarios
 
 STORIES = sorted(
     [
@@ -49,7 +49,7 @@ def test_story_over_api_matches_simulator(
     service, app = build(db_url=db_url, policy_file=policy_file, virtual_start=start)
     ids: dict[str, str] = {}
     try:
-        with TestClient(app) as client:
+        with TestClient(app, headers=auth_headers(service)) as client:
             for ev in story.events:
                 r = client.post("/v1/clock/advance", json={"to": format_utc(ev.at)})
                 assert r.status_code == 200, r.text

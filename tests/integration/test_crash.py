@@ -25,7 +25,7 @@ import pytest
 from sqlalchemy import text
 
 from tests.conftest import reset_database
-from tests.integration.procs import Server, Servers, wait_until
+from tests.integration.procs import Server, Servers, cli_token, wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -110,9 +110,12 @@ def _escalations_around(db_url: str, instant: int) -> tuple[int, int]:
 class Opener:
     """POST /v1/cases from threads; records every answer and every request left unanswered."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, headers: dict[str, str]) -> None:
         self.client = httpx.Client(
-            base_url=url, timeout=30.0, limits=httpx.Limits(max_connections=64)
+            base_url=url,
+            timeout=30.0,
+            limits=httpx.Limits(max_connections=64),
+            headers=headers,
         )
         self.lock = threading.Lock()
         self.created: dict[str, float] = {}  # case id -> when its 201 arrived (monotonic)
@@ -147,10 +150,11 @@ class Opener:
 def test_kill_9_while_escalating_loses_nothing(db_url: str, tmp_path: Path) -> None:
     policy = _write_policy(tmp_path, f"{L2_S:.0f}s", f"{L3_S:.0f}s")
     t_test = time.monotonic()
+    headers = {"Authorization": f"Bearer {cli_token(db_url, 'responder')}"}
     with Servers(tmp_path) as servers:
         first = servers.start("first", db_url, policy)
         up = first.wait_healthy()
-        opener = Opener(first.url)
+        opener = Opener(first.url, headers)
         trickle = [
             threading.Thread(target=opener.trickle, daemon=True) for _ in range(TRICKLE_THREADS)
         ]
@@ -187,7 +191,7 @@ def test_kill_9_while_escalating_loses_nothing(db_url: str, tmp_path: Path) -> N
 
         second = servers.start("restarted", db_url, policy)
         restart_s = second.wait_healthy()
-        with httpx.Client(base_url=second.url, timeout=30.0) as client:
+        with httpx.Client(base_url=second.url, timeout=30.0, headers=headers) as client:
             total = _total(client)
             # The last case opened just before the kill reaches level 3 at L3_S after it.
             wait_until(

@@ -16,6 +16,7 @@ from rungs.cli import app as cli
 from rungs.instant import format_utc, parse_instant
 from rungs.oncall import shifts
 from rungs.policy import load_policy
+from tests.conftest import auth_headers
 
 POLICY = """
 version: 1
@@ -111,7 +112,7 @@ def test_api_shifts_ics_and_overrides(
         db_url=f"sqlite:///{tmp_path / 'r.db'}", policy_file=policy_file, virtual_start=start
     )
     try:
-        with TestClient(app) as client:
+        with TestClient(app, headers=auth_headers(service)) as client:
             r = client.get("/v1/schedules/network-oncall/shifts", params={"from": A, "to": B})
             assert r.status_code == 200
             assert r.json() == _expected(policy_file)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from fastapi import Body, FastAPI, HTTPException, Query, Request
+from fastapi import Body, Depends, FastAPI, HTTPException, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from prometheus_client import CollectorRegistry, Gauge, Histogram, generate_latest
@@ -13,6 +13,9 @@ from prometheus_client.core import GaugeMetricFamily
 from sqlalchemy import func, select
 from starlette.concurrency import run_in_threadpool
 
+from rungs.api.auth import Auth, tokens_router
+from rungs.api.limits import DEFAULT_MAX_BODY, BodyLimit, Rate
+from rungs.api.openapi import install_openapi
 from rungs.api.schemas import ActionBody, AdvanceClock, OpenCase
 from rungs.api.views import case_json, timeline_rows_json
 from rungs.clock import VirtualClock
@@ -32,12 +35,22 @@ class ApiError(Exception):
         self.status, self.message, self.field, self.extra = status, message, field, extra
 
 
-def create_app(service: Service, *, role: str = "all") -> FastAPI:
+def create_app(
+    service: Service,
+    *,
+    role: str = "all",
+    token_rate: Rate | None = None,
+    max_body: int = DEFAULT_MAX_BODY,
+) -> FastAPI:
+    auth = Auth(service, token_rate=token_rate)
     app = FastAPI(
         title="Rungs",
         version="0.1.0",
         description="Escalation management: cases, SLA clocks, escalation matrices.",
+        dependencies=[Depends(auth)],  # Bearer tokens and roles on /v1 (see rungs.api.auth)
     )
+    app.state.auth = auth
+    app.add_middleware(BodyLimit, max_bytes=max_body)
     registry = CollectorRegistry()
     latency = Histogram(
         "rungs_api_latency_seconds", "API request latency", ["route"], registry=registry
@@ -173,7 +186,7 @@ def create_app(service: Service, *, role: str = "all") -> FastAPI:
     def list_cases(
         status: str | None = Query(None, max_length=20),
         customer: str | None = Query(None, max_length=200),
-        priority: str | None = Query(None, pattern=r"^P[1-4]$"),
+        priority: str | None = Query(None, pattern=r"^P[1-4]$", max_length=2),
         level: int | None = Query(None, ge=1, le=100),
         assignee: str | None = Query(None, max_length=200),
         limit: int = Query(50, ge=1, le=500),
@@ -261,6 +274,15 @@ def create_app(service: Service, *, role: str = "all") -> FastAPI:
 
     app.include_router(oncall_router(service, ApiError))
 
+    from rungs.api.links import links_router
+
+    app.include_router(links_router(service, ApiError))  # /a/{token}, /inbound/sms: signed
+
+    from rungs.api.ingest import ingest_router
+
+    app.include_router(ingest_router(service, ApiError))
+    app.include_router(tokens_router(service, auth, ApiError))
+
     if isinstance(service.clock, VirtualClock):
 
         @app.get("/v1/clock", tags=["clock"])
@@ -280,6 +302,9 @@ def create_app(service: Service, *, role: str = "all") -> FastAPI:
 
     @app.exception_handler(HTTPException)
     async def http_error(_: Request, exc: HTTPException) -> JSONResponse:
-        return JSONResponse({"detail": exc.detail}, status_code=exc.status_code)
+        return JSONResponse(
+            {"detail": exc.detail}, status_code=exc.status_code, headers=exc.headers
+        )
 
+    install_openapi(app)
     return app

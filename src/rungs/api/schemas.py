@@ -19,7 +19,7 @@ class Strict(BaseModel):
 class OpenCase(Strict):
     customer: Short
     category: Short = "general"
-    priority: Annotated[str, Field(pattern=r"^P[1-4]$")] = "P3"
+    priority: Annotated[str, Field(pattern=r"^P[1-4]$", max_length=2)] = "P3"
     title: Annotated[str, Field(min_length=1, max_length=1024)]
     description: Text = ""
     fields: dict[Annotated[str, Field(max_length=100)], Any] = Field(
@@ -37,7 +37,7 @@ class ActionBody(Strict):
     reason: Short | None = None
     to_level: Annotated[int, Field(ge=1, le=100)] | None = None
     to: Short | None = None
-    priority: Annotated[str, Field(pattern=r"^P[1-4]$")] | None = None
+    priority: Annotated[str, Field(pattern=r"^P[1-4]$", max_length=2)] | None = None
 
 
 class AdvanceClock(Strict):

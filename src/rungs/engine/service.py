@@ -13,14 +13,17 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import Future
 from dataclasses import dataclass, replace
 from typing import Any
 
 from sqlalchemy import Connection, Engine, delete, func, insert, select, text
+from sqlalchemy.exc import IntegrityError
 
 from rungs.clock import Clock, VirtualClock
 from rungs.core.decide import decide
 from rungs.core.model import Case, Event, Refused, Timer
+from rungs.engine import heartbeats
 from rungs.engine.writer import Writer
 from rungs.oncall import Override
 from rungs.policy import Policy, PolicyError, load_policy_text
@@ -62,6 +65,9 @@ class Service:
         self._loop: threading.Thread | None = None
         self._listener: threading.Thread | None = None
         self.on_fired: Callable[[int], None] | None = None  # lateness observer (metrics)
+        # called inside the transaction of every decision: (conn, case, effects, version, now)
+        self.after_decide: list[Callable[[Connection, Case, list[Any], int, int], None]] = []
+        self.on_stop: list[Callable[[], None]] = []  # run by stop() before the writer closes
 
     # policy versions -------------------------------------------------------------------
 
@@ -188,34 +194,99 @@ class Service:
         repo.save_case(conn, new, version)
         earliest = repo.apply_effects(conn, effects, version, now)
         self._after_write(conn, earliest)
+        self._decided(conn, new, effects, version, now)
         return new, earliest
+
+    def _decided(self, conn: Connection, case: Case, effects: list[Any], version: int, now: int):
+        for hook in self.after_decide:
+            hook(conn, case, effects, version, now)
 
     def open(self, data: dict[str, Any]) -> tuple[Case, bool]:
         """Open a case (or return the open one with the same dedup key); True when new."""
         version = self.current_version()
         policy = self.policy(version)
 
+        return self.writer.call(
+            lambda conn: self.open_in(conn, data, version, policy, self.clock.now())
+        )
+
+    def open_in(
+        self,
+        conn: Connection,
+        data: dict[str, Any],
+        version: int,
+        policy: Policy,
+        now: int,
+        *,
+        repeat: dict[str, Any] | None = None,
+    ) -> tuple[Case, bool]:
+        """Open a case in this transaction, unless one with its dedup key is open: then return
+        that one, after folding `repeat` into it as an `alert_repeated` event when given."""
+        key = data.get("dedup_key")
+        if key:
+            existing = repo.find_open(conn, key)
+            if existing is not None:
+                if repeat is not None:
+                    event = Event("alert_repeated", data=repeat)
+                    return self._decide(conn, existing, event, now)[0], False
+                loaded = repo.load_case(conn, existing, lock=False)
+                assert loaded is not None
+                return loaded[0], False
+        case_id = repo.new_case_id(conn)
+        case, effects = decide(None, Event("open", data=data), now, policy, case_id=case_id)
+        repo.insert_case(conn, case, version)
+        self._after_write(conn, repo.apply_effects(conn, effects, version, now))
+        self._decided(conn, case, effects, version, now)
+        return case, True
+
+    def trigger(self, data: dict[str, Any], repeat: dict[str, Any]) -> tuple[Case, bool]:
+        """An alert: open a case, or add it to the open case with the same dedup key (True
+        when a case was opened). `repeat` is the `alert_repeated` event's data."""
+        version = self.current_version()
+        policy = self.policy(version)
+
         def run(conn: Connection) -> tuple[Case, bool]:
-            now = self.clock.now()
-            key = data.get("dedup_key")
-            if key:
-                existing = repo.find_open(conn, key)
-                if existing is not None:
-                    loaded = repo.load_case(conn, existing, lock=False)
-                    assert loaded is not None
-                    return loaded[0], False
-            case_id = repo.new_case_id(conn)
-            case, effects = decide(None, Event("open", data=data), now, policy, case_id=case_id)
-            repo.insert_case(conn, case, version)
-            self._after_write(conn, repo.apply_effects(conn, effects, version, now))
-            return case, True
+            return self.open_in(conn, data, version, policy, self.clock.now(), repeat=repeat)
+
+        try:
+            return self.writer.call(run)
+        except IntegrityError:  # another process opened the same key at the same moment
+            return self.writer.call(run)
+
+    def act_on_key(self, dedup_key: str, event: Event) -> tuple[Case | None, bool]:
+        """Decide `event` on the open case with this dedup key: (case or None, True when the
+        core took it). An event the case's state refuses (a second acknowledgement) is no error."""
+
+        def run(conn: Connection) -> tuple[Case | None, bool]:
+            existing = repo.find_open(conn, dedup_key)
+            if existing is None:
+                return None, False
+            try:
+                return self._decide(conn, existing, event, self.clock.now())[0], True
+            except Refused:  # refused before anything was written
+                loaded = repo.load_case(conn, existing, lock=False)
+                return (loaded[0] if loaded else None), False
 
         return self.writer.call(run)
 
-    def act(self, case_id: str, event: Event) -> Case:
-        return self.writer.call(
-            lambda conn: self._decide(conn, case_id, event, self.clock.now())[0]
-        )
+    def act(
+        self, case_id: str, event: Event, also: Callable[[Connection], Any] | None = None
+    ) -> Case:
+        """Decide one event; `also` runs after it in the same transaction (it may raise)."""
+        return self.submit(case_id, event, also).result()
+
+    def submit(
+        self, case_id: str, event: Event, also: Callable[[Connection], Any] | None = None
+    ) -> Future[Case]:
+        """`act` without waiting: the future is resolved once the decision is committed."""
+
+        def run(conn: Connection) -> Case:
+            new = self._decide(conn, case_id, event, self.clock.now())[0]
+            if also is not None:
+                also(conn)
+            return new
+
+        return self.writer.submit(run)
 
     def alert_repeated(self, case_id: str, data: dict[str, Any]) -> Case:
         """Fold another trigger into an open case (an `alert_repeated` entry with a count)."""
@@ -224,12 +295,18 @@ class Service:
             lambda conn: self._decide(conn, case_id, event, self.clock.now())[0]
         )
 
-    def record_delivery(self, case_id: str, result: dict[str, Any]) -> Case:
+    def record_delivery(
+        self, case_id: str, result: dict[str, Any], also: Callable[[Connection], Any] | None = None
+    ) -> Case:
         """A channel result (key, person, channel, level, ok, error, permanent) into the core."""
-        event = Event("delivery", data=result)
-        return self.writer.call(
-            lambda conn: self._decide(conn, case_id, event, self.clock.now())[0]
-        )
+        return self.submit_delivery(case_id, result, also).result()
+
+    def submit_delivery(
+        self, case_id: str, result: dict[str, Any], also: Callable[[Connection], Any] | None = None
+    ) -> Future[Case]:
+        """`record_delivery` without waiting for the commit (the dispatcher's many results
+        then share one transaction)."""
+        return self.submit(case_id, Event("delivery", data=result), also)
 
     def adopt_policy(self, case_id: str) -> Case:
         """Move one case to the current policy version, keeping its level and SLA clocks."""
@@ -312,7 +389,8 @@ class Service:
         return self.writer.call(run)
 
     def advance(self, to: int) -> int:
-        """Virtual clock: run, in order, every timer due up to `to`, then stand at `to`."""
+        """Virtual clock: run, in order, every timer and missed heartbeat due up to `to`, then
+        stand at `to`."""
         clock = self.clock
         if not isinstance(clock, VirtualClock):
             raise RuntimeError("advance needs the virtual clock")
@@ -320,10 +398,17 @@ class Service:
             raise ValueError("the virtual clock cannot go backwards")
         total = 0
         while True:
-            n = self.fire_due(to, virtual=True)
+            beat = heartbeats.next_due(self, to)  # missed heartbeats take their turn by due
+            n = self.fire_due(to if beat is None else beat, virtual=True)
             total += n
-            if n == 0:
+            if n:
+                continue
+            if beat is None:
                 break
+            fired = heartbeats.fire_due(self, beat, virtual=True)
+            total += fired
+            if not fired and heartbeats.next_due(self, to) == beat:
+                break  # held by another engine: nothing this one can do
         clock.set(to)
         return total
 
@@ -345,10 +430,13 @@ class Service:
         while not self._stop.is_set():
             try:
                 self.refresh_overrides()
+                heartbeats.fire_due(self, self.clock.now())
                 n = self.fire_due(self.clock.now())
                 if n >= self.batch:
                     continue
                 nxt = self.next_due()
+                beat = heartbeats.next_due(self)
+                nxt = beat if nxt is None or (beat is not None and beat < nxt) else nxt
             except Exception:  # keep the engine alive through a database restart
                 log.exception("engine tick failed; retrying")
                 self._stop.wait(1.0)
@@ -378,6 +466,8 @@ class Service:
                 self._stop.wait(1.0)
 
     def stop(self) -> None:
+        for fn in self.on_stop:
+            fn()
         self._stop.set()
         self._wake.set()
         if self._loop:

@@ -9,6 +9,7 @@ command cannot sink the others and never leaves half its writes behind.
 
 from __future__ import annotations
 
+import logging
 import queue
 import threading
 from collections.abc import Callable
@@ -28,6 +29,8 @@ class Writer:
     def __init__(self, engine: Engine, *, max_batch: int = 256) -> None:
         self.engine = engine
         self.max_batch = max_batch
+        # on the writer thread after each transaction: True once committed, False rolled back
+        self.after_commit: Callable[[bool], None] | None = None
         self._q: queue.Queue[tuple[Command, Future[Any]] | None] = queue.Queue()
         self._thread = threading.Thread(target=self._run, name="rungs-writer", daemon=True)
         self._thread.start()
@@ -71,14 +74,23 @@ class Writer:
                     except Refused as exc:  # refused before writing anything
                         results.append((fut, False, exc))
         except Exception as exc:
+            self._after(False)
             if len(batch) == 1:
                 batch[0][1].set_exception(exc)
                 return
             for one in batch:  # retry alone: only the bad command fails
                 self._commit([one])
             return
+        self._after(True)
         for fut, ok, value in results:
             if ok:
                 fut.set_result(value)
             else:
                 fut.set_exception(value)
+
+    def _after(self, committed: bool) -> None:
+        if self.after_commit is not None:
+            try:
+                self.after_commit(committed)
+            except Exception:  # an observer must never keep a command unanswered
+                logging.getLogger("rungs.engine").exception("after_commit hook failed")

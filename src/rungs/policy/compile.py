@@ -16,6 +16,7 @@ from rungs.calendar import WALL_CLOCK, Calendar, check_holidays
 from rungs.hours import DAYS, HoursError, overlaps, parse_spans
 from rungs.instant import DurationError, parse_duration, parse_instant
 from rungs.oncall import Layer, Override, Schedule, layer_error
+from rungs.policy.channels import compile_channels
 from rungs.policy.loader import Located, Path
 from rungs.policy.model import (
     CHANNELS,
@@ -86,6 +87,7 @@ RULE_KEYS = (
 )
 STATUSES = ("open", "acknowledged", "pending", "resolved", "closed")
 FORMATS = ("pagerduty", "alertmanager", "opsgenie", "events", "heartbeat")
+SEVERITIES = ("critical", "error", "warning", "info")
 DEFAULT_RESOLUTION = parse_duration("30d")
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
@@ -329,7 +331,7 @@ def compile_policy(loc: Located, folder: str = ".") -> Policy | None:
     rules = _rules(r, data, calendars, known)
     _check_rule_levels(r, data)
     integrations = _integrations(r, data, known)
-    channels = r.mapping(data.get("channels", {}), ("channels",), "channels") or {}
+    channels = compile_channels(r, data)
     links = _links(r, data)
     _warn_unstaffed(r, matrices, teams, schedules)
 
@@ -1061,6 +1063,7 @@ def _integrations(r: _Reader, data: dict, known: dict[str, set[str]]) -> dict[st
         "interval",
         "rate_limit",
     )
+    keys_seen: dict[str, str] = {}
     for ident, m, p in r.entries("integrations", data):
         m = r.fields(m, p, f"integration '{ident}'", allowed, ("format",))
         if m is None:
@@ -1096,11 +1099,21 @@ def _integrations(r: _Reader, data: dict, known: dict[str, set[str]]) -> dict[st
         matrix = r.string(m, "matrix", p)
         if matrix is not None and matrix not in known["matrices"]:
             r.err((*p, "matrix"), f"unknown matrix '{matrix}' for integration '{ident}'")
-        options = {k: m[k] for k in ("severity_map", "dedup", "rate_limit") if k in m}
-        if "interval" in m:
-            options["interval"] = r.duration(m, "interval", p)
-        if fmt == "heartbeat" and "interval" not in m:
-            r.err(p, f"heartbeat integration '{ident}' needs an 'interval'")
+        options = _integration_options(r, m, p, ident, fmt)
+        key = m.get("key")
+        if key is not None:
+            if not isinstance(key, str) or not key:
+                r.err((*p, "key"), "an integration key must be a non-empty string")
+            elif key in keys_seen:
+                r.err((*p, "key"), f"integration '{ident}' has the key of '{keys_seen[key]}'")
+            else:
+                keys_seen[key] = ident
+                if len(key) < 16:
+                    r.warn(
+                        (*p, "key"), f"integration '{ident}' has a short key: use 16+ characters"
+                    )
+        if fmt == "heartbeat" and "customer" not in defaults:
+            r.err(p, f"heartbeat integration '{ident}' needs 'defaults: {{customer: ...}}'")
         out[ident] = Integration(
             ident,
             str(fmt),
@@ -1111,6 +1124,47 @@ def _integrations(r: _Reader, data: dict, known: dict[str, set[str]]) -> dict[st
             options,
         )
     return out
+
+
+def _integration_options(
+    r: _Reader, m: dict[str, Any], p: Path, ident: str, fmt: Any
+) -> dict[str, Any]:
+    """severity_map, dedup, interval and rate_limit of one integration, checked."""
+    options: dict[str, Any] = {}
+    if "severity_map" in m:
+        sp = (*p, "severity_map")
+        sm = r.fields(m["severity_map"], sp, "severity_map", SEVERITIES, ()) or {}
+        for sev, prio in sm.items():
+            if prio not in PRIORITIES:
+                r.err((*sp, sev), f"unknown priority {prio!r} (use {', '.join(PRIORITIES)})")
+        options["severity_map"] = {k: str(v) for k, v in sm.items()}
+    if "dedup" in m:
+        if fmt != "alertmanager":
+            r.err((*p, "dedup"), "'dedup' is for alertmanager integrations")
+        elif m["dedup"] not in ("fingerprint", "group_key"):
+            r.err((*p, "dedup"), f"unknown dedup {m['dedup']!r} (use fingerprint or group_key)")
+        options["dedup"] = m["dedup"]
+    if "interval" in m:
+        interval = r.duration(m, "interval", p)
+        if fmt != "heartbeat":
+            r.err((*p, "interval"), "'interval' is for heartbeat integrations")
+        elif interval is not None and interval < 1_000_000:
+            r.err((*p, "interval"), "a heartbeat interval is at least 1s")
+        options["interval"] = interval
+    elif fmt == "heartbeat":
+        r.err(p, f"heartbeat integration '{ident}' needs an 'interval'")
+    if "rate_limit" in m:
+        rp = (*p, "rate_limit")
+        rl = r.fields(m["rate_limit"], rp, "rate_limit", ("per_second", "burst"), ("per_second",))
+        rl = dict(rl or {})
+        for k, least, what in (("per_second", 0.0, "above 0"), ("burst", 1.0, "of at least 1")):
+            v = rl.get(k, 1)
+            if isinstance(v, bool) or not isinstance(v, int | float) or v < least or v == 0:
+                r.err((*rp, k), f"'{k}' must be a number {what}")
+                rl.pop(k)
+        if rl:
+            options["rate_limit"] = dict(rl)
+    return options
 
 
 def _links(r: _Reader, data: dict) -> dict[str, Any]:

@@ -23,6 +23,10 @@ __all__ = [
     "outbox",
     "case_numbers",
     "overrides",
+    "link_uses",
+    "secrets",
+    "api_tokens",
+    "heartbeats",
 ]
 
 metadata = MetaData()
@@ -116,4 +120,47 @@ overrides = Table(
     Column("who", String(200), nullable=False),
     Column("created_at", BigInteger, nullable=False),
     Column("note", Text),
+)
+
+link_uses = Table(  # one-click action links are single-use: a row per link used
+    "link_uses",
+    metadata,
+    Column("token_id", String(64), primary_key=True),  # the link's signature
+    Column("case_id", String(64), nullable=False),
+    Column("action", String(20), nullable=False),
+    Column("person", String(200), nullable=False),
+    Column("used_at", BigInteger, nullable=False),
+)
+
+secrets = Table(  # secrets generated once, when the environment gives none (e.g. links)
+    "secrets",
+    metadata,
+    Column("name", String(80), primary_key=True),
+    Column("value", Text, nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+)
+
+api_tokens = Table(
+    "api_tokens",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(100), nullable=False),
+    Column("active_name", String(100)),  # the name while the token is not revoked
+    Column("role", String(16), nullable=False),
+    Column("hash", String(64), nullable=False),  # SHA-256 of the token; the token is never stored
+    Column("created_at", BigInteger, nullable=False),
+    Column("revoked_at", BigInteger),
+    Index("ix_api_tokens_hash", "hash", unique=True),
+    Index("ix_api_tokens_active_name", "active_name", unique=True),
+)
+
+heartbeats = Table(
+    "heartbeats",
+    metadata,
+    Column("integration", String(200), primary_key=True),
+    Column("interval", BigInteger, nullable=False),
+    Column("last_beat", BigInteger, nullable=False),
+    Column("due", BigInteger),  # when a missed beat opens a case; NULL once it has
+    Column("missed_at", BigInteger),
+    Index("ix_heartbeats_due", "due"),
 )

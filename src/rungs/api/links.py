@@ -1,0 +1,201 @@
+"""One-click actions and SMS replies: nobody needs to log in at 3 a.m.
+
+- `GET /a/{token}`: a confirmation page (mail scanners that follow links change nothing);
+- `POST /a/{token}`: acknowledge or resolve, as the person the link was sent to; the link is
+  then used up. A used or expired link gets 410 and a page that says why; a link Rungs did not
+  make (or one that was changed) gets 404.
+- `POST /inbound/sms`: the SMS provider's inbound webhook (Twilio's form fields `From`, `Body`).
+  A reply holding a case's short code (`12`, `ACK 12`) acknowledges it, when the sender's
+  number is that of a person paged for the case. With `channels.sms.inbound_verify` (the
+  default), the request must carry a valid `X-Twilio-Signature` made with the SMS token.
+
+These routes are outside `/v1`: the signature is the credential.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import os
+import re
+from typing import Any
+from urllib.parse import parse_qs
+from xml.sax.saxutils import escape
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, Response
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from starlette.concurrency import run_in_threadpool
+
+from rungs.core.model import Event, Refused
+from rungs.engine.service import Service
+from rungs.instant import format_utc
+from rungs.notify.links import Link, LinkError, Links, base_url_of, case_of_code
+from rungs.notify.messages import Renderer
+from rungs.policy.channels import channels_of
+from rungs.store import repo
+from rungs.store.tables import timeline
+
+__all__ = ["links_router", "twilio_signature"]
+
+_DONE = {"acknowledge": "acknowledged", "resolve": "resolved"}
+_CODE = re.compile(r"^\s*(?:ack(?:nowledge)?\s*)?#?\s*([A-Za-z]?\d+|[A-Za-z][\w.-]*)\s*$", re.I)
+
+
+def twilio_signature(token: str, url: str, params: dict[str, str]) -> str:
+    """Twilio's X-Twilio-Signature: base64 HMAC-SHA1 of the URL and the sorted form fields."""
+    data = url + "".join(k + params[k] for k in sorted(params))
+    return base64.b64encode(hmac.new(token.encode(), data.encode(), hashlib.sha1).digest()).decode()
+
+
+def _digits(number: str) -> str:
+    return re.sub(r"[^\d]", "", number)
+
+
+def links_router(service: Service, error: Any = None) -> APIRouter:
+    router = APIRouter(tags=["links"])
+    links = Links(service.db)
+    renderer = Renderer()
+
+    def policy() -> Any:
+        return service.policy(service.current_version())
+
+    def page(status: int, title: str, message: str, state: str, **extra: Any) -> HTMLResponse:
+        html = renderer.render(
+            policy(), "link.html", title=title, message=message, state=state, **extra
+        )
+        return HTMLResponse(html, status_code=status, headers={"Cache-Control": "no-store"})
+
+    def case_view(case_id: str) -> dict[str, Any] | None:
+        with service.db.connect() as conn:
+            found = repo.load_case(conn, case_id, lock=False)
+        if found is None:
+            return None
+        c = found[0]
+        return {"id": c.id, "title": c.title, "priority": c.priority, "status": c.status,
+                "level": c.level, "customer": c.customer}  # fmt: skip
+
+    def refused_page(exc: LinkError) -> HTMLResponse:
+        link = exc.link
+        if exc.status == 404 or link is None:
+            return page(404, "Unknown link", exc.reason, "refused")
+        case = case_view(link.case_id)
+        if exc.reason == "used":
+            used = links.used(link)
+            when = format_utc(used.used_at) if used is not None else "earlier"
+            return page(
+                410, "This link was already used",
+                f"It was used at {when} to {link.action} {link.case_id} as {link.person}. "
+                "Each link works once; open the case to see what happened since.",
+                "refused", case=case,
+            )  # fmt: skip
+        return page(
+            410, "This link has expired",
+            f"It expired at {format_utc(link.expires)}. Use a link from a newer message, or "
+            "the console.",
+            "refused", case=case,
+        )  # fmt: skip
+
+    def check(token: str) -> Link:
+        return links.check(token, service.clock.now())
+
+    # plain `def` routes: FastAPI runs them in its thread pool (they read and write the database)
+    @router.get("/a/{token}", response_class=HTMLResponse, include_in_schema=False)
+    def confirm(token: str) -> HTMLResponse:
+        try:
+            link = check(token)
+        except LinkError as exc:
+            return refused_page(exc)
+        case = case_view(link.case_id)
+        if case is None:
+            return page(404, "Unknown case", f"There is no case {link.case_id}.", "refused")
+        verb = link.action.capitalize()
+        return page(
+            200, f"{verb} {link.case_id}?",
+            f"You are about to {link.action} {link.case_id} as {link.person}.",
+            "ask", case=case, confirm=f"{verb} {link.case_id}",
+            expires=format_utc(link.expires),
+        )  # fmt: skip
+
+    @router.post("/a/{token}", response_class=HTMLResponse, include_in_schema=False)
+    def act(token: str) -> HTMLResponse:
+        try:
+            link = check(token)
+        except LinkError as exc:
+            return refused_page(exc)
+        event = Event(link.action, by=link.person)
+        now = service.clock.now()
+        try:  # the action and the link's use commit together, or neither does
+            service.act(link.case_id, event, also=lambda c: links.mark_used(c, link, now))
+        except IntegrityError:  # used by a request that raced this one
+            return refused_page(LinkError(410, "used", link))
+        except Refused as exc:
+            status = 404 if exc.status == 404 else 409
+            return page(status, f"Could not {link.action} {link.case_id}", exc.message,
+                        "refused", case=case_view(link.case_id))  # fmt: skip
+        return page(
+            200, f"{link.case_id} {_DONE[link.action]}",
+            f"{link.case_id} is {_DONE[link.action]} by {link.person}. The timeline says so, and "
+            "everyone else who was paged is told.",
+            "done", case=case_view(link.case_id),
+        )  # fmt: skip
+
+    def twiml(text: str, status: int = 200) -> Response:
+        body = (
+            '<?xml version="1.0" encoding="UTF-8"?>'
+            f"<Response><Message>{escape(text)}</Message></Response>"
+        )
+        return Response(body, status_code=status, media_type="text/xml")
+
+    @router.post("/inbound/sms", include_in_schema=False)
+    async def inbound_sms(request: Request) -> Response:
+        raw = (await request.body()).decode("utf-8", "replace")
+        form = {k: v[0] for k, v in parse_qs(raw, keep_blank_values=True).items()}
+        current = await run_in_threadpool(policy)
+        cfg = channels_of(current).configs.get("sms")
+        if cfg is None:
+            return twiml("SMS replies are not configured.", 404)
+        if cfg.inbound_verify:
+            token = os.environ.get(cfg.token_env or "", "")
+            url = base_url_of(current) + request.url.path
+            if request.url.query:
+                url += "?" + request.url.query
+            given = request.headers.get("x-twilio-signature", "")
+            want = twilio_signature(token, url, form) if token else ""
+            if not token or not hmac.compare_digest(given, want):
+                return twiml("Signature check failed.", 403)
+        sender = _digits(form.get("From", ""))
+        people = [p for p in current.people.values()
+                  if sender and any(_digits(current_contact) == sender
+                                    for m, current_contact in p.contacts.items()
+                                    if m in ("sms", "voice"))]  # fmt: skip
+        if not people:
+            return twiml("This number is not known to Rungs.", 403)
+        found = _CODE.match(form.get("Body", ""))
+        if found is None:
+            return twiml("Reply with the case number to acknowledge it, e.g. 12.")
+        case_id = case_of_code(found.group(1))
+
+        def paged() -> set[str]:
+            with service.db.connect() as conn:
+                rows = conn.execute(
+                    select(timeline.c.entry).where(
+                        timeline.c.case_id == case_id, timeline.c.kind == "notified"
+                    )
+                ).all()
+            return {json.loads(r.entry).get("to") for r in rows}
+
+        who = await run_in_threadpool(paged)
+        person = next((p for p in people if p.id in who), None)
+        if person is None:
+            return twiml(f"{case_id}: no case paged you under that number.")
+        try:
+            await run_in_threadpool(service.act, case_id, Event("acknowledge", by=person.id))
+        except Refused as exc:
+            return twiml(f"{case_id}: {exc.message}")
+        return twiml(f"{case_id} acknowledged by {person.name}.")
+
+    return router

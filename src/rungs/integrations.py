@@ -1,0 +1,154 @@
+"""Integrations of the policy at run time: keys, scoped dedup keys, and cases from alerts.
+
+An integration (`integrations:` in the policy) has a key (`key`, or `key_env` naming an
+environment variable) that only ingests, through its own format's endpoint. Dedup keys are
+scoped per integration: the case's `dedup_key` is `INTEGRATION:KEY` (a SHA-256 form when that
+would be longer than 255 characters), so two senders cannot fold into each other's cases.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import threading
+import weakref
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from rungs.api.limits import Rate
+from rungs.instant import format_duration, format_utc
+from rungs.policy import Policy
+from rungs.policy.model import Integration
+
+__all__ = [
+    "SEVERITY_PRIORITY",
+    "integration_for_key",
+    "scoped_key",
+    "severity_priority",
+    "rate_of",
+    "case_data",
+    "heartbeat_key",
+    "heartbeat_case",
+]
+
+log = logging.getLogger("rungs.ingest")
+SEVERITY_PRIORITY = {"critical": "P1", "error": "P2", "warning": "P3", "info": "P4"}
+MAX_KEY = 255
+SCOPE_KEYS = ("site", "device_group", "device")
+
+_keys: weakref.WeakKeyDictionary[Policy, dict[str, Integration]] = weakref.WeakKeyDictionary()
+_lock = threading.Lock()
+
+
+def _digest(key: str) -> str:
+    return hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def _index(policy: Policy) -> dict[str, Integration]:
+    found = _keys.get(policy)
+    if found is not None:
+        return found
+    out: dict[str, Integration] = {}
+    for integ in policy.integrations.values():
+        key = integ.key if integ.key is not None else os.environ.get(integ.key_env or "")
+        if not key:
+            log.warning(
+                "integration '%s' has no key: $%s is not set; it takes nothing",
+                integ.id,
+                integ.key_env,
+            )
+            continue
+        d = _digest(key)
+        if d in out:
+            log.warning("integrations '%s' and '%s' share a key", out[d].id, integ.id)
+            continue
+        out[d] = integ
+    with _lock:
+        _keys[policy] = out
+    return out
+
+
+def integration_for_key(policy: Policy, key: str | None) -> Integration | None:
+    """The integration whose key this is (compared by SHA-256), or None."""
+    if not key or len(key) > 1000:
+        return None
+    return _index(policy).get(_digest(key))
+
+
+def scoped_key(integration_id: str, key: str) -> str:
+    """The case dedup key of an integration's own key."""
+    scoped = f"{integration_id}:{key}"
+    if len(scoped) <= MAX_KEY:
+        return scoped
+    return f"{integration_id[:150]}:sha256:{_digest(scoped)}"
+
+
+def severity_priority(integ: Integration, severity: str | None) -> str | None:
+    """The priority a severity maps to: the integration's `severity_map`, then the default."""
+    if not severity:
+        return None
+    mapping: Mapping[str, Any] = integ.options.get("severity_map") or {}
+    found = mapping.get(severity, SEVERITY_PRIORITY.get(severity))
+    return str(found) if found else None
+
+
+def rate_of(integ: Integration) -> Rate | None:
+    spec = integ.options.get("rate_limit")
+    if not isinstance(spec, Mapping) or not spec.get("per_second"):
+        return None
+    rate = float(spec["per_second"])
+    return Rate(rate, float(spec.get("burst") or max(1.0, 2 * rate)))
+
+
+def case_data(
+    integ: Integration,
+    *,
+    dedup_key: str,
+    title: str,
+    description: str = "",
+    priority: str | None = None,
+    customer: str | None = None,
+    category: str | None = None,
+    fields: Mapping[str, Any] | None = None,
+    tags: Iterable[str] = (),
+    scope: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """What `Service.trigger` opens: the event's values over the integration's defaults."""
+    d = integ.defaults
+    data: dict[str, Any] = {
+        "customer": customer or d.get("customer"),
+        "category": category or d.get("category") or "general",
+        "priority": priority or d.get("priority") or "P3",
+        "title": (title or "(no summary)")[:1024],
+        "description": description[:65_536],
+        "fields": {"integration": integ.id, "format": integ.format, **(fields or {})},
+        "tags": list(dict.fromkeys(tags))[:50],
+        "dedup_key": scoped_key(integ.id, dedup_key),
+    }
+    if integ.matrix:
+        data["matrix"] = integ.matrix
+    for k in SCOPE_KEYS:
+        v = (scope or {}).get(k)
+        if isinstance(v, str) and v:
+            data[k] = v[:200]
+    return data
+
+
+def heartbeat_key(integ: Integration) -> str:
+    return scoped_key(integ.id, "heartbeat")
+
+
+def heartbeat_case(integ: Integration, last_beat: int, interval: int) -> dict[str, Any]:
+    every = format_duration(interval)
+    data = case_data(
+        integ,
+        dedup_key="heartbeat",
+        title=f"Heartbeat '{integ.id}' missed: no beat for {every} since {format_utc(last_beat)}",
+        description=(
+            f"The heartbeat integration '{integ.id}' expects a beat every {every}; the last "
+            f"came at {format_utc(last_beat)}. The next beat resolves this case."
+        ),
+        fields={"last_beat": format_utc(last_beat), "interval": every},
+    )
+    return data
