@@ -100,7 +100,7 @@ def parse_duration(text: str | int) -> int:
 
 
 def format_duration(us: int) -> str:
-    """The shortest unit sum for a duration, e.g. `1h30m`; `0s` for zero."""
+    """A duration for people, e.g. `1h30m`, whole seconds; `0s` below one second."""
     if us == 0:
         return "0s"
     sign = "-" if us < 0 else ""
@@ -113,6 +113,4 @@ def format_duration(us: int) -> str:
         n, us = divmod(us, size)
         if n:
             parts.append(f"{n}{unit}")
-    if us:
-        parts.append(f"{us / SECOND:.6f}".rstrip("0") + "s")
-    return sign + "".join(parts)
+    return sign + ("".join(parts) or "0s")  # display only: the sub-second rest is dropped
