@@ -203,10 +203,13 @@ class Service:
 
     def open(self, data: dict[str, Any]) -> tuple[Case, bool]:
         """Open a case (or return the open one with the same dedup key); True when new."""
+        return self.open_future(data).result()
+
+    def open_future(self, data: dict[str, Any]) -> Future[tuple[Case, bool]]:
+        """`open`, answered when the writer has committed it (await with asyncio.wrap_future)."""
         version = self.current_version()
         policy = self.policy(version)
-
-        return self.writer.call(
+        return self.writer.submit(
             lambda conn: self.open_in(conn, data, version, policy, self.clock.now())
         )
 
