@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import math
 import os
@@ -300,3 +301,20 @@ def source_revision() -> str:
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
     return head + ("+dirty" if dirty else "")
+
+
+def add_server_args(ap: argparse.ArgumentParser) -> None:
+    """The options every bench that starts `rungs serve` takes."""
+    ap.add_argument("--server-log", type=Path, default=None)
+    ap.add_argument(
+        "--rungs",
+        default=None,
+        help="the rungs executable to serve with (default: next to this Python)",
+    )
+    ap.add_argument(
+        "--wait-quiet",
+        type=float,
+        default=0.0,
+        metavar="S",
+        help="first wait up to S seconds for other processes to go quiet",
+    )

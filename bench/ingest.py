@@ -40,6 +40,7 @@ from _util import (
     POLICY,
     OtherLoad,
     Server,
+    add_server_args,
     api_token,
     cpu_seconds,
     fresh_db,
@@ -403,19 +404,7 @@ def main() -> None:
         "--drain", type=float, default=120.0, help="open loop: wait this long for answers"
     )
     ap.add_argument("--warmup", type=float, default=2.0)
-    ap.add_argument("--server-log", type=Path, default=None)
-    ap.add_argument(
-        "--rungs",
-        default=None,
-        help="the rungs executable to serve with (default: next to this Python)",
-    )
-    ap.add_argument(
-        "--wait-quiet",
-        type=float,
-        default=0.0,
-        metavar="S",
-        help="first wait up to S seconds for other processes to go quiet",
-    )
+    add_server_args(ap)
     args = ap.parse_args()
     quiet = wait_quiet(args.wait_quiet) if args.wait_quiet else None
     with fresh_db(args.db) as db, tempfile.TemporaryDirectory(prefix="rungs-bench-") as tmp:

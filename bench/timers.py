@@ -53,6 +53,7 @@ from _util import (
     POLICY,
     OtherLoad,
     Server,
+    add_server_args,
     bucket_quantile,
     cpu_seconds,
     histogram_from_metrics,
@@ -384,19 +385,7 @@ def main() -> None:
     ap.add_argument("--lead", type=float, default=3.0, help="extra seconds before the window")
     ap.add_argument("--grace", type=float, default=60.0, help="seconds to wait for stragglers")
     ap.add_argument("--tmp", default=None, help="directory for the database file")
-    ap.add_argument("--server-log", type=Path, default=None)
-    ap.add_argument(
-        "--rungs",
-        default=None,
-        help="the rungs executable to serve with (default: next to this Python)",
-    )
-    ap.add_argument(
-        "--wait-quiet",
-        type=float,
-        default=0.0,
-        metavar="S",
-        help="first wait up to S seconds for other processes to go quiet",
-    )
+    add_server_args(ap)
     ap.add_argument(
         "--dump-lateness",
         metavar="PREFIX",
