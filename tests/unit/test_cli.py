@@ -14,21 +14,13 @@ ACME = ROOT / "src" / "rungs" / "examples" / "acme.yaml"
 runner = CliRunner()
 
 
+def _due(calendar: str, start: str, after: str, *extra: str):  # type: ignore[no-untyped-def]
+    args = ["due", str(ACME), "--calendar", calendar, "--from", start, "--after", after]
+    return runner.invoke(app, [*args, *extra])
+
+
 def test_due_json_in_utc_and_local() -> None:
-    r = runner.invoke(
-        app,
-        [
-            "due",
-            str(ACME),
-            "--calendar",
-            "berlin-office",
-            "--from",
-            "2026-11-20T16:00:00+01:00",
-            "--after",
-            "4h",
-            "--json",
-        ],
-    )
+    r = _due("berlin-office", "2026-11-20T16:00:00+01:00", "4h", "--json")
     assert r.exit_code == 0, r.output
     assert json.loads(r.output) == {
         "due": "2026-11-23T11:00:00Z",
@@ -37,65 +29,16 @@ def test_due_json_in_utc_and_local() -> None:
 
 
 def test_due_skips_christmas_and_company_holidays() -> None:
-    r = runner.invoke(
-        app,
-        [
-            "due",
-            str(ACME),
-            "--calendar",
-            "berlin-office",
-            "--from",
-            "2026-12-23T16:30:00+01:00",
-            "--after",
-            "1h",
-            "--json",
-        ],
-    )
+    r = _due("berlin-office", "2026-12-23T16:30:00+01:00", "1h", "--json")
     assert json.loads(r.output)["local"] == "2026-12-28T09:30:00+01:00"
 
 
 def test_due_errors_name_the_problem() -> None:
-    r = runner.invoke(
-        app,
-        [
-            "due",
-            str(ACME),
-            "--calendar",
-            "nope",
-            "--from",
-            "2026-11-20T16:00:00+01:00",
-            "--after",
-            "4h",
-        ],
-    )
+    r = _due("nope", "2026-11-20T16:00:00+01:00", "4h")
     assert r.exit_code == 1 and "unknown calendar 'nope'" in r.output
-    r = runner.invoke(
-        app,
-        [
-            "due",
-            str(ACME),
-            "--calendar",
-            "always",
-            "--from",
-            "2026-11-20T16:00:00",
-            "--after",
-            "4h",
-        ],
-    )
+    r = _due("always", "2026-11-20T16:00:00", "4h")
     assert r.exit_code == 1 and "no UTC offset" in r.output
-    r = runner.invoke(
-        app,
-        [
-            "due",
-            str(ACME),
-            "--calendar",
-            "always",
-            "--from",
-            "2026-11-20T16:00:00Z",
-            "--after",
-            "15x",
-        ],
-    )
+    r = _due("always", "2026-11-20T16:00:00Z", "15x")
     assert r.exit_code == 1 and "malformed duration '15x'" in r.output
 
 
