@@ -516,3 +516,17 @@ def test_rate_setting_syntax() -> None:
             parse_rate(bad)
     r = CliRunner().invoke(cli, ["serve", "--token-rate-limit", "fast", "--db", "sqlite://"])
     assert r.exit_code == 1 and "--token-rate-limit" in r.output
+
+
+def test_policy_shows_literal_integration_keys_to_admins_only(env: App) -> None:
+    viewer = env.client.get("/v1/policy", headers=env.bearer("viewer"))
+    admin = env.client.get("/v1/policy", headers=env.bearer("admin"))
+    assert viewer.status_code == admin.status_code == 200
+    for key in KEYS.values():
+        assert key not in viewer.text and key in admin.text
+    assert viewer.text.count("<redacted>") == len(KEYS)
+    assert viewer.text == admin.text.replace(KEYS["pagerduty"], "<redacted>").replace(
+        KEYS["alertmanager"], "<redacted>"
+    ).replace(KEYS["opsgenie"], "<redacted>").replace(KEYS["events"], "<redacted>").replace(
+        KEYS["heartbeat"], "<redacted>"
+    )

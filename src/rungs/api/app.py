@@ -163,10 +163,17 @@ def create_app(
         return Response(generate_latest(registry), media_type="text/plain; version=0.0.4")
 
     @app.get("/v1/policy", tags=["policy"])
-    def get_policy() -> Response:
+    def get_policy(request: Request) -> Response:
+        """The current policy's YAML; literal integration keys are shown to admins only."""
         version = service.current_version()
+        text = service.policy_text(version)
+        token = getattr(request.state, "token", None)
+        if token is None or token.role != "admin":
+            for integ in service.policy(version).integrations.values():
+                if integ.key:
+                    text = text.replace(integ.key, "<redacted>")
         return Response(
-            service.policy_text(version),
+            text,
             media_type="application/yaml",
             headers={"X-Rungs-Policy-Version": str(version)},
         )
