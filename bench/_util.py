@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import contextlib
 import math
 import os
@@ -318,3 +319,62 @@ def add_server_args(ap: argparse.ArgumentParser) -> None:
         metavar="S",
         help="first wait up to S seconds for other processes to go quiet",
     )
+
+
+class Conn(asyncio.Protocol):
+    """One keep-alive connection: one request in flight at a time."""
+
+    def __init__(self) -> None:
+        self.transport: asyncio.Transport | None = None
+        self.buf = bytearray()
+        self.waiter: asyncio.Future[int] | None = None
+        self.closed = False
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def data_received(self, data: bytes) -> None:
+        self.buf += data
+        if self.waiter is None:
+            return
+        buf = self.buf
+        end = buf.find(b"\r\n\r\n")
+        if end < 0:
+            return
+        head = bytes(buf[:end]).lower()
+        i = head.find(b"\r\ncontent-length:")
+        if i < 0:
+            self._fail(ConnectionError("answer without content-length"))
+            return
+        j = head.find(b"\r\n", i + 2)
+        length = int(head[i + 17 : j if j >= 0 else len(head)])
+        total = end + 4 + length
+        if len(buf) < total:
+            return
+        status = int(head[9:12])
+        del buf[:total]
+        w, self.waiter = self.waiter, None
+        if not w.done():
+            w.set_result(status)
+
+    def _fail(self, exc: Exception) -> None:
+        self.closed = True
+        if self.transport is not None:
+            self.transport.close()
+        w, self.waiter = self.waiter, None
+        if w is not None and not w.done():
+            w.set_exception(exc)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._fail(ConnectionError(f"connection lost: {exc}"))
+
+    def request(self, data: bytes) -> asyncio.Future[int]:
+        assert self.transport is not None and self.waiter is None
+        self.waiter = asyncio.get_running_loop().create_future()
+        self.transport.write(data)
+        return self.waiter
+
+
+async def connect(port: int) -> Conn:
+    _, proto = await asyncio.get_running_loop().create_connection(Conn, "127.0.0.1", port)
+    return proto

@@ -34,9 +34,11 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _util import (
+    Conn,
     OtherLoad,
     Server,
     api_token,
+    connect,
     cpu_seconds,
     fresh_db,
     percentile,
@@ -110,45 +112,6 @@ class Sink:
             await asyncio.sleep(0.05)
 
 
-class Conn(asyncio.Protocol):
-    """One keep-alive client connection, one request in flight."""
-
-    def __init__(self) -> None:
-        self.transport: asyncio.Transport | None = None
-        self.buf = bytearray()
-        self.waiter: asyncio.Future[int] | None = None
-        self.closed = False
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]
-
-    def data_received(self, data: bytes) -> None:
-        self.buf += data
-        end = self.buf.find(b"\r\n\r\n")
-        if self.waiter is None or end < 0:
-            return
-        head = bytes(self.buf[:end]).lower() + b"\r\n"
-        i = head.find(b"content-length:")
-        n = int(head[i + 15 : head.find(b"\r\n", i)]) if i >= 0 else 0
-        if len(self.buf) < end + 4 + n:
-            return
-        status = int(head[9:12])
-        del self.buf[: end + 4 + n]
-        w, self.waiter = self.waiter, None
-        w.set_result(status)
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self.closed = True
-        if self.waiter is not None and not self.waiter.done():
-            self.waiter.set_exception(ConnectionError(str(exc)))
-
-    def request(self, data: bytes) -> asyncio.Future[int]:
-        assert self.transport is not None
-        self.waiter = asyncio.get_running_loop().create_future()
-        self.transport.write(data)
-        return self.waiter
-
-
 def request(port: int, token: str | None, seq: int) -> bytes:
     body = json.dumps(
         {"customer": "acme", "priority": "P2", "title": f"bench #{seq}", "category": "general"}
@@ -182,7 +145,7 @@ async def open_loop(
     async def one(i: int) -> None:
         conn = pool.pop() if pool else None
         if conn is None or conn.closed:
-            _, conn = await loop.create_connection(Conn, "127.0.0.1", port)
+            conn = await connect(port)
         try:
             status = str(await conn.request(reqs[i]))
             answered[start_seq + i] = time.perf_counter()
@@ -266,8 +229,7 @@ async def drain_phase(args: argparse.Namespace, folder: Path) -> dict:
         token = api_token(db.url, args.rungs)
         with Server(db.url, role="api", policy=policy, log=args.server_log, exe=args.rungs) as api:
             await loop.run_in_executor(None, api.wait_ready)
-            conns = [(await loop.create_connection(Conn, "127.0.0.1", api.port))[1]
-                     for _ in range(32)]  # fmt: skip
+            conns = [await connect(api.port) for _ in range(32)]
             queue = list(range(n))
 
             async def worker(c: Conn) -> None:
