@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
@@ -24,6 +25,17 @@ JsonFlag = Annotated[bool, typer.Option("--json", help="Machine-readable output.
 def _fail(message: str, code: int = 1) -> typer.Exit:
     err.print(f"[red]error:[/red] {message}", highlight=False, soft_wrap=True)
     return typer.Exit(code)
+
+
+T = TypeVar("T")
+
+
+def _option(parse: Callable[[Any], T], value: str | None, name: str) -> T:
+    """Parse an option's value, or exit with a message naming the option."""
+    try:
+        return parse(value)
+    except ValueError as exc:
+        raise _fail(f"{name}: {exc}") from None
 
 
 def _policy_or_exit(path: str) -> Policy:
@@ -87,14 +99,8 @@ def due(
     if cal is None:
         known = ", ".join(policy.calendars) or "none"
         raise _fail(f"unknown calendar '{calendar}' (known: {known})")
-    try:
-        t0 = parse_instant(start)
-    except ValueError as exc:
-        raise _fail(f"--from: {exc}") from None
-    try:
-        d = parse_duration(after)
-    except ValueError as exc:
-        raise _fail(f"--after: {exc}") from None
+    t0 = _option(parse_instant, start, "--from")
+    d = _option(parse_duration, after, "--after")
     t = cal.add_us(t0, d)
     result = {"due": format_utc(t), "local": format_local(t, cal.tz)}
     if as_json:
@@ -371,16 +377,10 @@ def serve(
         raise _fail(f"--role must be api, engine, dispatcher or all, not '{role}'")
     start = None
     if virtual_clock is not None:
-        try:
-            start = parse_instant(virtual_clock)
-        except ValueError as exc:
-            raise _fail(f"--virtual-clock: {exc}") from None
+        start = _option(parse_instant, virtual_clock, "--virtual-clock")
     from rungs.api.limits import parse_rate
 
-    try:
-        token_rate = parse_rate(token_rate_limit)
-    except ValueError as exc:
-        raise _fail(f"--token-rate-limit: {exc}") from None
+    token_rate = _option(parse_rate, token_rate_limit, "--token-rate-limit")
     if max_body < 1024:
         raise _fail("--max-body must be at least 1024 bytes")
     try:
