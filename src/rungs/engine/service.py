@@ -332,9 +332,14 @@ class Service:
     # timers ----------------------------------------------------------------------------
 
     def _after_write(self, conn: Connection, earliest: int) -> None:
+        """Wake engines for a new timer: this one at once, others by one NOTIFY per transaction
+        (PostgreSQL delivers it at commit; a batch of commands needs only one)."""
         if earliest:
             if is_postgres(self.db):
-                conn.execute(text(f"NOTIFY {NOTIFY_CHANNEL}"))
+                tx = conn.get_transaction()  # held, so its identity is not reused
+                if conn.info.get("rungs_notified") is not tx:
+                    conn.execute(text(f"NOTIFY {NOTIFY_CHANNEL}"))
+                    conn.info["rungs_notified"] = tx
             self._wake.set()
 
     def fire_due(self, until: int, *, virtual: bool = False) -> int:
