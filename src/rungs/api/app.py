@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from functools import partial
 from typing import Any
 
 from fastapi import Body, Depends, FastAPI, HTTPException, Query, Request
@@ -15,6 +16,7 @@ from sqlalchemy import func, select
 from starlette.concurrency import run_in_threadpool
 
 from rungs.api.auth import Auth, tokens_router
+from rungs.api.fastpath import FastOpen
 from rungs.api.limits import DEFAULT_MAX_BODY, BodyLimit, Rate
 from rungs.api.openapi import install_openapi
 from rungs.api.schemas import ActionBody, AdvanceClock, OpenCase
@@ -34,6 +36,26 @@ __all__ = ["create_app"]
 class ApiError(Exception):
     def __init__(self, status: int, message: str, field: str | None = None, **extra: Any) -> None:
         self.status, self.message, self.field, self.extra = status, message, field, extra
+
+    def answer(self) -> tuple[int, dict[str, Any]]:
+        """The status and JSON body of this error: `detail`, `field` when known, extras."""
+        body: dict[str, Any] = {"detail": self.message}
+        if self.field:
+            body["field"] = self.field
+        body.update(self.extra)
+        return self.status, body
+
+
+class RungsApi(FastAPI):
+    """FastAPI, with the happy path of `POST /v1/cases` served first by `rungs.api.fastpath`."""
+
+    front: FastOpen | None = None
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if self.front is None:
+            await super().__call__(scope, receive, send)
+        else:
+            await self.front(scope, receive, send)
 
 
 class Timing:
@@ -68,7 +90,7 @@ def create_app(
     max_body: int = DEFAULT_MAX_BODY,
 ) -> FastAPI:
     auth = Auth(service, token_rate=token_rate)
-    app = FastAPI(
+    app = RungsApi(
         title="Rungs",
         version="0.1.0",
         description="Escalation management: cases, SLA clocks, escalation matrices.",
@@ -117,11 +139,8 @@ def create_app(
 
     @app.exception_handler(ApiError)
     async def api_error(_: Request, exc: ApiError) -> JSONResponse:
-        body: dict[str, Any] = {"detail": exc.message}
-        if exc.field:
-            body["field"] = exc.field
-        body.update(exc.extra)
-        return JSONResponse(body, status_code=exc.status)
+        status, body = exc.answer()
+        return JSONResponse(body, status_code=status)
 
     @app.exception_handler(RequestValidationError)
     async def invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
@@ -197,16 +216,29 @@ def create_app(
             ) from None
         return {"version": version}
 
-    @app.post("/v1/cases", status_code=201, tags=["cases"])
-    async def open_case(body: OpenCase, response: Response) -> dict[str, Any]:
+    async def open_answer(body: OpenCase) -> tuple[int, dict[str, Any]]:
+        """201 and the new case, or 200 and the open case with the same dedup key."""
         data = body.model_dump(exclude_none=True)
         try:
             case, new = await asyncio.wrap_future(service.open_future(data))
         except Refused as exc:
             raise refused(exc) from None
-        if not new:
-            response.status_code = 200
-        return view(case, service.current_version())
+        return (201 if new else 200), view(case, service.current_version())
+
+    @app.post("/v1/cases", status_code=201, tags=["cases"])
+    async def open_case(body: OpenCase, response: Response) -> dict[str, Any]:
+        response.status_code, answer = await open_answer(body)
+        return answer
+
+    app.front = FastOpen(
+        partial(FastAPI.__call__, app),
+        auth=auth,
+        handler=open_answer,
+        error=ApiError,
+        render_error=ApiError.answer,
+        max_body=max_body,
+        latency=latency,
+    )
 
     @app.get("/v1/cases", tags=["cases"])
     def list_cases(

@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["Rate", "RateLimiter", "BodyLimit", "parse_rate", "DEFAULT_MAX_BODY"]
+__all__ = ["Rate", "RateLimiter", "BodyLimit", "parse_rate", "replay_body", "DEFAULT_MAX_BODY"]
 
 DEFAULT_MAX_BODY = 1024 * 1024  # 1 MiB; PagerDuty takes 512 KB per event
 MAX_URL = 8192  # path and query string: bounds every path and query parameter
@@ -126,17 +126,21 @@ class BodyLimit:
             chunks.append(body)
             if not message.get("more_body", False):
                 break
-        whole = b"".join(chunks)
-        sent = False
+        await self.app(scope, replay_body(b"".join(chunks), receive), send)
 
-        async def replay() -> Message:
-            nonlocal sent
-            if not sent:
-                sent = True
-                return {"type": "http.request", "body": whole, "more_body": False}
-            return await receive()
 
-        await self.app(scope, replay, send)
+def replay_body(body: bytes, receive: Receive) -> Receive:
+    """A `receive` that hands an already-read body on once, then defers to the real one."""
+    sent = False
+
+    async def replay() -> Message:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return replay
 
 
 async def _too_large(send: Send, limit: int) -> None:
