@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
 from functools import partial
 from typing import Any
@@ -220,7 +219,7 @@ def create_app(
         """201 and the new case, or 200 and the open case with the same dedup key."""
         data = body.model_dump(exclude_none=True)
         try:
-            case, new = await asyncio.wrap_future(service.open_future(data))
+            case, new = await service.open_async(data)
         except Refused as exc:
             raise refused(exc) from None
         return (201 if new else 200), view(case, service.current_version())

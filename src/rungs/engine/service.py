@@ -8,6 +8,7 @@ rows in the same transaction. Timers are rows taken by due time in batches
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import threading
@@ -206,12 +207,17 @@ class Service:
         return self.open_future(data).result()
 
     def open_future(self, data: dict[str, Any]) -> Future[tuple[Case, bool]]:
-        """`open`, answered when the writer has committed it (await with asyncio.wrap_future)."""
+        """`open`, answered when the writer has committed it."""
+        return self.writer.submit(self._open_command(data))
+
+    def open_async(self, data: dict[str, Any]) -> asyncio.Future[tuple[Case, bool]]:
+        """`open` from the event loop: await it; answered once committed."""
+        return self.writer.submit_async(self._open_command(data))
+
+    def _open_command(self, data: dict[str, Any]) -> Callable[[Connection], tuple[Case, bool]]:
         version = self.current_version()
         policy = self.policy(version)
-        return self.writer.submit(
-            lambda conn: self.open_in(conn, data, version, policy, self.clock.now())
-        )
+        return lambda conn: self.open_in(conn, data, version, policy, self.clock.now())
 
     def open_in(
         self,
