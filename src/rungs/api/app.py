@@ -15,7 +15,7 @@ from sqlalchemy import func, select
 from starlette.concurrency import run_in_threadpool
 
 from rungs.api.auth import Auth, tokens_router
-from rungs.api.fastpath import FastOpen
+from rungs.api.fastpath import FastLanes, Lane, Reply, json_reply
 from rungs.api.limits import DEFAULT_MAX_BODY, BodyLimit, Rate
 from rungs.api.openapi import install_openapi
 from rungs.api.schemas import ActionBody, AdvanceClock, OpenCase
@@ -46,9 +46,9 @@ class ApiError(Exception):
 
 
 class RungsApi(FastAPI):
-    """FastAPI, with the happy path of `POST /v1/cases` served first by `rungs.api.fastpath`."""
+    """FastAPI, with the happy path of the ingest routes served first by `rungs.api.fastpath`."""
 
-    front: FastOpen | None = None
+    front: FastLanes | None = None
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         if self.front is None:
@@ -229,15 +229,13 @@ def create_app(
         response.status_code, answer = await open_answer(body)
         return answer
 
-    app.front = FastOpen(
-        partial(FastAPI.__call__, app),
-        auth=auth,
-        handler=open_answer,
-        error=ApiError,
-        render_error=ApiError.answer,
-        max_body=max_body,
-        latency=latency,
-    )
+    async def open_reply(body: OpenCase) -> Reply:
+        try:
+            return json_reply(*await open_answer(body))
+        except ApiError as exc:
+            return json_reply(*exc.answer())
+
+    lanes = {"/v1/cases": Lane(OpenCase, open_reply)}
 
     @app.get("/v1/cases", tags=["cases"])
     def list_cases(
@@ -337,7 +335,7 @@ def create_app(
 
     from rungs.api.ingest import ingest_router
 
-    app.include_router(ingest_router(service, ApiError))
+    app.include_router(ingest_router(service, ApiError, lanes=lanes))
     app.include_router(tokens_router(service, auth, ApiError))
 
     if isinstance(service.clock, VirtualClock):
@@ -364,4 +362,7 @@ def create_app(
         )
 
     install_openapi(app)
+    app.front = FastLanes(
+        partial(FastAPI.__call__, app), lanes, auth=auth, max_body=max_body, latency=latency
+    )
     return app

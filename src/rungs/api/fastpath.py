@@ -1,12 +1,13 @@
-"""`POST /v1/cases` without the framework on its happy path.
+"""The hottest ingest routes without the framework on their happy path.
 
-Opening a case is the route senders hit thousands of times a second. Through FastAPI it costs
-about 300 µs of the one interpreter's time in routing, middleware layers, dependency solving
-and response encoding, several times what validating the body and deciding the case cost. So
-a request that is plainly well formed (JSON with a Content-Length within the limit, a known
-token with the right role, a body that validates) is handled here, by the same validation
-model and the same `open` as the FastAPI route. Everything else, refusals included, goes on
-to the FastAPI app with its body replayed, so every error keeps exactly one implementation.
+Opening a case (`POST /v1/cases`, `POST /v2/enqueue`) is what senders do thousands of times
+a second. Through FastAPI it cost about 300 µs of the one interpreter's time in routing,
+middleware layers, dependency solving and response encoding, several times what validating
+the body and deciding the case cost. So a request that is plainly well formed (JSON with a
+Content-Length within the limit, a known token with the right role where the route needs
+one, a body that validates) is handled here by the route's own model and handler, each
+route being a `Lane`. Every other request, and every refusal of the checks above, goes on
+to the FastAPI app with its body replayed, so each error keeps exactly one implementation.
 """
 
 from __future__ import annotations
@@ -14,61 +15,74 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
+from dataclasses import dataclass
 from typing import Any
 
 from prometheus_client import Histogram
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
+from starlette.responses import Response
 
 from rungs.api.limits import replay_body
-from rungs.api.schemas import OpenCase
 from rungs.tokens import RANK
 
-__all__ = ["FastOpen", "json_body"]
+__all__ = ["FastLanes", "Lane", "Reply", "json_reply", "reply_of"]
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 App = Callable[[Scope, Receive, Send], Awaitable[None]]
-# the route's own handler: a validated body in, (status, JSON-able answer) out; raises on refusal
-OpenHandler = Callable[[OpenCase], Awaitable[tuple[int, dict[str, Any]]]]
+Reply = tuple[int, list[tuple[bytes, bytes]], bytes]  # status, headers, body
 
-PATH = "/v1/cases"
-RESPONDER = RANK["responder"]
 _JSON = b"application/json"
 
 
-def json_body(content: Any) -> bytes:
+def json_reply(status: int, content: Any) -> Reply:
     """JSON as Starlette's JSONResponse renders it, so both paths answer byte for byte alike."""
-    return json.dumps(
+    raw = json.dumps(
         content, ensure_ascii=False, allow_nan=False, indent=None, separators=(",", ":")
     ).encode("utf-8")
+    return status, [(b"content-length", str(len(raw)).encode()), (b"content-type", _JSON)], raw
 
 
-class FastOpen:
-    """ASGI wrapper: the happy path of `POST /v1/cases` here, every other request to `app`."""
+def reply_of(result: Response | BaseModel, status: int) -> Reply:
+    """What a FastAPI endpoint returned (a Response, or a model answered with `status`)."""
+    if isinstance(result, Response):
+        return result.status_code, list(result.raw_headers), bytes(result.body)
+    return json_reply(status, result.model_dump(mode="json"))
+
+
+@dataclass(frozen=True, slots=True)
+class Lane:
+    """A `POST` route served here: its body model, its handler, the token role it needs
+    (None when the body or path carries the credential and the handler checks it)."""
+
+    model: type[BaseModel]
+    handler: Callable[[Any], Awaitable[Reply]]
+    role: str | None = "responder"
+
+
+class FastLanes:
+    """ASGI wrapper: the happy path of each lane here, every other request to `app`."""
 
     def __init__(
         self,
         app: App,
+        lanes: dict[str, Lane],
         *,
         auth: Any,
-        handler: OpenHandler,
-        error: type[Exception],
-        render_error: Callable[[Any], tuple[int, dict[str, Any]]],
         max_body: int,
         latency: Histogram,
     ) -> None:
         self.app = app
+        self.lanes = lanes
         self.auth = auth
-        self.handler = handler
-        self.error = error
-        self.render_error = render_error
         self.max_body = max_body
-        self.latency = latency.labels(PATH)
+        self.latency = {path: latency.labels(path) for path in lanes}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] != PATH or scope["method"] != "POST":
+        lane = self.lanes.get(scope["path"]) if scope["type"] == "http" else None
+        if lane is None or scope["method"] != "POST":
             await self.app(scope, receive, send)
             return
         t0 = time.perf_counter()
@@ -82,7 +96,7 @@ class FastOpen:
                 token = value
             elif name == b"content-type":
                 json_type = value.startswith(_JSON)
-        if not (json_type and 0 <= length <= self.max_body) or not token.startswith(b"Bearer "):
+        if not (json_type and 0 <= length <= self.max_body):
             await self.app(scope, receive, send)
             return
         chunks = []
@@ -95,39 +109,28 @@ class FastOpen:
                 break
         body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
         try:
-            parsed = OpenCase.model_validate_json(body) if len(body) <= self.max_body else None
+            parsed = lane.model.model_validate_json(body) if len(body) <= self.max_body else None
         except ValidationError:
             parsed = None
         # validated before the token is checked, so a refused body never spends a rate token
-        if parsed is None or not self._may_open(token[7:].strip()):
+        if parsed is None or (lane.role is not None and not self._may(lane.role, token)):
             await self.app(scope, replay_body(body, receive), send)
             return
-        try:
-            status, answer = await self.handler(parsed)
-        except self.error as exc:
-            status, answer = self.render_error(exc)
-        raw = json_body(answer)
-        await send(
-            {
-                "type": "http.response.start",
-                "status": status,
-                "headers": [
-                    (b"content-length", str(len(raw)).encode()),
-                    (b"content-type", _JSON),
-                ],
-            }
-        )
+        status, headers, raw = await lane.handler(parsed)
+        await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": raw})
-        self.latency.observe(time.perf_counter() - t0)
+        self.latency[scope["path"]].observe(time.perf_counter() - t0)
 
-    def _may_open(self, raw_token: bytes) -> bool:
-        """A token already known (cached), of role responder or above, within its rate."""
+    def _may(self, role: str, header: bytes) -> bool:
+        """A Bearer token already known (cached), of `role` or above, within its rate."""
+        if not header.startswith(b"Bearer "):
+            return False
         try:
-            token = raw_token.decode("ascii")
+            token = header[7:].strip().decode("ascii")
         except UnicodeDecodeError:
             return False
         known, info = self.auth.tokens.cached(token)
-        if not known or info is None or RANK[info.role] < RESPONDER:
+        if not known or info is None or RANK[info.role] < RANK[role]:
             return False
         rate = self.auth.token_rate
         return rate is None or not self.auth.limiter.take("token:" + info.name, rate)

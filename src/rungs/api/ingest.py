@@ -28,6 +28,7 @@ from fastapi.routing import APIRoute
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
+from rungs.api.fastpath import Lane, Reply, reply_of
 from rungs.api.limits import RateLimiter, retry_after
 from rungs.core.model import Event, Refused
 from rungs.engine import heartbeats
@@ -286,8 +287,9 @@ def _from(details: Any, name: str) -> str | None:
     return None
 
 
-def ingest_router(service: Service, error: Any) -> APIRouter:
-    """Every ingest route; `error` is the app's ApiError (status, message, field)."""
+def ingest_router(service: Service, error: Any, *, lanes: dict[str, Lane]) -> APIRouter:
+    """Every ingest route; `error` is the app's ApiError (status, message, field). Routes
+    worth serving without the framework on their happy path are added to `lanes`."""
     limiter = RateLimiter()
 
     def policy() -> Any:
@@ -298,11 +300,11 @@ def ingest_router(service: Service, error: Any) -> APIRouter:
         return limiter.take("integration:" + integ.id, rate) if rate is not None else 0.0
 
     async def trigger(data: dict[str, Any], repeat: dict[str, Any]) -> tuple[Any, bool]:
-        return await run_in_threadpool(service.trigger, data, repeat)
+        return await service.trigger_async(data, repeat)
 
     async def act(integ: Integration, key: str, kind: str, by: str | None) -> tuple[Any, bool]:
         event = Event(kind, by=by or f"integration:{integ.id}")
-        return await run_in_threadpool(service.act_on_key, scoped_key(integ.id, key), event)
+        return await service.act_on_key_async(scoped_key(integ.id, key), event)
 
     def keyed(fmt: str) -> Callable[..., Awaitable[Integration]]:
         """The dependency of a route with the key in its path: 401 unknown, 403 wrong format."""
@@ -414,6 +416,11 @@ def ingest_router(service: Service, error: Any) -> APIRouter:
         except Refused as exc:
             return pd_invalid([exc.message])
         return PagerDutyAccepted(dedup_key=key)
+
+    async def pagerduty_reply(event: PagerDutyEvent) -> Reply:
+        return reply_of(await pagerduty(event), 202)
+
+    lanes["/v2/enqueue"] = Lane(PagerDutyEvent, pagerduty_reply, role=None)
 
     # Alertmanager --------------------------------------------------------------------------
 
