@@ -147,6 +147,11 @@ class TokenCache:
             return True, hit[0]
         return False, None
 
+    def was_valid(self, token: str) -> bool:
+        """Whether the last answer for this token, fresh or not, named a valid token."""
+        hit = self._seen.get(token)
+        return hit is not None and hit[0] is not None
+
     def get(self, token: str) -> TokenInfo | None:
         known, info = self.cached(token)
         if known:

@@ -166,3 +166,23 @@ def test_pagerduty_answers_as_the_framework_does(client: Any) -> None:
     assert [c["dedup_key"] for c in cases] == ["pd:a"]
     timeline = client.get(f"/v1/cases/{cases[0]['id']}/timeline", headers=client.viewer).json()
     assert [e["kind"] for e in timeline].count("alert_repeated") == 1
+
+
+def test_a_token_revoked_elsewhere_is_refused_once_its_cache_expires(client: Any) -> None:
+    from rungs.tokens import revoke_token
+
+    app = client.app
+    app.state.auth.tokens.ttl = 0.0  # every answer is stale at once: re-read on each request
+    body = b'{"customer": "acme", "title": "t"}'
+    headers = {**client.responder, **_JSON}
+    calls = client.framework.calls
+    assert client.post("/v1/cases", content=body, headers=headers).status_code == 201
+    assert client.post("/v1/cases", content=body, headers=headers).status_code == 201
+    assert client.framework.calls == calls + 1  # the first read went through FastAPI only
+    token = client.responder["Authorization"].removeprefix("Bearer ")
+    name = app.state.auth.tokens.get(token).name
+    with app.state.auth.service.db.begin() as conn:  # as another process would: no cache clear
+        assert revoke_token(conn, name, 0)
+    r = client.post("/v1/cases", content=body, headers=headers)
+    assert r.status_code == 401 and "revoked" in r.json()["detail"]
+    assert len(client.get("/v1/cases", headers=client.viewer).json()["items"]) == 2

@@ -62,6 +62,9 @@ class Service:
         self._current: int | None = None
         self._checked = 0.0
         self._wake = threading.Event()
+        # the instant the engine loop next wakes by itself (0 while it is busy): a new timer
+        # due later than that needs no wake-up, so opening cases does not spin the loop
+        self._planned = 0
         self._stop = threading.Event()
         self._loop: threading.Thread | None = None
         self._listener: threading.Thread | None = None
@@ -370,7 +373,8 @@ class Service:
                 if conn.info.get("rungs_notified") is not tx:
                     conn.execute(text(f"NOTIFY {NOTIFY_CHANNEL}"))
                     conn.info["rungs_notified"] = tx
-            self._wake.set()
+            if not self._planned or earliest < self._planned:
+                self._wake.set()
 
     def fire_due(self, until: int, *, virtual: bool = False) -> int:
         """Fire up to one batch of timers due at or before `until`; returns how many fired."""
@@ -466,6 +470,7 @@ class Service:
 
     def _run_loop(self) -> None:
         while not self._stop.is_set():
+            self._planned = 0
             try:
                 self.refresh_overrides()
                 heartbeats.fire_due(self, self.clock.now())
@@ -482,6 +487,7 @@ class Service:
             wait = 1.0 if nxt is None else max(0.0, min(1.0, (nxt - self.clock.now()) / 1e6))
             if n == 0:
                 wait = max(wait, IDLE_S)  # due rows locked by another engine: do not spin
+            self._planned = self.clock.now() + int(wait * 1e6)
             if wait > 0:
                 self._wake.wait(wait)
             self._wake.clear()
