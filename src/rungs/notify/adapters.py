@@ -9,6 +9,7 @@ so a receiver can drop a duplicate that at-least-once delivery may produce.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 import json
@@ -16,14 +17,13 @@ import os
 import re
 import smtplib
 import ssl
-import threading
 from email.message import EmailMessage
 from email.utils import formataddr, formatdate
 from typing import Any
+from urllib.parse import urlencode, urlsplit
 from xml.sax.saxutils import escape
 
-import httpx
-
+from rungs.notify.http import Answer, BadRequest, HttpClient
 from rungs.notify.messages import Message
 from rungs.policy.channels import (
     AppriseConfig,
@@ -38,6 +38,7 @@ __all__ = ["DeliveryError", "Adapters", "sign", "message_id", "USER_AGENT"]
 USER_AGENT = "Rungs/0.1 (+escalation)"
 KEY_HEADER = "X-Rungs-Idempotency-Key"
 _ATOM = re.compile(r"[^A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]")
+_json = json.JSONEncoder(separators=(",", ":"), default=str).encode
 
 
 class DeliveryError(Exception):
@@ -48,8 +49,7 @@ class DeliveryError(Exception):
 
 def sign(secret: bytes, timestamp: str, body: bytes) -> str:
     """`sha256=<hex HMAC-SHA256 of "<timestamp>.<body>">`, as X-Rungs-Signature carries it."""
-    mac = hmac.new(secret, timestamp.encode() + b"." + body, hashlib.sha256).hexdigest()
-    return f"sha256={mac}"
+    return "sha256=" + hmac.digest(secret, timestamp.encode() + b"." + body, "sha256").hex()
 
 
 def message_id(key: str, sender: str) -> str:
@@ -68,8 +68,8 @@ def _env(name: str | None, what: str) -> str:
     return value
 
 
-def _http_error(r: httpx.Response) -> DeliveryError:
-    code = r.status_code
+def _http_error(r: Answer) -> DeliveryError:
+    code = r.status
     text = " ".join(r.text[:200].split())
     retry_after = None
     if code in (429, 503):
@@ -82,54 +82,33 @@ def _http_error(r: httpx.Response) -> DeliveryError:
 
 
 class Adapters:
-    """The channels, sharing one HTTP connection pool."""
+    """The channels. The HTTP ones are coroutines for the dispatcher's event loop, sharing its
+    keep-alive connections; email and Apprise block (the dispatcher runs them on threads)."""
 
     def __init__(self) -> None:
-        self._local = threading.local()  # a client per delivery thread: no shared pool lock
-        self._clients: list[httpx.Client] = []
-        self._lock = threading.Lock()
-
-    @property
-    def http(self) -> httpx.Client:
-        client = getattr(self._local, "client", None)
-        if client is None:
-            client = httpx.Client(
-                headers={"User-Agent": USER_AGENT},
-                limits=httpx.Limits(max_connections=16, max_keepalive_connections=8),
-                follow_redirects=False,
-            )
-            self._local.client = client
-            with self._lock:
-                self._clients.append(client)
-        return client
+        self.http = HttpClient(USER_AGENT)
 
     def close(self) -> None:
-        with self._lock:
-            clients, self._clients = self._clients, []
-        for c in clients:
-            c.close()
+        self.http.close()
 
     # HTTP ------------------------------------------------------------------------------------
 
-    def _post(self, url: str, timeout: float, **kw: Any) -> httpx.Response:
+    async def _post(self, url: str, timeout: float, body: bytes, headers: dict[str, str]) -> None:
         try:
-            r = self.http.post(url, timeout=timeout, **kw)
-        except httpx.InvalidURL as exc:
-            raise DeliveryError(f"invalid URL {url!r}: {exc}", permanent=True) from None
-        except httpx.UnsupportedProtocol as exc:
-            raise DeliveryError(f"unsupported URL {url!r}: {exc}", permanent=True) from None
-        except httpx.TimeoutException:
+            r = await self.http.post(url, body, headers, timeout)
+        except BadRequest as exc:
+            raise DeliveryError(str(exc), permanent=True) from None
+        except TimeoutError:
             raise DeliveryError(f"no answer from {_host(url)} within {timeout:g}s") from None
-        except httpx.HTTPError as exc:
+        except OSError as exc:
             raise DeliveryError(f"{_host(url)}: {type(exc).__name__}: {exc}") from None
-        if not 200 <= r.status_code < 300:
+        if not 200 <= r.status < 300:
             raise _http_error(r)
-        return r
 
-    def send_webhook(
+    async def send_webhook(
         self, url: str, cfg: WebhookConfig, body: dict[str, Any], key: str, now_s: int
     ) -> None:
-        raw = json.dumps(body, separators=(",", ":"), default=str).encode()
+        raw = _json(body).encode()
         ts = str(now_s)
         headers = {
             "Content-Type": "application/json",
@@ -139,32 +118,39 @@ class Adapters:
         if cfg.secret_env:
             secret = _env(cfg.secret_env, "channels.webhook.secret_env")
             headers["X-Rungs-Signature"] = sign(secret.encode(), ts, raw)
-        self._post(url, cfg.timeout, content=raw, headers=headers)
+        await self._post(url, cfg.timeout, raw, headers)
 
-    def send_slack(self, url: str, cfg: SlackConfig, payload: dict[str, Any], key: str) -> None:
-        raw = json.dumps(payload, separators=(",", ":")).encode()
+    async def send_slack(
+        self, url: str, cfg: SlackConfig, payload: dict[str, Any], key: str
+    ) -> None:
         headers = {"Content-Type": "application/json", "Idempotency-Key": key}
-        self._post(url, cfg.timeout, content=raw, headers=headers)
+        await self._post(url, cfg.timeout, _json(payload).encode(), headers)
 
-    def _twilio(self, cfg: TwilioConfig, what: str, form: dict[str, str], key: str) -> None:
+    async def _twilio(self, cfg: TwilioConfig, what: str, form: dict[str, str], key: str) -> None:
         account = _env(cfg.account_env, f"channels.{what}.account_env")
         token = _env(cfg.token_env, f"channels.{what}.token_env")
         url = cfg.url.format(account=account)
-        headers = {"Idempotency-Key": key, "I-Twilio-Idempotency-Token": key}
-        self._post(url, cfg.timeout, data=form, auth=(account, token), headers=headers)
+        basic = base64.b64encode(f"{account}:{token}".encode()).decode()
+        headers = {
+            "Content-Type": "application/x-www-form-urlencoded",
+            "Authorization": f"Basic {basic}",
+            "Idempotency-Key": key,
+            "I-Twilio-Idempotency-Token": key,
+        }
+        await self._post(url, cfg.timeout, urlencode(form).encode(), headers)
 
-    def send_sms(self, number: str, cfg: TwilioConfig, text: str, key: str) -> None:
+    async def send_sms(self, number: str, cfg: TwilioConfig, text: str, key: str) -> None:
         form = {"To": e164(number), "From": e164(cfg.sender), "Body": text[:1600]}
-        self._twilio(cfg, "sms", form, key)
+        await self._twilio(cfg, "sms", form, key)
 
-    def send_voice(self, number: str, cfg: TwilioConfig, text: str, key: str) -> None:
+    async def send_voice(self, number: str, cfg: TwilioConfig, text: str, key: str) -> None:
         said = escape(text)
         twiml = (
             f'<Response><Say voice="alice">{said}</Say><Pause length="1"/>'
             f'<Say voice="alice">{said}</Say></Response>'
         )
         form = {"To": e164(number), "From": e164(cfg.sender), "Twiml": twiml}
-        self._twilio(cfg, "voice", form, key)
+        await self._twilio(cfg, "voice", form, key)
 
     # email -----------------------------------------------------------------------------------
 
@@ -235,8 +221,8 @@ def e164(number: str) -> str:
 
 def _host(url: str) -> str:
     try:
-        return httpx.URL(url).host or url
-    except Exception:
+        return urlsplit(url).hostname or url
+    except ValueError:
         return url
 
 

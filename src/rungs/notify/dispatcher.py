@@ -7,6 +7,12 @@ own transaction, handed over the moment it commits (no poll, no second commit on
 A dispatcher killed mid-delivery leaves its rows `sending`; when their lease runs out they are
 due again, and the retry carries the same idempotency key.
 
+Two threads: the claim loop (polls, loads the cases a batch shows, plans hygiene) and an event
+loop that renders and sends, up to `workers` messages at once over keep-alive connections.
+Rows a decision of this process has just opened a case with carry that decision's case and
+timeline, so they go straight to the event loop when the transaction commits (one wake-up per
+commit); the others go through the claim loop. Email and Apprise block: they run on threads.
+
 Each result goes into the core as a `delivery` event (`Service.submit_delivery`, the
 `record_delivery` that does not wait) in the same transaction as the row's new status: `sent`;
 `pending` again with exponential backoff and jitter after a transient failure; `dead` after a
@@ -23,21 +29,21 @@ past both.
 
 from __future__ import annotations
 
-import contextlib
+import asyncio
 import hashlib
 import json
 import logging
 import os
-import queue
 import random
 import threading
-import time
 from collections import deque
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
-from sqlalchemy import Connection, and_, bindparam, func, insert, select, text, update
+from sqlalchemy import Connection, and_, func, insert, select, text, update
 
 from rungs.core.model import CallWebhook, Case, Notify, Record, Refused
 from rungs.engine.service import Service
@@ -47,6 +53,7 @@ from rungs.notify.messages import Message, Renderer
 from rungs.policy.channels import Channels, RateLimit, Retry, channels_of
 from rungs.policy.model import Policy
 from rungs.store.db import is_postgres
+from rungs.store.repo import Sql
 from rungs.store.tables import cases, outbox, timeline
 
 __all__ = ["Dispatcher", "OutboxHook", "Row", "NOTIFY_CHANNEL", "install"]
@@ -56,6 +63,7 @@ NOTIFY_CHANNEL = "rungs_outbox"
 ACTIVE = ("pending", "sending")
 NO_CHANNELS = "not sent: the policy has no channels section"
 _dumps = json.JSONEncoder(separators=(",", ":")).encode
+STOP_S = 15.0  # at stop, how long deliveries under way may take to finish
 
 
 @dataclass
@@ -109,26 +117,29 @@ def backoff(retry: Retry, attempts: int) -> int:
 
 
 class Dispatcher:
+    """Claims rows (its own thread) and delivers them on an event loop (another thread)."""
+
     def __init__(
         self,
         service: Service,
         *,
-        workers: int = 8,
+        workers: int = 64,
         batch: int = 256,
         poll: float = 0.5,
         flush: float = 0.05,
     ) -> None:
         self.service = service
-        self.workers = workers
+        self.workers = workers  # messages in flight at once
         self.batch = batch
         self.poll_s = poll
+        self.flush_s = flush
         self.links = Links(service.db)
         self.renderer = Renderer()
         self.adapters = Adapters()
         self.limiter = Limiter()
         self.running = False
         self.sent = self.failed = self.dead = 0
-        self._ready: deque[Row] = deque()
+        self._ready: deque[Row] = deque()  # handed over, still to be loaded or planned
         self._inflight: set[int] = set()
         self._lock = threading.Lock()
         self._wake = threading.Event()
@@ -136,24 +147,27 @@ class Dispatcher:
         self._poll_at = 0  # µs: when to look for due rows next (0: at once)
         self._hygiene = False
         self._warned = False
+        self._policy: Policy | None = None  # the current version, as the claim loop last read it
         self._thread: threading.Thread | None = None
         self._listener: threading.Thread | None = None
-        self._pool: ThreadPoolExecutor | None = None
-        self.flush_s = flush
-        self._results: queue.SimpleQueue[Any] = queue.SimpleQueue()
-        self._reporter: threading.Thread | None = None
+        # the event loop's own (touched on its thread only, but for the loop itself)
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._sender: threading.Thread | None = None
+        self._jobs: deque[list[Row]] = deque()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._results: list[Callable[[], None]] = []
+        self._flush_at: asyncio.TimerHandle | None = None
+        self._blocking: ThreadPoolExecutor | None = None
 
     # life ------------------------------------------------------------------------------------
 
     def start(self) -> None:
         if self.running:
             return
-        self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="rungs-deliver")
+        self._loop = _new_loop()
+        self._sender = threading.Thread(target=self._serve, name="rungs-deliver", daemon=True)
+        self._sender.start()
         self.running = True
-        self._reporter = threading.Thread(
-            target=self._report_loop, name="rungs-report", daemon=True
-        )
-        self._reporter.start()
         self._thread = threading.Thread(target=self._run, name="rungs-dispatcher", daemon=True)
         self._thread.start()
         if is_postgres(self.service.db):
@@ -163,6 +177,8 @@ class Dispatcher:
             self._listener.start()
 
     def stop(self) -> None:
+        """Deliveries under way finish and their results reach the writer; rows not started
+        stay claimed (their lease brings them back)."""
         if not self.running:
             return
         self.running = False
@@ -170,37 +186,41 @@ class Dispatcher:
         self._wake.set()
         if self._thread is not None:
             self._thread.join(timeout=10)
-        if self._pool is not None:
-            self._pool.shutdown(wait=True, cancel_futures=True)
-        self._results.put(None)  # after the workers: their results are handed over first
-        if self._reporter is not None:
-            self._reporter.join(timeout=10)
-        self.adapters.close()
+        loop = self._loop
+        if loop is not None and self._sender is not None and self._sender.is_alive():
+            done = asyncio.run_coroutine_threadsafe(self._wind_down(), loop)
+            try:
+                done.result(timeout=STOP_S)
+            except Exception:
+                log.warning("deliveries still under way at stop; their lease brings them back")
+            loop.call_soon_threadsafe(loop.stop)
+            self._sender.join(timeout=10)
+        if self._blocking is not None:
+            self._blocking.shutdown(wait=True, cancel_futures=True)
 
     def wake(self) -> None:
         self._poll_at = 0
         self._wake.set()
 
     def accept(self, rows: list[Row]) -> None:
-        """Rows claimed inside a transaction that has just committed (any thread)."""
-        if not self.running:
+        """Rows claimed inside a transaction that has just committed (the writer's thread)."""
+        if not self.running or self._loop is None:
             return
-        if not self._hygiene and self._pool is not None:
-            with self._lock:
-                self._inflight.update(r.id for r in rows)
-            for r in rows:
-                self._pool.submit(self._deliver, [r])
+        if self._hygiene or any(r.snapshot is None and r.kind == "notify" for r in rows):
+            self._ready.extend(rows)  # to plan, or to load: the claim loop's work
+            self._wake.set()
             return
-        self._ready.extend(rows)
-        self._wake.set()
+        with self._lock:
+            self._inflight.update(r.id for r in rows)
+        self._loop.call_soon_threadsafe(self._enqueue, [[r] for r in rows])
 
-    # the loop --------------------------------------------------------------------------------
+    # the claim loop --------------------------------------------------------------------------
 
     def _run(self) -> None:
         while not self._stop.is_set():
             wait = self.poll_s
             try:
-                current = self._current()
+                current = self._policy = self._current()
                 settings = channels_of(current)
                 self._hygiene = bool(
                     settings.bundle or settings.person_limit or settings.channel_limits
@@ -225,7 +245,7 @@ class Dispatcher:
                     continue
                 wait = max(0.0, min(self.poll_s, (self._poll_at - self.service.clock.now()) / 1e6))
                 if len(self._inflight) >= 2 * self.batch:
-                    wait = self.poll_s  # enough in hand: wait for the workers (they wake us)
+                    wait = self.poll_s  # enough in hand: wait for the results (they wake us)
             except Exception:  # keep delivering through a database restart
                 log.exception("dispatcher tick failed; retrying")
                 wait = 1.0
@@ -330,33 +350,46 @@ class Dispatcher:
 
         self.service.writer.call(run)
 
-    def run_once(self) -> int:
-        """Claim every due row and deliver it on this thread (tests, tools); returns how many."""
-        now = self.service.clock.now()
-        settings = channels_of(self._current())
-        rows, _ = self._claim(now, settings)
-        self._attach(rows)
-        for job in self._plan(rows, now, settings):
-            for f in self._deliver(job):
-                f.result()
-        return len(rows)
-
-    # planning: hygiene -----------------------------------------------------------------------
-
     def _dispatch(self, rows: list[Row], now: int, settings: Channels) -> None:
+        """Load what the messages show, plan them, hand them to the event loop."""
         self._attach(rows)
         jobs = self._plan(rows, now, settings)
-        assert self._pool is not None
+        if not jobs:
+            return
         with self._lock:
             self._inflight.update(r.id for job in jobs for r in job)
-        # one task per worker, each sending its share in turn: as many messages in flight as
-        # there are workers, and far fewer thread hand-overs than a task per message
-        for share in (jobs[i :: self.workers] for i in range(min(self.workers, len(jobs)))):
-            self._pool.submit(self._deliver_all, share)
+        assert self._loop is not None
+        self._loop.call_soon_threadsafe(self._enqueue, jobs)
 
-    def _deliver_all(self, jobs: list[list[Row]]) -> None:
-        for job in jobs:
-            self._deliver(job)
+    def _attach(self, rows: list[Row]) -> None:
+        """Read the cases and timelines that a batch's pages show, at once (two queries).
+        A row whose case is gone keeps no snapshot."""
+        want = {r.case_id for r in rows if r.snapshot is None and r.kind == "notify"}
+        if not want:
+            return
+        found = self._load(want)
+        for r in rows:
+            if r.snapshot is None:
+                r.snapshot = found.get(r.case_id)
+
+    def _load(self, ids: set[str]) -> dict[str, tuple[Case, int, list[dict[str, Any]]]]:
+        out: dict[str, tuple[Case, int, list[dict[str, Any]]]] = {}
+        with self.service.db.connect() as conn:
+            found = conn.execute(
+                select(cases.c.id, cases.c.state, cases.c.policy_version).where(cases.c.id.in_(ids))
+            ).all()
+            entries: dict[str, list[dict[str, Any]]] = {}
+            for cid, raw in conn.execute(
+                select(timeline.c.case_id, timeline.c.entry)
+                .where(timeline.c.case_id.in_(ids))
+                .order_by(timeline.c.id)
+            ):
+                entries.setdefault(cid, []).append(json.loads(raw))
+        for cid, state, version in found:
+            out[cid] = (Case.from_dict(json.loads(state)), version, entries.get(cid, []))
+        return out
+
+    # planning: hygiene -----------------------------------------------------------------------
 
     def _plan(self, rows: list[Row], now: int, settings: Channels) -> list[list[Row]]:
         """Messages to send now (each a list of rows); rows held back are put back for later."""
@@ -414,41 +447,6 @@ class Dispatcher:
         self.service.writer.submit(run)
         self._poll_at = min(self._poll_at, at)
 
-    # delivery --------------------------------------------------------------------------------
-
-    def _deliver(self, job: list[Row]) -> list[Future[Any]]:
-        """Send one message; its rows' results go to the writer without waiting (returned)."""
-        futures: list[Future[Any]] = []
-        try:
-            now = self.service.clock.now()
-            current = self._current()
-            settings = channels_of(current)
-            if not settings.declared:  # the policy changed under claimed rows
-                for r in job:
-                    self._settle(r, "skipped", now, NO_CHANNELS)
-                self._done(job)
-                return futures
-            first = job[0]
-            error: DeliveryError | None = None
-            try:
-                if first.kind == "webhook":
-                    self._rule_webhook(first, settings, now)
-                elif first.kind == "notice":
-                    self._notice(first, current, settings)
-                else:
-                    self._notify(job, current, settings, now)
-            except DeliveryError as exc:
-                error = exc
-            except Exception as exc:  # a bug or bad template: retried, and logged
-                log.exception("delivering %s failed", [r.key for r in job])
-                error = DeliveryError(f"internal error: {type(exc).__name__}: {exc}")
-            for r in job:
-                futures.append(self._report(r, error, settings.retry))
-        except Exception:
-            log.exception("reporting %s failed; the lease will bring it back", [r.key for r in job])
-            self._done(job)
-        return futures
-
     def _done(self, rows: list[Row]) -> None:
         with self._lock:
             self._inflight.difference_update(r.id for r in rows)
@@ -456,34 +454,74 @@ class Dispatcher:
         if low and self._poll_at <= self.service.clock.now():
             self._wake.set()  # room for more: a backlog is claimed as fast as it is sent
 
-    def _attach(self, rows: list[Row]) -> None:
-        """Read the cases and timelines of a batch at once (one connection, two queries)."""
-        if any(r.snapshot is None for r in rows):
-            found = self._load(rows)
-            for r in rows:
-                if r.snapshot is None:
-                    r.snapshot = found.get(r.case_id)
+    # the event loop: delivery ----------------------------------------------------------------
 
-    def _load(self, rows: list[Row]) -> dict[str, tuple[Case, int, list[dict[str, Any]]]]:
-        out = {r.case_id: r.snapshot for r in rows if r.snapshot is not None}
-        want = {r.case_id for r in rows} - set(out)
-        if want:
-            with self.service.db.connect() as conn:
-                found = conn.execute(
-                    select(cases.c.id, cases.c.state, cases.c.policy_version).where(
-                        cases.c.id.in_(want)
-                    )
-                ).all()
-                entries: dict[str, list[dict[str, Any]]] = {}
-                for cid, raw in conn.execute(
-                    select(timeline.c.case_id, timeline.c.entry)
-                    .where(timeline.c.case_id.in_(want))
-                    .order_by(timeline.c.id)
-                ):
-                    entries.setdefault(cid, []).append(json.loads(raw))
-            for cid, state, version in found:
-                out[cid] = (Case.from_dict(json.loads(state)), version, entries.get(cid, []))
-        return out
+    def _serve(self) -> None:
+        loop = self._loop
+        assert loop is not None
+        asyncio.set_event_loop(loop)
+        try:
+            loop.run_forever()
+        finally:
+            left = asyncio.all_tasks(loop)
+            for t in left:
+                t.cancel()
+            loop.run_until_complete(asyncio.gather(*left, return_exceptions=True))
+            loop.close()
+
+    async def _wind_down(self) -> None:
+        self._jobs.clear()  # not started: still claimed, the lease brings them back
+        while self._tasks:
+            await asyncio.wait(set(self._tasks))
+        self._flush()
+        self.adapters.close()
+
+    def _enqueue(self, jobs: list[list[Row]]) -> None:
+        self._jobs.extend(jobs)
+        self._pump()
+
+    def _pump(self) -> None:
+        """Start waiting messages while fewer than `workers` are under way."""
+        loop = self._loop
+        assert loop is not None
+        while self._jobs and len(self._tasks) < self.workers:
+            task = loop.create_task(self._deliver(self._jobs.popleft()))
+            self._tasks.add(task)
+            task.add_done_callback(self._finished)
+
+    def _finished(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        if self._jobs and self.running:
+            self._pump()
+
+    async def _deliver(self, job: list[Row]) -> None:
+        """Send one message; its rows' results go to the writer (in the next flush)."""
+        try:
+            now = self.service.clock.now()
+            current = self._policy or self._current()
+            settings = channels_of(current)
+            if not settings.declared:  # the policy changed under claimed rows
+                self._settle(job, "skipped", now, NO_CHANNELS)
+                return
+            first = job[0]
+            error: DeliveryError | None = None
+            try:
+                if first.kind == "webhook":
+                    await self._rule_webhook(first, settings, now)
+                elif first.kind == "notice":
+                    await self._notice(first, current, settings)
+                else:
+                    await self._notify(job, current, settings, now)
+            except DeliveryError as exc:
+                error = exc
+            except Exception as exc:  # a bug or bad template: retried, and logged
+                log.exception("delivering %s failed", [r.key for r in job])
+                error = DeliveryError(f"internal error: {type(exc).__name__}: {exc}")
+            for r in job:
+                self._report(r, error, settings.retry)
+        except Exception:
+            log.exception("reporting %s failed; the lease will bring it back", [r.key for r in job])
+            self._done(job)
 
     def _person(self, pid: str, *policies: Policy) -> Any:
         for p in policies:
@@ -492,9 +530,9 @@ class Dispatcher:
                 return found
         return None
 
-    def _notify(self, job: list[Row], current: Policy, settings: Channels, now: int) -> None:
+    async def _notify(self, job: list[Row], current: Policy, settings: Channels, now: int) -> None:
         pid, channel = job[0].payload["person"], job[0].payload["channel"]
-        loaded = self._load(job)
+        loaded = {r.case_id: r.snapshot for r in job if r.snapshot is not None}
         case_policies = [self.service.policy(v) for _, v, _ in loaded.values()]
         person = self._person(pid, current, *case_policies)
         if person is None:
@@ -530,31 +568,41 @@ class Dispatcher:
         msg = self.renderer.message(
             current, channel, who, items, webhook_body=lambda c: _webhook_body(c, key, job)
         )
-        self._send(channel, address, cfg, msg, key, now)
+        await self._send(channel, address, cfg, msg, key, now)
 
-    def _send(self, channel: str, address: str, cfg: Any, msg: Message, key: str, now: int):
+    async def _send(
+        self, channel: str, address: str, cfg: Any, msg: Message, key: str, now: int
+    ) -> None:
         a = self.adapters
-        if channel == "email":
-            a.send_email(address, cfg, msg, key)
+        if channel == "webhook":
+            await a.send_webhook(address, cfg, msg.data or {}, key, now // 1_000_000)
         elif channel == "sms":
-            a.send_sms(address, cfg, msg.text, key)
+            await a.send_sms(address, cfg, msg.text, key)
         elif channel == "voice":
-            a.send_voice(address, cfg, msg.text, key)
+            await a.send_voice(address, cfg, msg.text, key)
         elif channel == "slack":
-            a.send_slack(address, cfg, msg.data or {"text": msg.text}, key)
-        elif channel == "webhook":
-            a.send_webhook(address, cfg, msg.data or {}, key, now // 1_000_000)
+            await a.send_slack(address, cfg, msg.data or {"text": msg.text}, key)
+        elif channel == "email":
+            await self._blocking_call(a.send_email, address, cfg, msg, key)
         elif channel == "apprise":
-            a.send_apprise(address, cfg, msg, key)
+            await self._blocking_call(a.send_apprise, address, cfg, msg, key)
         else:
             raise DeliveryError(f"unknown channel '{channel}'", permanent=True)
 
-    def _rule_webhook(self, row: Row, settings: Channels, now: int) -> None:
+    async def _blocking_call(self, fn: Callable[..., None], *args: Any) -> None:
+        """smtplib and Apprise block: on threads, at most `workers` (and 16) at once."""
+        if self._blocking is None:
+            self._blocking = ThreadPoolExecutor(
+                min(self.workers, 16), thread_name_prefix="rungs-deliver"
+            )
+        await asyncio.get_running_loop().run_in_executor(self._blocking, partial(fn, *args))
+
+    async def _rule_webhook(self, row: Row, settings: Channels, now: int) -> None:
         url = str(row.payload.get("url") or "")
         body = {"type": "rule", "key": row.key, **(row.payload.get("body") or {})}
-        self.adapters.send_webhook(url, settings["webhook"], body, row.key, now // 1_000_000)
+        await self.adapters.send_webhook(url, settings["webhook"], body, row.key, now // 1_000_000)
 
-    def _notice(self, row: Row, current: Policy, settings: Channels) -> None:
+    async def _notice(self, row: Row, current: Policy, settings: Channels) -> None:
         p = row.payload
         channel = p["channel"]
         person = self._person(p["person"], current)
@@ -565,14 +613,24 @@ class Dispatcher:
         by = self._person(p.get("by") or "", current)
         notice = {**p, "case_id": row.case_id, "by_name": by.name if by is not None else None}
         msg = self.renderer.notice(current, channel, notice)
-        self._send(channel, person.contacts[channel], settings[channel], msg, row.key,
-                   self.service.clock.now())  # fmt: skip
+        await self._send(channel, person.contacts[channel], settings[channel], msg, row.key,
+                         self.service.clock.now())  # fmt: skip
 
-    def _settle(self, row: Row, status: str, now: int, last: str | None) -> None:
-        with contextlib.suppress(Stale):
-            self.service.writer.call(_marker(row, status, now, last))
+    # results ---------------------------------------------------------------------------------
 
-    def _report(self, row: Row, error: DeliveryError | None, retry: Retry) -> Future[Any]:
+    def _settle(self, rows: list[Row], status: str, now: int, last: str | None) -> None:
+        for row in rows:
+
+            def settled(f: Future[Any], row: Row = row) -> None:
+                exc = f.exception()
+                if exc is not None and not isinstance(exc, Stale):
+                    log.error("settling %s failed: %s", row.key, exc)
+                self._done([row])
+
+            self.service.writer.submit(_marker(row, status, now, last)).add_done_callback(settled)
+
+    def _report(self, row: Row, error: DeliveryError | None, retry: Retry) -> None:
+        """The result of one row, for the next flush to the writer."""
         now = self.service.clock.now()
         if error is None:
             status, nxt, last, permanent = "sent", now, None, False
@@ -612,7 +670,6 @@ class Dispatcher:
                 "error": last,
                 "permanent": permanent,
             }
-        out: Future[Any] = Future()
 
         def reported(f: Future[Any]) -> None:  # on the writer thread: never wait here
             exc = f.exception()
@@ -625,7 +682,6 @@ class Dispatcher:
             elif exc is not None:
                 log.error("recording the result of %s failed: %s", row.key, exc)
             self._done([row])
-            out.set_result(None)
 
         def submit() -> None:
             if result is None:
@@ -634,73 +690,60 @@ class Dispatcher:
                 fut = self.service.submit_delivery(row.case_id, result, also=mark)
             fut.add_done_callback(reported)
 
-        if self._reporter is not None and self.running:
-            self._results.put(submit)
-        else:
-            submit()
-        return out
+        self._results.append(submit)
+        if not self.running or len(self._results) >= self.batch:
+            self._flush()
+        elif self._flush_at is None:
+            assert self._loop is not None
+            self._flush_at = self._loop.call_later(self.flush_s, self._flush)
 
-    def _report_loop(self) -> None:
-        """Hand results to the writer in bursts, so that several share one commit: a result
+    def _flush(self) -> None:
+        """Hand the results to the writer together, so that they share a commit: a result
         waits at most `flush` (it is safe meanwhile: the row stays claimed under its lease)."""
-        q = self._results
-        while True:
-            first = q.get()
-            if first is None:
-                return
-            batch = [first]
-            end = time.monotonic() + self.flush_s
-            stop = False
-            while len(batch) < self.batch:
-                left = end - time.monotonic()
-                if left <= 0:
-                    break
-                try:
-                    item = q.get(timeout=left)
-                except queue.Empty:
-                    break
-                if item is None:
-                    stop = True
-                    break
-                batch.append(item)
-            for submit in batch:
-                try:
-                    submit()
-                except Exception:
-                    log.exception("handing a result to the writer failed")
-            if stop:
-                return
+        if self._flush_at is not None:
+            self._flush_at.cancel()
+            self._flush_at = None
+        batch, self._results = self._results, []
+        for submit in batch:
+            try:
+                submit()
+            except Exception:
+                log.exception("handing a result to the writer failed")
 
 
-_CLAIM_NEW = (  # the rows a decision has just written, for this process's dispatcher
-    update(outbox)
-    .where(outbox.c.key.in_(bindparam("keys", expanding=True)), outbox.c.status == "pending")
-    .values(status="sending", attempts=1, next_attempt=bindparam("lease"))
-    .returning(outbox.c.key, outbox.c.id)
+def _new_loop() -> asyncio.AbstractEventLoop:
+    try:
+        import uvloop
+    except ImportError:  # uvloop is optional (no Windows build): asyncio's own loop works
+        return asyncio.new_event_loop()
+    return uvloop.new_event_loop()
+
+
+# On every decision and every result, so straight on the driver's cursor in the transaction:
+# SQLAlchemy's per-statement work costs more than SQLite's own.
+_CLAIM_NEW = Sql(  # a row a decision has just written, for this process's dispatcher
+    "UPDATE outbox SET status = 'sending', attempts = 1, next_attempt = :lease "
+    "WHERE key = :key AND status = 'pending' RETURNING id"
+)
+_MARK = Sql(
+    "UPDATE outbox SET status = :status, next_attempt = :next, last_error = :error "
+    "WHERE id = :id AND status = 'sending' AND attempts = :claimed"
 )
 
-_MARK = (
-    update(outbox)
-    .where(
-        outbox.c.id == bindparam("row_id"),
-        outbox.c.status == "sending",
-        outbox.c.attempts == bindparam("claimed"),
-    )
-    .values(
-        status=bindparam("new_status"),
-        next_attempt=bindparam("new_next"),
-        last_error=bindparam("new_error"),
-    )
-)
+
+def _run(conn: Connection, stmt: Sql, params: dict[str, Any]) -> Any:
+    cur = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    cur.execute(stmt.pyformat if conn.dialect.name == "postgresql" else stmt.named, params)
+    return cur
 
 
 def _marker(row: Row, status: str, nxt: int, last: str | None) -> Any:
     """Set the row's outcome, if the row is still this claim's; Stale otherwise."""
-    params = {"row_id": row.id, "claimed": row.attempts, "new_status": status,
-              "new_next": nxt, "new_error": last}  # fmt: skip
+    params = {"id": row.id, "claimed": row.attempts, "status": status, "next": nxt,
+              "error": last}  # fmt: skip
 
     def mark(conn: Connection) -> None:
-        if not conn.execute(_MARK, params).rowcount:
+        if not _run(conn, _MARK, params).rowcount:
             raise Stale(row.key)
 
     return mark
@@ -778,8 +821,11 @@ class OutboxHook:
                 conn.execute(text(f"NOTIFY {NOTIFY_CHANNEL}"))
             return
         lease = self.service.clock.now() + settings.retry.lease
-        keys = [k for _, k, _ in new]
-        claimed = dict(conn.execute(_CLAIM_NEW, {"keys": keys, "lease": lease}).all())
+        claimed = {}
+        for _, key, _ in new:
+            found = _run(conn, _CLAIM_NEW, {"key": key, "lease": lease}).fetchone()
+            if found is not None:
+                claimed[key] = found[0]
         snapshot = None
         if opened:  # the whole timeline is in this decision: no need to read it back
             entries = [e.entry for e in effects if type(e) is Record]
@@ -863,10 +909,10 @@ class OutboxHook:
 def install(service: Service, *, dispatch: bool, workers: int | None = None) -> Dispatcher | None:
     """Hook notices and outbox hand-over into the service; a Dispatcher when `dispatch`.
 
-    `workers` (default `RUNGS_DISPATCH_WORKERS`, else 8): messages in flight at once.
+    `workers` (default `RUNGS_DISPATCH_WORKERS`, else 64): messages in flight at once.
     """
     if workers is None:
-        workers = int(os.environ.get("RUNGS_DISPATCH_WORKERS") or 8)
+        workers = int(os.environ.get("RUNGS_DISPATCH_WORKERS") or 64)
     dispatcher = Dispatcher(service, workers=workers) if dispatch else None
     hook = OutboxHook(service, dispatcher)
     service.after_decide.append(hook)

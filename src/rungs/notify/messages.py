@@ -251,6 +251,8 @@ class Renderer:
         """The message for `channel` to `person`: subject, text, HTML or JSON as it needs."""
         ctx = {"items": items, "item": items[0], "person": person, "channel": channel,
                "count": len(items)}  # fmt: skip
+        if channel == "webhook":  # JSON only: no template, and no subject to send
+            return Message("", "", data=webhook_body(ctx) if webhook_body else {})
         subject = self.render(policy, "subject.txt", **ctx)
         if channel == "email":
             return Message(
@@ -265,9 +267,6 @@ class Renderer:
         if channel == "slack":
             text = self.render(policy, "slack.txt", **ctx)
             return Message(subject, text, data=slack_payload(subject, text, items))
-        if channel == "webhook":
-            body = webhook_body(ctx) if webhook_body else {}
-            return Message(subject, subject, data=body)
         return Message(subject, self.render(policy, "apprise.txt", **ctx))  # apprise
 
     def notice(self, policy: Policy, channel: str, notice: dict[str, Any]) -> Message:
