@@ -12,7 +12,6 @@ to the FastAPI app with its body replayed, so each error keeps exactly one imple
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass
@@ -23,6 +22,7 @@ from pydantic import BaseModel, ValidationError
 from starlette.responses import Response
 
 from rungs.api.limits import replay_body
+from rungs.jsonbytes import dumps
 from rungs.tokens import RANK
 
 __all__ = ["FastLanes", "Lane", "Reply", "json_reply", "reply_of"]
@@ -39,9 +39,7 @@ _JSON = b"application/json"
 
 def json_reply(status: int, content: Any) -> Reply:
     """JSON as Starlette's JSONResponse renders it, so both paths answer byte for byte alike."""
-    raw = json.dumps(
-        content, ensure_ascii=False, allow_nan=False, indent=None, separators=(",", ":")
-    ).encode("utf-8")
+    raw = dumps(content)
     return status, [(b"content-length", str(len(raw)).encode()), (b"content-type", _JSON)], raw
 
 

@@ -8,7 +8,6 @@ statement is written once with `:name` parameters and kept in the driver's own s
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Iterable
 from typing import Any
@@ -24,10 +23,11 @@ from rungs.core.model import (
     Record,
     ScheduleTimer,
 )
+from rungs.jsonbytes import dumps_text, loads
 
 __all__ = ["load_case", "insert_case", "save_case", "apply_effects", "new_case_id", "find_open"]
 
-_dumps = json.JSONEncoder(separators=(",", ":")).encode
+_dumps = dumps_text
 
 
 class Sql:
@@ -103,7 +103,7 @@ def load_case(conn: Connection, case_id: str, *, lock: bool) -> tuple[Case, int]
     row = _run(conn, _LOAD_LOCKED if locked else _LOAD, {"id": case_id}).fetchone()
     if row is None:
         return None
-    return Case.from_dict(json.loads(row[0])), row[1]
+    return Case.from_dict(loads(row[0])), row[1]
 
 
 def find_open(conn: Connection, dedup_key: str) -> str | None:
