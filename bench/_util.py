@@ -121,6 +121,7 @@ class Server:
         policy: Path = POLICY,
         log: Path | None = None,
         exe: str | None = None,
+        workers: int = 1,
     ) -> None:
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
@@ -142,6 +143,7 @@ class Server:
                 str(self.port),
                 "--role",
                 role,
+                *(["--workers", str(workers)] if workers > 1 else []),
             ],
             stdout=self._log,
             stderr=self._log,
@@ -203,6 +205,36 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / CLK_TCK
 
 
+def process_tree(pid: int) -> list[int]:
+    """A process and all its descendants (the workers of `rungs serve --workers N`)."""
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                stat = f.read()
+        except OSError:
+            continue
+        ppid = int(stat[stat.rindex(")") + 2 :].split()[1])
+        children.setdefault(ppid, []).append(int(entry))
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        todo.extend(children.get(p, ()))
+    return out
+
+
+def tree_cpu_seconds(pids: Sequence[int]) -> float:
+    """`cpu_seconds` summed over processes (those gone meanwhile count nothing)."""
+    total = 0.0
+    for p in pids:
+        with contextlib.suppress(OSError):
+            total += cpu_seconds(p)
+    return total
+
+
 def proc_status_kb(pid: int, key: str) -> int:
     """A kB figure from /proc/PID/status (VmRSS, VmHWM, ...); 0 when absent."""
     with open(f"/proc/{pid}/status") as f:
@@ -261,12 +293,12 @@ class OtherLoad:
     def start(self) -> None:
         self.t = time.perf_counter()
         self.busy = machine_busy_seconds()
-        self.ours = self_cpu_seconds() + sum(cpu_seconds(p) for p in self.pids)
+        self.ours = self_cpu_seconds() + tree_cpu_seconds(self.pids)
 
     def cores(self) -> float:
         """Average number of cores the other processes kept busy since start()."""
         busy = machine_busy_seconds() - self.busy
-        ours = self_cpu_seconds() + sum(cpu_seconds(p) for p in self.pids) - self.ours
+        ours = self_cpu_seconds() + tree_cpu_seconds(self.pids) - self.ours
         return round(max(0.0, busy - ours) / (time.perf_counter() - self.t), 2)
 
 
@@ -311,6 +343,12 @@ def add_server_args(ap: argparse.ArgumentParser) -> None:
         "--rungs",
         default=None,
         help="the rungs executable to serve with (default: next to this Python)",
+    )
+    ap.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="rungs serve --workers N: processes serving the port (default 1)",
     )
     ap.add_argument(
         "--wait-quiet",

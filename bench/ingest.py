@@ -44,12 +44,13 @@ from _util import (
     add_server_args,
     api_token,
     connect,
-    cpu_seconds,
     fresh_db,
     percentile,
     proc_status_kb,
+    process_tree,
     self_cpu_seconds,
     source_revision,
+    tree_cpu_seconds,
     wait_quiet,
 )
 
@@ -256,17 +257,18 @@ async def drive(server: Server, args: argparse.Namespace) -> dict:
     await closed_loop(port, reqs, conns, args.warmup, Tally())
 
     tally = Tally()
-    s0, c0, other = cpu_seconds(server.pid), self_cpu_seconds(), OtherLoad(server.pid)
+    pids = process_tree(server.pid)  # with --workers N, the workers are its children
+    s0, c0, other = tree_cpu_seconds(pids), self_cpu_seconds(), OtherLoad(*pids)
     elapsed = await closed_loop(port, reqs, conns, args.seconds, tally)
-    s1, c1 = cpu_seconds(server.pid), self_cpu_seconds()
+    s1, c1 = tree_cpu_seconds(pids), self_cpu_seconds()
     other1 = other.cores()
-    rss_kb = proc_status_kb(server.pid, "VmRSS")
+    rss_kb = sum(proc_status_kb(p, "VmRSS") for p in pids)
     lat = sorted(tally.latencies)
     done = len(lat) + tally.errors
 
     await asyncio.sleep(1.0)  # let the writer queue empty
     tally2 = Tally()
-    s2, c2 = cpu_seconds(server.pid), self_cpu_seconds()
+    s2, c2 = tree_cpu_seconds(pids), self_cpu_seconds()
     other.start()
     ol = await open_loop(
         port,
@@ -278,7 +280,7 @@ async def drive(server: Server, args: argparse.Namespace) -> dict:
         args.max_conns,
         args.drain,
     )
-    s3, c3 = cpu_seconds(server.pid), self_cpu_seconds()
+    s3, c3 = tree_cpu_seconds(pids), self_cpu_seconds()
     other2 = other.cores()
     lat2 = sorted(tally2.latencies)
     done2 = len(lat2) + tally2.errors
@@ -357,7 +359,9 @@ def main() -> None:
             args.routing_key = secrets.token_hex(16)  # 32 characters, like PagerDuty's keys
             policy = pagerduty_policy(Path(tmp), args.routing_key)
         args.token = api_token(db.url, args.rungs)
-        with Server(db.url, policy=policy, log=args.server_log, exe=args.rungs) as server:
+        with Server(
+            db.url, policy=policy, log=args.server_log, exe=args.rungs, workers=args.workers
+        ) as server:
             server.wait_ready()
             result = asyncio.run(drive(server, args))
             if quiet is not None:

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
+from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 from fastapi import FastAPI
 
@@ -12,9 +16,10 @@ from rungs.clock import Clock, SystemClock, VirtualClock
 from rungs.engine.service import Service
 from rungs.store.db import make_engine, upgrade
 
-__all__ = ["build", "VIRTUAL_CLOCK_ENV"]
+__all__ = ["build", "prepare", "worker_app", "VIRTUAL_CLOCK_ENV", "WORKER_ENV"]
 
 VIRTUAL_CLOCK_ENV = "RUNGS_ALLOW_VIRTUAL_CLOCK"
+WORKER_ENV = "RUNGS_WORKER_SETTINGS"  # build()'s settings, as JSON, for worker processes
 
 
 def build(
@@ -32,14 +37,7 @@ def build(
     if virtual_start is not None and os.environ.get(VIRTUAL_CLOCK_ENV) != "1":
         raise PermissionError(f"--virtual-clock is refused unless {VIRTUAL_CLOCK_ENV}=1")
     clock: Clock = VirtualClock(virtual_start) if virtual_start is not None else SystemClock()
-    engine = make_engine(db_url)
-    upgrade(engine)
-    service = Service(engine, clock)
-    if policy_file is not None:
-        p = Path(policy_file)
-        service.ensure_policy(p.read_text(encoding="utf-8"), str(p))
-    else:
-        service.current_version()  # refuses to start with no stored policy
+    service = _service(db_url, policy_file, clock)
     app = create_app(service, role=role, token_rate=token_rate, max_body=max_body)
     if role in ("all", "engine"):
         service.start_engine()
@@ -50,3 +48,53 @@ def build(
     if dispatcher is not None:
         dispatcher.start()
     return service, app
+
+
+def _service(db_url: str, policy_file: str | Path | None, clock: Clock) -> Service:
+    engine = make_engine(db_url)
+    upgrade(engine)
+    service = Service(engine, clock)
+    if policy_file is not None:
+        p = Path(policy_file)
+        service.ensure_policy(p.read_text(encoding="utf-8"), str(p))
+    else:
+        service.current_version()  # refuses to start with no stored policy
+    return service
+
+
+def prepare(*, db_url: str, policy_file: str | Path | None) -> None:
+    """Migrate and store the policy once, before worker processes start (so that they do
+    not race to do it), raising what `build` would raise."""
+    service = _service(db_url, policy_file, SystemClock())
+    service.stop()
+    service.db.dispose()
+
+
+def worker_settings(**settings: Any) -> str:
+    """`build`'s keyword arguments as the JSON that `worker_app` reads from WORKER_ENV."""
+    rate = settings.get("token_rate")
+    if rate is not None:
+        settings["token_rate"] = [rate.per_second, rate.burst]
+    if settings.get("policy_file") is not None:
+        settings["policy_file"] = str(settings["policy_file"])
+    return json.dumps(settings)
+
+
+def worker_app() -> FastAPI:
+    """The app of one `rungs serve --workers N` process: uvicorn calls this factory in each.
+
+    Every worker runs the same role; they share the database as separate `rungs serve`
+    processes would (timers and outbox rows are claimed, writes take turns on SQLite).
+    """
+    settings = json.loads(os.environ[WORKER_ENV])
+    if settings.get("token_rate") is not None:
+        settings["token_rate"] = Rate(*settings["token_rate"])
+    service, app = build(**settings)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        yield
+        service.stop()
+
+    app.router.lifespan_context = lifespan
+    return app

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
@@ -366,12 +367,19 @@ def serve(
         int,
         typer.Option("--max-body", envvar="RUNGS_MAX_BODY", help="Largest request body, in bytes."),
     ] = 1024 * 1024,
+    workers: Annotated[
+        int,
+        typer.Option(
+            "--workers",
+            envvar="RUNGS_WORKERS",
+            help="Processes serving the port, each with the same role (one interpreter per core).",
+        ),
+    ] = 1,
 ) -> None:
     """Run the API, the engine and the dispatcher on one database."""
     import uvicorn
 
     from rungs.bootstrap import build
-    from rungs.policy import PolicyError
 
     if role not in ("api", "engine", "dispatcher", "all"):
         raise _fail(f"--role must be api, engine, dispatcher or all, not '{role}'")
@@ -383,7 +391,23 @@ def serve(
     token_rate = _option(parse_rate, token_rate_limit, "--token-rate-limit")
     if max_body < 1024:
         raise _fail("--max-body must be at least 1024 bytes")
-    try:
+    if workers < 1:
+        raise _fail("--workers must be at least 1")
+    if workers > 1:
+        if start is not None:
+            raise _fail("--virtual-clock needs --workers 1: each worker would have its own clock")
+        _serve_workers(
+            workers,
+            host,
+            port,
+            db_url=db,
+            policy_file=policy,
+            role=role,
+            token_rate=token_rate,
+            max_body=max_body,
+        )
+        return
+    with _start_errors():
         service, api = build(
             db_url=db,
             policy_file=policy,
@@ -392,17 +416,49 @@ def serve(
             token_rate=token_rate,
             max_body=max_body,
         )
+    print(f"Rungs is serving at http://{host}:{port} (API docs at /docs)", flush=True)
+    try:
+        uvicorn.run(api, host=host, port=port, log_level="warning", access_log=False)
+    finally:
+        service.stop()
+
+
+@contextlib.contextmanager
+def _start_errors() -> Iterator[None]:
+    """Errors while starting the service: each policy problem on a line, others as one."""
+    from rungs.policy import PolicyError
+
+    try:
+        yield
     except PolicyError as exc:
         for p in exc.problems:
             err.print(str(p), highlight=False, markup=False, soft_wrap=True)
         raise typer.Exit(1) from None
     except (PermissionError, RuntimeError, OSError) as exc:
         raise _fail(str(exc)) from None
+
+
+def _serve_workers(workers: int, host: str, port: int, **settings: Any) -> None:
+    """`rungs serve --workers N`: migrate and store the policy here, then N processes."""
+    import os
+
+    import uvicorn
+
+    from rungs.bootstrap import WORKER_ENV, prepare, worker_settings
+
+    with _start_errors():
+        prepare(db_url=settings["db_url"], policy_file=settings["policy_file"])
+    os.environ[WORKER_ENV] = worker_settings(**settings)
     print(f"Rungs is serving at http://{host}:{port} (API docs at /docs)", flush=True)
-    try:
-        uvicorn.run(api, host=host, port=port, log_level="warning", access_log=False)
-    finally:
-        service.stop()
+    uvicorn.run(
+        "rungs.bootstrap:worker_app",
+        factory=True,
+        workers=workers,
+        host=host,
+        port=port,
+        log_level="warning",
+        access_log=False,
+    )
 
 
 def main() -> None:

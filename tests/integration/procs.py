@@ -12,7 +12,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import TypeVar
@@ -59,14 +59,16 @@ def cli_token(db: str, role: str = "admin", name: str = "tests") -> str:
 class Server:
     """One `rungs serve` process on a free port."""
 
-    def __init__(self, name: str, db: str, policy: Path, role: str, log: Path) -> None:
+    def __init__(
+        self, name: str, db: str, policy: Path, role: str, log: Path, extra: Sequence[str] = ()
+    ) -> None:
         self.name, self.db, self.policy, self.role, self.log = name, db, policy, role, log
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         env = {k: v for k, v in os.environ.items() if not k.startswith("RUNGS_")}
         env["PYTHONUNBUFFERED"] = "1"
         args = [str(RUNGS), "serve", "--policy", str(policy), "--db", db,
-                "--port", str(self.port), "--role", role]  # fmt: skip
+                "--port", str(self.port), "--role", role, *extra]  # fmt: skip
         with log.open("ab") as out:
             out.write(f"$ {' '.join(args)}\n".encode())
             out.flush()
@@ -119,9 +121,11 @@ class Servers:
         self.logs = logs
         self.all: list[Server] = []
 
-    def start(self, name: str, db: str, policy: Path, role: str = "all") -> Server:
+    def start(
+        self, name: str, db: str, policy: Path, role: str = "all", extra: Sequence[str] = ()
+    ) -> Server:
         assert RUNGS.exists(), f"{RUNGS} is missing: install the package (pip install -e .)"
-        server = Server(name, db, policy, role, self.logs / f"{name}.log")
+        server = Server(name, db, policy, role, self.logs / f"{name}.log", extra)
         self.all.append(server)
         return server
 

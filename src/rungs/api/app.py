@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from functools import partial
 from typing import Any
@@ -172,6 +173,7 @@ def create_app(
         return {
             "status": "ok",
             "role": role,
+            "pid": os.getpid(),  # which process answered, with `rungs serve --workers N`
             "now": format_utc(service.clock.now()),
             "virtual_clock": service.clock.virtual,
         }

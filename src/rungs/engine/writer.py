@@ -25,6 +25,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine
 
 from rungs.core.model import Refused
+from rungs.store.db import FileLock, write_lock
 
 __all__ = ["Writer"]
 
@@ -37,6 +38,7 @@ class Writer:
     def __init__(self, engine: Engine, *, max_batch: int = 256) -> None:
         self.engine = engine
         self.max_batch = max_batch
+        self.lock = write_lock(engine)  # other processes on the same SQLite file take turns
         # on the writer thread after each transaction: True once committed, False rolled back
         self.after_commit: Callable[[bool], None] | None = None
         self._q: queue.Queue[tuple[Command, Answer] | None] = queue.Queue()
@@ -60,6 +62,8 @@ class Writer:
     def close(self) -> None:
         self._q.put(None)
         self._thread.join(timeout=10)
+        if isinstance(self.lock, FileLock) and not self._thread.is_alive():
+            self.lock.close()
 
     def _run(self) -> None:
         while True:
@@ -81,7 +85,7 @@ class Writer:
     def _commit(self, batch: list[tuple[Command, Answer]]) -> None:
         results: list[Outcome] = []
         try:
-            with self.engine.begin() as conn:
+            with self.lock, self.engine.begin() as conn:
                 for fn, fut in batch:
                     try:
                         results.append((fut, True, fn(conn)))
