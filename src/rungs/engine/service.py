@@ -247,7 +247,7 @@ class Service:
         case_id = repo.new_case_id(conn)
         case, effects = decide(None, Event("open", data=data), now, policy, case_id=case_id)
         repo.insert_case(conn, case, version)
-        self._after_write(conn, repo.apply_effects(conn, effects, version, now))
+        self._after_write(conn, repo.apply_effects(conn, effects, version, now, fresh=True))
         self._decided(conn, case, effects, version, now)
         return case, True
 

@@ -135,13 +135,20 @@ def save_case(conn: Connection, case: Case, version: int) -> None:
     _run(conn, _SAVE_CASE, _row(case, version))
 
 
-def apply_effects(conn: Connection, effects: Iterable[Effect], version: int, now: int) -> int:
+def apply_effects(
+    conn: Connection, effects: Iterable[Effect], version: int, now: int, *, fresh: bool = False
+) -> int:
     """Timeline rows, timer changes and outbox rows; returns the earliest new timer due (or 0).
 
-    Timer changes run in effect order (a later one may replace or cancel an earlier one); the
-    timeline and outbox rows go in one multi-row statement each.
+    Timer changes keep effect order (a later one replaces or cancels an earlier one), yet go
+    to the database as few statements: cancellations at once (they concern rows from before
+    this decision, and drop the timers it set so far), then one multi-row delete of the rows
+    the new timers replace (a replaced timer queues anew) and one multi-row insert. A `fresh`
+    case, just opened, has nothing to replace. Timeline and outbox rows: one statement each.
     """
     entries, outs = [], []
+    timers: dict[tuple[str, str], dict[str, Any]] = {}  # in the order they were last set
+    replaced: list[dict[str, str]] = []
     earliest = 0
     for eff in effects:
         kind = type(eff)
@@ -158,17 +165,27 @@ def apply_effects(conn: Connection, effects: Iterable[Effect], version: int, now
             )
         elif kind is ScheduleTimer:
             t: ScheduleTimer = eff  # type: ignore[assignment]
-            key = {"case_id": t.case, "key": t.key}
-            _run(conn, _DELETE_TIMER, key)  # delete + insert: a replaced timer queues anew
-            _run(conn, _INSERT_TIMER, {**key, "due": t.due, "payload": _dumps(list(t.payload))})
+            k = (t.case, t.key)
+            if not fresh:
+                replaced.append({"case_id": t.case, "key": t.key})
+            timers.pop(k, None)
+            timers[k] = {
+                "case_id": t.case,
+                "key": t.key,
+                "due": t.due,
+                "payload": _dumps(list(t.payload)),
+            }
             earliest = t.due if not earliest else min(earliest, t.due)
         elif kind is CancelTimers:
             c: CancelTimers = eff  # type: ignore[assignment]
-            if c.prefix:
-                params = {"case_id": c.case, "n": len(c.prefix), "prefix": c.prefix}
-                _run(conn, _CANCEL_PREFIX, params)
-            else:
-                _run(conn, _CANCEL_ALL, {"case_id": c.case})
+            if not fresh:
+                if c.prefix:
+                    params = {"case_id": c.case, "n": len(c.prefix), "prefix": c.prefix}
+                    _run(conn, _CANCEL_PREFIX, params)
+                else:
+                    _run(conn, _CANCEL_ALL, {"case_id": c.case})
+            for k in [k for k in timers if k[0] == c.case and k[1].startswith(c.prefix or "")]:
+                del timers[k]
         elif kind is Notify:
             n: Notify = eff  # type: ignore[assignment]
             body = {"person": n.person, "channel": n.channel, "level": n.level, "reason": n.reason}
@@ -194,6 +211,10 @@ def apply_effects(conn: Connection, effects: Iterable[Effect], version: int, now
                     "created_at": now,
                 }
             )
+    if replaced:
+        _run_many(conn, _DELETE_TIMER, replaced)
+    if timers:
+        _run_many(conn, _INSERT_TIMER, list(timers.values()))
     if entries:
         _run_many(conn, _INSERT_ENTRY, entries)
     if outs:
