@@ -99,7 +99,7 @@ _Block = tuple[list[int], list[int], list[int]]
 class _State:
     """A calendar's derived data and caches (kept off the dataclass fields)."""
 
-    __slots__ = ("always", "blocks", "bounds", "holidays", "never", "tz", "weekly")
+    __slots__ = ("always", "blocks", "bounds", "holidays", "last", "never", "tz", "weekly")
 
     def __init__(self, cal: Calendar) -> None:
         try:
@@ -116,6 +116,8 @@ class _State:
         self.never = not self.always and not any(self.weekly)
         self.blocks: dict[int, _Block] = {}
         self.bounds: dict[int, int] = {}
+        # The local year looked up last, as (start, end, year, block): instants come in runs.
+        self.last: tuple[int, int, int, _Block] = (0, 0, 0, ([], [], [0]))
 
 
 @dataclass(frozen=True, eq=False)
@@ -162,13 +164,16 @@ class Calendar:
         """The earliest instant by which `duration` business µs have elapsed since `start`."""
         if duration < 0:
             raise ValueError(f"duration must not be negative, got {duration} µs")
-        if self._st.always:
+        st = self._st
+        if st.always:
             return start + duration
         if duration == 0:
             return start
         self._check_open()
-        year = self._year_of(start)
-        starts, ends, cum = self._block(year)
+        lo, hi, year, block = st.last
+        if not lo <= start < hi:
+            year, block = self._locate(start)
+        starts, ends, cum = block
         i = bisect_right(ends, start)
         if i < len(starts):
             target = cum[i] + max(0, start - starts[i]) + duration
@@ -191,13 +196,17 @@ class Calendar:
         """Business µs in [a, b); negative when b < a."""
         if b < a:
             return -self.elapsed_us(b, a)
-        if self._st.always:
+        st = self._st
+        if st.always:
             return b - a
-        if a == b or self._st.never:
+        if a == b or st.never:
             return 0
+        lo, hi, _, block = st.last
+        if lo <= a and b < hi:
+            return _position(block, b) - _position(block, a)
         ya, yb = self._year_of(a), self._year_of(b)
         if ya == yb:
-            block = self._block(ya)
+            block = self._locate(a)[1]
             return _position(block, b) - _position(block, a)
         block = self._block(ya)
         total = block[2][-1] - _position(block, a)
@@ -313,6 +322,13 @@ class Calendar:
         while t >= self._year_start(year + 1):
             year += 1
         return year
+
+    def _locate(self, t: int) -> tuple[int, _Block]:
+        """The local year of instant `t` and its block, remembered for the next look-up."""
+        year = self._year_of(t)
+        block = self._block(year)
+        self._st.last = (self._year_start(year), self._year_start(year + 1), year, block)
+        return year, block
 
     def _block(self, year: int) -> _Block:
         blocks = self._st.blocks

@@ -14,6 +14,7 @@ from rungs.core.model import (
     Record,
     ScheduleTimer,
 )
+from rungs.core.plan import Plan, plan_of
 from rungs.oncall import on_call
 from rungs.policy.model import Policy, Target
 
@@ -23,12 +24,13 @@ __all__ = ["Ctx"]
 class Ctx:
     """Collects effects for one decision; every change goes through here so none is lost."""
 
-    __slots__ = ("_sla", "case", "effects", "now", "owned", "policy")
+    __slots__ = ("_sla", "case", "effects", "now", "owned", "plan", "policy")
 
     def __init__(self, case: Case, now: int, policy: Policy) -> None:
         self.case = case
         self.now = now
         self.policy = policy
+        self.plan: Plan = plan_of(policy)
         self.effects: list[Effect] = []
         self.owned: set[str] = set()
         self._sla: Any = False  # the case's SLA policy, looked up once per decision
@@ -68,11 +70,12 @@ class Ctx:
     def send(self, person: str, channel: str, level: int, reason: str) -> None:
         """One message now: a `notified` timeline entry and its outbox row."""
         case = self.case
-        case.seq += 1
-        self.record("notified", to=person, channel=channel, level=level, reason=reason)
-        self.effects.append(
-            Notify(case.id, person, channel, level, reason, f"{case.id}:n{case.seq}")
-        )
+        case.seq = seq = case.seq + 1
+        cid = case.id
+        entry = {"to": person, "channel": channel, "level": level, "reason": reason,
+                 "at": self.now, "case": cid, "kind": "notified"}  # fmt: skip
+        note = Notify(cid, person, channel, level, reason, f"{cid}:n{seq}")
+        self.effects += (Record(entry), note)
 
     def notify_person(self, person: str, level: int, reason: str) -> None:
         """Start a person's own notification rules: `0m` steps now, later ones as timers."""
@@ -84,11 +87,14 @@ class Ctx:
             if step.after == 0:
                 self.send(person, step.via, level, reason)
             else:
-                case.seq += 1
-                self.schedule(
-                    f"step:{case.seq}",
-                    self.now + step.after,
-                    (person, step.via, level, case.epoch, reason),
+                case.seq = seq = case.seq + 1
+                self.effects.append(
+                    ScheduleTimer(
+                        case.id,
+                        f"step:{seq}",
+                        self.now + step.after,
+                        (person, step.via, level, case.epoch, reason),
+                    )
                 )
 
     def people_of(self, target: Target, fallback: Target | None = None) -> list[str]:

@@ -1,7 +1,8 @@
 """`decide(case, event, now, policy) -> (case, effects)`: the whole of escalation, pure.
 
 No clock, no database, no network: the same function drives the simulator, the live engine
-and replay. A refused action raises `Refused` and changes nothing.
+and replay. A refused action raises `Refused` and changes nothing: every action is checked
+against the caller's case before anything is copied, so a refusal costs no copy either.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from typing import Any
 from rungs.core import matrix, rules, sla
 from rungs.core.ctx import Ctx
 from rungs.core.model import Case, Effect, Event, Refused
+from rungs.core.plan import plan_of
 from rungs.policy.model import CHANNELS, PRIORITIES, Policy, Target
 
 __all__ = ["decide", "open_case", "ACTIONS"]
@@ -23,21 +25,27 @@ def decide(
     case: Case | None, event: Event, now: int, policy: Policy, *, case_id: str = ""
 ) -> tuple[Case, list[Effect]]:
     """Apply one event at `now`; returns the new case and the effects to carry out."""
-    if event.kind == "open":
+    kind = event.kind
+    if kind == "open":
         if case is not None:
             raise Refused(f"case '{case.id}' is already open")
         return open_case(case_id, event.data or {}, now, policy)
     if case is None:
-        raise Refused(f"cannot {event.kind} a case that was never opened", 404)
-    handler = _HANDLERS.get(event.kind)
-    if handler is None:
-        raise Refused(f"unknown action '{event.kind}'", 422, "do")
+        raise Refused(f"cannot {kind} a case that was never opened", 404)
+    action = _ACTIONS.get(kind)
+    if action is None:
+        raise Refused(f"unknown action '{kind}'", 422, "do")
+    verb, statuses, check, handler = action
+    if statuses and case.status not in statuses:
+        raise Refused(f"cannot {verb} a case that is {case.status}")
+    if check is not None:
+        check(case, event, policy)
     ctx = Ctx(case.copy(), now, policy)
     handler(ctx, event)
     c = ctx.case
-    if event.kind not in ("timer", "delivery"):
+    if kind != "timer" and kind != "delivery":
         c.updated_at = now
-    if rules.needs_check(ctx, event, case):
+    if ctx.plan.rules and rules.needs_check(ctx, event, case):
         rules.evaluate(ctx)
     return c, ctx.effects
 
@@ -114,16 +122,70 @@ def open_case(
     return ctx.case, ctx.effects
 
 
-def _allow(ctx: Ctx, action: str, statuses: tuple[str, ...]) -> None:
-    if ctx.case.status not in statuses:
-        raise Refused(f"cannot {action} a case that is {ctx.case.status}")
+# -- checks: read-only, on the caller's case, before anything changes -------------------------
+
+
+def _check_acknowledge(case: Case, ev: Event, policy: Policy) -> None:
+    if case.acknowledged:
+        raise Refused("the case is already acknowledged")
+
+
+def _check_reason(policy: Policy, reason: str | None) -> None:
+    reasons = policy.reasons
+    if reasons and reason is None:
+        raise Refused(f"a reason is required (one of: {', '.join(reasons)})", 422, "reason")
+    if reasons and reason not in reasons:
+        raise Refused(
+            f"unknown reason '{reason}' (use one of: {', '.join(reasons)})", 422, "reason"
+        )
+
+
+def _check_escalation(case: Case, ev: Event, policy: Policy) -> None:
+    _check_reason(policy, ev.reason)
+    levels = matrix.levels_of(plan_of(policy), case.matrix)
+    to = ev.to_level if ev.to_level is not None else case.level + 1
+    if isinstance(to, bool) or not isinstance(to, int) or to < 1 or to > levels:
+        if ev.to_level is None:
+            raise Refused(
+                f"the case is already at the last level ({levels}); it cannot escalate further"
+            )
+        raise Refused(
+            f"to_level {ev.to_level!r} is not a level of matrix '{case.matrix}' (1..{levels})",
+            422,
+            "to_level",
+        )
+    if to <= case.level:
+        raise Refused(f"the case is already at level {case.level}; to_level must be higher")
+
+
+def parse_target(text: Any, policy: Policy) -> Target:
+    if not isinstance(text, str) or ":" not in text:
+        raise Refused(f"'to' must be 'team:ID' or 'person:ID', not {text!r}", 422, "to")
+    kind, _, ident = text.partition(":")
+    table = {"team": policy.teams, "person": policy.people, "schedule": policy.schedules}.get(kind)
+    if table is None:
+        raise Refused(f"'to' must be 'team:ID' or 'person:ID', not {text!r}", 422, "to")
+    if ident not in table:
+        raise Refused(f"unknown {kind} '{ident}'", 422, "to")
+    return Target(kind, ident)
+
+
+def _check_assign(case: Case, ev: Event, policy: Policy) -> None:
+    parse_target(ev.to, policy)
+
+
+def _check_priority(case: Case, ev: Event, policy: Policy) -> None:
+    if ev.priority not in PRIORITIES:
+        raise Refused(
+            f"unknown priority {ev.priority!r} (use {', '.join(PRIORITIES)})", 422, "priority"
+        )
+
+
+# -- handlers: the action is allowed; change the case --------------------------------------------
 
 
 def _acknowledge(ctx: Ctx, ev: Event) -> None:
-    _allow(ctx, "acknowledge", ACTIVE)
     case = ctx.case
-    if case.acknowledged:
-        raise Refused("the case is already acknowledged")
     case.acknowledged = True
     if case.status == "pending":
         case.resume_status = "acknowledged"
@@ -135,7 +197,6 @@ def _acknowledge(ctx: Ctx, ev: Event) -> None:
 
 
 def _respond(ctx: Ctx, ev: Event) -> None:
-    _allow(ctx, "respond to", ACTIVE)
     ctx.case.responded = True
     ctx.record("responded", by=ev.by)
     sla.stop(ctx, "first_response")
@@ -143,7 +204,6 @@ def _respond(ctx: Ctx, ev: Event) -> None:
 
 
 def _customer_reply(ctx: Ctx, ev: Event) -> None:
-    _allow(ctx, "record a customer reply on", ACTIVE)
     case = ctx.case
     ctx.record("customer_replied")
     if case.status == "pending":
@@ -162,7 +222,6 @@ def _leave_pending(ctx: Ctx) -> None:
 
 
 def _pending(ctx: Ctx, ev: Event) -> None:
-    _allow(ctx, "set pending", ("open", "acknowledged"))
     case = ctx.case
     case.resume_status = case.status
     case.status = "pending"
@@ -171,76 +230,29 @@ def _pending(ctx: Ctx, ev: Event) -> None:
     sla.pause(ctx, "pending")
 
 
-def _check_reason(ctx: Ctx, reason: str | None) -> None:
-    reasons = ctx.policy.reasons
-    if reasons and reason is None:
-        raise Refused(f"a reason is required (one of: {', '.join(reasons)})", 422, "reason")
-    if reasons and reason not in reasons:
-        raise Refused(
-            f"unknown reason '{reason}' (use one of: {', '.join(reasons)})", 422, "reason"
-        )
-
-
-def _manual(ctx: Ctx, ev: Event, cause: str) -> None:
-    _allow(ctx, "escalate", ACTIVE)
-    _check_reason(ctx, ev.reason)
-    case = ctx.case
-    levels = len(next(m for m in ctx.policy.matrices if m.id == case.matrix).levels)
-    to = ev.to_level if ev.to_level is not None else case.level + 1
-    if isinstance(to, bool) or not isinstance(to, int) or to < 1 or to > levels:
-        if ev.to_level is None:
-            raise Refused(
-                f"the case is already at the last level ({levels}); it cannot escalate further"
-            )
-        raise Refused(
-            f"to_level {ev.to_level!r} is not a level of matrix '{case.matrix}' (1..{levels})",
-            422,
-            "to_level",
-        )
-    if to <= case.level:
-        raise Refused(f"the case is already at level {case.level}; to_level must be higher")
-    matrix.escalate_to(ctx, to, cause, ev.reason, ev.by if cause == "manual" else None)
-
-
 def _escalate(ctx: Ctx, ev: Event) -> None:
-    _manual(ctx, ev, "manual")
+    to = ev.to_level if ev.to_level is not None else ctx.case.level + 1
+    matrix.escalate_to(ctx, to, "manual", ev.reason, ev.by)
 
 
 def _request_escalation(ctx: Ctx, ev: Event) -> None:
-    _manual(ctx, ev, "customer")
-
-
-def parse_target(text: Any, policy: Policy) -> Target:
-    if not isinstance(text, str) or ":" not in text:
-        raise Refused(f"'to' must be 'team:ID' or 'person:ID', not {text!r}", 422, "to")
-    kind, _, ident = text.partition(":")
-    table = {"team": policy.teams, "person": policy.people, "schedule": policy.schedules}.get(kind)
-    if table is None:
-        raise Refused(f"'to' must be 'team:ID' or 'person:ID', not {text!r}", 422, "to")
-    if ident not in table:
-        raise Refused(f"unknown {kind} '{ident}'", 422, "to")
-    return Target(kind, ident)
+    to = ev.to_level if ev.to_level is not None else ctx.case.level + 1
+    matrix.escalate_to(ctx, to, "customer", ev.reason)
 
 
 def _assign(ctx: Ctx, ev: Event) -> None:
-    _allow(ctx, "assign", ACTIVE)
-    target = parse_target(ev.to, ctx.policy)
-    ctx.case.assignee = str(target)
-    ctx.record("assigned", to=str(target), by=ev.by)
-    ctx.notify_targets((target,), ctx.case.level, "assigned")
+    text: str = ev.to  # type: ignore[assignment]  # checked: "kind:id" of a known target
+    kind, _, ident = text.partition(":")
+    ctx.case.assignee = text
+    ctx.record("assigned", to=text, by=ev.by)
+    ctx.notify_targets((Target(kind, ident),), ctx.case.level, "assigned")
 
 
 def _set_priority(ctx: Ctx, ev: Event) -> None:
-    _allow(ctx, "change the priority of", ACTIVE)
-    if ev.priority not in PRIORITIES:
-        raise Refused(
-            f"unknown priority {ev.priority!r} (use {', '.join(PRIORITIES)})", 422, "priority"
-        )
-    rules.set_priority(ctx, ev.priority, by=ev.by)
+    rules.set_priority(ctx, ev.priority, by=ev.by)  # type: ignore[arg-type]  # checked
 
 
 def _resolve(ctx: Ctx, ev: Event) -> None:
-    _allow(ctx, "resolve", ACTIVE)
     case = ctx.case
     if case.level_since is not None:
         matrix.pause_levels(ctx)
@@ -254,9 +266,10 @@ def _resolve(ctx: Ctx, ev: Event) -> None:
 
 
 def _reopen(ctx: Ctx, ev: Event) -> None:
-    _allow(ctx, "reopen", ("resolved",))
     case = ctx.case
-    m = next(m for m in ctx.policy.matrices if m.id == case.matrix)
+    m = ctx.plan.matrices.get(case.matrix) or next(
+        m for m in ctx.policy.matrices if m.id == case.matrix
+    )
     case.status = "open"
     case.level = 1
     case.epoch += 1
@@ -274,7 +287,6 @@ def _reopen(ctx: Ctx, ev: Event) -> None:
 
 
 def _close(ctx: Ctx, ev: Event) -> None:
-    _allow(ctx, "close", ("resolved",))
     ctx.case.status = "closed"
     ctx.record("closed", by=ev.by)
     ctx.cancel("")
@@ -303,7 +315,6 @@ def _timer(ctx: Ctx, ev: Event) -> None:
 
 def _alert_repeated(ctx: Ctx, ev: Event) -> None:
     """Another trigger for the open case's dedup key: counted, not a new case."""
-    _allow(ctx, "add an alert to", ACTIVE)
     case = ctx.case
     case.alerts += 1
     d = ev.data or {}
@@ -339,21 +350,25 @@ def _delivery(ctx: Ctx, ev: Event) -> None:
         ctx.send(person, nxt, int(d.get("level") or case.level), f"fallback from {channel}")
 
 
-_HANDLERS: dict[str, Callable[[Ctx, Event], None]] = {
-    "acknowledge": _acknowledge,
-    "respond": _respond,
-    "customer_reply": _customer_reply,
-    "pending": _pending,
-    "escalate": _escalate,
-    "request_escalation": _request_escalation,
-    "assign": _assign,
-    "set_priority": _set_priority,
-    "resolve": _resolve,
-    "reopen": _reopen,
-    "close": _close,
-    "timer": _timer,
-    "delivery": _delivery,
-    "alert_repeated": _alert_repeated,
+Check = Callable[[Case, Event, Policy], None]
+Handler = Callable[[Ctx, Event], None]
+
+# kind -> (verb for refusals, statuses it is allowed in (empty: any), extra check, handler)
+_ACTIONS: dict[str, tuple[str, tuple[str, ...], Check | None, Handler]] = {
+    "acknowledge": ("acknowledge", ACTIVE, _check_acknowledge, _acknowledge),
+    "respond": ("respond to", ACTIVE, None, _respond),
+    "customer_reply": ("record a customer reply on", ACTIVE, None, _customer_reply),
+    "pending": ("set pending", ("open", "acknowledged"), None, _pending),
+    "escalate": ("escalate", ACTIVE, _check_escalation, _escalate),
+    "request_escalation": ("escalate", ACTIVE, _check_escalation, _request_escalation),
+    "assign": ("assign", ACTIVE, _check_assign, _assign),
+    "set_priority": ("change the priority of", ACTIVE, _check_priority, _set_priority),
+    "resolve": ("resolve", ACTIVE, None, _resolve),
+    "reopen": ("reopen", ("resolved",), None, _reopen),
+    "close": ("close", ("resolved",), None, _close),
+    "timer": ("", (), None, _timer),
+    "delivery": ("", (), None, _delivery),
+    "alert_repeated": ("add an alert to", ACTIVE, None, _alert_repeated),
 }
 
-ACTIONS = tuple(k for k in _HANDLERS if k not in ("timer", "delivery", "alert_repeated"))
+ACTIONS = tuple(k for k in _ACTIONS if k not in ("timer", "delivery", "alert_repeated"))

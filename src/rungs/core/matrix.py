@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from rungs.core.ctx import Ctx
+from rungs.core.plan import Plan
 from rungs.policy.model import Customer, Matrix, Policy
 
 __all__ = [
@@ -21,6 +22,7 @@ __all__ = [
     "on_level_timer",
     "on_repeat_timer",
     "escalate_to",
+    "levels_of",
 ]
 
 
@@ -55,10 +57,18 @@ def select_matrix(policy: Policy, scope: Mapping[str, str]) -> Matrix | None:
 
 
 def _matrix(ctx: Ctx) -> Matrix:
-    for m in ctx.policy.matrices:
-        if m.id == ctx.case.matrix:
-            return m
-    raise KeyError(f"matrix '{ctx.case.matrix}' is not in this policy version")
+    m = ctx.plan.matrices.get(ctx.case.matrix)
+    if m is None:
+        raise KeyError(f"matrix '{ctx.case.matrix}' is not in this policy version")
+    return m
+
+
+def levels_of(plan: Plan, matrix_id: str) -> int:
+    """How many levels a matrix has (StopIteration, as ever, if the policy lacks it)."""
+    m = plan.matrices.get(matrix_id)
+    if m is None:
+        m = next(m for m in plan.policy.matrices if m.id == matrix_id)
+    return len(m.levels)
 
 
 def schedule_next_level(ctx: Ctx) -> None:

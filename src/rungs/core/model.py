@@ -55,15 +55,9 @@ class Metric:
     started: int = 0
 
     def copy(self) -> Metric:
-        return Metric(
-            self.state,
-            self.acc,
-            self.since,
-            self.passed,
-            self.breached,
-            self.segments,
-            self.started,
-        )
+        m = object.__new__(Metric)
+        m.__dict__ = self.__dict__.copy()  # every field is immutable: a shallow copy is a copy
+        return m
 
     def to_dict(self) -> dict[str, Any]:
         return {

@@ -7,6 +7,8 @@ repeats until nothing new fires (bounded, so two rules cannot ping-pong for ever
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from operator import attrgetter
 from typing import Any
 
 from rungs.calendar import WALL_CLOCK
@@ -64,6 +66,51 @@ def matches(ctx: Ctx, rule: Rule) -> bool:
     return rule.age_over is None or _age_ok(ctx, rule)
 
 
+Test = Callable[[Ctx], bool]
+
+
+def _compile(rule: Rule) -> Test:
+    """`matches` for one rule as a closure, its keys sorted out once instead of per event.
+
+    Only `age_over` has an effect (it may set a timer), and it is still tested last.
+    """
+    direct = []
+    events = []
+    others = []
+    for key, allowed in rule.when.items():
+        if key in _DIRECT:
+            direct.append((attrgetter(key), allowed))
+        elif key in ("sla_breached", "sla_warning"):
+            events.append(frozenset(f"{key}:{metric}" for metric in allowed))
+        else:
+            others.append((key, allowed))
+    if rule.age_over is None and not events and not others and len(direct) == 1:
+        ((get, allowed),) = direct
+        return lambda ctx: get(ctx.case) in allowed
+
+    def test(ctx: Ctx) -> bool:
+        case = ctx.case
+        for get, allowed in direct:
+            if get(case) not in allowed:
+                return False
+        for names in events:
+            if names.isdisjoint(case.happened):
+                return False
+        for key, allowed in others:
+            if _value(ctx, key) not in allowed:
+                return False
+        return rule.age_over is None or _age_ok(ctx, rule)
+
+    return test
+
+
+def _tests(ctx: Ctx) -> tuple[tuple[Rule, Test], ...]:
+    plan = ctx.plan
+    if plan.rule_tests is None:
+        plan.rule_tests = tuple((r, _compile(r)) for r in plan.rules)
+    return plan.rule_tests  # type: ignore[no-any-return]
+
+
 def set_priority(ctx: Ctx, priority: str, **extra: Any) -> None:
     case = ctx.case
     if priority == case.priority:
@@ -86,7 +133,7 @@ def _run(ctx: Ctx, rule: Rule) -> None:
             ctx.record("assigned", to=str(target), rule=rule.id)
             ctx.notify_targets(action.targets, case.level, "assigned")
         elif action.kind == "escalate":
-            levels = len(next(m for m in ctx.policy.matrices if m.id == case.matrix).levels)
+            levels = matrix.levels_of(ctx.plan, case.matrix)
             to = action.to_level or case.level + 1
             if case.level < to <= levels and case.status not in ("resolved", "closed"):
                 matrix.escalate_to(ctx, to, "rule", rule=rule.id)
@@ -106,13 +153,13 @@ def needs_check(ctx: Ctx, event: Event, before: Case) -> bool:
     customer, category and fields never change), and the case's age, whose crossing has a
     timer of its own, as has `age_since: updated`, whose reference moves with every action.
     """
-    rules = ctx.policy.rules
-    if not rules:
+    plan = ctx.plan
+    if not plan.rules:
         return False
     if event.kind == "timer":
         if event.timer is not None and event.timer.key.startswith("rule:"):
             return True
-    elif event.kind != "delivery" and any(r.age_since == "updated" for r in rules):
+    elif plan.updated_ages and event.kind != "delivery":
         return True  # an action moved the reference of `updated` ages
     case = ctx.case
     return (
@@ -125,14 +172,14 @@ def needs_check(ctx: Ctx, event: Event, before: Case) -> bool:
 
 
 def evaluate(ctx: Ctx) -> None:
-    rules = ctx.policy.rules
-    if not rules:
+    if not ctx.plan.rules:
         return
+    tests = _tests(ctx)
     case = ctx.case
     for _ in range(MAX_PASSES):
         fired = False
-        for rule in rules:
-            now_true = matches(ctx, rule)
+        for rule, test in tests:
+            now_true = test(ctx)
             was_true = rule.id in case.rules_true
             if now_true and not was_true:
                 case.rules_true = case.rules_true | {rule.id}

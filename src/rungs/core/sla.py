@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from rungs.calendar import WALL_CLOCK, Calendar
 from rungs.core.ctx import Ctx
-from rungs.core.model import Metric
+from rungs.core.model import CancelTimers, Metric, Record, ScheduleTimer
 from rungs.policy.model import METRICS, SlaPolicy
 
 __all__ = [
@@ -28,19 +28,8 @@ __all__ = [
 
 def policy_of(ctx: Ctx) -> SlaPolicy | None:
     if ctx._sla is False:
-        ctx._sla = _lookup(ctx)
+        ctx._sla = ctx.plan.sla_of(ctx.case.customer)
     return ctx._sla
-
-
-def _lookup(ctx: Ctx) -> SlaPolicy | None:
-    policy = ctx.policy
-    customer = policy.customer(ctx.case.customer)
-    if customer is None:
-        return None
-    name = customer.sla
-    if name is None and customer.partner and customer.partner in policy.partners:
-        name = policy.partners[customer.partner].sla
-    return policy.sla_policies.get(name) if name else None
 
 
 def target_of(sla: SlaPolicy | None, priority: str, metric: str) -> int | None:
@@ -60,10 +49,6 @@ def elapsed(m: Metric, now: int, cal: Calendar) -> int:
     return m.acc
 
 
-def _threshold(target: int, percent: int) -> int:
-    return -((-target * percent) // 100)  # ceiling: a percent is reached, never rounded early
-
-
 def due(m: Metric, target: int, sla: SlaPolicy | None) -> int | None:
     """When a running metric reaches its target, or None."""
     if m.state != "running":
@@ -71,41 +56,63 @@ def due(m: Metric, target: int, sla: SlaPolicy | None) -> int | None:
     return _calendar(sla).add_us(m.since, max(0, target - m.acc))
 
 
+# Per metric, built once: its timer key and payload, and the names of its `happened` events.
+_KEY = {name: f"sla:{name}" for name in METRICS}
+_PAYLOAD = {name: (name,) for name in METRICS}
+_WARNED = {name: frozenset((f"sla_warning:{name}",)) for name in METRICS}
+_BREACHED = {name: frozenset((f"sla_breached:{name}",)) for name in METRICS}
+_QUIET = ("idle", "stopped")
+
+
 def check(ctx: Ctx, name: str, *, silent_warnings: bool = False) -> None:
     """Record every threshold this metric has reached and set the timer for the next one."""
     case = ctx.case
     m = case.metrics.get(name)
-    if m is None or m.state in ("idle", "stopped"):
+    if m is None or m.state in _QUIET:
         return
     m = ctx.metric(name)
     assert m is not None
-    sla = policy_of(ctx)
-    target = target_of(sla, case.priority, name)
-    if target is None or m.breached:
+    sla = ctx._sla if ctx._sla is not False else policy_of(ctx)
+    if sla is None:
         return
-    cal = _calendar(sla)
-    now_elapsed = elapsed(m, ctx.now, cal)
+    row = ctx.plan.limits[sla.id].get(case.priority)
+    limit = row[name] if row is not None else None
+    if limit is None or m.breached:
+        return
+    target, warnings = limit
+    cal = sla.calendar
+    now = ctx.now
+    running = m.state == "running"
+    now_elapsed = m.acc + cal.elapsed_us(m.since, now) if running else m.acc
     upcoming = None
-    for pct in sla.warn_at if sla else ():
+    for pct, thr in warnings:
         if pct in m.passed:
             continue
-        thr = _threshold(target, pct)
         if now_elapsed >= thr:
             m.passed = (*m.passed, pct)
             if not silent_warnings:
-                ctx.record("sla_warning", metric=name, percent=pct)
-                case.happened = case.happened | {f"sla_warning:{name}"}
+                ctx.effects.append(
+                    Record(
+                        {"metric": name, "percent": pct, "at": now, "case": case.id,
+                         "kind": "sla_warning"}
+                    )
+                )  # fmt: skip
+                case.happened = case.happened | _WARNED[name]
         elif upcoming is None:
             upcoming = thr
     if now_elapsed >= target:
         m.breached = True
-        ctx.record("sla_breached", metric=name)
-        case.happened = case.happened | {f"sla_breached:{name}"}
-        ctx.cancel(f"sla:{name}")
+        ctx.effects.append(
+            Record({"metric": name, "at": now, "case": case.id, "kind": "sla_breached"})
+        )
+        case.happened = case.happened | _BREACHED[name]
+        ctx.effects.append(CancelTimers(case.id, _KEY[name]))
         return
-    if m.state == "running":
+    if running:
         nxt = upcoming if upcoming is not None else target
-        ctx.schedule(f"sla:{name}", cal.add_us(m.since, nxt - m.acc), (name,))
+        ctx.effects.append(
+            ScheduleTimer(case.id, _KEY[name], cal.add_us(m.since, nxt - m.acc), _PAYLOAD[name])
+        )
 
 
 def start(ctx: Ctx, name: str) -> None:
@@ -122,14 +129,20 @@ def _bank(m: Metric, now: int, cal: Calendar) -> None:
         m.segments = (*m.segments, (m.since, now))
 
 
+# Readers below look before they copy: a metric they leave alone stays shared with the
+# caller's case (copy on write, see `Ctx.metric`).
+
+
 def stop(ctx: Ctx, name: str) -> None:
     """The metric is met (or ended by resolve): it is not measured again."""
-    m = ctx.metric(name)
-    if m is None or m.state in ("idle", "stopped"):
+    m = ctx.case.metrics.get(name)
+    if m is None or m.state in _QUIET:
         return
+    m = ctx.metric(name)
+    assert m is not None
     _bank(m, ctx.now, _calendar(policy_of(ctx)))
     m.state = "stopped"
-    ctx.cancel(f"sla:{name}")
+    ctx.effects.append(CancelTimers(ctx.case.id, _KEY[name]))
 
 
 def pause(ctx: Ctx, status: str) -> None:
@@ -137,19 +150,25 @@ def pause(ctx: Ctx, status: str) -> None:
     sla = policy_of(ctx)
     if sla is None or status not in sla.pause_on:
         return
+    metrics = ctx.case.metrics
     for name in ("next_response", "resolution"):
-        m = ctx.metric(name)
+        m = metrics.get(name)
         if m is not None and m.state == "running":
+            m = ctx.metric(name)
+            assert m is not None
             _bank(m, ctx.now, sla.calendar)
             m.state = "paused"
-            ctx.cancel(f"sla:{name}")
+            ctx.cancel(_KEY[name])
             ctx.record("paused", metric=name)
 
 
 def resume(ctx: Ctx, *, announce: bool = True) -> None:
+    metrics = ctx.case.metrics
     for name in METRICS:
-        m = ctx.metric(name)
+        m = metrics.get(name)
         if m is not None and m.state == "paused":
+            m = ctx.metric(name)
+            assert m is not None
             m.state, m.since = "running", ctx.now
             if announce:
                 ctx.record("resumed", metric=name)
@@ -158,16 +177,19 @@ def resume(ctx: Ctx, *, announce: bool = True) -> None:
 
 def reopen(ctx: Ctx) -> None:
     """Resolution counts again with the time it had; the response clocks stay as they were."""
-    m = ctx.metric("resolution")
+    m = ctx.case.metrics.get("resolution")
     if m is not None and m.state == "stopped":
+        m = ctx.metric("resolution")
+        assert m is not None
         m.state, m.since = "running", ctx.now
         check(ctx, "resolution")
 
 
 def retarget(ctx: Ctx) -> None:
     """After a priority change: passed warnings stay silent, a reached target breaches now."""
+    metrics = ctx.case.metrics
     for name in METRICS:
-        m = ctx.metric(name)
+        m = metrics.get(name)
         if m is not None and m.state in ("running", "paused"):
-            ctx.cancel(f"sla:{name}")
+            ctx.cancel(_KEY[name])
             check(ctx, name, silent_warnings=True)

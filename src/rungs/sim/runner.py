@@ -7,10 +7,10 @@ live service), in due order, ties in the order they were set.
 from __future__ import annotations
 
 import gc
-import heapq
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from heapq import heappop, heappush
 from typing import Any
 
 from rungs.core.decide import decide
@@ -55,20 +55,23 @@ class Simulation:
 
     def apply(self, effects: Iterable[Effect]) -> None:
         timers = self.timers
+        timeline = self.timeline
         for eff in effects:
-            if type(eff) is Record:
-                self.timeline.append(eff.entry)
-            elif type(eff) is ScheduleTimer:
-                self.seq += 1
-                mine = timers.get(eff.case)
+            kind = type(eff)
+            if kind is Record:
+                timeline.append(eff.entry)  # type: ignore[union-attr]
+            elif kind is ScheduleTimer:
+                self.seq = seq = self.seq + 1
+                case_id, key, due = eff.case, eff.key, eff.due  # type: ignore[union-attr]
+                mine = timers.get(case_id)
                 if mine is None:
-                    mine = timers[eff.case] = {}
-                mine[eff.key] = (eff.due, self.seq, eff.payload)
-                heapq.heappush(self.heap, (eff.due, self.seq, eff.case, eff.key))
-            elif type(eff) is CancelTimers:
+                    mine = timers[case_id] = {}
+                mine[key] = (due, seq, eff.payload)  # type: ignore[union-attr]
+                heappush(self.heap, (due, seq, case_id, key))
+            elif kind is CancelTimers:
                 mine = timers.get(eff.case)
                 if mine:
-                    prefix = eff.prefix
+                    prefix = eff.prefix  # type: ignore[union-attr]
                     for k in [k for k in mine if k.startswith(prefix)]:
                         del mine[k]
             elif self.keep_outbox:
@@ -82,18 +85,25 @@ class Simulation:
 
     def run_until(self, until: int) -> None:
         """Fire every timer due at or before `until`, in order."""
+        heap = self.heap
+        if heap and heap[0][0] <= until:
+            self._fire(until)
+        if until > self.now:
+            self.now = until
+
+    def _fire(self, until: int) -> None:
         heap, timers = self.heap, self.timers
         while heap and heap[0][0] <= until:
-            due, seq, case_id, key = heapq.heappop(heap)
+            due, seq, case_id, key = heappop(heap)
             mine = timers.get(case_id)
             current = mine.get(key) if mine else None
             if current is None or current[1] != seq:
                 continue  # cancelled or replaced
             del mine[key]  # type: ignore[union-attr]
             self.fired += 1
-            self.now = max(self.now, due)
+            if due > self.now:
+                self.now = due
             self.handle(case_id, Event("timer", timer=Timer(key, due, current[2])), due)
-        self.now = max(self.now, until)
 
     def pending_timers(self) -> list[tuple[int, str, str]]:
         return sorted(
@@ -120,7 +130,7 @@ class Simulation:
         sim.timeline = list(d["timeline"])
         for c, k, due, s, p in d["timers"]:
             sim.timers.setdefault(c, {})[k] = (due, s, tuple(p))
-            heapq.heappush(sim.heap, (due, s, c, k))
+            heappush(sim.heap, (due, s, c, k))
         sim.seq, sim.now = d["seq"], d["now"]
         return sim
 
@@ -131,7 +141,9 @@ def cyclic_gc_paused() -> Iterator[None]:
 
     The core builds no reference cycles (cases, entries and effects are trees of dicts,
     tuples and slotted objects), so reference counting frees everything; the cyclic collector
-    would only rescan the growing timeline again and again.
+    would only rescan the growing timeline again and again. What survives the run is
+    long-lived, so it joins the oldest generation at once (freeze, then unfreeze) instead of
+    being traversed as young objects the moment collection resumes.
     """
     was = gc.isenabled()
     gc.disable()
@@ -139,6 +151,8 @@ def cyclic_gc_paused() -> Iterator[None]:
         yield
     finally:
         if was:
+            gc.freeze()
+            gc.unfreeze()
             gc.enable()
 
 

@@ -1,0 +1,77 @@
+"""Per-policy look-up tables for the hot path, built on first use and kept on the policy.
+
+A compiled `Policy` never changes, so what `decide` would otherwise work out again on every
+event (a matrix by id, a customer's SLA policy, the warning thresholds of each target, which
+rules exist) is worked out once per policy instance instead.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rungs.policy.model import METRICS, Matrix, Policy, SlaPolicy
+
+__all__ = ["Plan", "Limit", "plan_of"]
+
+Limit = tuple[int, tuple[tuple[int, int], ...]]
+"""A metric's target and its warnings as (percent, threshold) pairs, in `warn_at` order."""
+
+
+class Plan:
+    """What one policy means for the hot path; see `plan_of`."""
+
+    __slots__ = ("limits", "matrices", "policy", "rule_tests", "rules", "slas", "updated_ages")
+
+    def __init__(self, policy: Policy) -> None:
+        self.policy = policy
+        self.matrices: dict[str, Matrix] = {}
+        for m in policy.matrices:
+            self.matrices.setdefault(m.id, m)  # the first of a repeated id, as a scan finds
+        self.rules = policy.rules
+        self.updated_ages = any(r.age_since == "updated" for r in policy.rules)
+        self.rule_tests: Any = None  # built by `rules` on first use: it owns their meaning
+        # Only declared customers: `default_customer` accepts any id, which must not grow this.
+        self.slas = {cid: _sla_policy(policy, cid) for cid in policy.customers}
+        self.limits = {s.id: _limits(s) for s in policy.sla_policies.values()}
+
+    def sla_of(self, customer: str) -> SlaPolicy | None:
+        """The SLA policy of a customer (through its partner when it names none itself)."""
+        found = self.slas.get(customer, False)
+        return _sla_policy(self.policy, customer) if found is False else found
+
+
+def plan_of(policy: Policy) -> Plan:
+    """The policy's plan, built on first use and kept on the (immutable) policy instance."""
+    try:
+        return policy.__dict__["_core_plan"]  # type: ignore[no-any-return]
+    except KeyError:
+        plan = Plan(policy)
+        object.__setattr__(policy, "_core_plan", plan)
+        return plan
+
+
+def _sla_policy(policy: Policy, cid: str) -> SlaPolicy | None:
+    customer = policy.customer(cid)
+    if customer is None:
+        return None
+    name = customer.sla
+    if name is None and customer.partner and customer.partner in policy.partners:
+        name = policy.partners[customer.partner].sla
+    return policy.sla_policies.get(name) if name else None
+
+
+def _limits(sla: SlaPolicy) -> dict[str, dict[str, Limit | None]]:
+    """Priority -> metric -> (target, warnings), None where the priority sets no target."""
+    out: dict[str, dict[str, Limit | None]] = {}
+    for priority, targets in sla.targets.items():
+        row: dict[str, Limit | None] = {}
+        for metric in METRICS:
+            target = targets.get(metric)
+            row[metric] = None if target is None else (target, _warnings(target, sla.warn_at))
+        out[priority] = row
+    return out
+
+
+def _warnings(target: int, warn_at: tuple[int, ...]) -> tuple[tuple[int, int], ...]:
+    # ceiling: a percent is reached, never rounded early
+    return tuple((pct, -((-target * pct) // 100)) for pct in warn_at)
