@@ -30,6 +30,7 @@ past both.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import json
 import logging
@@ -45,7 +46,7 @@ from typing import Any
 
 from sqlalchemy import Connection, and_, func, insert, select, text, update
 
-from rungs.core.model import CallWebhook, Case, Notify, Record, Refused
+from rungs.core.model import CallWebhook, Case, Event, Notify, Record, Refused
 from rungs.engine.service import Service
 from rungs.notify.adapters import Adapters, DeliveryError
 from rungs.notify.links import Links, base_url_of, ttl_of
@@ -78,6 +79,15 @@ class Row:
     attempts: int
     created_at: int
     snapshot: tuple[Case, int, list[dict[str, Any]]] | None = None  # case, version, timeline
+
+
+@dataclass(slots=True)
+class Outcome:
+    """A row's result, waiting for the next flush to the writer."""
+
+    row: Row
+    mark: Callable[[Connection], None]  # the row's new status (Stale if no longer ours)
+    result: dict[str, Any] | None  # the `delivery` event's data; None: the timeline is left
 
 
 class Stale(Exception):
@@ -155,7 +165,7 @@ class Dispatcher:
         self._sender: threading.Thread | None = None
         self._jobs: deque[list[Row]] = deque()
         self._tasks: set[asyncio.Task[None]] = set()
-        self._results: list[Callable[[], None]] = []
+        self._results: list[Outcome] = []
         self._flush_at: asyncio.TimerHandle | None = None
         self._blocking: ThreadPoolExecutor | None = None
 
@@ -559,7 +569,7 @@ class Dispatcher:
             ctx = self.renderer.item_context(
                 case, self.service.policy(version), now, entries,
                 int(r.payload.get("level") or case.level), str(r.payload.get("reason") or ""),
-                links,
+                links, words=channel != "webhook",
             )  # fmt: skip
             ctx["key"] = r.key
             items.append(ctx)
@@ -652,7 +662,6 @@ class Dispatcher:
         if error is not None:
             log.warning("%s %s: %s (%s)", row.kind, row.key, error.message, status)
 
-        mark = _marker(row, status, nxt, last)
         p = row.payload
         result: dict[str, Any] | None = None
         if row.kind != "notice":
@@ -670,27 +679,7 @@ class Dispatcher:
                 "error": last,
                 "permanent": permanent,
             }
-
-        def reported(f: Future[Any]) -> None:  # on the writer thread: never wait here
-            exc = f.exception()
-            if isinstance(exc, Refused):  # the case is gone: only the row is left to settle
-                again = self.service.writer.submit(mark)
-                again.add_done_callback(reported)
-                return
-            if isinstance(exc, Stale):
-                log.warning("%s was claimed again elsewhere; its result is theirs", row.key)
-            elif exc is not None:
-                log.error("recording the result of %s failed: %s", row.key, exc)
-            self._done([row])
-
-        def submit() -> None:
-            if result is None:
-                fut = self.service.writer.submit(mark)
-            else:
-                fut = self.service.submit_delivery(row.case_id, result, also=mark)
-            fut.add_done_callback(reported)
-
-        self._results.append(submit)
+        self._results.append(Outcome(row, _marker(row, status, nxt, last), result))
         if not self.running or len(self._results) >= self.batch:
             self._flush()
         elif self._flush_at is None:
@@ -698,17 +687,46 @@ class Dispatcher:
             self._flush_at = self._loop.call_later(self.flush_s, self._flush)
 
     def _flush(self) -> None:
-        """Hand the results to the writer together, so that they share a commit: a result
-        waits at most `flush` (it is safe meanwhile: the row stays claimed under its lease)."""
+        """Hand the results to the writer as one command: one transaction, one fsync, one
+        answer. A result waits at most `flush` (safe meanwhile: the row stays claimed)."""
         if self._flush_at is not None:
             self._flush_at.cancel()
             self._flush_at = None
         batch, self._results = self._results, []
-        for submit in batch:
-            try:
-                submit()
-            except Exception:
-                log.exception("handing a result to the writer failed")
+        if batch:
+            self._submit(batch)
+
+    def _submit(self, batch: list[Outcome]) -> None:
+        try:
+            done = self.service.writer.submit(partial(self._record, batch))
+        except Exception:
+            log.exception("handing %d results to the writer failed", len(batch))
+            return
+        done.add_done_callback(partial(self._recorded, batch))
+
+    def _record(self, batch: list[Outcome], conn: Connection) -> None:
+        """In the writer's transaction: each result into the core as a `delivery` event (as
+        `Service.submit_delivery` does, one command for all), then its row's new status."""
+        now = self.service.clock.now()
+        for o in batch:
+            if o.result is not None:
+                with contextlib.suppress(Refused):  # the case is gone: only the row is left
+                    self.service._decide(conn, o.row.case_id, Event("delivery", data=o.result), now)
+            o.mark(conn)
+
+    def _recorded(self, batch: list[Outcome], f: Future[Any]) -> None:
+        """On the writer's thread: never wait here. A failed batch was rolled back whole:
+        its results go again one by one, so only the bad one fails."""
+        exc = f.exception()
+        if exc is not None and len(batch) > 1:
+            for o in batch:
+                self._submit([o])
+            return
+        if isinstance(exc, Stale):
+            log.warning("%s was claimed again elsewhere; its result is theirs", batch[0].row.key)
+        elif exc is not None:
+            log.error("recording the result of %s failed: %s", batch[0].row.key, exc)
+        self._done([o.row for o in batch])
 
 
 def _new_loop() -> asyncio.AbstractEventLoop:

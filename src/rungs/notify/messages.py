@@ -217,28 +217,33 @@ class Renderer:
         level: int,
         reason: str,
         links: dict[str, str],
+        *,
+        words: bool = True,
     ) -> dict[str, Any]:
+        """The item; without `words`, only what a webhook's JSON carries (no `recent`,
+        `summary` or `code`: the words the templates show)."""
         try:
             h = handoff(case, policy, now, timeline, level)
         except ValueError:  # a level the matrix no longer has
             h = handoff(case, policy, now, timeline)
-        recent = [describe(e) for e in h["timeline"][-RECENT:]]
-        return {
+        item = {
             "handoff": h,
             "case": h["case"],
             "customer": h["customer"],
             "sla": h["sla"],
             "ladder": h["ladder"],
             "escalation": h["escalation"],
-            "summary": tidy(h["summary"]),
             "level": level,
             "level_name": h["for_level"].get("name"),
             "reason": reason,
             "why": why(reason),
-            "recent": recent,
             "links": links,
-            "code": sms_code(case.id),
         }
+        if words:
+            item["summary"] = tidy(h["summary"])
+            item["recent"] = [describe(e) for e in h["timeline"][-RECENT:]]
+            item["code"] = sms_code(case.id)
+        return item
 
     def message(
         self,
