@@ -30,22 +30,31 @@ class Ctx:
         self.case = case
         self.now = now
         self.policy = policy
-        self.plan: Plan = plan_of(policy)
+        plan = policy.__dict__.get("_core_plan")
+        self.plan: Plan = plan if plan is not None else plan_of(policy)
         self.effects: list[Effect] = []
         self.owned: set[str] = set()
         self._sla: Any = False  # the case's SLA policy, looked up once per decision
 
     def metric(self, name: str) -> Metric | None:
-        """The case's metric, copied before its first change in this decision."""
-        metrics = self.case.metrics
-        m = metrics.get(name)
+        """The case's metric, copied before its first change in this decision.
+
+        `Case.copy` shares the metrics dict with the caller's case: the first write copies it.
+        """
+        case = self.case
+        m = case.metrics.get(name)
         if m is not None and name not in self.owned:
-            m = metrics[name] = m.copy()
+            if not self.owned:
+                case.metrics = case.metrics.copy()
+            m = case.metrics[name] = m.copy()
             self.owned.add(name)
         return m
 
     def new_metric(self, name: str) -> Metric:
-        m = self.case.metrics[name] = Metric()
+        case = self.case
+        if not self.owned:
+            case.metrics = case.metrics.copy()
+        m = case.metrics[name] = Metric()
         self.owned.add(name)
         return m
 

@@ -45,7 +45,7 @@ def decide(
     c = ctx.case
     if kind != "timer" and kind != "delivery":
         c.updated_at = now
-    if ctx.plan.rules and rules.needs_check(ctx, event, case):
+    if ctx.plan.rules and not rules.settled(ctx) and rules.needs_check(ctx, event, case):
         rules.evaluate(ctx)
     return c, ctx.effects
 
@@ -118,7 +118,8 @@ def open_case(
     matrix.schedule_next_level(ctx)
     sla.start(ctx, "first_response")
     sla.start(ctx, "resolution")
-    rules.evaluate(ctx)
+    if not rules.settled(ctx):
+        rules.evaluate(ctx)
     return ctx.case, ctx.effects
 
 

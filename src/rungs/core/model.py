@@ -120,10 +120,12 @@ class Case:
     alerts: int = 1  # triggers folded into this case by its dedup key
 
     def copy(self) -> Case:
-        """A copy that `decide` may change without touching the caller's case."""
+        """A copy that `decide` may change without touching the caller's case.
+
+        The metrics dict stays shared: `Ctx.metric` copies it, and each metric, on write.
+        """
         c = object.__new__(Case)
-        d = c.__dict__ = self.__dict__.copy()
-        d["metrics"] = self.metrics.copy()  # metrics are copied on write (see Ctx.metric)
+        c.__dict__ = self.__dict__.copy()
         return c
 
     def to_dict(self) -> dict[str, Any]:

@@ -17,9 +17,10 @@ from rungs.core.ctx import Ctx
 from rungs.core.model import Case, Event
 from rungs.policy.model import Rule
 
-__all__ = ["evaluate", "needs_check", "set_priority", "MAX_PASSES"]
+__all__ = ["evaluate", "needs_check", "settled", "set_priority", "MAX_PASSES"]
 
 MAX_PASSES = 8
+_PASSES = tuple(range(MAX_PASSES))
 
 
 def _value(ctx: Ctx, key: str) -> Any:
@@ -104,11 +105,63 @@ def _compile(rule: Rule) -> Test:
     return test
 
 
-def _tests(ctx: Ctx) -> tuple[tuple[Rule, Test], ...]:
+class _Rules:
+    """A policy's rules made ready: their tests, and what is known about agreeing states.
+
+    When every `when` reads only case fields (no `age_over`, no customer or site look-up),
+    whether the rules agree with a case, that is whether evaluating would fire or clear
+    nothing, depends only on those fields and `rules_true`: `watch` reads them as one key,
+    and `agrees` remembers the answer per key.
+    """
+
+    __slots__ = ("agrees", "tests", "watch")
+
+    def __init__(self, rules: tuple[Rule, ...]) -> None:
+        self.tests = tuple((r.id, r, _compile(r)) for r in rules)
+        self.agrees: dict[tuple[Any, ...], bool] = {}
+        fields: set[str] = set()
+        for r in rules:
+            if r.age_over is not None:
+                self.watch = None
+                return
+            for key in r.when:
+                if key in _DIRECT:
+                    fields.add(key)
+                elif key in ("sla_breached", "sla_warning"):
+                    fields.add("happened")
+                else:
+                    self.watch = None
+                    return
+        self.watch: Callable[[Case], tuple[Any, ...]] | None = attrgetter(
+            "rules_true", *sorted(fields)
+        )
+
+
+_AGREES_KEPT = 4096  # distinct keys remembered per policy before starting afresh
+
+
+def _rules(ctx: Ctx) -> _Rules:
     plan = ctx.plan
     if plan.rule_tests is None:
-        plan.rule_tests = tuple((r, _compile(r)) for r in plan.rules)
+        plan.rule_tests = _Rules(plan.rules)
     return plan.rule_tests  # type: ignore[no-any-return]
+
+
+def settled(ctx: Ctx) -> bool:
+    """True when evaluating the rules now would change nothing (so it can be skipped)."""
+    ready = ctx.plan.rule_tests or _rules(ctx)
+    watch = ready.watch
+    if watch is None:
+        return False
+    case = ctx.case
+    key = watch(case)
+    known = ready.agrees.get(key)
+    if known is None:
+        known = all(test(ctx) == (rid in case.rules_true) for rid, _, test in ready.tests)
+        if len(ready.agrees) >= _AGREES_KEPT:
+            ready.agrees.clear()
+        ready.agrees[key] = known
+    return known
 
 
 def set_priority(ctx: Ctx, priority: str, **extra: Any) -> None:
@@ -156,10 +209,11 @@ def needs_check(ctx: Ctx, event: Event, before: Case) -> bool:
     plan = ctx.plan
     if not plan.rules:
         return False
-    if event.kind == "timer":
+    kind = event.kind
+    if kind == "timer":
         if event.timer is not None and event.timer.key.startswith("rule:"):
             return True
-    elif plan.updated_ages and event.kind != "delivery":
+    elif plan.updated_ages and kind != "delivery":
         return True  # an action moved the reference of `updated` ages
     case = ctx.case
     return (
@@ -172,21 +226,22 @@ def needs_check(ctx: Ctx, event: Event, before: Case) -> bool:
 
 
 def evaluate(ctx: Ctx) -> None:
-    if not ctx.plan.rules:
+    tests = (ctx.plan.rule_tests or _rules(ctx)).tests
+    if not tests:
         return
-    tests = _tests(ctx)
     case = ctx.case
-    for _ in range(MAX_PASSES):
+    for _ in _PASSES:
         fired = False
-        for rule, test in tests:
+        for rule_id, rule, test in tests:
             now_true = test(ctx)
-            was_true = rule.id in case.rules_true
-            if now_true and not was_true:
-                case.rules_true = case.rules_true | {rule.id}
+            if now_true == (rule_id in case.rules_true):
+                continue
+            if now_true:
+                case.rules_true = case.rules_true | {rule_id}
                 _run(ctx, rule)
                 fired = True
-            elif was_true and not now_true:
-                case.rules_true = case.rules_true - {rule.id}
+            else:
+                case.rules_true = case.rules_true - {rule_id}
         if not fired:
             return
     ctx.record("rule_loop", note=f"rules still firing after {MAX_PASSES} passes; stopped")

@@ -85,11 +85,12 @@ def check(ctx: Ctx, name: str, *, silent_warnings: bool = False) -> None:
     running = m.state == "running"
     now_elapsed = m.acc + cal.elapsed_us(m.since, now) if running else m.acc
     upcoming = None
+    passed = m.passed
     for pct, thr in warnings:
-        if pct in m.passed:
+        if pct in passed:
             continue
         if now_elapsed >= thr:
-            m.passed = (*m.passed, pct)
+            m.passed = passed = (*passed, pct)
             if not silent_warnings:
                 ctx.effects.append(
                     Record(
