@@ -174,6 +174,11 @@ class Dispatcher:
     def start(self) -> None:
         if self.running:
             return
+        with contextlib.suppress(Exception):  # else the claim loop's first tick reads them
+            # before the first row is handed over: whether it must be planned (hygiene)
+            self._policy = self._current()
+            self._hygiene = _hygienic(channels_of(self._policy))
+            _ = self.links.secret  # read (or made) here, not on the event loop
         self._loop = _new_loop()
         self._sender = threading.Thread(target=self._serve, name="rungs-deliver", daemon=True)
         self._sender.start()
@@ -222,7 +227,8 @@ class Dispatcher:
             return
         with self._lock:
             self._inflight.update(r.id for r in rows)
-        self._loop.call_soon_threadsafe(self._enqueue, [[r] for r in rows])
+        with contextlib.suppress(RuntimeError):  # stopping: the loop is closed, leases remain
+            self._loop.call_soon_threadsafe(self._enqueue, [[r] for r in rows])
 
     # the claim loop --------------------------------------------------------------------------
 
@@ -232,9 +238,7 @@ class Dispatcher:
             try:
                 current = self._policy = self._current()
                 settings = channels_of(current)
-                self._hygiene = bool(
-                    settings.bundle or settings.person_limit or settings.channel_limits
-                )
+                self._hygiene = _hygienic(settings)
                 rows: list[Row] = []
                 while self._ready:
                     rows.append(self._ready.popleft())
@@ -403,7 +407,7 @@ class Dispatcher:
 
     def _plan(self, rows: list[Row], now: int, settings: Channels) -> list[list[Row]]:
         """Messages to send now (each a list of rows); rows held back are put back for later."""
-        if not (settings.bundle or settings.person_limit or settings.channel_limits):
+        if not _hygienic(settings):
             return [[r] for r in rows]
         jobs: list[list[Row]] = []
         groups: dict[tuple[str, str], list[Row]] = {}
@@ -487,8 +491,9 @@ class Dispatcher:
         self.adapters.close()
 
     def _enqueue(self, jobs: list[list[Row]]) -> None:
-        self._jobs.extend(jobs)
-        self._pump()
+        if self.running:  # else stopping: not started, still claimed (the lease remains)
+            self._jobs.extend(jobs)
+            self._pump()
 
     def _pump(self) -> None:
         """Start waiting messages while fewer than `workers` are under way."""
@@ -727,6 +732,11 @@ class Dispatcher:
         elif exc is not None:
             log.error("recording the result of %s failed: %s", batch[0].row.key, exc)
         self._done([o.row for o in batch])
+
+
+def _hygienic(settings: Channels) -> bool:
+    """Whether messages are bundled or rate-limited: then each is planned before it goes."""
+    return bool(settings.bundle or settings.person_limit or settings.channel_limits)
 
 
 def _new_loop() -> asyncio.AbstractEventLoop:

@@ -91,8 +91,8 @@ class _Conn(asyncio.Protocol):
         self._got = True
         try:
             self.parser.feed_data(data)
-        except httptools.HttpParserError as exc:
-            self._fail(ConnectionError(f"malformed answer: {exc}"))
+        except Exception as exc:  # not HTTP/1.1 as we know it (or an upgrade)
+            self._fail(ConnectionError(f"malformed answer: {type(exc).__name__}: {exc}"))
             self.close()
 
     def connection_lost(self, exc: Exception | None) -> None:
