@@ -5,6 +5,9 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import signal
+import threading
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -80,6 +83,14 @@ def worker_settings(**settings: Any) -> str:
     return json.dumps(settings)
 
 
+def _exit_with_parent(parent: int) -> None:
+    """Stop this worker (gracefully, as on SIGTERM) once the process that started it is gone,
+    killed with SIGKILL say: a worker left behind would serve the port and run timers alone."""
+    while os.getppid() == parent:
+        time.sleep(0.5)
+    os.kill(os.getpid(), signal.SIGTERM)
+
+
 def worker_app() -> FastAPI:
     """The app of one `rungs serve --workers N` process: uvicorn calls this factory in each.
 
@@ -90,6 +101,9 @@ def worker_app() -> FastAPI:
     if settings.get("token_rate") is not None:
         settings["token_rate"] = Rate(*settings["token_rate"])
     service, app = build(**settings)
+    threading.Thread(
+        target=_exit_with_parent, args=(os.getppid(),), name="rungs-parent-watch", daemon=True
+    ).start()
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:

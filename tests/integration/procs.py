@@ -102,9 +102,9 @@ class Server:
             os.kill(self.proc.pid, sig)
 
     def kill(self) -> None:
-        """SIGKILL, then reap the process."""
+        """SIGKILL to the process and everything it started (its session), then reap it."""
         if self.alive():
-            os.kill(self.proc.pid, signal.SIGKILL)
+            os.killpg(self.proc.pid, signal.SIGKILL)
         self.proc.wait(timeout=10)
 
     def log_text(self) -> str:

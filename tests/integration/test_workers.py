@@ -97,3 +97,41 @@ def test_the_sqlite_write_lock_excludes_other_processes(tmp_path: Path) -> None:
         assert other.poll() is None  # still waiting for the lock
     waited = float(other.communicate(timeout=10)[0])
     assert waited >= 0.3
+
+
+def test_workers_stop_when_their_supervisor_is_killed(tmp_path: Path) -> None:
+    import os
+    import signal
+
+    db = f"sqlite:///{tmp_path / 'rungs.db'}"
+    policy = _write_policy(tmp_path, "1h", "2h")
+    with Servers(tmp_path) as servers:
+        server = servers.start("workers", db, policy, extra=("--workers", "2"))
+        server.wait_healthy()
+
+        def pid() -> int:
+            with httpx.Client(base_url=server.url, timeout=10.0) as c:
+                return int(c.get("/healthz").json()["pid"])
+
+        pids: set[int] = set()
+
+        def both() -> bool:
+            pids.add(pid())  # each on a new connection, which either worker may take
+            return len(pids) == 2
+
+        wait_until("both workers to answer", both, timeout=30.0, every=0.0)
+        assert len(pids) == 2 and server.proc.pid not in pids
+        os.kill(server.proc.pid, signal.SIGKILL)  # the supervisor alone
+        server.proc.wait(timeout=10)
+
+        def gone() -> bool:
+            alive = []
+            for p in pids:
+                try:
+                    os.kill(p, 0)
+                    alive.append(p)
+                except ProcessLookupError:
+                    pass
+            return not alive
+
+        wait_until("the workers to exit", gone, timeout=15.0)
