@@ -86,7 +86,7 @@ class Outcome:
     """A row's result, waiting for the next flush to the writer."""
 
     row: Row
-    mark: Callable[[Connection], None]  # the row's new status (Stale if no longer ours)
+    mark: dict[str, Any]  # the row's new status (see _MARK)
     result: dict[str, Any] | None  # the `delivery` event's data; None: the timeline is left
 
 
@@ -684,7 +684,7 @@ class Dispatcher:
                 "error": last,
                 "permanent": permanent,
             }
-        self._results.append(Outcome(row, _marker(row, status, nxt, last), result))
+        self._results.append(Outcome(row, _mark_params(row, status, nxt, last), result))
         if not self.running or len(self._results) >= self.batch:
             self._flush()
         elif self._flush_at is None:
@@ -711,13 +711,14 @@ class Dispatcher:
 
     def _record(self, batch: list[Outcome], conn: Connection) -> None:
         """In the writer's transaction: each result into the core as a `delivery` event (as
-        `Service.submit_delivery` does, one command for all), then its row's new status."""
+        `Service.submit_delivery` does, one command for all), then the rows' new status (one
+        statement for all: one round trip on PostgreSQL)."""
         now = self.service.clock.now()
         for o in batch:
             if o.result is not None:
                 with contextlib.suppress(Refused):  # the case is gone: only the row is left
                     self.service._decide(conn, o.row.case_id, Event("delivery", data=o.result), now)
-            o.mark(conn)
+        _mark(conn, [o.mark for o in batch], batch[0].row.key)
 
     def _recorded(self, batch: list[Outcome], f: Future[Any]) -> None:
         """On the writer's thread: never wait here. A failed batch was rolled back whole:
@@ -759,22 +760,28 @@ _MARK = Sql(
 )
 
 
-def _run(conn: Connection, stmt: Sql, params: dict[str, Any]) -> Any:
-    cur = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
-    cur.execute(stmt.pyformat if conn.dialect.name == "postgresql" else stmt.named, params)
-    return cur
+def _driver(conn: Connection, stmt: Sql) -> tuple[Any, str]:
+    """The driver's cursor on this transaction's connection, and `stmt` in its style."""
+    pg = conn.dialect.name == "postgresql"
+    return conn.connection.dbapi_connection.cursor(), stmt.pyformat if pg else stmt.named  # type: ignore[union-attr]
+
+
+def _mark_params(row: Row, status: str, nxt: int, last: str | None) -> dict[str, Any]:
+    return {"id": row.id, "claimed": row.attempts, "status": status, "next": nxt, "error": last}
+
+
+def _mark(conn: Connection, rows: list[dict[str, Any]], key: str) -> None:
+    """Set the rows' outcomes if each row is still this claim's; Stale (naming `key`, the
+    first) otherwise: the transaction is then rolled back, and each is tried alone."""
+    cur, sql = _driver(conn, _MARK)
+    cur.executemany(sql, rows)
+    if cur.rowcount != len(rows):
+        raise Stale(key)
 
 
 def _marker(row: Row, status: str, nxt: int, last: str | None) -> Any:
     """Set the row's outcome, if the row is still this claim's; Stale otherwise."""
-    params = {"id": row.id, "claimed": row.attempts, "status": status, "next": nxt,
-              "error": last}  # fmt: skip
-
-    def mark(conn: Connection) -> None:
-        if not _run(conn, _MARK, params).rowcount:
-            raise Stale(row.key)
-
-    return mark
+    return partial(_mark, rows=[_mark_params(row, status, nxt, last)], key=row.key)
 
 
 def _bundle_key(rows: list[Row]) -> str:
@@ -851,7 +858,8 @@ class OutboxHook:
         lease = self.service.clock.now() + settings.retry.lease
         claimed = {}
         for _, key, _ in new:
-            found = _run(conn, _CLAIM_NEW, {"key": key, "lease": lease}).fetchone()
+            cur, sql = _driver(conn, _CLAIM_NEW)
+            found = cur.execute(sql, {"key": key, "lease": lease}).fetchone()
             if found is not None:
                 claimed[key] = found[0]
         snapshot = None
