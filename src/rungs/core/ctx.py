@@ -33,7 +33,7 @@ class Ctx:
         plan = policy.__dict__.get("_core_plan")
         self.plan: Plan = plan if plan is not None else plan_of(policy)
         self.effects: list[Effect] = []
-        self.owned: set[str] = set()
+        self.owned: set[str] | None = None  # metrics copied so far; None: not even the dict
         self._sla: Any = False  # the case's SLA policy, looked up once per decision
 
     def metric(self, name: str) -> Metric | None:
@@ -43,20 +43,30 @@ class Ctx:
         """
         case = self.case
         m = case.metrics.get(name)
-        if m is not None and name not in self.owned:
-            if not self.owned:
-                case.metrics = case.metrics.copy()
-            m = case.metrics[name] = m.copy()
-            self.owned.add(name)
-        return m
+        if m is None:
+            return None
+        owned = self.owned
+        if owned is None:
+            owned = self._own_metrics()
+        elif name in owned:
+            return m
+        mine = object.__new__(Metric)
+        mine.__dict__ = m.__dict__.copy()  # `Metric.copy`, without the call
+        case.metrics[name] = mine
+        owned.add(name)
+        return mine
 
     def new_metric(self, name: str) -> Metric:
-        case = self.case
-        if not self.owned:
-            case.metrics = case.metrics.copy()
-        m = case.metrics[name] = Metric()
-        self.owned.add(name)
+        owned = self._own_metrics() if self.owned is None else self.owned
+        m = self.case.metrics[name] = Metric()
+        owned.add(name)
         return m
+
+    def _own_metrics(self) -> set[str]:
+        self.case.metrics = self.case.metrics.copy()
+        owned: set[str] = set()
+        self.owned = owned
+        return owned
 
     def record(self, kind: str, **fields: Any) -> None:
         fields["at"] = self.now  # the kwargs dict is ours: no second dict per entry

@@ -14,7 +14,7 @@ from rungs.core import matrix, rules, sla
 from rungs.core.ctx import Ctx
 from rungs.core.model import Case, Effect, Event, Refused
 from rungs.core.plan import plan_of
-from rungs.policy.model import CHANNELS, PRIORITIES, Policy, Target
+from rungs.policy.model import CHANNELS, METRICS, PRIORITIES, Policy, Target
 
 __all__ = ["decide", "open_case", "ACTIONS"]
 
@@ -293,6 +293,9 @@ def _close(ctx: Ctx, ev: Event) -> None:
     ctx.cancel("")
 
 
+_SLA_TIMERS = {f"sla:{name}": name for name in METRICS}
+
+
 def _timer(ctx: Ctx, ev: Event) -> None:
     timer = ev.timer
     if timer is None:
@@ -305,6 +308,8 @@ def _timer(ctx: Ctx, ev: Event) -> None:
         matrix.on_level_timer(ctx, payload[0], payload[1])
     elif key == "repeat":
         matrix.on_repeat_timer(ctx, payload[0], payload[1])
+    elif key in _SLA_TIMERS:
+        sla.check(ctx, _SLA_TIMERS[key])
     elif key.startswith("sla:"):
         sla.check(ctx, key[4:])
     elif key.startswith("step:"):

@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from rungs.core.ctx import Ctx
-from rungs.core.plan import Plan
+from rungs.core.plan import Plan, plan_of
 from rungs.policy.model import Customer, Matrix, Policy
 
 __all__ = [
@@ -46,7 +46,24 @@ def scope_of(data: Mapping[str, Any], customer: Customer | None) -> dict[str, st
 
 
 def select_matrix(policy: Policy, scope: Mapping[str, str]) -> Matrix | None:
-    """The matrix whose `match` names the most fields and matches; ties go to the earlier."""
+    """The matrix whose `match` names the most fields and matches; ties go to the earlier.
+
+    Remembered per policy by the scope's items: cases open with few distinct scopes.
+    """
+    chosen = plan_of(policy).chosen
+    key = tuple(scope.items())
+    found = chosen.get(key, False)
+    if found is False:
+        if len(chosen) >= _CHOSEN_KEPT:
+            chosen.clear()
+        found = chosen[key] = _select(policy, scope)
+    return found
+
+
+_CHOSEN_KEPT = 4096  # distinct scopes remembered per policy before starting afresh
+
+
+def _select(policy: Policy, scope: Mapping[str, str]) -> Matrix | None:
     best: Matrix | None = None
     for m in policy.matrices:
         if best is not None and m.specificity <= best.specificity:
@@ -76,7 +93,7 @@ def schedule_next_level(ctx: Ctx) -> None:
     case = ctx.case
     if case.level_since is None:
         return
-    m = _matrix(ctx)
+    m = ctx.plan.matrices.get(case.matrix) or _matrix(ctx)
     if case.next_level:
         level = m.levels[case.next_level - 1]
         due = m.calendar.add_us(case.level_since, max(0, level.after - case.level_acc))
@@ -91,7 +108,7 @@ def pause_levels(ctx: Ctx) -> None:
     case = ctx.case
     if case.level_since is None:
         return
-    m = _matrix(ctx)
+    m = ctx.plan.matrices.get(case.matrix) or _matrix(ctx)
     case.level_acc += m.calendar.elapsed_us(case.level_since, ctx.now)
     case.level_since = None
     ctx.cancel("level")
@@ -118,7 +135,7 @@ def escalate_to(
 ) -> None:
     """Move up to `level` and notify its targets, whatever the cause."""
     case = ctx.case
-    m = _matrix(ctx)
+    m = ctx.plan.matrices.get(case.matrix) or _matrix(ctx)
     old = case.level
     case.level = level
     fields: dict[str, Any] = {"level": level, "from": old, "cause": cause}
@@ -137,7 +154,7 @@ def on_level_timer(ctx: Ctx, level: int, epoch: int) -> None:
     case = ctx.case
     if epoch != case.epoch or level != case.next_level or case.level_since is None:
         return  # a stale timer: the case moved on since it was set
-    m = _matrix(ctx)
+    m = ctx.plan.matrices.get(case.matrix) or _matrix(ctx)
     lv = m.levels[level - 1]
     if case.level < level:
         if _holds(ctx, lv.unless):
@@ -160,7 +177,7 @@ def on_repeat_timer(ctx: Ctx, count: int, epoch: int) -> None:
         return
     case.repeats = count
     if not _holds(ctx, "acknowledged"):
-        lv = _matrix(ctx).levels[case.level - 1]
+        lv = (ctx.plan.matrices.get(case.matrix) or _matrix(ctx)).levels[case.level - 1]
         ctx.record("repeated", level=case.level, count=count)
         ctx.notify_targets(lv.notify, case.level, "repeat", lv.fallback)
         schedule_next_level(ctx)

@@ -128,6 +128,9 @@ class Case:
         c.__dict__ = self.__dict__.copy()
         return c
 
+    def __post_init__(self) -> None:
+        _compact(self)
+
     def to_dict(self) -> dict[str, Any]:
         d = {name: getattr(self, name) for name in _CASE_FIELDS}
         d["fields"] = dict(self.fields)
@@ -149,7 +152,18 @@ class Case:
         c.rules_true = frozenset(d["rules_true"])
         c.happened = frozenset(d["happened"])
         c.failed = dict(d.get("failed") or {})
+        _compact(c)
         return c
+
+
+def _compact(case: Case) -> None:
+    """Rebuild the case's attribute dict at its smallest: every `copy` clones its table.
+
+    A case has more fields than CPython shares keys for (30), and the dict it then falls back
+    to is sized with room to grow (twice the table needed); each decision's copy would
+    allocate and copy that slack again.
+    """
+    case.__dict__ = dict(case.__dict__.items())  # from pairs: sized as it fills, not cloned
 
 
 _CASE_FIELDS = tuple(Case.__dataclass_fields__)

@@ -20,7 +20,16 @@ Limit = tuple[int, tuple[tuple[int, int], ...]]
 class Plan:
     """What one policy means for the hot path; see `plan_of`."""
 
-    __slots__ = ("limits", "matrices", "policy", "rule_tests", "rules", "slas", "updated_ages")
+    __slots__ = (
+        "chosen",
+        "limits",
+        "matrices",
+        "policy",
+        "rule_tests",
+        "rules",
+        "slas",
+        "updated_ages",
+    )
 
     def __init__(self, policy: Policy) -> None:
         self.policy = policy
@@ -30,6 +39,7 @@ class Plan:
         self.rules = policy.rules
         self.updated_ages = any(r.age_since == "updated" for r in policy.rules)
         self.rule_tests: Any = None  # built by `rules` on first use: it owns their meaning
+        self.chosen: dict[tuple[tuple[str, str], ...], Matrix | None] = {}  # see select_matrix
         # Only declared customers: `default_customer` accepts any id, which must not grow this.
         self.slas = {cid: _sla_policy(policy, cid) for cid in policy.customers}
         self.limits = {s.id: _limits(s) for s in policy.sla_policies.values()}

@@ -27,9 +27,13 @@ __all__ = [
 
 
 def policy_of(ctx: Ctx) -> SlaPolicy | None:
-    if ctx._sla is False:
-        ctx._sla = ctx.plan.sla_of(ctx.case.customer)
-    return ctx._sla
+    sla = ctx._sla
+    if sla is False:
+        sla = ctx.plan.slas.get(ctx.case.customer, False)
+        if sla is False:
+            sla = ctx.plan.sla_of(ctx.case.customer)
+        ctx._sla = sla
+    return sla
 
 
 def target_of(sla: SlaPolicy | None, priority: str, metric: str) -> int | None:

@@ -60,6 +60,12 @@ class Simulation:
             kind = type(eff)
             if kind is Record:
                 timeline.append(eff.entry)  # type: ignore[union-attr]
+            elif kind is CancelTimers:
+                mine = timers.get(eff.case)
+                if mine:
+                    prefix = eff.prefix  # type: ignore[union-attr]
+                    for k in [k for k in mine if k.startswith(prefix)]:
+                        del mine[k]
             elif kind is ScheduleTimer:
                 self.seq = seq = self.seq + 1
                 case_id, key, due = eff.case, eff.key, eff.due  # type: ignore[union-attr]
@@ -68,12 +74,6 @@ class Simulation:
                     mine = timers[case_id] = {}
                 mine[key] = (due, seq, eff.payload)  # type: ignore[union-attr]
                 heappush(self.heap, (due, seq, case_id, key))
-            elif kind is CancelTimers:
-                mine = timers.get(eff.case)
-                if mine:
-                    prefix = eff.prefix  # type: ignore[union-attr]
-                    for k in [k for k in mine if k.startswith(prefix)]:
-                        del mine[k]
             elif self.keep_outbox:
                 self.outbox.append(eff)  # type: ignore[arg-type]
 
