@@ -152,6 +152,35 @@ def test_deadline_and_refusals() -> None:
     run(go)
 
 
+def test_at_most_sixteen_requests_to_one_origin_at_once() -> None:
+    async def go() -> None:
+        now = most = 0
+
+        async def slow(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+            nonlocal now, most
+            try:
+                while True:
+                    head = await r.readuntil(b"\r\n\r\n")
+                    now += 1
+                    most = max(most, now)
+                    await r.readexactly(int(head.split(b"Content-Length: ")[1].split(b"\r")[0]))
+                    await asyncio.sleep(0.05)
+                    now -= 1
+                    w.write(OK)
+            except (asyncio.IncompleteReadError, ConnectionError):
+                pass
+
+        server = await asyncio.start_server(slow, "127.0.0.1", 0)
+        url = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}/"
+        c = HttpClient("ua")
+        got = await asyncio.gather(*(c.post(url, b"{}", {}, 5.0) for _ in range(40)))
+        assert [a.status for a in got] == [200] * 40 and most == 16
+        c.close()
+        server.close()
+
+    run(go)
+
+
 def test_credentials_in_the_url_are_sent_as_basic_auth() -> None:
     async def go() -> None:
         async with Server(lambda n: OK) as s:

@@ -13,12 +13,13 @@ Rows a decision of this process has just opened a case with carry that decision'
 timeline, so they go straight to the event loop when the transaction commits (one wake-up per
 commit); the others go through the claim loop. Email and Apprise block: they run on threads.
 
-Each result goes into the core as a `delivery` event (`Service.submit_delivery`, the
-`record_delivery` that does not wait) in the same transaction as the row's new status: `sent`;
-`pending` again with exponential backoff and jitter after a transient failure; `dead` after a
-permanent failure or the last attempt (the core then pages the person's next contact method).
-Results are handed to the writer in bursts (at most `flush` apart) so several share a commit;
-until then the row stays claimed, so a crash only means a resend with the same key.
+Each result goes into the core as a `delivery` event (as `Service.submit_delivery` does) in
+the same transaction as the row's new status: `sent`; `pending` again with exponential backoff
+and jitter after a transient failure; `dead` after a permanent failure or the last attempt (the
+core then pages the person's next contact method). Results are handed to the writer in bursts
+(at most `flush` apart), a burst as one command: one transaction and one fsync for all (should
+it fail, its results go again one by one). Until then the row stays claimed, so a crash only
+means a resend with the same key.
 "Handled by" notices are delivered the same way but leave the timeline alone.
 
 Hygiene, per process: within `channels.bundle` of a message to one person on one channel,
@@ -160,7 +161,7 @@ class Dispatcher:
         self._policy: Policy | None = None  # the current version, as the claim loop last read it
         self._thread: threading.Thread | None = None
         self._listener: threading.Thread | None = None
-        # the event loop's own (touched on its thread only, but for the loop itself)
+        # the event loop and what only its thread touches
         self._loop: asyncio.AbstractEventLoop | None = None
         self._sender: threading.Thread | None = None
         self._jobs: deque[list[Row]] = deque()

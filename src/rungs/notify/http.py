@@ -2,12 +2,13 @@
 
 httpx cost ~280 µs of CPU per webhook, most of the dispatcher's work and more than the rest
 of a delivery together. This client keeps keep-alive connections per origin, sends a request
-with one write and parses the answer with httptools (llhttp, in C): ~25 µs, and any number of
-requests in flight on one thread. It POSTs over HTTP/1.1 only, with TLS trusting what httpx
-trusts (certifi, or `SSL_CERT_FILE`/`SSL_CERT_DIR`), follows no redirects (a 3xx is an
-answer), and gives each request one deadline covering connect, send and the whole answer.
-An origin that the environment routes through a proxy (`HTTP(S)_PROXY`, `ALL_PROXY`,
-`NO_PROXY`) is left to httpx, on a thread, as before.
+with one write and parses the answer with httptools (llhttp, in C): ~25 µs, and many requests
+in flight on one thread (at most 16 to one origin, as httpx's pool allowed). It POSTs over
+HTTP/1.1 only, with TLS trusting what httpx trusts (certifi, or `SSL_CERT_FILE`/`SSL_CERT_DIR`),
+follows no redirects (a 3xx is an answer), and gives each request one deadline covering the
+wait for a slot, connect, send and the whole answer. An origin that the environment routes
+through a proxy (`HTTP(S)_PROXY`, `ALL_PROXY`, `NO_PROXY`) is left to httpx, on a thread, as
+before.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ __all__ = ["Answer", "BadRequest", "HttpClient"]
 
 KEEP_BODY = 4096  # bytes of an answer kept (for the error message); the rest is read, unkept
 IDLE_S = 5.0  # an idle connection is not reused after this long (httpx's keep-alive expiry)
-MAX_IDLE = 64  # idle connections kept per origin
+PER_ORIGIN = 16  # requests in flight to one origin at once (as httpx's pool allowed): polite
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
@@ -159,6 +160,7 @@ class HttpClient:
     def __init__(self, user_agent: str) -> None:
         self.user_agent = user_agent
         self._idle: dict[tuple[str, str, int], deque[_Conn]] = {}
+        self._slots: dict[tuple[str, str, int], asyncio.Semaphore] = {}
         self._targets: dict[str, Target] = {}
         self._ssl: ssl.SSLContext | None = None
         self._proxies = urllib.request.getproxies_environment()
@@ -183,7 +185,10 @@ class HttpClient:
         if t.proxy:
             return await self._via_httpx(t, head, body, timeout)
         loop = asyncio.get_running_loop()
-        async with asyncio.timeout(timeout):
+        slots = self._slots.get(t.origin)
+        if slots is None:
+            slots = self._slots[t.origin] = asyncio.Semaphore(PER_ORIGIN)
+        async with asyncio.timeout(timeout), slots:  # a slot too must come within the deadline
             for attempt in (1, 2):
                 conn = self._take(t.origin) if attempt == 1 else None  # a retry: a new one
                 reused = conn is not None
@@ -273,7 +278,7 @@ class HttpClient:
         q = self._idle.setdefault(origin, deque())
         conn.idle_since = time.monotonic()
         q.append(conn)
-        while len(q) > MAX_IDLE:
+        while len(q) > PER_ORIGIN:
             q.popleft().close()
 
     async def _open(self, t: Target, loop: asyncio.AbstractEventLoop) -> _Conn:
