@@ -50,9 +50,7 @@ class Ctx:
             owned = self._own_metrics()
         elif name in owned:
             return m
-        mine = object.__new__(Metric)
-        mine.__dict__ = m.__dict__.copy()  # `Metric.copy`, without the call
-        case.metrics[name] = mine
+        mine = case.metrics[name] = m.copy()
         owned.add(name)
         return mine
 

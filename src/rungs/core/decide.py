@@ -304,12 +304,13 @@ def _timer(ctx: Ctx, ev: Event) -> None:
     key, payload = timer.key, timer.payload
     if case.status in ("resolved", "closed"):
         return  # resolve stopped every timer; a late one does nothing
-    if key == "level":
+    metric = _SLA_TIMERS.get(key)
+    if metric is not None:
+        sla.check(ctx, metric)
+    elif key == "level":
         matrix.on_level_timer(ctx, payload[0], payload[1])
     elif key == "repeat":
         matrix.on_repeat_timer(ctx, payload[0], payload[1])
-    elif key in _SLA_TIMERS:
-        sla.check(ctx, _SLA_TIMERS[key])
     elif key.startswith("sla:"):
         sla.check(ctx, key[4:])
     elif key.startswith("step:"):

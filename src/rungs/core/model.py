@@ -42,9 +42,13 @@ class Refused(Exception):
         self.field = field
 
 
-@dataclass
+@dataclass(slots=True)
 class Metric:
-    """One SLA clock: `idle` (not started), `running`, `paused` or `stopped`."""
+    """One SLA clock: `idle` (not started), `running`, `paused` or `stopped`.
+
+    Slotted: a case's metrics are copied on write by every decision that touches them, and
+    a slotted copy is a third of the memory of one with an attribute dict.
+    """
 
     state: str = "idle"
     acc: int = 0
@@ -55,9 +59,16 @@ class Metric:
     started: int = 0
 
     def copy(self) -> Metric:
-        m = object.__new__(Metric)
-        m.__dict__ = self.__dict__.copy()  # every field is immutable: a shallow copy is a copy
-        return m
+        # every field is immutable: a shallow copy is a copy
+        return Metric(
+            self.state,
+            self.acc,
+            self.since,
+            self.passed,
+            self.breached,
+            self.segments,
+            self.started,
+        )
 
     def to_dict(self) -> dict[str, Any]:
         return {

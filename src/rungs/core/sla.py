@@ -145,7 +145,9 @@ def stop(ctx: Ctx, name: str) -> None:
         return
     m = ctx.metric(name)
     assert m is not None
-    _bank(m, ctx.now, _calendar(policy_of(ctx)))
+    if m.state == "running":
+        sla = ctx._sla if ctx._sla is not False else policy_of(ctx)
+        _bank(m, ctx.now, sla.calendar if sla is not None else WALL_CLOCK)
     m.state = "stopped"
     ctx.effects.append(CancelTimers(ctx.case.id, _KEY[name]))
 
