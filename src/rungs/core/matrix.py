@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from rungs.core.ctx import Ctx
+from rungs.core.model import Record
 from rungs.core.plan import Plan, plan_of
 from rungs.policy.model import Customer, Matrix, Policy
 
@@ -138,13 +139,13 @@ def escalate_to(
     m = ctx.plan.matrices.get(case.matrix) or _matrix(ctx)
     old = case.level
     case.level = level
-    fields: dict[str, Any] = {"level": level, "from": old, "cause": cause}
+    entry: dict[str, Any] = {"level": level, "from": old, "cause": cause}
     if reason is not None:
-        fields["reason"] = reason
+        entry["reason"] = reason
     if by is not None:
-        fields["by"] = by
-    fields.update(extra)
-    ctx.record("escalated", **fields)
+        entry["by"] = by
+    entry.update(extra, at=ctx.now, case=case.id, kind="escalated")  # as `ctx.record` orders it
+    ctx.effects.append(Record(entry))
     lv = m.levels[level - 1]
     ctx.notify_targets(lv.notify, level, "escalation", lv.fallback)
 
