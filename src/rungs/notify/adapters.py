@@ -23,6 +23,7 @@ from typing import Any
 from urllib.parse import urlencode, urlsplit
 from xml.sax.saxutils import escape
 
+from rungs import jsonbytes
 from rungs.notify.http import Answer, BadRequest, HttpClient
 from rungs.notify.messages import Message
 from rungs.policy.channels import (
@@ -38,7 +39,17 @@ __all__ = ["DeliveryError", "Adapters", "sign", "message_id", "USER_AGENT"]
 USER_AGENT = "Rungs/0.1 (+escalation)"
 KEY_HEADER = "X-Rungs-Idempotency-Key"
 _ATOM = re.compile(r"[^A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]")
-_json = json.JSONEncoder(separators=(",", ":"), default=str).encode
+_json = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, default=str).encode
+
+
+def _body(value: Any) -> bytes:
+    """Compact UTF-8 JSON by orjson; what neither it nor the standard library takes, as str."""
+    try:
+        return jsonbytes.dumps(value)
+    except TypeError:
+        return _json(value).encode()
+
+
 _SLICE = 2047  # hashlib keeps the GIL below 2048 bytes
 
 
@@ -116,7 +127,7 @@ class Adapters:
     async def send_webhook(
         self, url: str, cfg: WebhookConfig, body: dict[str, Any], key: str, now_s: int
     ) -> None:
-        raw = _json(body).encode()
+        raw = _body(body)
         ts = str(now_s)
         headers = {
             "Content-Type": "application/json",
@@ -132,7 +143,7 @@ class Adapters:
         self, url: str, cfg: SlackConfig, payload: dict[str, Any], key: str
     ) -> None:
         headers = {"Content-Type": "application/json", "Idempotency-Key": key}
-        await self._post(url, cfg.timeout, _json(payload).encode(), headers)
+        await self._post(url, cfg.timeout, _body(payload), headers)
 
     async def _twilio(self, cfg: TwilioConfig, what: str, form: dict[str, str], key: str) -> None:
         account = _env(cfg.account_env, f"channels.{what}.account_env")

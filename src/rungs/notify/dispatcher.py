@@ -33,7 +33,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
-import json
 import logging
 import os
 import random
@@ -47,6 +46,7 @@ from typing import Any
 
 from sqlalchemy import Connection, and_, func, insert, select, text, update
 
+from rungs import jsonbytes
 from rungs.core.model import CallWebhook, Case, Event, Notify, Record, Refused
 from rungs.engine.service import Service
 from rungs.notify.adapters import Adapters, DeliveryError
@@ -64,7 +64,6 @@ log = logging.getLogger("rungs.notify")
 NOTIFY_CHANNEL = "rungs_outbox"
 ACTIVE = ("pending", "sending")
 NO_CHANNELS = "not sent: the policy has no channels section"
-_dumps = json.JSONEncoder(separators=(",", ":")).encode
 STOP_S = 15.0  # at stop, how long deliveries under way may take to finish
 
 
@@ -342,7 +341,7 @@ class Dispatcher:
                     r.case_id,
                     r.kind,
                     r.key,
-                    json.loads(r.payload),
+                    jsonbytes.loads(r.payload),
                     r.attempts + 1,
                     r.created_at,
                 )
@@ -399,9 +398,9 @@ class Dispatcher:
                 .where(timeline.c.case_id.in_(ids))
                 .order_by(timeline.c.id)
             ):
-                entries.setdefault(cid, []).append(json.loads(raw))
+                entries.setdefault(cid, []).append(jsonbytes.loads(raw))
         for cid, state, version in found:
-            out[cid] = (Case.from_dict(json.loads(state)), version, entries.get(cid, []))
+            out[cid] = (Case.from_dict(jsonbytes.loads(state)), version, entries.get(cid, []))
         return out
 
     # planning: hygiene -----------------------------------------------------------------------
@@ -887,7 +886,7 @@ class OutboxHook:
             )
             .order_by(timeline.c.id)
         ):
-            e = json.loads(raw)
+            e = jsonbytes.loads(raw)
             if e["kind"] != "notified":
                 paged = {}  # a new round: only its pages count
             elif e.get("channel") != "voice" or e.get("to") not in paged:
@@ -926,7 +925,7 @@ class OutboxHook:
                         "case_id": case.id,
                         "kind": "notice",
                         "key": key,
-                        "payload": _dumps(payload),
+                        "payload": jsonbytes.dumps_text(payload),
                         "status": "pending",
                         "attempts": 0,
                         "next_attempt": now,
