@@ -30,8 +30,7 @@ class Ctx:
         self.case = case
         self.now = now
         self.policy = policy
-        plan = policy.__dict__.get("_core_plan")
-        self.plan: Plan = plan if plan is not None else plan_of(policy)
+        self.plan: Plan = plan_of(policy)
         self.effects: list[Effect] = []
         self.owned: set[str] | None = None  # metrics copied so far; None: not even the dict
         self._sla: Any = False  # the case's SLA policy, looked up once per decision

@@ -94,7 +94,7 @@ def schedule_next_level(ctx: Ctx) -> None:
     case = ctx.case
     if case.level_since is None:
         return
-    m = ctx.plan.matrices.get(case.matrix) or _matrix(ctx)
+    m = _matrix(ctx)
     if case.next_level:
         level = m.levels[case.next_level - 1]
         due = m.calendar.add_us(case.level_since, max(0, level.after - case.level_acc))
@@ -109,7 +109,7 @@ def pause_levels(ctx: Ctx) -> None:
     case = ctx.case
     if case.level_since is None:
         return
-    m = ctx.plan.matrices.get(case.matrix) or _matrix(ctx)
+    m = _matrix(ctx)
     case.level_acc += m.calendar.elapsed_us(case.level_since, ctx.now)
     case.level_since = None
     ctx.cancel("level")
@@ -136,7 +136,7 @@ def escalate_to(
 ) -> None:
     """Move up to `level` and notify its targets, whatever the cause."""
     case = ctx.case
-    m = ctx.plan.matrices.get(case.matrix) or _matrix(ctx)
+    m = _matrix(ctx)
     old = case.level
     case.level = level
     entry: dict[str, Any] = {"level": level, "from": old, "cause": cause}
@@ -155,7 +155,7 @@ def on_level_timer(ctx: Ctx, level: int, epoch: int) -> None:
     case = ctx.case
     if epoch != case.epoch or level != case.next_level or case.level_since is None:
         return  # a stale timer: the case moved on since it was set
-    m = ctx.plan.matrices.get(case.matrix) or _matrix(ctx)
+    m = _matrix(ctx)
     lv = m.levels[level - 1]
     if case.level < level:
         if _holds(ctx, lv.unless):
@@ -178,7 +178,7 @@ def on_repeat_timer(ctx: Ctx, count: int, epoch: int) -> None:
         return
     case.repeats = count
     if not _holds(ctx, "acknowledged"):
-        lv = (ctx.plan.matrices.get(case.matrix) or _matrix(ctx)).levels[case.level - 1]
+        lv = _matrix(ctx).levels[case.level - 1]
         ctx.record("repeated", level=case.level, count=count)
         ctx.notify_targets(lv.notify, case.level, "repeat", lv.fallback)
         schedule_next_level(ctx)

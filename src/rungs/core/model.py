@@ -46,8 +46,8 @@ class Refused(Exception):
 class Metric:
     """One SLA clock: `idle` (not started), `running`, `paused` or `stopped`.
 
-    Slotted: a case's metrics are copied on write by every decision that touches them, and
-    a slotted copy is a third of the memory of one with an attribute dict.
+    Slotted: a case's metrics are copied on write by every decision that touches them, and a
+    slotted copy is a fraction of the size of one with an attribute dict.
     """
 
     state: str = "idle"

@@ -1,4 +1,4 @@
-"""Per-policy look-up tables for the hot path, built on first use and kept on the policy.
+"""Per-policy look-up tables for the hot path, built on first use and kept beside the policy.
 
 A compiled `Policy` never changes, so what `decide` would otherwise work out again on every
 event (a matrix by id, a customer's SLA policy, the warning thresholds of each target, which
@@ -8,6 +8,7 @@ rules exist) is worked out once per policy instance instead.
 from __future__ import annotations
 
 from typing import Any
+from weakref import WeakKeyDictionary
 
 from rungs.policy.model import METRICS, Matrix, Policy, SlaPolicy
 
@@ -50,14 +51,24 @@ class Plan:
         return _sla_policy(self.policy, customer) if found is False else found
 
 
+# Plans live as long as their policies (a policy is never changed, only replaced), and not on
+# them: a policy stays a plain value that copies and pickles as it did. The last one used is
+# at hand without a look-up, as one policy usually decides event after event.
+_PLANS: WeakKeyDictionary[Policy, Plan] = WeakKeyDictionary()
+_last: tuple[Policy | None, Plan | None] = (None, None)
+
+
 def plan_of(policy: Policy) -> Plan:
-    """The policy's plan, built on first use and kept on the (immutable) policy instance."""
-    try:
-        return policy.__dict__["_core_plan"]  # type: ignore[no-any-return]
-    except KeyError:
-        plan = Plan(policy)
-        object.__setattr__(policy, "_core_plan", plan)
-        return plan
+    """The policy's plan, built on first use."""
+    global _last
+    last_policy, last_plan = _last
+    if last_policy is policy:
+        return last_plan  # type: ignore[return-value]
+    plan = _PLANS.get(policy)
+    if plan is None:
+        plan = _PLANS[policy] = Plan(policy)
+    _last = (policy, plan)
+    return plan
 
 
 def _sla_policy(policy: Policy, cid: str) -> SlaPolicy | None:

@@ -119,22 +119,26 @@ class _Rules:
     def __init__(self, rules: tuple[Rule, ...]) -> None:
         self.tests = tuple((r.id, r, _compile(r)) for r in rules)
         self.agrees: dict[tuple[Any, ...], bool] = {}
-        fields: set[str] = set()
-        for r in rules:
-            if r.age_over is not None:
-                self.watch = None
-                return
-            for key in r.when:
-                if key in _DIRECT:
-                    fields.add(key)
-                elif key in ("sla_breached", "sla_warning"):
-                    fields.add("happened")
-                else:
-                    self.watch = None
-                    return
-        self.watch: Callable[[Case], tuple[Any, ...]] | None = attrgetter(
-            "rules_true", *sorted(fields)
+        fields = _case_fields_read(rules)
+        self.watch: Callable[[Case], tuple[Any, ...]] | None = (
+            None if fields is None else attrgetter("rules_true", *fields)
         )
+
+
+def _case_fields_read(rules: tuple[Rule, ...]) -> tuple[str, ...] | None:
+    """The case fields the rules' `when`s read, or None when they read more than that."""
+    fields: set[str] = set()
+    for r in rules:
+        if r.age_over is not None:
+            return None  # the case's age, and a timer set as a side effect
+        for key in r.when:
+            if key in _DIRECT:
+                fields.add(key)
+            elif key in ("sla_breached", "sla_warning"):
+                fields.add("happened")
+            else:
+                return None  # the customer's tier or partner, or a site field
+    return tuple(sorted(fields))
 
 
 _AGREES_KEPT = 4096  # distinct keys remembered per policy before starting afresh
