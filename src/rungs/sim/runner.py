@@ -38,13 +38,6 @@ class SimulationError(Exception):
         self.line = line
 
 
-# A timer's place in the queue is one integer, due << _SEQ_BITS | seq: due order, then the order
-# the timers were set in. Integers compare several times faster than tuples, and the queue is
-# busy; `queued` tells whose timer a place is.
-_SEQ_BITS = 40
-_SEQ_MASK = (1 << _SEQ_BITS) - 1
-
-
 @dataclass
 class Simulation:
     """Cases, their timers and the timeline, all in memory; fully serialisable."""
@@ -54,16 +47,11 @@ class Simulation:
     timeline: list[dict[str, Any]] = field(default_factory=list)
     outbox: list[Notify | CallWebhook] = field(default_factory=list)
     timers: dict[str, dict[str, tuple[int, int, tuple[Any, ...]]]] = field(default_factory=dict)
-    heap: list[int] = field(default_factory=list)  # places in the queue, see _SEQ_BITS
+    heap: list[tuple[int, int, str, str]] = field(default_factory=list)
     seq: int = 0
     now: int = 0
     fired: int = 0
     keep_outbox: bool = True
-    queued: dict[int, tuple[str, str]] = field(default_factory=dict)  # seq -> (case, key)
-
-    def _queue(self, case_id: str, key: str, due: int, seq: int) -> None:
-        self.queued[seq] = (case_id, key)
-        heappush(self.heap, due << _SEQ_BITS | seq)
 
     def apply(self, effects: Iterable[Effect]) -> None:
         timers = self.timers
@@ -85,7 +73,7 @@ class Simulation:
                 if mine is None:
                     mine = timers[case_id] = {}
                 mine[key] = (due, seq, eff.payload)  # type: ignore[union-attr]
-                self._queue(case_id, key, due, seq)
+                heappush(self.heap, (due, seq, case_id, key))
             elif self.keep_outbox:
                 self.outbox.append(eff)  # type: ignore[arg-type]
 
@@ -98,25 +86,21 @@ class Simulation:
     def run_until(self, until: int) -> None:
         """Fire every timer due at or before `until`, in order."""
         heap = self.heap
-        if heap and heap[0] >> _SEQ_BITS <= until:
-            self._fire(until << _SEQ_BITS | _SEQ_MASK)
+        if heap and heap[0][0] <= until:
+            self._fire(until)
         if until > self.now:
             self.now = until
 
-    def _fire(self, last: int) -> None:
-        """Fire the timers whose places come up to `last`, in order."""
-        heap, timers, queued = self.heap, self.timers, self.queued
-        while heap and heap[0] <= last:
-            place = heappop(heap)
-            seq = place & _SEQ_MASK
-            case_id, key = queued.pop(seq)
+    def _fire(self, until: int) -> None:
+        heap, timers = self.heap, self.timers
+        while heap and heap[0][0] <= until:
+            due, seq, case_id, key = heappop(heap)
             mine = timers.get(case_id)
             current = mine.get(key) if mine else None
             if current is None or current[1] != seq:
                 continue  # cancelled or replaced
             del mine[key]  # type: ignore[union-attr]
             self.fired += 1
-            due = place >> _SEQ_BITS
             if due > self.now:
                 self.now = due
             self.handle(case_id, Event("timer", timer=Timer(key, due, current[2])), due)
@@ -146,7 +130,7 @@ class Simulation:
         sim.timeline = list(d["timeline"])
         for c, k, due, s, p in d["timers"]:
             sim.timers.setdefault(c, {})[k] = (due, s, tuple(p))
-            sim._queue(c, k, due, s)
+            heappush(sim.heap, (due, s, c, k))
         sim.seq, sim.now = d["seq"], d["now"]
         return sim
 
