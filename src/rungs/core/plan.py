@@ -22,6 +22,7 @@ class Plan:
     """What one policy means for the hot path; see `plan_of`."""
 
     __slots__ = (
+        "_sets",
         "chosen",
         "limits",
         "matrices",
@@ -44,6 +45,20 @@ class Plan:
         # Only declared customers: `default_customer` accepts any id, which must not grow this.
         self.slas = {cid: _sla_policy(policy, cid) for cid in policy.customers}
         self.limits = {s.id: _limits(s) for s in policy.sla_policies.values()}
+        self._sets: dict[frozenset[str], frozenset[str]] = {}
+
+    def shared(self, names: frozenset[str]) -> frozenset[str]:
+        """The one object kept for this content (`rules_true`, `happened`).
+
+        Cases share few distinct such sets: a shared one stays in cache, its hash computed
+        once, where every case's own copy would be read cold on each decision.
+        """
+        found = self._sets.get(names)
+        if found is None:
+            if len(self._sets) >= _SETS_KEPT:
+                return names
+            found = self._sets[names] = names
+        return found
 
     def sla_of(self, customer: str) -> SlaPolicy | None:
         """The SLA policy of a customer (through its partner when it names none itself)."""
@@ -56,6 +71,9 @@ class Plan:
 # at hand without a look-up, as one policy usually decides event after event.
 _PLANS: WeakKeyDictionary[Policy, Plan] = WeakKeyDictionary()
 _last: tuple[Policy | None, Plan | None] = (None, None)
+
+
+_SETS_KEPT = 4096  # distinct sets shared per policy; past that, sets are kept as they come
 
 
 def plan_of(policy: Policy) -> Plan:

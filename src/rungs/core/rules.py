@@ -241,11 +241,11 @@ def evaluate(ctx: Ctx) -> None:
             if now_true == (rule_id in case.rules_true):
                 continue
             if now_true:
-                case.rules_true = case.rules_true | {rule_id}
+                case.rules_true = ctx.plan.shared(case.rules_true | {rule_id})
                 _run(ctx, rule)
                 fired = True
             else:
-                case.rules_true = case.rules_true - {rule_id}
+                case.rules_true = ctx.plan.shared(case.rules_true - {rule_id})
         if not fired:
             return
     ctx.record("rule_loop", note=f"rules still firing after {MAX_PASSES} passes; stopped")

@@ -102,7 +102,7 @@ def check(ctx: Ctx, name: str, *, silent_warnings: bool = False) -> None:
                          "kind": "sla_warning"}
                     )
                 )  # fmt: skip
-                case.happened = case.happened | _WARNED[name]
+                case.happened = _happen(ctx, _WARNED[name])
         elif upcoming is None:
             upcoming = thr
     if now_elapsed >= target:
@@ -110,7 +110,7 @@ def check(ctx: Ctx, name: str, *, silent_warnings: bool = False) -> None:
         ctx.effects.append(
             Record({"metric": name, "at": now, "case": case.id, "kind": "sla_breached"})
         )
-        case.happened = case.happened | _BREACHED[name]
+        case.happened = _happen(ctx, _BREACHED[name])
         ctx.effects.append(CancelTimers(case.id, _KEY[name]))
         return
     if running:
@@ -118,6 +118,17 @@ def check(ctx: Ctx, name: str, *, silent_warnings: bool = False) -> None:
         ctx.effects.append(
             ScheduleTimer(case.id, _KEY[name], cal.add_us(m.since, nxt - m.acc), _PAYLOAD[name])
         )
+
+
+def _happen(ctx: Ctx, event: frozenset[str]) -> frozenset[str]:
+    """`happened` with the event, never the case's own set object (rules re-check on another).
+
+    When the content is new too, it is the object other cases with that content share.
+    """
+    happened = ctx.case.happened
+    if event <= happened:
+        return happened | event  # the same content, still a new object
+    return ctx.plan.shared(happened | event)
 
 
 def start(ctx: Ctx, name: str) -> None:
