@@ -107,8 +107,9 @@ class Adapters:
     def __init__(self) -> None:
         self.http = HttpClient(USER_AGENT)
 
-    def close(self) -> None:
-        self.http.close()
+    async def close(self) -> None:
+        """Close the HTTP connections (on the event loop the HTTP channels ran on)."""
+        await self.http.close()
 
     # HTTP ------------------------------------------------------------------------------------
 

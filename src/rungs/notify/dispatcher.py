@@ -488,7 +488,7 @@ class Dispatcher:
         while self._tasks:
             await asyncio.wait(set(self._tasks))
         self._flush()
-        self.adapters.close()
+        await self.adapters.close()
 
     def _enqueue(self, jobs: list[list[Row]]) -> None:
         if self.running:  # else stopping: not started, still claimed (the lease remains)
