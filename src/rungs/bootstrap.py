@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import gc
 import json
 import os
 import signal
@@ -19,7 +20,7 @@ from rungs.clock import Clock, SystemClock, VirtualClock
 from rungs.engine.service import Service
 from rungs.store.db import make_engine, upgrade
 
-__all__ = ["build", "prepare", "worker_app", "VIRTUAL_CLOCK_ENV", "WORKER_ENV"]
+__all__ = ["build", "prepare", "settle_heap", "worker_app", "VIRTUAL_CLOCK_ENV", "WORKER_ENV"]
 
 VIRTUAL_CLOCK_ENV = "RUNGS_ALLOW_VIRTUAL_CLOCK"
 WORKER_ENV = "RUNGS_WORKER_SETTINGS"  # build()'s settings, as JSON, for worker processes
@@ -83,6 +84,15 @@ def worker_settings(**settings: Any) -> str:
     return json.dumps(settings)
 
 
+def settle_heap() -> None:
+    """Move everything built at start (modules, the app, compiled policies) out of the cyclic
+    collector's reach, once, before serving: its full collections then walk only what requests
+    create. With that heap in them they paused the server ~110 ms each, the largest share of
+    the API's p99 at 1,000 cases/s."""
+    gc.collect()
+    gc.freeze()
+
+
 def _exit_with_parent(parent: int) -> None:
     """Stop this worker (gracefully, as on SIGTERM) once the process that started it is gone,
     killed with SIGKILL say: a worker left behind would serve the port and run timers alone."""
@@ -104,6 +114,7 @@ def worker_app() -> FastAPI:
     threading.Thread(
         target=_exit_with_parent, args=(os.getppid(),), name="rungs-parent-watch", daemon=True
     ).start()
+    settle_heap()
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:

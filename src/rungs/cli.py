@@ -379,7 +379,7 @@ def serve(
     """Run the API, the engine and the dispatcher on one database."""
     import uvicorn
 
-    from rungs.bootstrap import build
+    from rungs.bootstrap import build, settle_heap
 
     if role not in ("api", "engine", "dispatcher", "all"):
         raise _fail(f"--role must be api, engine, dispatcher or all, not '{role}'")
@@ -417,6 +417,7 @@ def serve(
             max_body=max_body,
         )
     print(f"Rungs is serving at http://{host}:{port} (API docs at /docs)", flush=True)
+    settle_heap()
     try:
         uvicorn.run(api, host=host, port=port, log_level="warning", access_log=False)
     finally:

@@ -61,7 +61,7 @@ def beat(service: Service, integ: Integration) -> dict[str, Any]:
         if case_id is not None:
             event = Event("resolve", by=f"heartbeat:{integ.id}")
             try:
-                service._decide(conn, case_id, event, now)
+                service.decide_in(conn, case_id, event, now)
                 resolved = case_id
             except Refused:
                 pass

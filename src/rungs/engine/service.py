@@ -186,7 +186,7 @@ class Service:
 
     # commands --------------------------------------------------------------------------
 
-    def _decide(self, conn: Connection, case_id: str, event: Event, now: int) -> tuple[Case, int]:
+    def decide_in(self, conn: Connection, case_id: str, event: Event, now: int) -> tuple[Case, int]:
         """Decide and write; returns the new case and the earliest timer it set (0 for none)."""
         loaded = repo.load_case(conn, case_id, lock=True)
         if loaded is None:
@@ -240,7 +240,7 @@ class Service:
             if existing is not None:
                 if repeat is not None:
                     event = Event("alert_repeated", data=repeat)
-                    return self._decide(conn, existing, event, now)[0], False
+                    return self.decide_in(conn, existing, event, now)[0], False
                 loaded = repo.load_case(conn, existing, lock=False)
                 assert loaded is not None
                 return loaded[0], False
@@ -298,7 +298,7 @@ class Service:
             if existing is None:
                 return None, False
             try:
-                return self._decide(conn, existing, event, self.clock.now())[0], True
+                return self.decide_in(conn, existing, event, self.clock.now())[0], True
             except Refused:  # refused before anything was written
                 loaded = repo.load_case(conn, existing, lock=False)
                 return (loaded[0] if loaded else None), False
@@ -317,7 +317,7 @@ class Service:
         """`act` without waiting: the future is resolved once the decision is committed."""
 
         def run(conn: Connection) -> Case:
-            new = self._decide(conn, case_id, event, self.clock.now())[0]
+            new = self.decide_in(conn, case_id, event, self.clock.now())[0]
             if also is not None:
                 also(conn)
             return new
@@ -328,21 +328,8 @@ class Service:
         """Fold another trigger into an open case (an `alert_repeated` entry with a count)."""
         event = Event("alert_repeated", data=data)
         return self.writer.call(
-            lambda conn: self._decide(conn, case_id, event, self.clock.now())[0]
+            lambda conn: self.decide_in(conn, case_id, event, self.clock.now())[0]
         )
-
-    def record_delivery(
-        self, case_id: str, result: dict[str, Any], also: Callable[[Connection], Any] | None = None
-    ) -> Case:
-        """A channel result (key, person, channel, level, ok, error, permanent) into the core."""
-        return self.submit_delivery(case_id, result, also).result()
-
-    def submit_delivery(
-        self, case_id: str, result: dict[str, Any], also: Callable[[Connection], Any] | None = None
-    ) -> Future[Case]:
-        """`record_delivery` without waiting for the commit (the dispatcher's many results
-        then share one transaction)."""
-        return self.submit(case_id, Event("delivery", data=result), also)
 
     def adopt_policy(self, case_id: str) -> Case:
         """Move one case to the current policy version, keeping its level and SLA clocks."""
@@ -402,7 +389,9 @@ class Service:
                     self.clock.set(max(self.clock.now(), row.due))
                 timer = Timer(row.key, row.due, tuple(json.loads(row.payload)))
                 try:
-                    _, earliest = self._decide(conn, row.case_id, Event("timer", timer=timer), now)
+                    _, earliest = self.decide_in(
+                        conn, row.case_id, Event("timer", timer=timer), now
+                    )
                 except Refused:
                     earliest = 0  # the case is gone: nothing to do
                 except Exception:

@@ -13,7 +13,7 @@ Rows a decision of this process has just opened a case with carry that decision'
 timeline, so they go straight to the event loop when the transaction commits (one wake-up per
 commit); the others go through the claim loop. Email and Apprise block: they run on threads.
 
-Each result goes into the core as a `delivery` event (as `Service.submit_delivery` does) in
+Each result goes into the core as a `delivery` event (`Service.decide_in`) in
 the same transaction as the row's new status: `sent`; `pending` again with exponential backoff
 and jitter after a transient failure; `dead` after a permanent failure or the last attempt (the
 core then pages the person's next contact method). Results are handed to the writer in bursts
@@ -710,14 +710,16 @@ class Dispatcher:
         done.add_done_callback(partial(self._recorded, batch))
 
     def _record(self, batch: list[Outcome], conn: Connection) -> None:
-        """In the writer's transaction: each result into the core as a `delivery` event (as
-        `Service.submit_delivery` does, one command for all), then the rows' new status (one
-        statement for all: one round trip on PostgreSQL)."""
+        """In the writer's transaction: each result into the core as a `delivery` event (one
+        command for all), then the rows' new status (one statement for all: one round trip on
+        PostgreSQL)."""
         now = self.service.clock.now()
         for o in batch:
             if o.result is not None:
                 with contextlib.suppress(Refused):  # the case is gone: only the row is left
-                    self.service._decide(conn, o.row.case_id, Event("delivery", data=o.result), now)
+                    self.service.decide_in(
+                        conn, o.row.case_id, Event("delivery", data=o.result), now
+                    )
         _mark(conn, [o.mark for o in batch], batch[0].row.key)
 
     def _recorded(self, batch: list[Outcome], f: Future[Any]) -> None:
