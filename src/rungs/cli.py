@@ -449,7 +449,9 @@ def _serve_workers(workers: int, host: str, port: int, **settings: Any) -> None:
 
     with _start_errors():
         prepare(db_url=settings["db_url"], policy_file=settings["policy_file"])
-    os.environ[WORKER_ENV] = worker_settings(**settings)
+    # the workers serve the current version: stored above, or PUT later through the API (a
+    # worker restarted after that must not store the file again over it)
+    os.environ[WORKER_ENV] = worker_settings(**{**settings, "policy_file": None})
     print(f"Rungs is serving at http://{host}:{port} (API docs at /docs)", flush=True)
     uvicorn.run(
         "rungs.bootstrap:worker_app",

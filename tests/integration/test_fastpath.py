@@ -186,3 +186,40 @@ def test_a_token_revoked_elsewhere_is_refused_once_its_cache_expires(client: Any
     r = client.post("/v1/cases", content=body, headers=headers)
     assert r.status_code == 401 and "revoked" in r.json()["detail"]
     assert len(client.get("/v1/cases", headers=client.viewer).json()["items"]) == 2
+
+
+def test_content_type_variants_and_query_strings_go_to_the_framework(client: Any) -> None:
+    client.get("/v1/cases", headers=client.responder)  # the token is known from here on
+    body = b'{"customer": "acme", "title": "t"}'
+    calls = client.framework.calls
+    r = client.post(
+        "/v1/cases", content=body, headers={**client.responder, "Content-Type": "application/jsonx"}
+    )
+    assert r.status_code == 422  # FastAPI does not take application/jsonx for JSON
+    r = client.post("/v1/cases?" + "x" * 9000, content=body, headers={**client.responder, **_JSON})
+    assert r.status_code == 414 and r.json()["field"] == "url"
+    r = client.post(
+        "/v1/cases",
+        content=body,
+        headers={**client.responder, "Content-Type": "application/json; charset=utf-8"},
+    )
+    assert r.status_code == 201
+    assert client.framework.calls == calls + 2  # the charset parameter stays on the lean path
+    assert len(client.get("/v1/cases", headers=client.viewer).json()["items"]) == 1
+
+
+def test_free_form_fields_are_kept_exactly_and_must_be_json_numbers(client: Any) -> None:
+    client.get("/v1/cases", headers=client.responder)  # the token is known from here on
+    big = 18446744073709551616  # beyond 64 bits
+    body = b'{"customer": "acme", "title": "t", "fields": {"n": %d, "s": "\\u00e9"}}' % big
+    lean, full = _both(client, "/v1/cases", body, client.responder)
+    for answer in (lean, full):
+        assert answer.status_code == 201
+        stored = client.get(f"/v1/cases/{answer.json()['id']}", headers=client.viewer).json()
+        assert stored["fields"] == {"n": big, "s": "é"}
+    for bad in (b"NaN", b"Infinity", b"[1, -Infinity]"):
+        body = b'{"customer": "acme", "title": "t", "fields": {"n": %s}}' % bad
+        r = client.post("/v1/cases", content=body, headers={**client.responder, **_JSON})
+        assert r.status_code == 422 and r.json()["errors"][0]["field"].startswith("fields.n")
+        assert "NaN and Infinity" in r.text
+    assert len(client.get("/v1/cases", headers=client.viewer).json()["items"]) == 2

@@ -96,6 +96,7 @@ def test_the_sqlite_write_lock_excludes_other_processes(tmp_path: Path) -> None:
         time.sleep(0.5)
         assert other.poll() is None  # still waiting for the lock
     waited = float(other.communicate(timeout=10)[0])
+    lock.close()
     assert waited >= 0.3
 
 

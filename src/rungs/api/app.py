@@ -15,7 +15,7 @@ from prometheus_client.core import GaugeMetricFamily
 from sqlalchemy import func, select
 from starlette.concurrency import run_in_threadpool
 
-from rungs.api.auth import Auth, tokens_router
+from rungs.api.auth import Auth, required_role, tokens_router
 from rungs.api.fastpath import FastLanes, Lane, Reply, json_reply
 from rungs.api.limits import DEFAULT_MAX_BODY, BodyLimit, Rate
 from rungs.api.openapi import install_openapi
@@ -237,7 +237,7 @@ def create_app(
         except ApiError as exc:
             return json_reply(*exc.answer())
 
-    lanes = {"/v1/cases": Lane(OpenCase, open_reply)}
+    lanes = {"/v1/cases": Lane(OpenCase, open_reply, required_role("POST", "/v1/cases"))}
 
     @app.get("/v1/cases", tags=["cases"])
     def list_cases(

@@ -12,18 +12,23 @@ to the FastAPI app with its body replayed, so each error keeps exactly one imple
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from prometheus_client import Histogram
 from pydantic import BaseModel, ValidationError
+from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from rungs.api.limits import replay_body
 from rungs.jsonbytes import dumps
-from rungs.tokens import RANK
+from rungs.tokens import RANK, TokenInfo
+
+if TYPE_CHECKING:
+    from rungs.api.auth import Auth
 
 __all__ = ["FastLanes", "Lane", "Reply", "json_reply", "reply_of"]
 
@@ -38,7 +43,7 @@ _JSON = b"application/json"
 
 
 def json_reply(status: int, content: Any) -> Reply:
-    """JSON as Starlette's JSONResponse renders it, so both paths answer byte for byte alike."""
+    """JSON, compact UTF-8 as Starlette's JSONResponse renders it."""
     raw = dumps(content)
     return status, [(b"content-length", str(len(raw)).encode()), (b"content-type", _JSON)], raw
 
@@ -52,12 +57,13 @@ def reply_of(result: Response | BaseModel, status: int) -> Reply:
 
 @dataclass(frozen=True, slots=True)
 class Lane:
-    """A `POST` route served here: its body model, its handler, the token role it needs
-    (None when the body or path carries the credential and the handler checks it)."""
+    """A `POST` route served here: its body model, its handler, and the token role it needs
+    (`rungs.api.auth.required_role` of the route: None when the body carries the credential
+    and the handler checks it)."""
 
     model: type[BaseModel]
     handler: Callable[[Any], Awaitable[Reply]]
-    role: str | None = "responder"
+    role: str | None
 
 
 class FastLanes:
@@ -68,7 +74,7 @@ class FastLanes:
         app: App,
         lanes: dict[str, Lane],
         *,
-        auth: Any,
+        auth: Auth,
         max_body: int,
         latency: Histogram,
     ) -> None:
@@ -77,10 +83,11 @@ class FastLanes:
         self.auth = auth
         self.max_body = max_body
         self.latency = {path: latency.labels(path) for path in lanes}
+        self._reads: dict[str, asyncio.Future[TokenInfo | None]] = {}  # token re-reads
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         lane = self.lanes.get(scope["path"]) if scope["type"] == "http" else None
-        if lane is None or scope["method"] != "POST":
+        if lane is None or scope["method"] != "POST" or scope.get("query_string"):
             await self.app(scope, receive, send)
             return
         t0 = time.perf_counter()
@@ -92,8 +99,8 @@ class FastLanes:
                 length = int(value) if value.isdigit() else -1
             elif name == b"authorization":
                 token = value
-            elif name == b"content-type":
-                json_type = value.startswith(_JSON)
+            elif name == b"content-type":  # exactly JSON; variants are FastAPI's to judge
+                json_type = value == _JSON or value.startswith(b"application/json;")
         if not (json_type and 0 <= length <= self.max_body):
             await self.app(scope, receive, send)
             return
@@ -111,7 +118,7 @@ class FastLanes:
         except ValidationError:
             parsed = None
         # validated before the token is checked, so a refused body never spends a rate token
-        if parsed is None or (lane.role is not None and not self._may(lane.role, token)):
+        if parsed is None or (lane.role is not None and not await self._may(lane.role, token)):
             await self.app(scope, replay_body(body, receive), send)
             return
         status, headers, raw = await lane.handler(parsed)
@@ -119,8 +126,8 @@ class FastLanes:
         await send({"type": "http.response.body", "body": raw})
         self.latency[scope["path"]].observe(time.perf_counter() - t0)
 
-    def _may(self, role: str, header: bytes) -> bool:
-        """A Bearer token already known (cached), of `role` or above, within its rate."""
+    async def _may(self, role: str, header: bytes) -> bool:
+        """A Bearer token known valid, of `role` or above, within its rate."""
         if not header.startswith(b"Bearer "):
             return False
         try:
@@ -130,10 +137,19 @@ class FastLanes:
         tokens = self.auth.tokens
         known, info = tokens.cached(token)
         if not known and tokens.was_valid(token):
-            # a token seen valid, due for its once-a-second re-read: read it here, at once,
-            # rather than sending every request to the framework until a thread has read it
-            info, known = tokens.get(token), True
+            # a token seen valid, due for its once-a-second re-read: read it on a thread, one
+            # read for all the requests carrying it meanwhile, rather than sending them all
+            # to the framework until the answer is in
+            info, known = await self._reread(token), True
         if not known or info is None or RANK[info.role] < RANK[role]:
             return False
         rate = self.auth.token_rate
         return rate is None or not self.auth.limiter.take("token:" + info.name, rate)
+
+    def _reread(self, token: str) -> asyncio.Future[TokenInfo | None]:
+        pending = self._reads.get(token)
+        if pending is None:
+            pending = asyncio.ensure_future(run_in_threadpool(self.auth.tokens.get, token))
+            self._reads[token] = pending
+            pending.add_done_callback(lambda _: self._reads.pop(token, None))
+        return pending

@@ -28,8 +28,10 @@ from fastapi.routing import APIRoute
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
+from rungs.api.auth import required_role
 from rungs.api.fastpath import Lane, Reply, reply_of
 from rungs.api.limits import RateLimiter, retry_after
+from rungs.api.schemas import JsonValue
 from rungs.core.model import Event, Refused
 from rungs.engine import heartbeats
 from rungs.engine.service import Service
@@ -80,7 +82,7 @@ class PagerDutyPayload(_Strict):
     component: _s(1024) | None = None
     group: _s(1024) | None = None
     class_: Annotated[_s(1024) | None, Field(alias="class")] = None
-    custom_details: Any = None
+    custom_details: JsonValue = None
 
 
 class PagerDutyEvent(_Strict):
@@ -195,7 +197,7 @@ class RungsEvent(_Strict):
     priority: Annotated[str, Field(pattern=r"^P[1-4]$", max_length=2)] | None = None
     category: _s(200, 1) | None = None
     customer: _s(200, 1) | None = None
-    fields: Annotated[dict[_s(100, 1), Any], Field(max_length=100)] = {}
+    fields: Annotated[dict[_s(100, 1), JsonValue], Field(max_length=100)] = {}
     tags: Annotated[list[_s(100)], Field(max_length=50)] = []
     by: _s(200, 1) | None = None
 
@@ -420,7 +422,9 @@ def ingest_router(service: Service, error: Any, *, lanes: dict[str, Lane]) -> AP
     async def pagerduty_reply(event: PagerDutyEvent) -> Reply:
         return reply_of(await pagerduty(event), 202)
 
-    lanes["/v2/enqueue"] = Lane(PagerDutyEvent, pagerduty_reply, role=None)
+    lanes["/v2/enqueue"] = Lane(
+        PagerDutyEvent, pagerduty_reply, required_role("POST", "/v2/enqueue")
+    )
 
     # Alertmanager --------------------------------------------------------------------------
 

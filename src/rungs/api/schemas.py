@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
-__all__ = ["OpenCase", "ActionBody", "AdvanceClock", "Short", "Text"]
+from rungs.jsonbytes import finite
+
+__all__ = ["OpenCase", "ActionBody", "AdvanceClock", "JsonValue", "Short", "Text"]
 
 Short = Annotated[str, Field(min_length=1, max_length=200)]
+JsonValue = Annotated[Any, AfterValidator(finite)]  # free-form JSON: no NaN or Infinity
 Text = Annotated[str, Field(max_length=65_536)]
 
 
@@ -22,7 +25,7 @@ class OpenCase(Strict):
     priority: Annotated[str, Field(pattern=r"^P[1-4]$", max_length=2)] = "P3"
     title: Annotated[str, Field(min_length=1, max_length=1024)]
     description: Text = ""
-    fields: dict[Annotated[str, Field(max_length=100)], Any] = Field(
+    fields: dict[Annotated[str, Field(max_length=100)], JsonValue] = Field(
         default_factory=dict, max_length=100
     )
     tags: list[Annotated[str, Field(max_length=100)]] = Field(default_factory=list, max_length=50)

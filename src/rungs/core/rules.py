@@ -52,26 +52,11 @@ def _age_ok(ctx: Ctx, rule: Rule) -> bool:
 _DIRECT = frozenset(("customer", "category", "priority", "status", "level", "assignee"))
 
 
-def matches(ctx: Ctx, rule: Rule) -> bool:
-    case = ctx.case
-    for key, allowed in rule.when.items():  # most rules test one or two direct fields
-        if key in _DIRECT:
-            if getattr(case, key) not in allowed:
-                return False
-        elif key in ("sla_breached", "sla_warning"):
-            happened = case.happened
-            if not any(f"{key}:{metric}" in happened for metric in allowed):
-                return False
-        elif _value(ctx, key) not in allowed:
-            return False
-    return rule.age_over is None or _age_ok(ctx, rule)
-
-
 Test = Callable[[Ctx], bool]
 
 
 def _compile(rule: Rule) -> Test:
-    """`matches` for one rule as a closure, its keys sorted out once instead of per event.
+    """Whether a rule's `when` holds, as a closure: its keys sorted out once, not per event.
 
     Only `age_over` has an effect (it may set a timer), and it is still tested last.
     """

@@ -56,6 +56,8 @@ class Service:
         self.clock = clock
         self.batch = batch
         self.writer = Writer(engine)
+        self._wake_at_commit = False  # a timer this transaction set is due before _planned
+        self.writer.after_commit = self._committed
         self.stats = Stats()
         self._policies: dict[int, Policy] = {}
         self._overrides_seen = 0
@@ -361,6 +363,13 @@ class Service:
                     conn.execute(text(f"NOTIFY {NOTIFY_CHANNEL}"))
                     conn.info["rungs_notified"] = tx
             if not self._planned or earliest < self._planned:
+                self._wake_at_commit = True  # woken before the commit, it would not see it
+
+    def _committed(self, committed: bool) -> None:
+        """On the writer thread after each transaction: wake this engine for what it set."""
+        if self._wake_at_commit:
+            self._wake_at_commit = False
+            if committed:
                 self._wake.set()
 
     def fire_due(self, until: int, *, virtual: bool = False) -> int:

@@ -55,7 +55,7 @@ from rungs.notify.messages import Message, Renderer
 from rungs.policy.channels import Channels, RateLimit, Retry, channels_of
 from rungs.policy.model import Policy
 from rungs.store.db import is_postgres
-from rungs.store.repo import Sql
+from rungs.store.repo import Sql, run, run_many
 from rungs.store.tables import cases, outbox, timeline
 
 __all__ = ["Dispatcher", "OutboxHook", "Row", "NOTIFY_CHANNEL", "install"]
@@ -174,11 +174,13 @@ class Dispatcher:
     def start(self) -> None:
         if self.running:
             return
-        with contextlib.suppress(Exception):  # else the claim loop's first tick reads them
+        try:  # else the claim loop's first tick reads them
             # before the first row is handed over: whether it must be planned (hygiene)
             self._policy = self._current()
             self._hygiene = _hygienic(channels_of(self._policy))
             _ = self.links.secret  # read (or made) here, not on the event loop
+        except Exception:  # the database is down, say: the claim loop tries again
+            log.exception("dispatcher: reading the policy and link secret at start failed")
         self._loop = _new_loop()
         self._sender = threading.Thread(target=self._serve, name="rungs-deliver", daemon=True)
         self._sender.start()
@@ -762,12 +764,6 @@ _MARK = Sql(
 )
 
 
-def _driver(conn: Connection, stmt: Sql) -> tuple[Any, str]:
-    """The driver's cursor on this transaction's connection, and `stmt` in its style."""
-    pg = conn.dialect.name == "postgresql"
-    return conn.connection.dbapi_connection.cursor(), stmt.pyformat if pg else stmt.named  # type: ignore[union-attr]
-
-
 def _mark_params(row: Row, status: str, nxt: int, last: str | None) -> dict[str, Any]:
     return {"id": row.id, "claimed": row.attempts, "status": status, "next": nxt, "error": last}
 
@@ -775,9 +771,7 @@ def _mark_params(row: Row, status: str, nxt: int, last: str | None) -> dict[str,
 def _mark(conn: Connection, rows: list[dict[str, Any]], key: str) -> None:
     """Set the rows' outcomes if each row is still this claim's; Stale (naming `key`, the
     first) otherwise: the transaction is then rolled back, and each is tried alone."""
-    cur, sql = _driver(conn, _MARK)
-    cur.executemany(sql, rows)
-    if cur.rowcount != len(rows):
+    if run_many(conn, _MARK, rows) != len(rows):
         raise Stale(key)
 
 
@@ -860,8 +854,7 @@ class OutboxHook:
         lease = self.service.clock.now() + settings.retry.lease
         claimed = {}
         for _, key, _ in new:
-            cur, sql = _driver(conn, _CLAIM_NEW)
-            found = cur.execute(sql, {"key": key, "lease": lease}).fetchone()
+            found = run(conn, _CLAIM_NEW, {"key": key, "lease": lease})
             if found is not None:
                 claimed[key] = found[0]
         snapshot = None

@@ -25,7 +25,17 @@ from rungs.core.model import (
 )
 from rungs.jsonbytes import dumps_text, loads
 
-__all__ = ["load_case", "insert_case", "save_case", "apply_effects", "new_case_id", "find_open"]
+__all__ = [
+    "Sql",
+    "apply_effects",
+    "find_open",
+    "insert_case",
+    "load_case",
+    "new_case_id",
+    "run",
+    "run_many",
+    "save_case",
+]
 
 _dumps = dumps_text
 
@@ -45,15 +55,24 @@ def _cursor(conn: Connection) -> tuple[Any, bool]:
     return conn.connection.dbapi_connection.cursor(), conn.dialect.name == "postgresql"  # type: ignore[union-attr]
 
 
-def _run(conn: Connection, stmt: Sql, params: dict[str, Any]) -> Any:
+def run(conn: Connection, stmt: Sql, params: dict[str, Any]) -> Any:
+    """Execute; the first row when the statement returns rows (else None)."""
     cur, pg = _cursor(conn)
-    cur.execute(stmt.pyformat if pg else stmt.named, params)
-    return cur
+    try:
+        cur.execute(stmt.pyformat if pg else stmt.named, params)
+        return cur.fetchone() if cur.description is not None else None
+    finally:
+        cur.close()
 
 
-def _run_many(conn: Connection, stmt: Sql, rows: list[dict[str, Any]]) -> None:
+def run_many(conn: Connection, stmt: Sql, rows: list[dict[str, Any]]) -> int:
+    """Execute once per row (one round trip on psycopg's pipeline); the rows it changed."""
     cur, pg = _cursor(conn)
-    cur.executemany(stmt.pyformat if pg else stmt.named, rows)
+    try:
+        cur.executemany(stmt.pyformat if pg else stmt.named, rows)
+        return int(cur.rowcount)
+    finally:
+        cur.close()
 
 
 _NEW_NUMBER = Sql("INSERT INTO case_numbers DEFAULT VALUES RETURNING n")
@@ -95,19 +114,19 @@ _INSERT_OUTBOX = Sql(
 
 
 def new_case_id(conn: Connection) -> str:
-    return f"C{_run(conn, _NEW_NUMBER, {}).fetchone()[0]}"
+    return f"C{run(conn, _NEW_NUMBER, {})[0]}"
 
 
 def load_case(conn: Connection, case_id: str, *, lock: bool) -> tuple[Case, int] | None:
     locked = lock and conn.dialect.name == "postgresql"
-    row = _run(conn, _LOAD_LOCKED if locked else _LOAD, {"id": case_id}).fetchone()
+    row = run(conn, _LOAD_LOCKED if locked else _LOAD, {"id": case_id})
     if row is None:
         return None
     return Case.from_dict(loads(row[0])), row[1]
 
 
 def find_open(conn: Connection, dedup_key: str) -> str | None:
-    row = _run(conn, _FIND_OPEN, {"key": dedup_key}).fetchone()
+    row = run(conn, _FIND_OPEN, {"key": dedup_key})
     return None if row is None else row[0]
 
 
@@ -128,11 +147,11 @@ def _row(case: Case, version: int) -> dict[str, Any]:
 
 
 def insert_case(conn: Connection, case: Case, version: int) -> None:
-    _run(conn, _INSERT_CASE, {**_row(case, version), "opened_at": case.opened_at})
+    run(conn, _INSERT_CASE, {**_row(case, version), "opened_at": case.opened_at})
 
 
 def save_case(conn: Connection, case: Case, version: int) -> None:
-    _run(conn, _SAVE_CASE, _row(case, version))
+    run(conn, _SAVE_CASE, _row(case, version))
 
 
 def apply_effects(
@@ -181,9 +200,9 @@ def apply_effects(
             if not fresh:
                 if c.prefix:
                     params = {"case_id": c.case, "n": len(c.prefix), "prefix": c.prefix}
-                    _run(conn, _CANCEL_PREFIX, params)
+                    run(conn, _CANCEL_PREFIX, params)
                 else:
-                    _run(conn, _CANCEL_ALL, {"case_id": c.case})
+                    run(conn, _CANCEL_ALL, {"case_id": c.case})
             for k in [k for k in timers if k[0] == c.case and k[1].startswith(c.prefix or "")]:
                 del timers[k]
         elif kind is Notify:
@@ -212,11 +231,11 @@ def apply_effects(
                 }
             )
     if replaced:
-        _run_many(conn, _DELETE_TIMER, replaced)
+        run_many(conn, _DELETE_TIMER, replaced)
     if timers:
-        _run_many(conn, _INSERT_TIMER, list(timers.values()))
+        run_many(conn, _INSERT_TIMER, list(timers.values()))
     if entries:
-        _run_many(conn, _INSERT_ENTRY, entries)
+        run_many(conn, _INSERT_ENTRY, entries)
     if outs:
-        _run_many(conn, _INSERT_OUTBOX, outs)
+        run_many(conn, _INSERT_OUTBOX, outs)
     return earliest
