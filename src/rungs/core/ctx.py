@@ -87,11 +87,8 @@ class Ctx:
         """One message now: a `notified` timeline entry and its outbox row."""
         case = self.case
         case.seq = seq = case.seq + 1
-        cid = case.id
-        entry = {"to": person, "channel": channel, "level": level, "reason": reason,
-                 "at": self.now, "case": cid, "kind": "notified"}  # fmt: skip
-        note = Notify(cid, person, channel, level, reason, f"{cid}:n{seq}")
-        self.effects += (Record(entry), note)
+        self.record("notified", to=person, channel=channel, level=level, reason=reason)
+        self.effects.append(Notify(case.id, person, channel, level, reason, f"{case.id}:n{seq}"))
 
     def notify_person(self, person: str, level: int, reason: str) -> None:
         """Start a person's own notification rules: `0m` steps now, later ones as timers."""

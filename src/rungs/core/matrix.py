@@ -10,7 +10,6 @@ from collections.abc import Mapping
 from typing import Any
 
 from rungs.core.ctx import Ctx
-from rungs.core.model import Record
 from rungs.core.plan import Plan, plan_of
 from rungs.policy.model import Customer, Matrix, Policy
 
@@ -144,8 +143,7 @@ def escalate_to(
         entry["reason"] = reason
     if by is not None:
         entry["by"] = by
-    entry.update(extra, at=ctx.now, case=case.id, kind="escalated")  # as `ctx.record` orders it
-    ctx.effects.append(Record(entry))
+    ctx.record("escalated", **entry, **extra)
     lv = m.levels[level - 1]
     ctx.notify_targets(lv.notify, level, "escalation", lv.fallback)
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from rungs.calendar import WALL_CLOCK, Calendar
 from rungs.core.ctx import Ctx
-from rungs.core.model import CancelTimers, Metric, Record, ScheduleTimer
+from rungs.core.model import CancelTimers, Metric, ScheduleTimer
 from rungs.policy.model import METRICS, SlaPolicy
 
 __all__ = [
@@ -96,20 +96,13 @@ def check(ctx: Ctx, name: str, *, silent_warnings: bool = False) -> None:
         if now_elapsed >= thr:
             m.passed = passed = (*passed, pct)
             if not silent_warnings:
-                ctx.effects.append(
-                    Record(
-                        {"metric": name, "percent": pct, "at": now, "case": case.id,
-                         "kind": "sla_warning"}
-                    )
-                )  # fmt: skip
+                ctx.record("sla_warning", metric=name, percent=pct)
                 case.happened = _happen(ctx, _WARNED[name])
         elif upcoming is None:
             upcoming = thr
     if now_elapsed >= target:
         m.breached = True
-        ctx.effects.append(
-            Record({"metric": name, "at": now, "case": case.id, "kind": "sla_breached"})
-        )
+        ctx.record("sla_breached", metric=name)
         case.happened = _happen(ctx, _BREACHED[name])
         ctx.effects.append(CancelTimers(case.id, _KEY[name]))
         return
