@@ -79,8 +79,6 @@ def worker_settings(**settings: Any) -> str:
     rate = settings.get("token_rate")
     if rate is not None:
         settings["token_rate"] = [rate.per_second, rate.burst]
-    if settings.get("policy_file") is not None:
-        settings["policy_file"] = str(settings["policy_file"])
     return json.dumps(settings)
 
 

@@ -302,11 +302,11 @@ def ingest_router(service: Service, error: Any, *, lanes: dict[str, Lane]) -> AP
         return limiter.take("integration:" + integ.id, rate) if rate is not None else 0.0
 
     async def trigger(data: dict[str, Any], repeat: dict[str, Any]) -> tuple[Any, bool]:
-        return await service.trigger_async(data, repeat)
+        return await service.trigger(data, repeat)
 
     async def act(integ: Integration, key: str, kind: str, by: str | None) -> tuple[Any, bool]:
         event = Event(kind, by=by or f"integration:{integ.id}")
-        return await service.act_on_key_async(scoped_key(integ.id, key), event)
+        return await service.act_on_key(scoped_key(integ.id, key), event)
 
     def keyed(fmt: str) -> Callable[..., Awaitable[Integration]]:
         """The dependency of a route with the key in its path: 401 unknown, 403 wrong format."""

@@ -253,48 +253,25 @@ class Service:
         self._decided(conn, case, effects, version, now)
         return case, True
 
-    def trigger(self, data: dict[str, Any], repeat: dict[str, Any]) -> tuple[Case, bool]:
-        """An alert: open a case, or add it to the open case with the same dedup key (True
-        when a case was opened). `repeat` is the `alert_repeated` event's data."""
-        run = self._trigger_command(data, repeat)
-        try:
-            return self.writer.call(run)
-        except IntegrityError:  # another process opened the same key at the same moment
-            return self.writer.call(run)
-
-    async def trigger_async(
-        self, data: dict[str, Any], repeat: dict[str, Any]
-    ) -> tuple[Case, bool]:
-        """`trigger` from the event loop."""
-        run = self._trigger_command(data, repeat)
-        try:
-            return await self.writer.submit_async(run)
-        except IntegrityError:  # another process opened the same key at the same moment
-            return await self.writer.submit_async(run)
-
-    def _trigger_command(
-        self, data: dict[str, Any], repeat: dict[str, Any]
-    ) -> Callable[[Connection], tuple[Case, bool]]:
+    async def trigger(self, data: dict[str, Any], repeat: dict[str, Any]) -> tuple[Case, bool]:
+        """An alert, from the event loop: open a case, or add it to the open case with the same
+        dedup key (True when a case was opened). `repeat` is the `alert_repeated` event's data."""
         version = self.current_version()
         policy = self.policy(version)
-        return lambda conn: self.open_in(
-            conn, data, version, policy, self.clock.now(), repeat=repeat
-        )
 
-    def act_on_key(self, dedup_key: str, event: Event) -> tuple[Case | None, bool]:
-        """Decide `event` on the open case with this dedup key: (case or None, True when the
-        core took it). An event the case's state refuses (a second acknowledgement) is no error."""
-        return self.writer.call(self._act_on_key_command(dedup_key, event))
+        def run(conn: Connection) -> tuple[Case, bool]:
+            return self.open_in(conn, data, version, policy, self.clock.now(), repeat=repeat)
 
-    def act_on_key_async(
-        self, dedup_key: str, event: Event
-    ) -> asyncio.Future[tuple[Case | None, bool]]:
-        """`act_on_key` from the event loop: await it."""
-        return self.writer.submit_async(self._act_on_key_command(dedup_key, event))
+        try:
+            return await self.writer.submit_async(run)
+        except IntegrityError:  # another process opened the same key at the same moment
+            return await self.writer.submit_async(run)
 
-    def _act_on_key_command(
-        self, dedup_key: str, event: Event
-    ) -> Callable[[Connection], tuple[Case | None, bool]]:
+    def act_on_key(self, dedup_key: str, event: Event) -> asyncio.Future[tuple[Case | None, bool]]:
+        """Decide `event` on the open case with this dedup key, from the event loop (await it):
+        (case or None, True when the core took it). An event the case's state refuses (a
+        second acknowledgement) is no error."""
+
         def run(conn: Connection) -> tuple[Case | None, bool]:
             existing = repo.find_open(conn, dedup_key)
             if existing is None:
@@ -305,7 +282,7 @@ class Service:
                 loaded = repo.load_case(conn, existing, lock=False)
                 return (loaded[0] if loaded else None), False
 
-        return run
+        return self.writer.submit_async(run)
 
     def act(
         self, case_id: str, event: Event, also: Callable[[Connection], Any] | None = None
