@@ -3,7 +3,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run demo test lint bench clean alertmanager
+.PHONY: run demo test test-unit test-integration test-e2e lint imports bench clean alertmanager
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -18,15 +18,30 @@ run: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/rungs simulate src/rungs/examples/acme.yaml src/rungs/examples/acme-story.yaml
 
-test: $(STAMP) alertmanager
-	$(BIN)/python -m pytest -n 2 -p no:cacheprovider
+# Every tier: unit (pure, no I/O), integration (databases, servers, sockets), e2e (real
+# processes); the layer contract first, so a layer violation fails the run.
+test: $(STAMP) alertmanager imports
+	$(BIN)/python -m pytest -n 2 -p no:cacheprovider tests/unit tests/integration tests/e2e
+
+test-unit: $(STAMP)
+	$(BIN)/python -m pytest -n 2 -p no:cacheprovider tests/unit
+
+test-integration: $(STAMP)
+	$(BIN)/python -m pytest -n 2 -p no:cacheprovider tests/integration
+
+test-e2e: $(STAMP) alertmanager
+	$(BIN)/python -m pytest -n 2 -p no:cacheprovider tests/e2e
+
+# The layers of ARCHITECTURE.md, as import-linter contracts in pyproject.toml.
+imports: $(STAMP)
+	$(BIN)/lint-imports
 
 # The real Prometheus Alertmanager for tests/integration/test_ingest_alertmanager.py (Debian's
 # package installs /usr/bin/prometheus-alertmanager).
 alertmanager:
 	@command -v prometheus-alertmanager >/dev/null || (apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y prometheus-alertmanager)
 
-lint: $(STAMP)
+lint: $(STAMP) imports
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check src tests bench
 

@@ -22,8 +22,8 @@ try:
 except ModuleNotFoundError:  # running from a checkout without an installed package
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from rungs.calendar import Calendar
-from rungs.instant import DAY, to_us
+from rungs.time.calendar import Calendar
+from rungs.time.instant import DAY, to_us
 
 BERLIN = ZoneInfo("Europe/Berlin")
 N_CASES = 100_000

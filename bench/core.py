@@ -19,9 +19,9 @@ import time
 from pathlib import Path
 
 from rungs.core.model import Event
-from rungs.instant import MINUTE, parse_instant
 from rungs.policy import load_policy
 from rungs.sim.runner import Simulation, cyclic_gc_paused
+from rungs.time.instant import MINUTE, parse_instant
 
 POLICY = Path(__file__).resolve().parents[1] / "src" / "rungs" / "examples" / "acme.yaml"
 START = parse_instant("2026-11-02T00:00:00+01:00")

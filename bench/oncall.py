@@ -20,9 +20,9 @@ try:
 except ImportError:  # running from a checkout without an installed package
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from rungs.hours import parse_hours
-from rungs.instant import DAY, HOUR, MINUTE, parse_instant
-from rungs.oncall import Layer, Override, Schedule, on_call, shifts
+from rungs.schedules.oncall import Layer, Override, Schedule, on_call, shifts
+from rungs.time.hours import parse_hours
+from rungs.time.instant import DAY, HOUR, MINUTE, parse_instant
 
 YEAR_START = parse_instant("2026-01-01T00:00:00Z")
 YEAR = 365 * DAY

@@ -62,13 +62,13 @@ from _util import (
     source_revision,
     wait_quiet,
 )
-from rungs.clock import SystemClock
 from rungs.core.decide import decide
 from rungs.core.model import CancelTimers, Case, Event, Notify, Record, ScheduleTimer
 from rungs.engine.service import Service
 from rungs.policy import Policy, load_policy
 from rungs.store import repo
 from rungs.store.db import make_engine, upgrade
+from rungs.time.clock import SystemClock
 
 CUSTOMERS = ("globex", "initech")
 CATEGORIES = ("general", "network", "billing")

@@ -16,9 +16,9 @@ from typing import Any
 from fastapi import FastAPI
 
 from rungs.api.limits import DEFAULT_MAX_BODY, Rate
-from rungs.clock import Clock, SystemClock, VirtualClock
 from rungs.engine.service import Service
 from rungs.store.db import make_engine, upgrade
+from rungs.time.clock import Clock, SystemClock, VirtualClock
 
 __all__ = ["build", "prepare", "settle_heap", "worker_app", "VIRTUAL_CLOCK_ENV", "WORKER_ENV"]
 

@@ -13,8 +13,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from rungs.instant import format_local, format_utc, parse_duration, parse_instant
 from rungs.policy import Policy, Problem, validate_file
+from rungs.time.instant import format_local, format_utc, parse_duration, parse_instant
 
 app = typer.Typer(help="Rungs: escalation management. Escalation as code.", no_args_is_help=True)
 out = Console()
@@ -174,7 +174,7 @@ def oncall(
     as_json: JsonFlag = False,
 ) -> None:
     """Who is on call: now-ish at --at, or every shift between --from and --to."""
-    from rungs.oncall import on_call, shifts
+    from rungs.schedules.oncall import on_call, shifts
 
     policy = _policy_or_exit(policy_file)
     if schedule is not None and schedule not in policy.schedules:
@@ -276,8 +276,8 @@ def token_create(
     db: DbOption = "sqlite:///rungs.db",
 ) -> None:
     """Create a token; it is printed once, alone on the last line, and only its hash is kept."""
-    from rungs.clock import SystemClock
-    from rungs.tokens import TokenError, create_token
+    from rungs.store.tokens import TokenError, create_token
+    from rungs.time.clock import SystemClock
 
     engine = _token_db(db)
     try:
@@ -299,8 +299,8 @@ def token_revoke(
     db: DbOption = "sqlite:///rungs.db",
 ) -> None:
     """Revoke a token (running servers refuse it within a second)."""
-    from rungs.clock import SystemClock
-    from rungs.tokens import revoke_token
+    from rungs.store.tokens import revoke_token
+    from rungs.time.clock import SystemClock
 
     engine = _token_db(db)
     try:
@@ -320,7 +320,7 @@ def token_list(
     as_json: JsonFlag = False,
 ) -> None:
     """List tokens: name, role, when created (and revoked). Tokens themselves are not kept."""
-    from rungs.tokens import list_tokens
+    from rungs.store.tokens import list_tokens
 
     engine = _token_db(db)
     try:

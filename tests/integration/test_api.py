@@ -9,7 +9,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from rungs.bootstrap import build
-from rungs.instant import parse_instant
+from rungs.time.instant import parse_instant
 from tests.conftest import ROOT, auth_headers
 
 ACME = ROOT / "src" / "rungs" / "examples" / "acme.yaml"

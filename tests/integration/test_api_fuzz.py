@@ -24,7 +24,7 @@ from schemathesis import GenerationMode  # noqa: E402
 from schemathesis import checks as st_checks  # noqa: E402
 
 from rungs.bootstrap import VIRTUAL_CLOCK_ENV, build  # noqa: E402
-from rungs.instant import parse_instant  # noqa: E402
+from rungs.time.instant import parse_instant  # noqa: E402
 from tests.conftest import api_token  # noqa: E402
 from tests.integration.test_auth import POLICY  # noqa: E402
 

@@ -13,10 +13,10 @@ import pytest
 from fastapi.testclient import TestClient
 
 from rungs.bootstrap import build
-from rungs.instant import format_utc
 from rungs.policy import load_policy
 from rungs.sim import load_story, run_story
 from rungs.sim.output import compare_timelines, timeline_json
+from rungs.time.instant import format_utc
 from tests.conftest import ROOT, auth_headers, shared_scenarios
 
 STORIES = sorted(

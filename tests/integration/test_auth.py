@@ -20,9 +20,9 @@ from rungs.api.auth import required_role
 from rungs.api.limits import Rate
 from rungs.bootstrap import build
 from rungs.cli import app as cli
-from rungs.instant import format_utc, parse_instant
+from rungs.time.instant import format_utc, parse_instant
 from tests.conftest import api_token
-from tests.integration.procs import wait_until
+from tests.procs import wait_until
 
 START = "2026-03-02T09:00:00Z"
 KEYS = {

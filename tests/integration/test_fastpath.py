@@ -17,7 +17,7 @@ from fastapi.testclient import TestClient
 
 from rungs.api.limits import Rate
 from rungs.bootstrap import build
-from rungs.instant import parse_instant
+from rungs.time.instant import parse_instant
 from tests.conftest import auth_headers
 from tests.integration.test_ingest import POLICY, _pd
 
@@ -169,7 +169,7 @@ def test_pagerduty_answers_as_the_framework_does(client: Any) -> None:
 
 
 def test_a_token_revoked_elsewhere_is_refused_once_its_cache_expires(client: Any) -> None:
-    from rungs.tokens import revoke_token
+    from rungs.store.tokens import revoke_token
 
     app = client.app
     app.state.auth.tokens.ttl = 0.0  # every answer is stale at once: re-read on each request

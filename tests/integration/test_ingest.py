@@ -14,9 +14,9 @@ import pytest
 from fastapi.testclient import TestClient
 
 from rungs.bootstrap import build
-from rungs.instant import parse_instant
+from rungs.time.instant import parse_instant
 from tests.conftest import auth_headers
-from tests.integration.procs import wait_until
+from tests.procs import wait_until
 
 START = "2026-03-02T09:00:00Z"
 PD_KEY = "samplekeyhere"  # the routing key of PagerDuty's documented examples

@@ -13,9 +13,9 @@ from typer.testing import CliRunner
 
 from rungs.bootstrap import build
 from rungs.cli import app as cli
-from rungs.instant import format_utc, parse_instant
-from rungs.oncall import shifts
 from rungs.policy import load_policy
+from rungs.schedules.oncall import shifts
+from rungs.time.instant import format_utc, parse_instant
 from tests.conftest import auth_headers
 
 POLICY = """

@@ -8,13 +8,13 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text, update
 
-from rungs.clock import VirtualClock
 from rungs.core.model import Refused
 from rungs.engine.service import RETRY_US, Service
 from rungs.engine.writer import Writer
-from rungs.instant import parse_instant
 from rungs.store.db import make_engine, upgrade
 from rungs.store.tables import timers
+from rungs.time.clock import VirtualClock
+from rungs.time.instant import parse_instant
 from tests.conftest import ROOT
 
 ACME = ROOT / "src" / "rungs" / "examples" / "acme.yaml"

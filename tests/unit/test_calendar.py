@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rungs.calendar import (
+from rungs.time.calendar import (
     WALL_CLOCK,
     Calendar,
     UnknownCountryError,
@@ -20,8 +20,8 @@ from rungs.calendar import (
     elapsed,
     next_open,
 )
-from rungs.hours import parse_hours
-from rungs.instant import DAY, HOUR, MINUTE, NaiveDatetimeError, from_us, to_us
+from rungs.time.hours import parse_hours
+from rungs.time.instant import DAY, HOUR, MINUTE, NaiveDatetimeError, from_us, to_us
 
 BERLIN = ZoneInfo("Europe/Berlin")
 NEW_YORK = ZoneInfo("America/New_York")

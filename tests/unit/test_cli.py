@@ -8,7 +8,7 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 from rungs.cli import app
-from tests.conftest import ROOT, shared_scenarios
+from tests.conftest import ROOT, require_shared
 
 ACME = ROOT / "src" / "rungs" / "examples" / "acme.yaml"
 runner = CliRunner()
@@ -43,8 +43,7 @@ def test_due_errors_name_the_problem() -> None:
 
 
 def test_explain_b12_lists_holidays_pause_and_adds_up() -> None:
-    shared = shared_scenarios()
-    assert shared is not None, "../shared/scenarios is missing"
+    shared = require_shared()
     acme = shared / "acme"
     r = runner.invoke(
         app,

@@ -49,11 +49,11 @@ from rungs.core import sla
 from rungs.core.ctx import Ctx
 from rungs.core.handoff import handoff
 from rungs.core.model import Case, Event, Refused
-from rungs.instant import MINUTE, format_utc, parse_instant
 from rungs.policy import load_policy, load_policy_text
 from rungs.policy.model import Matrix, Policy
 from rungs.sim.runner import Simulation
 from rungs.sim.story import event_of
+from rungs.time.instant import MINUTE, format_utc, parse_instant
 
 ACME = load_policy(Path(rungs.__file__).parent / "examples" / "acme.yaml")
 

@@ -11,10 +11,10 @@ import pytest
 
 import rungs
 from rungs.core.handoff import handoff
-from rungs.instant import parse_instant
 from rungs.policy import load_policy
 from rungs.sim.runner import Simulation
 from rungs.sim.story import event_of
+from rungs.time.instant import parse_instant
 
 ACME = load_policy(Path(rungs.__file__).parent / "examples" / "acme.yaml")
 

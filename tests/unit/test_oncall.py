@@ -12,9 +12,19 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from icalendar import Calendar
 
-from rungs.hours import Hours, parse_hours
-from rungs.ical import to_ical
-from rungs.instant import (
+from rungs.schedules.ical import to_ical
+from rungs.schedules.oncall import (
+    Layer,
+    OnCall,
+    Override,
+    Schedule,
+    Shift,
+    layer_error,
+    on_call,
+    shifts,
+)
+from rungs.time.hours import Hours, parse_hours
+from rungs.time.instant import (
     DAY,
     EPOCH,
     HOUR,
@@ -24,16 +34,6 @@ from rungs.instant import (
     format_utc,
     from_us,
     parse_instant,
-)
-from rungs.oncall import (
-    Layer,
-    OnCall,
-    Override,
-    Schedule,
-    Shift,
-    layer_error,
-    on_call,
-    shifts,
 )
 
 BERLIN = "Europe/Berlin"

@@ -8,18 +8,15 @@ text. Each edit must produce exactly one error: a mistake must not cascade into 
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
 from rungs.cli import app
+from tests.conftest import require_shared
 
 ROOT = Path(__file__).resolve().parents[2]
-ACME = ROOT.parent / "shared" / "scenarios" / "acme" / "policy.yaml"
-RUNGS = Path(sys.executable).with_name("rungs")
 
 # A small valid policy. Line numbers in the cases below refer to this text (after each edit).
 BASE = """\
@@ -300,22 +297,6 @@ def test_three_separate_errors_are_all_reported(tmp_path: Path) -> None:
     assert "malformed duration '2hours'" in errors[2]
 
 
-def test_three_errors_through_the_installed_command(tmp_path: Path) -> None:
-    text = edit("calendar: office", "calendar: nowhere")
-    text = text.replace("country: DE", "country: XX")
-    text = text.replace("notify: [person:bob]\n\nrules", "notify: [person:nobody]\n\nrules")
-    path = write(tmp_path, text)
-    proc = subprocess.run(
-        [str(RUNGS), "validate", str(path)], capture_output=True, text=True, timeout=60
-    )
-    assert proc.returncode == 1
-    lines = [ln for ln in proc.stderr.splitlines() if ln.startswith(f"{path}:")]
-    assert len(lines) == 3, proc.stderr
-    assert lines[0].startswith(f"{path}:14:16: unknown holiday country 'XX'")
-    assert lines[1].startswith(f"{path}:41:15: unknown calendar 'nowhere'")
-    assert lines[2].startswith(f"{path}:60:18: unknown person 'nobody'")
-
-
 def test_json_lists_every_problem(tmp_path: Path) -> None:
     text = edit("after: 30m", "after: 15x").replace("country: DE", "country: XX")
     path = write(tmp_path, text)
@@ -369,17 +350,9 @@ def test_several_valid_files_exit_zero(tmp_path: Path) -> None:
 
 
 def test_acme_policy_is_valid() -> None:
-    result = validate(ACME)
+    result = validate(require_shared() / "acme" / "policy.yaml")
     assert result.exit_code == 0, result.output
     assert "1 policy file(s) valid" in result.output
-
-
-def test_acme_policy_through_the_installed_command() -> None:
-    proc = subprocess.run(
-        [str(RUNGS), "validate", str(ACME)], capture_output=True, text=True, timeout=60
-    )
-    assert proc.returncode == 0, proc.stderr
-    assert proc.stderr == ""
 
 
 def test_missing_file_is_a_clean_error(tmp_path: Path) -> None:

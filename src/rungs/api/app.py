@@ -21,14 +21,14 @@ from rungs.api.limits import DEFAULT_MAX_BODY, BodyLimit, Rate
 from rungs.api.openapi import install_openapi
 from rungs.api.schemas import ActionBody, AdvanceClock, OpenCase
 from rungs.api.views import case_json, timeline_rows_json
-from rungs.clock import VirtualClock
 from rungs.core.decide import ACTIONS
 from rungs.core.model import Event, Refused
 from rungs.engine.service import Service
-from rungs.instant import format_utc, parse_instant
 from rungs.policy import PolicyError
 from rungs.store import repo
 from rungs.store.tables import cases, timeline, timers
+from rungs.time.clock import VirtualClock
+from rungs.time.instant import format_utc, parse_instant
 
 __all__ = ["create_app"]
 

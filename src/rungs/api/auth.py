@@ -23,7 +23,7 @@ from starlette.concurrency import run_in_threadpool
 
 from rungs.api.limits import Rate, RateLimiter, retry_after
 from rungs.engine.service import Service
-from rungs.tokens import (
+from rungs.store.tokens import (
     RANK,
     ROLES,
     TokenCache,

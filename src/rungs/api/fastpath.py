@@ -24,8 +24,8 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from rungs.api.limits import replay_body
-from rungs.jsonbytes import dumps
-from rungs.tokens import RANK, TokenInfo
+from rungs.store.jsonbytes import dumps
+from rungs.store.tokens import RANK, TokenInfo
 
 if TYPE_CHECKING:
     from rungs.api.auth import Auth

@@ -34,16 +34,16 @@ from rungs.api.limits import RateLimiter, retry_after
 from rungs.api.schemas import JsonValue
 from rungs.core.model import Event, Refused
 from rungs.engine import heartbeats
-from rungs.engine.service import Service
-from rungs.instant import format_duration, format_utc, parse_instant
-from rungs.integrations import (
+from rungs.engine.integrations import (
     case_data,
     integration_for_key,
     rate_of,
     scoped_key,
     severity_priority,
 )
+from rungs.engine.service import Service
 from rungs.policy.model import Integration
+from rungs.time.instant import format_duration, format_utc, parse_instant
 
 __all__ = ["ingest_router", "PagerDutyEvent", "AlertmanagerWebhook", "OpsgenieAlert", "RungsEvent"]
 

@@ -11,8 +11,9 @@ import math
 import threading
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
-from dataclasses import dataclass
 from typing import Any
+
+from rungs.policy.rate import Rate, parse_rate
 
 __all__ = ["Rate", "RateLimiter", "BodyLimit", "parse_rate", "replay_body", "DEFAULT_MAX_BODY"]
 
@@ -24,31 +25,6 @@ Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
-
-
-@dataclass(frozen=True, slots=True)
-class Rate:
-    per_second: float
-    burst: float
-
-    def __str__(self) -> str:
-        return f"{self.per_second:g}/s (burst {self.burst:g})"
-
-
-def parse_rate(text: str | None) -> Rate | None:
-    """`PER_SECOND` or `PER_SECOND:BURST` (burst defaults to twice the rate, at least 1)."""
-    if text is None or not str(text).strip():
-        return None
-    raw = str(text).strip()
-    rate, _, burst = raw.partition(":")
-    try:
-        r = float(rate.removesuffix("/s"))
-        b = float(burst) if burst else max(1.0, 2 * r)
-    except ValueError:
-        raise ValueError(f"a rate limit is PER_SECOND or PER_SECOND:BURST, not '{raw}'") from None
-    if not (r > 0 and b >= 1 and math.isfinite(r) and math.isfinite(b)):
-        raise ValueError(f"a rate limit needs a rate above 0 and a burst of at least 1: '{raw}'")
-    return Rate(r, b)
 
 
 class RateLimiter:

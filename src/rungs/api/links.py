@@ -32,12 +32,12 @@ from starlette.concurrency import run_in_threadpool
 
 from rungs.core.model import Event, Refused
 from rungs.engine.service import Service
-from rungs.instant import format_utc
 from rungs.notify.links import Link, LinkError, Links, base_url_of, case_of_code
 from rungs.notify.messages import Renderer
 from rungs.policy.channels import channels_of
 from rungs.store import repo
 from rungs.store.tables import timeline
+from rungs.time.instant import format_utc
 
 __all__ = ["links_router", "twilio_signature"]
 

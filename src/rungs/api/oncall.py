@@ -10,9 +10,9 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
 from rungs.engine.service import Service
-from rungs.ical import to_ical
-from rungs.instant import DAY, format_utc, parse_instant
-from rungs.oncall import on_call, shifts
+from rungs.schedules.ical import to_ical
+from rungs.schedules.oncall import on_call, shifts
+from rungs.time.instant import DAY, format_utc, parse_instant
 
 __all__ = ["oncall_router", "OverrideBody"]
 

@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
-from rungs.jsonbytes import finite
+from rungs.store.jsonbytes import finite
 
 __all__ = ["OpenCase", "ActionBody", "AdvanceClock", "JsonValue", "Short", "Text"]
 

@@ -5,37 +5,16 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from rungs.calendar import WALL_CLOCK
 from rungs.core import sla
-from rungs.core.ctx import Ctx
 from rungs.core.model import Case
-from rungs.instant import format_duration, format_utc
 from rungs.policy import Policy
-from rungs.policy.model import METRICS
 from rungs.sim.output import timeline_json
+from rungs.time.instant import format_utc
 
 __all__ = ["case_json", "timeline_rows_json"]
 
 
 def case_json(case: Case, version: int, policy: Policy, now: int) -> dict[str, Any]:
-    ctx = Ctx(case, now, policy)
-    sp = sla.policy_of(ctx)
-    clocks = {}
-    for name in METRICS:
-        m = case.metrics.get(name)
-        target = sla.target_of(sp, case.priority, name)
-        if m is None or m.state == "idle" or target is None:
-            continue
-        elapsed = sla.elapsed(m, now, sp.calendar if sp else WALL_CLOCK)
-        due = sla.due(m, target, sp)
-        clocks[name] = {
-            "state": m.state,
-            "target": format_duration(target),
-            "elapsed": format_duration(elapsed),
-            "remaining": format_duration(max(0, target - elapsed)),
-            "breached": m.breached,
-            "due": format_utc(due) if due is not None else None,
-        }
     return {
         "id": case.id,
         "status": case.status,
@@ -54,7 +33,7 @@ def case_json(case: Case, version: int, policy: Policy, now: int) -> dict[str, A
         "opened_at": format_utc(case.opened_at),
         "updated_at": format_utc(case.updated_at),
         "policy_version": version,
-        "sla": clocks,
+        "sla": sla.clocks(case, policy, now),
     }
 
 

@@ -15,8 +15,8 @@ from rungs.core.model import (
     ScheduleTimer,
 )
 from rungs.core.plan import Plan, plan_of
-from rungs.oncall import on_call
 from rungs.policy.model import Policy, Target
+from rungs.schedules.oncall import on_call
 
 __all__ = ["Ctx"]
 

@@ -15,12 +15,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from rungs.calendar import WALL_CLOCK
 from rungs.core import sla
 from rungs.core.ctx import Ctx
 from rungs.core.model import Case
-from rungs.instant import SECOND, format_duration, format_utc
 from rungs.policy.model import METRICS, Matrix, Policy
+from rungs.time.calendar import WALL_CLOCK
+from rungs.time.instant import SECOND, format_duration, format_utc
 
 __all__ = ["handoff"]
 

@@ -21,6 +21,7 @@ __all__ = [
     "ScheduleTimer",
     "CancelTimers",
     "CallWebhook",
+    "Notice",
     "Effect",
     "Refused",
 ]
@@ -254,4 +255,19 @@ class CallWebhook:
     key: str
 
 
-Effect = Record | Notify | ScheduleTimer | CancelTimers | CallWebhook
+@dataclass(slots=True)
+class Notice:
+    """Tell a person paged this round that someone else handled the case (`about`:
+    acknowledged or resolved): an outbox row of kind `notice`. `key` is the idempotency key."""
+
+    case: str
+    person: str
+    channel: str
+    about: str
+    by: str | None
+    level: int
+    title: str
+    key: str
+
+
+Effect = Record | Notify | ScheduleTimer | CancelTimers | CallWebhook | Notice

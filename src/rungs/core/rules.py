@@ -11,11 +11,11 @@ from collections.abc import Callable
 from operator import attrgetter
 from typing import Any
 
-from rungs.calendar import WALL_CLOCK
 from rungs.core import matrix, sla
 from rungs.core.ctx import Ctx
 from rungs.core.model import Case, Event
 from rungs.policy.model import Rule
+from rungs.time.calendar import WALL_CLOCK
 
 __all__ = ["evaluate", "needs_check", "settled", "set_priority", "MAX_PASSES"]
 

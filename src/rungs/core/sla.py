@@ -7,10 +7,12 @@ for the next one, and re-checking at any instant is idempotent.
 
 from __future__ import annotations
 
-from rungs.calendar import WALL_CLOCK, Calendar
 from rungs.core.ctx import Ctx
-from rungs.core.model import CancelTimers, Metric, ScheduleTimer
+from rungs.core.model import CancelTimers, Case, Metric, ScheduleTimer
+from rungs.policy import Policy
 from rungs.policy.model import METRICS, SlaPolicy
+from rungs.time.calendar import WALL_CLOCK, Calendar
+from rungs.time.instant import format_duration, format_utc
 
 __all__ = [
     "policy_of",
@@ -23,6 +25,7 @@ __all__ = [
     "check",
     "retarget",
     "due",
+    "clocks",
 ]
 
 
@@ -204,3 +207,26 @@ def retarget(ctx: Ctx) -> None:
         if m is not None and m.state in ("running", "paused"):
             ctx.cancel(_KEY[name])
             check(ctx, name, silent_warnings=True)
+
+
+def clocks(case: Case, policy: Policy, now: int) -> dict[str, dict[str, object]]:
+    """Each running or met SLA metric of the case at `now`: the one SLA clock view (API,
+    handoff, console and `--explain` read it)."""
+    sp = policy_of(Ctx(case, now, policy))
+    out: dict[str, dict[str, object]] = {}
+    for name in METRICS:
+        m = case.metrics.get(name)
+        target = target_of(sp, case.priority, name)
+        if m is None or m.state == "idle" or target is None:
+            continue
+        spent = elapsed(m, now, sp.calendar if sp else WALL_CLOCK)
+        at = due(m, target, sp)
+        out[name] = {
+            "state": m.state,
+            "target": format_duration(target),
+            "elapsed": format_duration(spent),
+            "remaining": format_duration(max(0, target - spent)),
+            "breached": m.breached,
+            "due": format_utc(at) if at is not None else None,
+        }
+    return out

@@ -14,12 +14,12 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, func, insert, select, update
 
-from rungs.clock import VirtualClock
 from rungs.core.model import Event, Refused
-from rungs.integrations import heartbeat_case, heartbeat_key
+from rungs.engine.integrations import heartbeat_case, heartbeat_key
 from rungs.policy.model import Integration
 from rungs.store import repo
 from rungs.store.tables import heartbeats
+from rungs.time.clock import VirtualClock
 
 if TYPE_CHECKING:
     from rungs.engine.service import Service

@@ -21,16 +21,16 @@ from typing import Any
 from sqlalchemy import Connection, Engine, delete, func, insert, select, text
 from sqlalchemy.exc import IntegrityError
 
-from rungs.clock import Clock, VirtualClock
 from rungs.core.decide import decide
 from rungs.core.model import Case, Event, Refused, Timer
 from rungs.engine import heartbeats
 from rungs.engine.writer import Writer
-from rungs.oncall import Override
 from rungs.policy import Policy, PolicyError, load_policy_text
+from rungs.schedules.oncall import Override
 from rungs.store import repo
 from rungs.store.db import is_postgres
 from rungs.store.tables import overrides, policies, timers
+from rungs.time.clock import Clock, VirtualClock
 
 __all__ = ["Service", "Stats"]
 

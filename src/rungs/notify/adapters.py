@@ -23,7 +23,6 @@ from typing import Any
 from urllib.parse import urlencode, urlsplit
 from xml.sax.saxutils import escape
 
-from rungs import jsonbytes
 from rungs.notify.http import Answer, BadRequest, HttpClient
 from rungs.notify.messages import Message
 from rungs.policy.channels import (
@@ -33,6 +32,7 @@ from rungs.policy.channels import (
     TwilioConfig,
     WebhookConfig,
 )
+from rungs.store import jsonbytes
 
 __all__ = ["DeliveryError", "Adapters", "sign", "message_id", "USER_AGENT"]
 

@@ -46,7 +46,6 @@ from typing import Any
 
 from sqlalchemy import Connection, and_, func, insert, select, text, update
 
-from rungs import jsonbytes
 from rungs.core.model import CallWebhook, Case, Event, Notify, Record, Refused
 from rungs.engine.service import Service
 from rungs.notify.adapters import Adapters, DeliveryError
@@ -54,6 +53,7 @@ from rungs.notify.links import Links, base_url_of, ttl_of
 from rungs.notify.messages import Message, Renderer
 from rungs.policy.channels import Channels, RateLimit, Retry, channels_of
 from rungs.policy.model import Policy
+from rungs.store import jsonbytes
 from rungs.store.db import is_postgres
 from rungs.store.repo import Sql, run, run_many
 from rungs.store.tables import cases, outbox, timeline

@@ -115,7 +115,7 @@ class Links:
         with self.db.connect() as conn:
             found = conn.execute(select(secrets.c.value).where(secrets.c.name == "links")).scalar()
         if found is None:
-            from rungs.clock import SystemClock
+            from rungs.time.clock import SystemClock
 
             value = _random.token_urlsafe(32)
             try:

@@ -27,7 +27,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from rungs.instant import DurationError, parse_duration
+from rungs.time.instant import DurationError, parse_duration
 
 __all__ = [
     "Channels",
@@ -103,7 +103,7 @@ class RateLimit:
     per: int  # µs
 
     def __str__(self) -> str:
-        from rungs.instant import format_duration
+        from rungs.time.instant import format_duration
 
         return f"{self.count}/{format_duration(self.per)}"
 

@@ -12,10 +12,6 @@ from datetime import date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from rungs.calendar import WALL_CLOCK, Calendar, check_holidays
-from rungs.hours import DAYS, HoursError, overlaps, parse_spans
-from rungs.instant import DurationError, parse_duration, parse_instant
-from rungs.oncall import Layer, Override, Schedule, layer_error
 from rungs.policy.channels import compile_channels
 from rungs.policy.loader import Located, Path
 from rungs.policy.model import (
@@ -39,6 +35,10 @@ from rungs.policy.model import (
     Target,
     Team,
 )
+from rungs.schedules.oncall import Layer, Override, Schedule, layer_error
+from rungs.time.calendar import WALL_CLOCK, Calendar, check_holidays
+from rungs.time.hours import DAYS, HoursError, overlaps, parse_spans
+from rungs.time.instant import DurationError, parse_duration, parse_instant
 
 __all__ = ["compile_policy"]
 
@@ -1039,7 +1039,7 @@ def _schedules(r: _Reader, data: dict, known: dict[str, set[str]]) -> dict[str, 
 def _instant(r: _Reader, v: Any, path: Path) -> int | None:
     try:
         if hasattr(v, "tzinfo"):
-            from rungs.instant import to_us
+            from rungs.time.instant import to_us
 
             return to_us(v)
         return parse_instant(str(v))

@@ -1,6 +1,7 @@
 """The compiled policy: immutable objects with ids resolved, ready for the core.
 
-Durations are integer microseconds (see `rungs.instant`); calendars are `rungs.calendar.Calendar`.
+Durations are integer microseconds (see `rungs.time.instant`); calendars are
+`rungs.time.calendar.Calendar`.
 """
 
 from __future__ import annotations
@@ -9,8 +10,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from rungs.calendar import Calendar
-from rungs.oncall import Schedule
+from rungs.schedules.oncall import Schedule
+from rungs.time.calendar import Calendar
 
 __all__ = [
     "PRIORITIES",

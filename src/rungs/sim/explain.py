@@ -11,12 +11,12 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from rungs.calendar import WALL_CLOCK
 from rungs.core import sla
 from rungs.core.ctx import Ctx
-from rungs.instant import format_duration, format_local, format_utc
 from rungs.policy.model import METRICS
 from rungs.sim.runner import Simulation
+from rungs.time.calendar import WALL_CLOCK
+from rungs.time.instant import format_duration, format_local, format_utc
 
 __all__ = ["explain_case", "render_explain"]
 

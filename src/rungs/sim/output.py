@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
-from rungs.instant import format_utc
+from rungs.time.instant import format_utc
 
 __all__ = ["timeline_json", "CONTRACT_FIELDS", "compare_timelines"]
 

@@ -9,8 +9,8 @@ from typing import Any
 
 from rungs.core.decide import ACTIONS
 from rungs.core.model import Event
-from rungs.instant import parse_instant, to_us
 from rungs.policy.loader import Problem, load_yaml
+from rungs.time.instant import parse_instant, to_us
 
 __all__ = ["Story", "StoryEvent", "StoryError", "load_story", "parse_story", "event_of"]
 

@@ -23,7 +23,7 @@ from rungs.core.model import (
     Record,
     ScheduleTimer,
 )
-from rungs.jsonbytes import dumps_text, loads
+from rungs.store.jsonbytes import dumps_text, loads
 
 __all__ = [
     "Sql",

@@ -14,8 +14,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.integration.procs import Servers, cli_token, wait_until
 from tests.integration.test_crash import _problems, _total, _write_policy
+from tests.procs import Servers, cli_token, wait_until
 
 pytestmark = pytest.mark.slow
 

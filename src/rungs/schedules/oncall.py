@@ -4,7 +4,7 @@ A schedule stacks rotation layers (later layers lie above earlier ones) under a 
 overrides. At an instant an override covering it wins (the later-listed one where overrides
 overlap), else the topmost layer that applies there, else nobody. Every interval is
 half-open, [start, end). Everything here is pure: instants come in as integer microseconds
-(see `rungs.instant`), nothing reads a clock.
+(see `rungs.time.instant`), nothing reads a clock.
 
 Handoffs are at a layer's `start` plus any whole number of shifts, in both directions. A
 shift made only of `d`/`w` units is a calendar shift: it keeps the local wall-clock time of
@@ -33,8 +33,17 @@ from heapq import heappop, heappush
 from itertools import pairwise
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from rungs.hours import Hours
-from rungs.instant import DAY, MINUTE, SECOND, WEEK, DurationError, from_us, parse_duration, to_us
+from rungs.time.hours import Hours
+from rungs.time.instant import (
+    DAY,
+    MINUTE,
+    SECOND,
+    WEEK,
+    DurationError,
+    from_us,
+    parse_duration,
+    to_us,
+)
 
 __all__ = [
     "Layer",

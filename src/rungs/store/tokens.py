@@ -55,7 +55,7 @@ class TokenInfo:
     revoked_at: int | None = None
 
     def as_dict(self) -> dict[str, Any]:
-        from rungs.instant import format_utc
+        from rungs.time.instant import format_utc
 
         return {
             "name": self.name,

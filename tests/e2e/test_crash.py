@@ -25,7 +25,7 @@ import pytest
 from sqlalchemy import text
 
 from tests.conftest import reset_database
-from tests.integration.procs import Server, Servers, cli_token, wait_until
+from tests.procs import Server, Servers, cli_token, wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -258,9 +258,9 @@ def _fired(server: Server) -> int:
 
 @pytest.mark.postgres
 def test_two_engines_fire_each_timer_once_and_survive_a_kill(pg_url: str, tmp_path: Path) -> None:
-    from rungs.clock import SystemClock
     from rungs.engine.service import Service
     from rungs.store.db import make_engine
+    from rungs.time.clock import SystemClock
 
     reset_database(pg_url)
     policy = _write_policy(tmp_path, "2s", "1h")

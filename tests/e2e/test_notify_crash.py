@@ -21,8 +21,8 @@ import pytest
 from sqlalchemy import text
 
 from rungs.store.db import make_engine
-from tests.integration.procs import Servers, cli_token, wait_until
 from tests.integration.test_notify import Sink
+from tests.procs import Servers, cli_token, wait_until
 
 pytestmark = pytest.mark.slow
 

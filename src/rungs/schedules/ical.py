@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from icalendar import Calendar, Event
 
-from rungs.instant import from_us
-from rungs.oncall import Schedule, Shift
+from rungs.schedules.oncall import Schedule, Shift
+from rungs.time.instant import from_us
 
 __all__ = ["to_ical"]
 

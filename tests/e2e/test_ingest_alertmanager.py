@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.integration.procs import Servers, cli_token, free_port, wait_until
+from tests.procs import Servers, cli_token, free_port, wait_until
 
 KEY = "alertmanager-test-0123456789"
 POLICY = f"""\

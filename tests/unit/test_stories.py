@@ -11,10 +11,6 @@ absent). A few tests run the real `rungs` command, from a file and from stdin.
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import subprocess
-import sys
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -24,26 +20,14 @@ import pytest
 from rungs.policy import Policy, load_policy
 from rungs.sim import SimulationError, load_story, run_story
 from rungs.sim.output import compare_timelines, timeline_json
+from tests.conftest import require_shared, shared_scenarios
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 PROJECT = ROOT / "tests" / "scenarios"
 STORY = ".story.yaml"
 
 
-def _shared_root() -> Path | None:
-    """The shared contract: beside this checkout (`../shared/scenarios`), else inside it."""
-    candidates = (
-        Path(__file__).resolve().parents[2] / "shared" / "scenarios",
-        ROOT.parent / "shared" / "scenarios",
-        ROOT / "shared" / "scenarios",
-    )
-    for candidate in candidates:
-        if candidate.is_dir():
-            return candidate
-    return None
-
-
-SHARED = _shared_root()
+SHARED = shared_scenarios()
 
 
 def _stories() -> list[Any]:
@@ -104,8 +88,8 @@ def test_story(story_path: Path) -> None:
 
 
 def test_the_shared_contract_is_found() -> None:
-    assert SHARED is not None, "shared/scenarios not found beside the checkout (../shared)"
-    assert list(SHARED.rglob(f"*{STORY}")), f"no stories under {SHARED}"
+    shared = require_shared()
+    assert list(shared.rglob(f"*{STORY}")), f"no stories under {shared}"
 
 
 def test_project_stories_say_what_they_pin_down() -> None:
@@ -113,60 +97,3 @@ def test_project_stories_say_what_they_pin_down() -> None:
     assert len(stories) >= 28
     silent = [p for p in stories if not p.read_text(encoding="utf-8").startswith("#")]
     assert not silent, f"stories without a leading comment: {silent}"
-
-
-# --- the real command ------------------------------------------------------------------------
-
-
-def _rungs() -> list[str]:
-    for candidate in (Path(sys.executable).parent / "rungs", ROOT / ".venv" / "bin" / "rungs"):
-        if candidate.exists():
-            return [str(candidate)]
-    found = shutil.which("rungs")
-    if found:
-        return [found]
-    return [sys.executable, "-c", "from rungs.cli import main; main()"]
-
-
-def _run(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "NO_COLOR": "1", "COLUMNS": "200"}
-    return subprocess.run(
-        [*_rungs(), *args],
-        cwd=ROOT,
-        input=stdin,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env=env,
-        check=False,
-    )
-
-
-def _expected(story: str) -> list[dict[str, Any]]:
-    return json.loads((ROOT / story.replace(STORY, ".expected.json")).read_text("utf-8"))
-
-
-def test_cli_simulate_a_story_file() -> None:
-    story = "tests/scenarios/core/06-reopen.story.yaml"
-    done = _run("simulate", "tests/scenarios/core/policy.yaml", story, "--json")
-    assert done.returncode == 0, done.stderr
-    actual = json.loads(done.stdout)
-    problems = compare_timelines(_expected(story), actual)
-    assert not problems, _explain(problems, actual)
-
-
-def test_cli_simulate_a_story_from_stdin() -> None:
-    story = "tests/scenarios/calendars/01-lunch-break.story.yaml"
-    text = (ROOT / story).read_text(encoding="utf-8")
-    done = _run("simulate", "tests/scenarios/calendars/policy.yaml", "-", "--json", stdin=text)
-    assert done.returncode == 0, done.stderr
-    actual = json.loads(done.stdout)
-    problems = compare_timelines(_expected(story), actual)
-    assert not problems, _explain(problems, actual)
-
-
-def test_cli_refusal_exits_non_zero_and_names_the_reason() -> None:
-    story = "tests/scenarios/core/11-unknown-reason.story.yaml"
-    done = _run("simulate", "tests/scenarios/core/policy.yaml", story, "--json")
-    assert done.returncode != 0
-    assert "boredom" in done.stderr

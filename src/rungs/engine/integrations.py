@@ -16,10 +16,10 @@ import weakref
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from rungs.api.limits import Rate
-from rungs.instant import format_duration, format_utc
 from rungs.policy import Policy
 from rungs.policy.model import Integration
+from rungs.policy.rate import Rate
+from rungs.time.instant import format_duration, format_utc
 
 __all__ = [
     "SEVERITY_PRIORITY",

@@ -1,6 +1,6 @@
 """Business-time arithmetic: durations that count only inside a calendar's open hours.
 
-Everything works on integer microseconds since the Unix epoch (see `rungs.instant`); the
+Everything works on integer microseconds since the Unix epoch (see `rungs.time.instant`); the
 datetime functions at the bottom are thin edges. The module is pure: no clock reads, no I/O.
 
 How it is fast: a calendar's open time is precomputed lazily, one *local* year at a time, as
@@ -33,8 +33,8 @@ from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from rungs.hours import DAYS, Hours
-from rungs.instant import from_us, to_us
+from rungs.time.hours import DAYS, Hours
+from rungs.time.instant import from_us, to_us
 
 __all__ = [
     "WALL_CLOCK",

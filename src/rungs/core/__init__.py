@@ -1,0 +1,1 @@
+"""The pure escalation core: decide(case, event, now, policy) -> (case, effects)."""

@@ -1,0 +1,1 @@
+"""Time: instants, durations, business hours and calendars, and the clock adapter."""
