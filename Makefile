@@ -3,12 +3,13 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run demo test test-unit test-integration test-e2e lint imports bench clean alertmanager
+.PHONY: run demo audit test test-unit test-integration test-e2e lint imports bench clean alertmanager
 
-$(STAMP): pyproject.toml
+# Installs the versions pinned in constraints.txt (what the tests passed with).
+$(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[dev]'
+	$(BIN)/python -m pip install -q -c constraints.txt -e '.[dev]'
 	touch $(STAMP)
 
 run: $(STAMP)
@@ -49,6 +50,13 @@ bench: $(STAMP)
 	$(BIN)/python bench/business_time.py --json
 	$(BIN)/python bench/core.py --json
 	$(BIN)/python bench/oncall.py --json
+
+# Known vulnerabilities in the pinned versions (pip-audit asks PyPI's advisory database, so
+# it needs the network; without it this says so and fails).
+audit: $(STAMP)
+	@$(BIN)/python -m pip_audit --version >/dev/null 2>&1 || $(BIN)/python -m pip install -q pip-audit
+	@$(BIN)/python -m pip_audit --strict -r constraints.txt --no-deps --disable-pip \
+	  || { echo "make audit: pip-audit could not finish (no network to the advisory database, or a finding above)"; exit 1; }
 
 clean:
 	rm -rf $(VENV) build *.egg-info src/*.egg-info
