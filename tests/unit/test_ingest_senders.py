@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+from typing import Literal
 
 import pytest
 
 from rungs.api.ingest import (
     Act,
+    AlertmanagerAlert,
     AlertmanagerWebhook,
     Beat,
     Invalid,
@@ -30,10 +32,8 @@ from rungs.policy.model import Integration
 
 POLICY = """\
 version: 1
+people: [{ id: ann, contacts: { email: ann@example.com } }]
 timezone: UTC
-people:
-  - id: ann
-    contacts: { email: ann@example.com }
 customers:
   - { id: acme, name: Acme }
   - { id: globex, name: Globex }
@@ -182,32 +182,20 @@ def test_pagerduty_invalid_actions(over: dict[str, object], message: str, field:
 # Alertmanager ---------------------------------------------------------------------------------
 
 
-def _alert(status: str, fp: str, **labels: str) -> dict[str, object]:
-    return {
-        "status": status,
-        "labels": {"alertname": "DiskFull", **labels},
-        "annotations": {"summary": f"disk {fp}", "description": "almost full"},
-        "startsAt": "2026-03-02T09:00:00Z",
-        "generatorURL": "http://prom/graph",
-        "fingerprint": fp,
-    }
-
-
-def _webhook(status: str, *alerts: dict[str, object], **over: object) -> AlertmanagerWebhook:
-    return AlertmanagerWebhook.model_validate(
-        {
-            "version": "4",
-            "groupKey": '{}:{alertname="DiskFull"}',
-            "status": status,
-            "receiver": "rungs",
-            "groupLabels": {"alertname": "DiskFull"},
-            "commonLabels": {"alertname": "DiskFull", "team": "db"},
-            "commonAnnotations": {"runbook": "r"},
-            "externalURL": "http://am",
-            "alerts": list(alerts),
-            **over,
-        }
+def _alert(status: Literal["firing", "resolved"], fp: str, **labels: str) -> AlertmanagerAlert:
+    notes = {"summary": f"disk {fp}", "description": "almost full"}
+    labels = {"alertname": "DiskFull", **labels}
+    return AlertmanagerAlert(
+        status=status, labels=labels, annotations=notes, generatorURL="http://prom", fingerprint=fp
     )
+
+
+def _webhook(status: str, *alerts: AlertmanagerAlert, **over: object) -> AlertmanagerWebhook:
+    group = {"alertname": "DiskFull"}
+    body: dict[str, object] = {"version": "4", "groupKey": '{}:{alertname="DiskFull"}'}
+    body |= {"status": status, "receiver": "rungs", "groupLabels": group}
+    body |= {"commonLabels": {**group, "team": "db"}, "commonAnnotations": {"runbook": "r"}}
+    return AlertmanagerWebhook.model_validate({**body, "alerts": list(alerts), **over})
 
 
 def test_alertmanager_one_command_per_alert_in_order() -> None:

@@ -233,58 +233,41 @@ def _opsgenie_routes(keys: Keys, commands: Commands) -> APIRouter:
             return _og_answer(422, t0, exc.message)
         return _og_accepted(t0)
 
-    async def opsgenie_act(
-        request: Request,
-        body: OpsgenieAction | None,
-        integ: Integration,
-        identifier: str,
-        action: Literal["acknowledge", "resolve"],
-        id_type: str,
-    ) -> Any:
-        t0 = request.state.t0
-        try:
-            (command,) = opsgenie.act_commands(
-                body, integ, identifier=identifier, action=action, id_type=id_type
-            )
-        except Invalid as exc:
-            return _og_answer(422, t0, exc.message)
-        await submit(commands, command)
-        return _og_accepted(t0)
+    def og_action(action: Literal["acknowledge", "resolve"]) -> Callable[..., Awaitable[Any]]:
+        async def endpoint(
+            request: Request,
+            identifier: Identifier,
+            integ: Integration = Depends(genie),
+            identifier_type: IdType = "id",
+            body: ActionBody = None,
+        ) -> Any:
+            t0 = request.state.t0
+            try:
+                (command,) = opsgenie.act_commands(
+                    body, integ, identifier=identifier, action=action, id_type=identifier_type
+                )
+            except Invalid as exc:
+                return _og_answer(422, t0, exc.message)
+            await submit(commands, command)
+            return _og_accepted(t0)
 
-    @og.post(
-        "/v2/alerts/{identifier}/acknowledge",
-        status_code=202,
-        response_model=OpsgenieAnswer,
-        summary="Opsgenie: acknowledge alert",
-        responses=_OG_RESPONSES,
-    )
-    async def opsgenie_acknowledge(
-        request: Request,
-        identifier: Identifier,
-        integ: Integration = Depends(genie),
-        identifier_type: IdType = "id",
-        body: ActionBody = None,
-    ) -> Any:
-        """Acknowledge the open case of an alias (`identifierType=alias`)."""
-        return await opsgenie_act(request, body, integ, identifier, "acknowledge", identifier_type)
+        return endpoint
 
-    @og.post(
-        "/v2/alerts/{identifier}/close",
-        status_code=202,
-        response_model=OpsgenieAnswer,
-        summary="Opsgenie: close alert",
-        responses=_OG_RESPONSES,
-    )
-    async def opsgenie_close(
-        request: Request,
-        identifier: Identifier,
-        integ: Integration = Depends(genie),
-        identifier_type: IdType = "id",
-        body: ActionBody = None,
-    ) -> Any:
-        """Close (resolve) the open case of an alias (`identifierType=alias`)."""
-        return await opsgenie_act(request, body, integ, identifier, "resolve", identifier_type)
-
+    for verb, action, doc in (
+        ("acknowledge", "acknowledge", "Acknowledge the open case of an alias"),
+        ("close", "resolve", "Close (resolve) the open case of an alias"),
+    ):
+        og.add_api_route(
+            f"/v2/alerts/{{identifier}}/{verb}",
+            og_action(action),
+            methods=["POST"],
+            name=f"opsgenie_{verb}",
+            status_code=202,
+            response_model=OpsgenieAnswer,
+            summary=f"Opsgenie: {verb} alert",
+            description=f"{doc} (`identifierType=alias`).",
+            responses=_OG_RESPONSES,
+        )
     return og
 
 
