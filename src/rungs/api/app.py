@@ -16,13 +16,16 @@ from sqlalchemy import func, select
 from starlette.concurrency import run_in_threadpool
 
 from rungs.api.auth import Auth, required_role, tokens_router
+from rungs.api.errors import ApiError
 from rungs.api.fastpath import FastLanes, Lane, Reply, json_reply
+from rungs.api.ingest import ingest_router
 from rungs.api.limits import DEFAULT_MAX_BODY, BodyLimit, Rate
 from rungs.api.openapi import install_openapi
 from rungs.api.schemas import ActionBody, AdvanceClock, OpenCase
 from rungs.api.views import case_json, timeline_rows_json
 from rungs.core.decide import ACTIONS
 from rungs.core.model import Event, Refused
+from rungs.engine import heartbeats
 from rungs.engine.service import Service
 from rungs.policy import PolicyError
 from rungs.store import repo
@@ -31,19 +34,6 @@ from rungs.time.clock import VirtualClock
 from rungs.time.instant import format_utc, parse_instant
 
 __all__ = ["create_app"]
-
-
-class ApiError(Exception):
-    def __init__(self, status: int, message: str, field: str | None = None, **extra: Any) -> None:
-        self.status, self.message, self.field, self.extra = status, message, field, extra
-
-    def answer(self) -> tuple[int, dict[str, Any]]:
-        """The status and JSON body of this error: `detail`, `field` when known, extras."""
-        body: dict[str, Any] = {"detail": self.message}
-        if self.field:
-            body["field"] = self.field
-        body.update(self.extra)
-        return self.status, body
 
 
 class RungsApi(FastAPI):
@@ -335,9 +325,15 @@ def create_app(
 
     app.include_router(links_router(service, ApiError))  # /a/{token}, /inbound/sms: signed
 
-    from rungs.api.ingest import ingest_router
-
-    app.include_router(ingest_router(service, ApiError, lanes=lanes))
+    app.include_router(
+        ingest_router(
+            service,
+            service,
+            beat=partial(heartbeats.beat, service),
+            heartbeat_states=partial(heartbeats.states, service),
+            lanes=lanes,
+        )
+    )
     app.include_router(tokens_router(service, auth, ApiError))
 
     if isinstance(service.clock, VirtualClock):

@@ -1,0 +1,91 @@
+"""HTTP plumbing of the ingest routes: which integration a key names and whether it is within
+its rate, and answering invalid input in the sender's own format rather than Rungs' 422."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, Protocol
+
+from fastapi import Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import Response
+from fastapi.routing import APIRoute
+
+from rungs.api.limits import RateLimiter
+from rungs.engine.integrations import integration_for_key, rate_of
+from rungs.policy import Policy
+from rungs.policy.model import Integration
+
+__all__ = ["Answer", "Keys", "Policies", "format_route", "message", "where"]
+
+
+class Policies(Protocol):
+    """Where the current policy is read (the engine's policy store)."""
+
+    def policy(self, version: int) -> Policy: ...
+
+    def current_version(self) -> int: ...
+
+
+class Keys:
+    """The integrations of the current policy by key, and each one's rate limit."""
+
+    def __init__(self, policies: Policies) -> None:
+        self.policies = policies
+        self.limiter = RateLimiter()
+
+    def integration(self, key: str | None) -> Integration | None:
+        """The integration whose key this is, or None."""
+        policies = self.policies
+        return integration_for_key(policies.policy(policies.current_version()), key)
+
+    def wait(self, integ: Integration) -> float:
+        """0 when the integration is within its `rate_limit`, else the seconds to wait."""
+        rate = rate_of(integ)
+        return self.limiter.take("integration:" + integ.id, rate) if rate is not None else 0.0
+
+
+class Answer(Exception):
+    """Raised by a dependency to answer at once, in the route's own format."""
+
+    def __init__(self, response: Response) -> None:
+        self.response = response
+
+
+def format_route(
+    invalid: Callable[[Request, RequestValidationError], Response],
+) -> type[APIRoute]:
+    """Routes that answer invalid input in their sender's format, not Rungs' 422."""
+
+    class FormatRoute(APIRoute):
+        def get_route_handler(self) -> Callable[[Request], Awaitable[Response]]:
+            handler = super().get_route_handler()
+
+            async def run(request: Request) -> Response:
+                try:
+                    return await handler(request)
+                except RequestValidationError as exc:
+                    return invalid(request, exc)
+                except Answer as answer:
+                    return answer.response
+
+            return run
+
+    return FormatRoute
+
+
+def where(e: Mapping[str, Any]) -> str:
+    """The dotted field of a validation error (`body` for the body itself)."""
+    return ".".join(str(p) for p in e["loc"] if p != "body") or "body"
+
+
+def message(e: Mapping[str, Any]) -> str:
+    """A validation error as one sentence naming its field."""
+    at = where(e)
+    if e["type"] == "json_invalid":
+        return "the body is not valid JSON"
+    if e["type"] == "extra_forbidden":
+        return f"'{at}' is not a known field"
+    if e["type"] == "missing":
+        return f"'{at}' is missing"
+    return f"{at}: {e['msg']}"

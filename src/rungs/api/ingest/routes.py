@@ -1,0 +1,395 @@
+"""The ingest routes: authenticate the sender's key, turn its body into commands (the pure
+`to_commands` of its format), submit them, and answer in its format.
+
+The routes' dependencies are built per router, so they are passed as default values
+(`integ: Integration = Depends(...)`): annotations here are strings, read in module scope.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from typing import Annotated, Any, Literal, Protocol
+
+from fastapi import APIRouter, Body, Depends, HTTPException, Path, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from starlette.concurrency import run_in_threadpool
+
+from rungs.api.auth import required_role
+from rungs.api.errors import ApiError
+from rungs.api.fastpath import Lane, Reply, reply_of
+from rungs.api.ingest import alertmanager, events, heartbeat, opsgenie, pagerduty
+from rungs.api.ingest.alertmanager import AlertmanagerAnswer, AlertmanagerWebhook
+from rungs.api.ingest.commands import Act, CaseCommand, Invalid, Trigger, new_key
+from rungs.api.ingest.events import RungsEvent
+from rungs.api.ingest.heartbeat import HeartbeatAnswer
+from rungs.api.ingest.http import Answer, Keys, Policies, format_route, message, where
+from rungs.api.ingest.opsgenie import OpsgenieAction, OpsgenieAlert, OpsgenieAnswer, OpsgenieError
+from rungs.api.ingest.pagerduty import (
+    PagerDutyAccepted,
+    PagerDutyEvent,
+    PagerDutyInvalid,
+    PagerDutyThrottled,
+)
+from rungs.api.ingest.wire import IngestAnswer
+from rungs.api.limits import retry_after
+from rungs.core.model import Case, Event, Refused
+from rungs.policy.model import Integration
+
+__all__ = ["Commands", "ingest_router"]
+
+BeatState = Mapping[str, Any]  # last_beat, next_due (instants), resolved (a case id or None)
+
+
+class Commands(Protocol):
+    """The engine's command calls the routes submit through."""
+
+    def trigger(
+        self, data: dict[str, Any], repeat: dict[str, Any]
+    ) -> Awaitable[tuple[Case, bool]]: ...
+
+    def act_on_key(self, dedup_key: str, event: Event) -> Awaitable[tuple[Case | None, bool]]: ...
+
+
+async def submit(commands: Commands, command: CaseCommand) -> tuple[Case | None, bool]:
+    """Submit one command: the case it touched (None when no open case has the key), and
+    whether it was new (trigger) or applied (act)."""
+    match command:
+        case Trigger(data=data, repeat=repeat):
+            return await commands.trigger(data, repeat)
+        case Act(dedup_key=dedup_key, event=event):
+            return await commands.act_on_key(dedup_key, event)
+
+
+def _accepted(command: CaseCommand, case: Case | None, done: bool) -> IngestAnswer:
+    """Rungs' own answer to one submitted command (`done`: new for a trigger, applied for an
+    acknowledge or resolve)."""
+    case_id = case.id if case else None
+    if isinstance(command, Act):
+        return IngestAnswer(
+            action=command.event.kind, dedup_key=command.key, case=case_id, applied=done
+        )
+    return IngestAnswer(
+        action="trigger", dedup_key=command.key, case=case_id, new=done, applied=True
+    )
+
+
+def ingest_router(
+    policies: Policies,
+    commands: Commands,
+    *,
+    beat: Callable[[Integration], BeatState],
+    heartbeat_states: Callable[[], Iterable[Mapping[str, Any]]],
+    lanes: dict[str, Lane],
+) -> APIRouter:
+    """Every ingest route. `beat` records a heartbeat (blocking: run on a thread) and
+    `heartbeat_states` lists them. Routes worth serving without the framework on their happy
+    path are added to `lanes`."""
+    keys = Keys(policies)
+    router = _keyed_routes(keys, commands, beat, heartbeat_states)
+    router.include_router(_pagerduty_routes(keys, commands, lanes))
+    router.include_router(_opsgenie_routes(keys, commands))
+    return router
+
+
+# PagerDuty ------------------------------------------------------------------------------------
+
+
+def _pd_invalid(errors: list[str], status: int = 400) -> JSONResponse:
+    return JSONResponse(PagerDutyInvalid(errors=errors).model_dump(), status_code=status)
+
+
+def _pd_validation(_: Request, exc: RequestValidationError) -> Response:
+    return _pd_invalid([message(e) for e in exc.errors()])
+
+
+def _pagerduty_routes(keys: Keys, commands: Commands, lanes: dict[str, Lane]) -> APIRouter:
+    pd = APIRouter(tags=["ingest"], route_class=format_route(_pd_validation))
+
+    @pd.post(
+        "/v2/enqueue",
+        name="pagerduty",
+        status_code=202,
+        response_model=PagerDutyAccepted,
+        summary="PagerDuty Events API v2",
+        responses={
+            400: {"model": PagerDutyInvalid, "description": "Invalid event"},
+            413: {"description": "Request body too large"},
+            429: {"model": PagerDutyThrottled, "description": "Rate limit exceeded"},
+        },
+        openapi_extra={"x-rungs-invalid-status": 400},
+    )
+    async def pagerduty_enqueue(event: PagerDutyEvent) -> Any:
+        """PagerDuty's Events API v2 body: `routing_key` is the integration key."""
+        integ = keys.integration(event.routing_key)
+        if integ is None or integ.format != "pagerduty":
+            return _pd_invalid(["Invalid routing key"])
+        wait = keys.wait(integ)
+        if wait:
+            return JSONResponse(
+                PagerDutyThrottled(
+                    message="Requests for this service are arriving too quickly. "
+                    "Please retry later."
+                ).model_dump(),
+                status_code=429,
+                headers={"Retry-After": retry_after(wait)},
+            )
+        try:
+            (command,) = pagerduty.to_commands(event, integ, fresh=new_key)
+            await submit(commands, command)
+        except (Invalid, Refused) as exc:
+            return _pd_invalid([exc.message])
+        return PagerDutyAccepted(dedup_key=command.key)
+
+    async def pagerduty_reply(event: PagerDutyEvent) -> Reply:
+        return reply_of(await pagerduty_enqueue(event), 202)
+
+    lanes["/v2/enqueue"] = Lane(
+        PagerDutyEvent, pagerduty_reply, required_role("POST", "/v2/enqueue")
+    )
+    return pd
+
+
+# Opsgenie -------------------------------------------------------------------------------------
+
+Identifier = Annotated[str, Path(max_length=512)]
+IdType = Annotated[str, Query(alias="identifierType", max_length=20)]
+ActionBody = Annotated[OpsgenieAction | None, Body()]
+
+_OG_RESPONSES: dict[int | str, dict[str, Any]] = {
+    401: {"model": OpsgenieError, "description": "No key, or an unknown one"},
+    403: {"model": OpsgenieError, "description": "The key belongs to another format"},
+    413: {"description": "Request body too large"},
+    422: {"model": OpsgenieError, "description": "Invalid request"},
+    429: {"model": OpsgenieError, "description": "Rate limit exceeded"},
+}
+
+
+def _og_answer(
+    status: int, t0: float, text: str, headers: dict[str, str] | None = None, **extra: Any
+) -> JSONResponse:
+    body = {
+        "message": text,
+        "took": round(time.perf_counter() - t0, 3),
+        "requestId": str(uuid.uuid4()),
+        **extra,
+    }
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
+def _og_accepted(t0: float) -> OpsgenieAnswer:
+    return OpsgenieAnswer(took=round(time.perf_counter() - t0, 3), requestId=str(uuid.uuid4()))
+
+
+def _og_validation(request: Request, exc: RequestValidationError) -> Response:
+    t0 = getattr(request.state, "t0", time.perf_counter())
+    errors = {where(e): message(e) for e in exc.errors()}
+    return _og_answer(
+        422, t0, "Request body is not processable. Please check the errors.", errors=errors
+    )
+
+
+def _opsgenie_routes(keys: Keys, commands: Commands) -> APIRouter:
+    og = APIRouter(tags=["ingest"], route_class=format_route(_og_validation))
+
+    async def genie(request: Request) -> Integration:
+        t0 = request.state.t0 = time.perf_counter()
+        scheme, _, key = request.headers.get("authorization", "").partition(" ")
+        if scheme.lower() != "geniekey" or not key.strip():
+            raise Answer(_og_answer(401, t0, "Use Authorization: GenieKey KEY"))
+        integ = keys.integration(key.strip())
+        if integ is None:
+            raise Answer(_og_answer(401, t0, "Could not authenticate"))
+        if integ.format != "opsgenie":
+            raise Answer(_og_answer(403, t0, f"Key is for {integ.format}, not opsgenie"))
+        wait = keys.wait(integ)
+        if wait:
+            raise Answer(
+                _og_answer(
+                    429, t0, "Rate limit exceeded", headers={"Retry-After": retry_after(wait)}
+                )
+            )
+        return integ
+
+    @og.post(
+        "/v2/alerts",
+        name="opsgenie_create",
+        status_code=202,
+        response_model=OpsgenieAnswer,
+        summary="Opsgenie: create alert",
+        responses=_OG_RESPONSES,
+    )
+    async def opsgenie_create(
+        request: Request, body: OpsgenieAlert, integ: Integration = Depends(genie)
+    ) -> Any:
+        """Opsgenie's create-alert body; `alias` is the dedup key, P5 maps to P4."""
+        t0 = request.state.t0
+        (command,) = opsgenie.to_commands(body, integ, fresh=new_key)
+        try:
+            await submit(commands, command)
+        except Refused as exc:
+            return _og_answer(422, t0, exc.message)
+        return _og_accepted(t0)
+
+    def og_action(action: Literal["acknowledge", "resolve"]) -> Callable[..., Awaitable[Any]]:
+        async def endpoint(
+            request: Request,
+            identifier: Identifier,
+            integ: Integration = Depends(genie),
+            identifier_type: IdType = "id",
+            body: ActionBody = None,
+        ) -> Any:
+            t0 = request.state.t0
+            try:
+                (command,) = opsgenie.act_commands(
+                    body, integ, identifier=identifier, action=action, id_type=identifier_type
+                )
+            except Invalid as exc:
+                return _og_answer(422, t0, exc.message)
+            await submit(commands, command)
+            return _og_accepted(t0)
+
+        return endpoint
+
+    for verb, action, doc in (
+        ("acknowledge", "acknowledge", "Acknowledge the open case of an alias"),
+        ("close", "resolve", "Close (resolve) the open case of an alias"),
+    ):
+        og.add_api_route(
+            f"/v2/alerts/{{identifier}}/{verb}",
+            og_action(action),
+            methods=["POST"],
+            name=f"opsgenie_{verb}",
+            status_code=202,
+            response_model=OpsgenieAnswer,
+            summary=f"Opsgenie: {verb} alert",
+            description=f"{doc} (`identifierType=alias`).",
+            responses=_OG_RESPONSES,
+        )
+    return og
+
+
+# Alertmanager, Rungs' own events and heartbeats: the key in the path --------------------------
+
+IntegrationKey = Annotated[str, Path(max_length=1000, description="The integration key")]
+
+_KEYED_RESPONSES: dict[int | str, dict[str, Any]] = {
+    401: {"description": "Unknown integration key"},
+    403: {"description": "The key belongs to another format"},
+    413: {"description": "Request body too large"},
+    429: {"description": "Rate limit exceeded"},
+}
+
+
+def _keyed_routes(
+    keys: Keys,
+    commands: Commands,
+    beat: Callable[[Integration], BeatState],
+    heartbeat_states: Callable[[], Iterable[Mapping[str, Any]]],
+) -> APIRouter:
+    router = APIRouter(tags=["ingest"])
+
+    def keyed(fmt: str) -> Callable[[str], Awaitable[Integration]]:
+        """The dependency of a route with the key in its path: 401 unknown, 403 wrong format."""
+
+        async def dependency(key: IntegrationKey) -> Integration:
+            integ = keys.integration(key)
+            if integ is None:
+                raise ApiError(401, "unknown integration key", "key")
+            if integ.format != fmt:
+                raise ApiError(
+                    403, f"integration '{integ.id}' takes {integ.format}, not {fmt}", "key"
+                )
+            wait = keys.wait(integ)
+            if wait:
+                raise HTTPException(
+                    429,
+                    f"integration '{integ.id}' is over its rate limit",
+                    headers={"Retry-After": retry_after(wait)},
+                )
+            return integ
+
+        return dependency
+
+    @router.post(
+        "/v1/integrations/{key}/alertmanager",
+        name="alertmanager",
+        status_code=202,
+        response_model=AlertmanagerAnswer,
+        summary="Prometheus Alertmanager webhook (version 4)",
+        responses=_KEYED_RESPONSES,
+    )
+    async def alertmanager_webhook(
+        body: AlertmanagerWebhook, integ: Integration = Depends(keyed("alertmanager"))
+    ) -> Any:
+        """Each alert's fingerprint is its dedup key (`dedup: group_key` in the policy: the
+        group's key); firing opens or repeats, resolved resolves. Labels and annotations go
+        into the case's fields."""
+        try:
+            batch = alertmanager.to_commands(body, integ)
+        except Invalid as exc:
+            raise ApiError(422, exc.message, exc.field) from None
+        answers = []
+        problems = []
+        for command in batch:
+            try:
+                case, done = await submit(commands, command)
+            except Refused as exc:
+                problems.append({"field": f"alerts.{command.key}", "message": exc.message})
+                continue
+            answers.append(_accepted(command, case, done))
+        if problems:
+            raise ApiError(
+                422,
+                "; ".join(p["message"] for p in problems),
+                "alerts",
+                errors=problems,
+                accepted=[a.model_dump() for a in answers],
+            )
+        return AlertmanagerAnswer(alerts=answers)
+
+    @router.post(
+        "/v1/integrations/{key}/events",
+        name="events",
+        status_code=202,
+        response_model=IngestAnswer,
+        summary="Rungs' own event format",
+        responses=_KEYED_RESPONSES,
+    )
+    async def events_webhook(
+        body: RungsEvent, integ: Integration = Depends(keyed("events"))
+    ) -> Any:
+        """`trigger` (needs `title`; `dedup_key` is generated when absent and returned),
+        `acknowledge` or `resolve` (need `dedup_key`)."""
+        try:
+            (command,) = events.to_commands(body, integ, fresh=new_key)
+        except Invalid as exc:
+            raise ApiError(422, exc.message, exc.field) from None
+        try:
+            case, done = await submit(commands, command)
+        except Refused as exc:
+            raise ApiError.refused(exc) from None
+        return _accepted(command, case, done)
+
+    @router.post(
+        "/v1/heartbeats/{key}",
+        name="beat",
+        status_code=202,
+        response_model=HeartbeatAnswer,
+        summary="Heartbeat",
+        responses=_KEYED_RESPONSES,
+    )
+    async def heartbeat_beat(integ: Integration = Depends(keyed("heartbeat"))) -> Any:
+        """A beat: the next is expected within the integration's `interval`; a missed one
+        opens a case, which the next beat resolves. Any body is ignored."""
+        (command,) = heartbeat.to_commands(integ)
+        state = await run_in_threadpool(beat, command.integration)
+        return heartbeat.answer(integ, state)
+
+    @router.get("/v1/heartbeats", name="heartbeat_states", summary="Heartbeat states")
+    def heartbeat_list() -> list[dict[str, Any]]:
+        return [heartbeat.state_json(s) for s in heartbeat_states()]
+
+    return router
