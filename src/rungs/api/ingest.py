@@ -26,14 +26,13 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from fastapi.routing import APIRoute
 from pydantic import BaseModel, ConfigDict, Field
-from starlette.concurrency import run_in_threadpool
 
 from rungs.api.auth import required_role
 from rungs.api.fastpath import Lane, Reply, reply_of
 from rungs.api.limits import RateLimiter, retry_after
 from rungs.api.schemas import JsonValue
 from rungs.core.model import Event, Refused
-from rungs.engine import heartbeats
+from rungs.engine import Commands
 from rungs.engine.integrations import (
     case_data,
     integration_for_key,
@@ -41,8 +40,8 @@ from rungs.engine.integrations import (
     scoped_key,
     severity_priority,
 )
-from rungs.engine.service import Service
 from rungs.policy.model import Integration
+from rungs.store.views import Views
 from rungs.time.instant import format_duration, format_utc, parse_instant
 
 __all__ = ["ingest_router", "PagerDutyEvent", "AlertmanagerWebhook", "OpsgenieAlert", "RungsEvent"]
@@ -289,24 +288,26 @@ def _from(details: Any, name: str) -> str | None:
     return None
 
 
-def ingest_router(service: Service, error: Any, *, lanes: dict[str, Lane]) -> APIRouter:
+def ingest_router(
+    commands: Commands, views: Views, error: Any, *, lanes: dict[str, Lane]
+) -> APIRouter:
     """Every ingest route; `error` is the app's ApiError (status, message, field). Routes
     worth serving without the framework on their happy path are added to `lanes`."""
     limiter = RateLimiter()
 
     def policy() -> Any:
-        return service.policy(service.current_version())
+        return views.policy()
 
     def over_rate(integ: Integration) -> float:
         rate = rate_of(integ)
         return limiter.take("integration:" + integ.id, rate) if rate is not None else 0.0
 
     async def trigger(data: dict[str, Any], repeat: dict[str, Any]) -> tuple[Any, bool]:
-        return await service.trigger(data, repeat)
+        return await commands.trigger(data, repeat)
 
     async def act(integ: Integration, key: str, kind: str, by: str | None) -> tuple[Any, bool]:
         event = Event(kind, by=by or f"integration:{integ.id}")
-        return await service.act_on_key(scoped_key(integ.id, key), event)
+        return await commands.act_on_key(scoped_key(integ.id, key), event)
 
     def keyed(fmt: str) -> Callable[..., Awaitable[Integration]]:
         """The dependency of a route with the key in its path: 401 unknown, 403 wrong format."""
@@ -724,7 +725,7 @@ def ingest_router(service: Service, error: Any, *, lanes: dict[str, Lane]) -> AP
     async def beat(integ: Annotated[Integration, Depends(keyed("heartbeat"))]) -> Any:
         """A beat: the next is expected within the integration's `interval`; a missed one
         opens a case, which the next beat resolves. Any body is ignored."""
-        state = await run_in_threadpool(heartbeats.beat, service, integ)
+        state = await commands.beat(integ)
         return HeartbeatAnswer(
             integration=integ.id,
             last_beat=format_utc(state["last_beat"]),
@@ -735,7 +736,7 @@ def ingest_router(service: Service, error: Any, *, lanes: dict[str, Lane]) -> AP
     @router.get("/v1/heartbeats", summary="Heartbeat states")
     def heartbeat_states() -> list[dict[str, Any]]:
         out = []
-        for s in heartbeats.states(service):
+        for s in views.heartbeats():
             out.append(
                 {
                     "integration": s["integration"],
