@@ -174,6 +174,9 @@ class Loop:
             m = self.managers[i]
             return int(self.writer.call(lambda conn: m.fire_due(conn, until)))
         assert self.deliveries is not None
+        at = self.deliveries.next_due()
+        if at is not None and isinstance(self.clock, VirtualClock):
+            self.clock.set(max(self.clock.now(), at))  # deliveries go at their due instant
         return self.deliveries.run_due(until)
 
 
