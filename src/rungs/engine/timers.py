@@ -16,7 +16,7 @@ from sqlalchemy import Connection, delete, insert
 
 from rungs.core.model import Event, Refused
 from rungs.core.timers import due_timer
-from rungs.engine.heartbeats import Decisions
+from rungs.engine.commands import Commands
 from rungs.store.claims import claim_due, first_due
 from rungs.store.tables import timers
 from rungs.time.clock import Clock, VirtualClock
@@ -39,7 +39,7 @@ class Timers:
 
     name = "timers"
 
-    def __init__(self, decisions: Decisions, clock: Clock, *, batch: int = 500) -> None:
+    def __init__(self, decisions: Commands, clock: Clock, *, batch: int = 500) -> None:
         self.decisions = decisions
         self.clock = clock
         self.batch = batch
