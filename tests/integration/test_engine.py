@@ -4,9 +4,11 @@ with a dispatcher's due work, `record`, and the hand-over of claimed rows after 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
+import threading
 from collections.abc import Iterator
-from pathlib import Path
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -19,10 +21,12 @@ from rungs.policy import Policy
 from rungs.store.claims import claim_due, first_due
 from rungs.store.db import make_engine, upgrade
 from rungs.store.effects import NewRow, write_effects
+from rungs.store.listen import OUTBOX_CHANNEL, listen_thread
 from rungs.store.tables import timers
 from rungs.time.clock import VirtualClock
 from rungs.time.instant import parse_instant
-from tests.conftest import ROOT
+from tests.conftest import ROOT, reset_database
+from tests.procs import wait_until
 from tests.sync import open_case
 
 ACME = ROOT / "src" / "rungs" / "examples" / "acme.yaml"
@@ -32,8 +36,8 @@ BODY = {"customer": "initech", "category": "general", "priority": "P2", "title":
 
 
 @pytest.fixture
-def db(tmp_path: Path) -> Iterator[Database]:
-    eng = make_engine(f"sqlite:///{tmp_path / 'e.db'}")
+def db(db_url: str) -> Iterator[Database]:
+    eng = make_engine(db_url)
     upgrade(eng)
     yield eng
     eng.dispose()
@@ -205,3 +209,30 @@ def test_views_page_filter_and_absent_cases(engine: Engine) -> None:
     assert engine.views.cases({"customer": "nobody"}, 50, 0)["total"] == 0
     assert engine.views.timeline("C999") is None and engine.views.case("C999") is None
     assert engine.views.timeline(ids[0])[0]["kind"] == "opened"  # type: ignore[index]
+    assert engine.views.sla(ids[0]) == engine.views.case(ids[0])["sla"]  # type: ignore[index]
+    assert engine.views.sla("C999") is None
+
+
+@pytest.mark.postgres
+def test_pending_rows_wake_the_outbox_listeners(pg_url: str) -> None:
+    reset_database(pg_url)
+    eng = make_engine(pg_url)
+    upgrade(eng)
+    woken: list[int] = []
+    stop = threading.Event()
+    thread = listen_thread(eng, OUTBOX_CHANNEL, lambda: woken.append(1), stop)
+    keys = itertools.count()
+
+    def write_then_look() -> list[int] | None:
+        """A pending row per try (LISTEN may not be in place for the first ones)."""
+        with eng.begin() as conn:
+            write_effects(conn, [replace(NOTICE, key=f"k{next(keys)}")], 1, START)
+        return woken or None
+
+    try:
+        wait_until("the outbox wake-up", write_then_look, timeout=10.0, every=0.2)
+    finally:
+        stop.set()
+        assert thread is not None
+        thread.join(timeout=5)
+        eng.dispose()

@@ -7,6 +7,7 @@ from typing import Any, Protocol
 
 from sqlalchemy import Engine
 
+from rungs.core import sla
 from rungs.core.model import Case
 from rungs.policy import Policy
 from rungs.schedules.oncall import Schedule
@@ -52,6 +53,14 @@ class Views:
     def case(self, case_id: str) -> dict[str, Any] | None:
         found = self.case_state(case_id)
         return None if found is None else self.case_json(*found)
+
+    def sla(self, case_id: str) -> dict[str, dict[str, object]] | None:
+        """The case's SLA clocks now (`core.sla.clocks`, as in the case's JSON)."""
+        found = self.case_state(case_id)
+        if found is None:
+            return None
+        case, version = found
+        return sla.clocks(case, self.policies.policy(version), self.clock.now())
 
     def case_card(self, case_id: str) -> dict[str, Any] | None:
         """The few fields a one-click link page shows."""
