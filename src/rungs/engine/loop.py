@@ -136,48 +136,59 @@ class Loop:
             raise RuntimeError("advance needs the virtual clock")
         if to < clock.now():
             raise ValueError("the virtual clock cannot go backwards")
+        sources: list[DueWork] = [_InWriter(m, self.db, self.writer) for m in self.managers]
+        if self.deliveries is not None:
+            sources.append(_AtDue(self.deliveries, clock))
         total = 0
         while True:
-            dues = self._dues(to)
+            dues = sorted(
+                (at, i) for i, at in enumerate(_due(s, to) for s in sources) if at is not None
+            )
             if not dues:
                 break
             (at, first), rest = dues[0], dues[1:]
             until = min([to, *(a for a, _ in rest)])  # the others' turn comes after this
-            n = self._run_due(first, until)
+            n = sources[first].run_due(until)
             total += n
-            if not n and self._due_of(first, to) == at:
+            if not n and _due(sources[first], to) == at:
                 break  # held by another engine: nothing this one can do
         clock.set(max(clock.now(), to))
         return total
 
-    def _dues(self, to: int) -> list[tuple[int, int]]:
-        """(due instant, index) of each source with work due by `to`, earliest first; the
-        index counts the managers, then the dispatcher."""
-        out = []
-        for i in range(len(self.managers) + (self.deliveries is not None)):
-            at = self._due_of(i, to)
-            if at is not None:
-                out.append((at, i))
-        return sorted(out)
 
-    def _due_of(self, i: int, to: int) -> int | None:
-        if i < len(self.managers):
-            with self.db.connect() as conn:
-                at = self.managers[i].next_due(conn)
-        else:
-            assert self.deliveries is not None
-            at = self.deliveries.next_due()
-        return at if at is not None and at <= to else None
+class _InWriter:
+    """A manager as due work: its reads on a connection, its firing in a writer transaction."""
 
-    def _run_due(self, i: int, until: int) -> int:
-        if i < len(self.managers):
-            m = self.managers[i]
-            return int(self.writer.call(lambda conn: m.fire_due(conn, until)))
-        assert self.deliveries is not None
-        at = self.deliveries.next_due()
-        if at is not None and isinstance(self.clock, VirtualClock):
-            self.clock.set(max(self.clock.now(), at))  # deliveries go at their due instant
-        return self.deliveries.run_due(until)
+    def __init__(self, manager: Manager, db: Engine, writer: Writer) -> None:
+        self.manager, self.db, self.writer = manager, db, writer
+
+    def next_due(self) -> int | None:
+        with self.db.connect() as conn:
+            return self.manager.next_due(conn)
+
+    def run_due(self, until: int) -> int:
+        return int(self.writer.call(lambda conn: self.manager.fire_due(conn, until)))
+
+
+class _AtDue:
+    """The dispatcher's deliveries under the virtual clock: each goes at its due instant."""
+
+    def __init__(self, work: DueWork, clock: VirtualClock) -> None:
+        self.work, self.clock = work, clock
+
+    def next_due(self) -> int | None:
+        return self.work.next_due()
+
+    def run_due(self, until: int) -> int:
+        at = self.work.next_due()
+        if at is not None:
+            self.clock.set(max(self.clock.now(), at))
+        return self.work.run_due(until)
+
+
+def _due(source: DueWork, to: int) -> int | None:
+    at = source.next_due()
+    return at if at is not None and at <= to else None
 
 
 def _earliest(instants: Iterable[int | None]) -> int | None:
