@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.integration.test_crash import _problems, _total, _write_policy
+from tests.e2e.test_crash import _problems, _total, _write_policy
 from tests.procs import Servers, cli_token, wait_until
 
 pytestmark = pytest.mark.slow
