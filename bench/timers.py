@@ -64,7 +64,7 @@ from _util import (
 )
 from rungs.core.decide import decide
 from rungs.core.model import CancelTimers, Case, Event, Notify, Record, ScheduleTimer
-from rungs.engine.service import Service
+from rungs.engine import Engine
 from rungs.policy import Policy, load_policy
 from rungs.store import repo
 from rungs.store.db import make_engine, upgrade
@@ -259,8 +259,8 @@ def run_one(n_open: int, args: argparse.Namespace) -> dict[str, Any]:
         url = f"sqlite:///{path}"
         engine = make_engine(url)
         upgrade(engine)
-        svc = Service(engine, SystemClock())
-        svc.store_policy(POLICY.read_text(encoding="utf-8"), str(POLICY))  # what serve stores
+        svc = Engine(engine, SystemClock())
+        svc.policies.store(POLICY.read_text(encoding="utf-8"), str(POLICY))  # what serve stores
         svc.stop()
         engine.dispose()
 

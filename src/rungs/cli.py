@@ -408,7 +408,7 @@ def serve(
         )
         return
     with _start_errors():
-        service, api = build(
+        engine, api = build(
             db_url=db,
             policy_file=policy,
             virtual_start=start,
@@ -421,7 +421,7 @@ def serve(
     try:
         uvicorn.run(api, host=host, port=port, log_level="warning", access_log=False)
     finally:
-        service.stop()
+        engine.stop()
 
 
 @contextlib.contextmanager

@@ -26,6 +26,7 @@ from sqlalchemy import text
 
 from tests.conftest import reset_database
 from tests.procs import Server, Servers, cli_token, wait_until
+from tests.sync import open_case
 
 pytestmark = pytest.mark.slow
 
@@ -244,7 +245,7 @@ def test_kill_9_while_escalating_loses_nothing(db_url: str, tmp_path: Path) -> N
 # ---- two engines -------------------------------------------------------------------------
 
 CASES = 5000
-BATCH = 500  # Service.batch: timers taken per transaction
+BATCH = 500  # Engine batch: timers taken per transaction
 FIRED = re.compile(r"^rungs_engine_lateness_hist_seconds_count (\S+)$", re.M)
 
 
@@ -258,7 +259,7 @@ def _fired(server: Server) -> int:
 
 @pytest.mark.postgres
 def test_two_engines_fire_each_timer_once_and_survive_a_kill(pg_url: str, tmp_path: Path) -> None:
-    from rungs.engine.service import Service
+    from rungs.engine import Engine
     from rungs.store.db import make_engine
     from rungs.time.clock import SystemClock
 
@@ -266,7 +267,7 @@ def test_two_engines_fire_each_timer_once_and_survive_a_kill(pg_url: str, tmp_pa
     policy = _write_policy(tmp_path, "2s", "1h")
     t_test = time.monotonic()
     db = make_engine(pg_url)
-    opener: Service | None = None
+    opener: Engine | None = None
     with Servers(tmp_path) as servers:
         try:
             a = servers.start("engine-a-all", pg_url, policy, role="all")
@@ -279,12 +280,12 @@ def test_two_engines_fire_each_timer_once_and_survive_a_kill(pg_url: str, tmp_pa
             # level-2 timers are (nearly all) due together when they resume.
             a.signal(signal.SIGSTOP)
             b.signal(signal.SIGSTOP)
-            opener = Service(db, SystemClock())
-            assert opener.ensure_policy(policy.read_text(encoding="utf-8"), str(policy)) == 1
+            opener = Engine(db, SystemClock())
+            assert opener.policies.ensure(policy.read_text(encoding="utf-8"), str(policy)) == 1
             t0 = time.monotonic()
             data = {"customer": "acme", "title": "two engines", "priority": "P2"}
             with ThreadPoolExecutor(64) as pool:
-                opened = list(pool.map(lambda _: opener.open(dict(data))[0].id, range(CASES)))
+                opened = list(pool.map(lambda _: open_case(opener, dict(data))[0].id, range(CASES)))
             create_s = time.monotonic() - t0
             assert len(set(opened)) == CASES
             a.signal(signal.SIGCONT)

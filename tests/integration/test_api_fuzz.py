@@ -27,6 +27,7 @@ from rungs.bootstrap import VIRTUAL_CLOCK_ENV, build  # noqa: E402
 from rungs.time.instant import parse_instant  # noqa: E402
 from tests.conftest import api_token  # noqa: E402
 from tests.integration.test_auth import POLICY  # noqa: E402
+from tests.sync import open_case  # noqa: E402
 
 EXAMPLES = int(os.environ.get("RUNGS_FUZZ_EXAMPLES", "30"))
 CHECKS = [
@@ -51,7 +52,9 @@ def fuzz_app() -> Iterator[tuple[Any, dict[str, str]]]:
             virtual_start=parse_instant("2026-03-02T09:00:00Z"),
         )
         try:
-            service.open({"customer": "acme", "title": "a case for the fuzzer", "dedup_key": "C1"})
+            open_case(
+                service, {"customer": "acme", "title": "a case for the fuzzer", "dedup_key": "C1"}
+            )
             headers = {"Authorization": f"Bearer {api_token(service.db, 'admin', 'fuzz-admin')}"}
             yield app, headers
         finally:

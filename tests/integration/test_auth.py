@@ -23,6 +23,7 @@ from rungs.cli import app as cli
 from rungs.time.instant import format_utc, parse_instant
 from tests.conftest import api_token
 from tests.procs import wait_until
+from tests.sync import open_case
 
 START = "2026-03-02T09:00:00Z"
 KEYS = {
@@ -77,7 +78,7 @@ class App:
         return {"Authorization": f"Bearer {self.tokens[role]}"}
 
     def new_case(self) -> str:
-        case, _ = self.service.open({"customer": "acme", "title": "matrix"})
+        case, _ = open_case(self.service, {"customer": "acme", "title": "matrix"})
         return case.id
 
 

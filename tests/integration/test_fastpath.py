@@ -181,7 +181,7 @@ def test_a_token_revoked_elsewhere_is_refused_once_its_cache_expires(client: Any
     assert client.framework.calls == calls + 1  # the first read went through FastAPI only
     token = client.responder["Authorization"].removeprefix("Bearer ")
     name = app.state.auth.tokens.get(token).name
-    with app.state.auth.service.db.begin() as conn:  # as another process would: no cache clear
+    with app.state.auth.tokens.engine.begin() as conn:  # as another process would: no cache clear
         assert revoke_token(conn, name, 0)
     r = client.post("/v1/cases", content=body, headers=headers)
     assert r.status_code == 401 and "revoked" in r.json()["detail"]

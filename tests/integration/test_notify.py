@@ -32,8 +32,9 @@ from sqlalchemy import text
 from rungs.api.links import twilio_signature
 from rungs.bootstrap import build
 from rungs.core.model import Event
-from rungs.engine.service import Service
+from rungs.engine import Engine as Service
 from rungs.notify.links import Links
+from tests import sync
 
 SECRET = "webhook-secret-for-tests"
 
@@ -264,8 +265,9 @@ def outbox(service: Service) -> list[Any]:
 
 
 def open_case(service: Service, priority: str = "P2", title: str = "Checkout fails") -> str:
-    case, _ = service.open(
-        {"customer": "acme", "priority": priority, "title": title, "description": "HTTP 500"}
+    case, _ = sync.open_case(
+        service,
+        {"customer": "acme", "priority": priority, "title": title, "description": "HTTP 500"},
     )
     return case.id
 
@@ -285,7 +287,7 @@ def test_escalation_mail_carries_the_handoff_and_its_link_acknowledges_once(
     service = start(policy_yaml(smtp_port=smtp.port, people=PEOPLE))
     cid = open_case(service)
     wait_for("ann's page", lambda: smtp.box.to("ann@acme.test"))
-    service.act(cid, Event("escalate", by="ann"))
+    sync.act(service, cid, Event("escalate", by="ann"))
     mail = wait_for("bob's escalation mail", lambda: smtp.box.to("bob@acme.test"))[0]
 
     # the handoff context, in both parts of a multipart mail
@@ -617,7 +619,7 @@ def test_smtp_login_from_the_environment_and_a_refused_recipient(
         service = start(policy)
         cid = open_case(service)
         wait_for("the mail, sent after logging in", lambda: box.to("ann@acme.test"))
-        service.act(cid, Event("escalate", by="ann"))
+        sync.act(service, cid, Event("escalate", by="ann"))
         failed = wait_for(
             "bob's refused mail",
             lambda: [e for e in entries(service, cid, "delivery_failed") if e["to"] == "bob"],

@@ -9,13 +9,14 @@ import pytest
 from sqlalchemy import text, update
 
 from rungs.core.model import Refused
-from rungs.engine.service import RETRY_US, Service
+from rungs.engine import RETRY_US, Engine
 from rungs.engine.writer import Writer
 from rungs.store.db import make_engine, upgrade
 from rungs.store.tables import timers
 from rungs.time.clock import VirtualClock
 from rungs.time.instant import parse_instant
 from tests.conftest import ROOT
+from tests.sync import open_case
 
 ACME = ROOT / "src" / "rungs" / "examples" / "acme.yaml"
 
@@ -53,11 +54,11 @@ def test_a_timer_whose_decision_fails_is_kept_and_others_fire(tmp_path: Path) ->
     eng = make_engine(f"sqlite:///{tmp_path / 's.db'}")
     upgrade(eng)
     start = parse_instant("2026-11-24T08:00:00Z")
-    svc = Service(eng, VirtualClock(start))
-    svc.ensure_policy(ACME.read_text(), str(ACME))
+    svc = Engine(eng, VirtualClock(start))
+    svc.policies.ensure(ACME.read_text(), str(ACME))
     body = {"customer": "initech", "category": "general", "priority": "P2", "title": "t"}
-    c1, _ = svc.open(dict(body))
-    c2, _ = svc.open(dict(body))
+    c1, _ = open_case(svc, dict(body))
+    c2, _ = open_case(svc, dict(body))
     with eng.begin() as conn:  # corrupt C1's level timer
         conn.execute(
             update(timers)

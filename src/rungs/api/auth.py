@@ -21,18 +21,11 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.exc import IntegrityError
 from starlette.concurrency import run_in_threadpool
 
+from rungs.api.errors import ApiError
 from rungs.api.limits import Rate, RateLimiter, retry_after
-from rungs.engine.service import Service
-from rungs.store.tokens import (
-    RANK,
-    ROLES,
-    TokenCache,
-    TokenError,
-    TokenInfo,
-    create_token,
-    list_tokens,
-    revoke_token,
-)
+from rungs.engine import Commands
+from rungs.store.tokens import RANK, ROLES, TokenCache, TokenError, TokenInfo
+from rungs.store.views import Views
 
 __all__ = ["Auth", "required_role", "tokens_router", "NewToken"]
 
@@ -63,9 +56,8 @@ def _unauthorized(detail: str) -> HTTPException:
 class Auth:
     """The app-wide dependency; `request.state.token` is the caller's TokenInfo (or None)."""
 
-    def __init__(self, service: Service, *, token_rate: Rate | None = None) -> None:
-        self.service = service
-        self.tokens = TokenCache(service.db)
+    def __init__(self, tokens: TokenCache, *, token_rate: Rate | None = None) -> None:
+        self.tokens = tokens
         self.token_rate = token_rate
         self.limiter = RateLimiter()
 
@@ -113,36 +105,28 @@ class NewToken(BaseModel):
     role: Annotated[str, Field(pattern="^(" + "|".join(ROLES) + ")$", max_length=20)]
 
 
-def tokens_router(service: Service, auth: Auth, error: Any) -> APIRouter:
+def tokens_router(commands: Commands, views: Views, auth: Auth) -> APIRouter:
     """Admin routes: list, create (the token is in the answer, once) and revoke tokens."""
     router = APIRouter(tags=["tokens"])
 
     @router.get("/v1/tokens")
     def get_tokens() -> list[dict[str, Any]]:
-        with service.db.connect() as conn:
-            return [t.as_dict() for t in list_tokens(conn)]
+        return views.token_list()
 
     @router.post("/v1/tokens", status_code=201)
     async def post_token(body: NewToken) -> dict[str, Any]:
-        now = service.clock.now()
         try:
-            token = await run_in_threadpool(
-                service.writer.call, lambda conn: create_token(conn, body.name, body.role, now)
-            )
+            token = await commands.create_token(body.name, body.role)
         except TokenError as exc:
-            raise error(exc.status, exc.message, exc.field) from None
+            raise ApiError(exc.status, exc.message, exc.field) from None
         except IntegrityError:  # created at the same moment by another process
-            raise error(409, f"a token named '{body.name}' exists", "name") from None
+            raise ApiError(409, f"a token named '{body.name}' exists", "name") from None
         return {"name": body.name, "role": body.role, "token": token}
 
     @router.delete("/v1/tokens/{name}")
     async def delete_token(name: str) -> dict[str, Any]:
-        now = service.clock.now()
-        done = await run_in_threadpool(
-            service.writer.call, lambda conn: revoke_token(conn, name, now)
-        )
-        if not done:
-            raise error(404, f"no active token named '{name}'", "name")
+        if not await commands.revoke_token(name):
+            raise ApiError(404, f"no active token named '{name}'", "name")
         auth.tokens.clear()
         return {"name": name, "revoked": True}
 

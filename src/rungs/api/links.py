@@ -17,26 +17,24 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import json
 import os
 import re
+from functools import partial
 from typing import Any
 from urllib.parse import parse_qs
 from xml.sax.saxutils import escape
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
-from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from starlette.concurrency import run_in_threadpool
 
 from rungs.core.model import Event, Refused
-from rungs.engine.service import Service
+from rungs.engine import Commands
 from rungs.notify.links import Link, LinkError, Links, base_url_of, case_of_code
 from rungs.notify.messages import Renderer
 from rungs.policy.channels import channels_of
-from rungs.store import repo
-from rungs.store.tables import timeline
+from rungs.store.views import Views
 from rungs.time.instant import format_utc
 
 __all__ = ["links_router", "twilio_signature"]
@@ -55,13 +53,10 @@ def _digits(number: str) -> str:
     return re.sub(r"[^\d]", "", number)
 
 
-def links_router(service: Service, error: Any = None) -> APIRouter:
+def links_router(commands: Commands, views: Views, links: Links) -> APIRouter:
     router = APIRouter(tags=["links"])
-    links = Links(service.db)
     renderer = Renderer()
-
-    def policy() -> Any:
-        return service.policy(service.current_version())
+    policy = views.policy
 
     def page(status: int, title: str, message: str, state: str, **extra: Any) -> HTMLResponse:
         html = renderer.render(
@@ -69,14 +64,7 @@ def links_router(service: Service, error: Any = None) -> APIRouter:
         )
         return HTMLResponse(html, status_code=status, headers={"Cache-Control": "no-store"})
 
-    def case_view(case_id: str) -> dict[str, Any] | None:
-        with service.db.connect() as conn:
-            found = repo.load_case(conn, case_id, lock=False)
-        if found is None:
-            return None
-        c = found[0]
-        return {"id": c.id, "title": c.title, "priority": c.priority, "status": c.status,
-                "level": c.level, "customer": c.customer}  # fmt: skip
+    case_view = views.case_card
 
     def refused_page(exc: LinkError) -> HTMLResponse:
         link = exc.link
@@ -100,9 +88,10 @@ def links_router(service: Service, error: Any = None) -> APIRouter:
         )  # fmt: skip
 
     def check(token: str) -> Link:
-        return links.check(token, service.clock.now())
+        return links.check(token, views.clock.now())
 
-    # plain `def` routes: FastAPI runs them in its thread pool (they read and write the database)
+    # plain `def` routes run in FastAPI's thread pool (they read the database); `act` awaits
+    # its command, with its reads in the thread pool
     @router.get("/a/{token}", response_class=HTMLResponse, include_in_schema=False)
     def confirm(token: str) -> HTMLResponse:
         try:
@@ -121,20 +110,25 @@ def links_router(service: Service, error: Any = None) -> APIRouter:
         )  # fmt: skip
 
     @router.post("/a/{token}", response_class=HTMLResponse, include_in_schema=False)
-    def act(token: str) -> HTMLResponse:
+    async def act(token: str) -> HTMLResponse:
         try:
-            link = check(token)
+            link = await run_in_threadpool(check, token)
         except LinkError as exc:
-            return refused_page(exc)
+            return await run_in_threadpool(refused_page, exc)
         event = Event(link.action, by=link.person)
-        now = service.clock.now()
+        use = partial(links.mark_used, link=link, now=views.clock.now())
         try:  # the action and the link's use commit together, or neither does
-            service.act(link.case_id, event, also=lambda c: links.mark_used(c, link, now))
+            await commands.act(link.case_id, event, also=use)
         except IntegrityError:  # used by a request that raced this one
-            return refused_page(LinkError(410, "used", link))
+            return await run_in_threadpool(refused_page, LinkError(410, "used", link))
         except Refused as exc:
             status = 404 if exc.status == 404 else 409
-            return page(status, f"Could not {link.action} {link.case_id}", exc.message,
+            return await run_in_threadpool(done_page, link, status, exc.message)
+        return await run_in_threadpool(done_page, link, 200, None)
+
+    def done_page(link: Link, status: int, refusal: str | None) -> HTMLResponse:
+        if refusal is not None:
+            return page(status, f"Could not {link.action} {link.case_id}", refusal,
                         "refused", case=case_view(link.case_id))  # fmt: skip
         return page(
             200, f"{link.case_id} {_DONE[link.action]}",
@@ -179,21 +173,12 @@ def links_router(service: Service, error: Any = None) -> APIRouter:
             return twiml("Reply with the case number to acknowledge it, e.g. 12.")
         case_id = case_of_code(found.group(1))
 
-        def paged() -> set[str]:
-            with service.db.connect() as conn:
-                rows = conn.execute(
-                    select(timeline.c.entry).where(
-                        timeline.c.case_id == case_id, timeline.c.kind == "notified"
-                    )
-                ).all()
-            return {json.loads(r.entry).get("to") for r in rows}
-
-        who = await run_in_threadpool(paged)
+        who = await run_in_threadpool(views.paged, case_id)
         person = next((p for p in people if p.id in who), None)
         if person is None:
             return twiml(f"{case_id}: no case paged you under that number.")
         try:
-            await run_in_threadpool(service.act, case_id, Event("acknowledge", by=person.id))
+            await commands.act(case_id, Event("acknowledge", by=person.id))
         except Refused as exc:
             return twiml(f"{case_id}: {exc.message}")
         return twiml(f"{case_id} acknowledged by {person.name}.")

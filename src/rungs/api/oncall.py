@@ -7,11 +7,11 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
-from starlette.concurrency import run_in_threadpool
 
-from rungs.engine.service import Service
-from rungs.schedules.ical import to_ical
-from rungs.schedules.oncall import on_call, shifts
+from rungs.api.errors import ApiError
+from rungs.engine import Commands
+from rungs.schedules.oncall import Schedule
+from rungs.store.views import Views
 from rungs.time.instant import DAY, format_utc, parse_instant
 
 __all__ = ["oncall_router", "OverrideBody"]
@@ -25,7 +25,7 @@ class OverrideBody(BaseModel):
     note: Annotated[str, Field(max_length=1000)] | None = None
 
 
-def oncall_router(service: Service, error: Any) -> APIRouter:
+def oncall_router(commands: Commands, views: Views) -> APIRouter:
     router = APIRouter(tags=["on-call"])
 
     def instant(value: str | None, name: str, default: int) -> int:
@@ -34,46 +34,17 @@ def oncall_router(service: Service, error: Any) -> APIRouter:
         try:
             return parse_instant(value)
         except ValueError as exc:
-            raise error(422, f"{name}: {exc}", name) from None
+            raise ApiError(422, f"{name}: {exc}", name) from None
 
-    def schedule(sid: str) -> Any:
-        policy = service.policy(service.current_version())
-        found = policy.schedules.get(sid)
+    def schedule(sid: str) -> Schedule:
+        found = views.schedule(sid)
         if found is None:
-            raise error(404, f"unknown schedule '{sid}'", "id")
+            raise ApiError(404, f"unknown schedule '{sid}'", "id")
         return found
-
-    def shift_rows(sid: str, a: int, b: int) -> list[dict[str, Any]]:
-        if b <= a:
-            raise error(422, "'to' must be later than 'from'", "to")
-        if b - a > 400 * DAY:
-            raise error(422, "ask for at most 400 days of shifts at once", "to")
-        return [
-            {
-                "start": format_utc(s.start),
-                "end": format_utc(s.end),
-                "person": s.person,
-                "source": s.source,
-            }
-            for s in shifts(schedule(sid), a, b)
-        ]
 
     @router.get("/v1/oncall")
     def who_is_on_call(at: str | None = Query(None, max_length=64)) -> list[dict[str, Any]]:
-        t = instant(at, "at", service.clock.now())
-        policy = service.policy(service.current_version())
-        out = []
-        for sid, s in policy.schedules.items():
-            found = on_call(s, t)
-            out.append(
-                {
-                    "schedule": sid,
-                    "at": format_utc(t),
-                    "on_call": list(found.people),
-                    "source": found.source,
-                }
-            )
-        return out
+        return views.on_call(instant(at, "at", views.clock.now()))
 
     @router.get("/v1/schedules/{sid}/shifts")
     def get_shifts(
@@ -81,8 +52,13 @@ def oncall_router(service: Service, error: Any) -> APIRouter:
         start: str | None = Query(None, alias="from", max_length=64),
         to: str | None = Query(None, max_length=64),
     ) -> list[dict[str, Any]]:
-        a = instant(start, "from", service.clock.now())
-        return shift_rows(sid, a, instant(to, "to", a + 7 * DAY))
+        a = instant(start, "from", views.clock.now())
+        b = instant(to, "to", a + 7 * DAY)
+        if b <= a:
+            raise ApiError(422, "'to' must be later than 'from'", "to")
+        if b - a > 400 * DAY:
+            raise ApiError(422, "ask for at most 400 days of shifts at once", "to")
+        return views.shifts(schedule(sid), a, b)
 
     @router.get("/v1/schedules/{sid}.ics")
     def get_ics(
@@ -92,13 +68,12 @@ def oncall_router(service: Service, error: Any) -> APIRouter:
         to: str | None = Query(None, max_length=64),
     ) -> Response:
         s = schedule(sid)
-        a = instant(start, "from", service.clock.now() - 7 * DAY)
+        a = instant(start, "from", views.clock.now() - 7 * DAY)
         b = instant(to, "to", a + 90 * DAY)
         if b <= a:
-            raise error(422, "'to' must be later than 'from'", "to")
-        body = to_ical(s, shifts(s, a, b), person=person)
+            raise ApiError(422, "'to' must be later than 'from'", "to")
         return Response(
-            body,
+            views.ics(s, a, b, person),
             media_type="text/calendar; charset=utf-8",
             headers={"Content-Disposition": f'attachment; filename="{sid}.ics"'},
         )
@@ -108,10 +83,10 @@ def oncall_router(service: Service, error: Any) -> APIRouter:
         schedule(sid)
         a, b = instant(body.start, "from", 0), instant(body.to, "to", 0)
         if b <= a:
-            raise error(422, "'to' must be later than 'from'", "to")
-        if body.who not in service.policy(service.current_version()).people:
-            raise error(422, f"unknown person '{body.who}'", "who")
-        oid = await run_in_threadpool(service.add_override, sid, a, b, body.who, body.note)
+            raise ApiError(422, "'to' must be later than 'from'", "to")
+        if body.who not in views.policy().people:
+            raise ApiError(422, f"unknown person '{body.who}'", "who")
+        oid = await commands.add_override(sid, a, b, body.who, body.note)
         return {
             "id": oid,
             "schedule": sid,

@@ -1,0 +1,30 @@
+"""The engine: policy versions, commands, due work and the loop that runs it.
+
+`Engine` wires them; `bootstrap` builds one per process.
+"""
+
+from __future__ import annotations
+
+from rungs.engine.commands import Commands, Deliveries
+from rungs.engine.engine import Dispatcher, Engine
+from rungs.engine.heartbeats import Heartbeats
+from rungs.engine.loop import Loop, Manager
+from rungs.engine.policies import PolicyStore
+from rungs.engine.timers import RETRY_US, Timers
+from rungs.engine.writer import Writer
+from rungs.store.listen import TIMERS_CHANNEL
+
+__all__ = [
+    "RETRY_US",
+    "TIMERS_CHANNEL",
+    "Commands",
+    "Deliveries",
+    "Dispatcher",
+    "Engine",
+    "Heartbeats",
+    "Loop",
+    "Manager",
+    "PolicyStore",
+    "Timers",
+    "Writer",
+]

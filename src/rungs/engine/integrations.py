@@ -114,7 +114,7 @@ def case_data(
     tags: Iterable[str] = (),
     scope: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """What `Service.trigger` opens: the event's values over the integration's defaults."""
+    """What `Commands.trigger` opens: the event's values over the integration's defaults."""
     d = integ.defaults
     data: dict[str, Any] = {
         "customer": customer or d.get("customer"),

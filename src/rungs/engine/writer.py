@@ -35,12 +35,18 @@ Outcome = tuple[Answer, bool, Any]  # (future, ok, result or exception)
 
 
 class Writer:
-    def __init__(self, engine: Engine, *, max_batch: int = 256) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        max_batch: int = 256,
+        after_commit: Callable[[bool], None] | None = None,
+    ) -> None:
         self.engine = engine
         self.max_batch = max_batch
         self.lock = write_lock(engine)  # other processes on the same SQLite file take turns
         # on the writer thread after each transaction: True once committed, False rolled back
-        self.after_commit: Callable[[bool], None] | None = None
+        self.after_commit = after_commit
         self._q: queue.Queue[tuple[Command, Answer] | None] = queue.Queue()
         self._thread = threading.Thread(target=self._run, name="rungs-writer", daemon=True)
         self._thread.start()

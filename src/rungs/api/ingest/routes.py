@@ -15,7 +15,6 @@ from typing import Annotated, Any, Literal, Protocol
 from fastapi import APIRouter, Body, Depends, HTTPException, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
-from starlette.concurrency import run_in_threadpool
 
 from rungs.api.auth import required_role
 from rungs.api.errors import ApiError
@@ -40,6 +39,7 @@ from rungs.policy.model import Integration
 
 __all__ = ["Commands", "ingest_router"]
 
+
 BeatState = Mapping[str, Any]  # last_beat, next_due (instants), resolved (a case id or None)
 
 
@@ -51,6 +51,8 @@ class Commands(Protocol):
     ) -> Awaitable[tuple[Case, bool]]: ...
 
     def act_on_key(self, dedup_key: str, event: Event) -> Awaitable[tuple[Case | None, bool]]: ...
+
+    def beat(self, integ: Integration) -> Awaitable[BeatState]: ...
 
 
 async def submit(commands: Commands, command: CaseCommand) -> tuple[Case | None, bool]:
@@ -80,15 +82,13 @@ def ingest_router(
     policies: Policies,
     commands: Commands,
     *,
-    beat: Callable[[Integration], BeatState],
     heartbeat_states: Callable[[], Iterable[Mapping[str, Any]]],
     lanes: dict[str, Lane],
 ) -> APIRouter:
-    """Every ingest route. `beat` records a heartbeat (blocking: run on a thread) and
-    `heartbeat_states` lists them. Routes worth serving without the framework on their happy
-    path are added to `lanes`."""
+    """Every ingest route; `heartbeat_states` lists the heartbeats (a read-side view). Routes
+    worth serving without the framework on their happy path are added to `lanes`."""
     keys = Keys(policies)
-    router = _keyed_routes(keys, commands, beat, heartbeat_states)
+    router = _keyed_routes(keys, commands, heartbeat_states)
     router.include_router(_pagerduty_routes(keys, commands, lanes))
     router.include_router(_opsgenie_routes(keys, commands))
     return router
@@ -286,7 +286,6 @@ _KEYED_RESPONSES: dict[int | str, dict[str, Any]] = {
 def _keyed_routes(
     keys: Keys,
     commands: Commands,
-    beat: Callable[[Integration], BeatState],
     heartbeat_states: Callable[[], Iterable[Mapping[str, Any]]],
 ) -> APIRouter:
     router = APIRouter(tags=["ingest"])
@@ -385,7 +384,7 @@ def _keyed_routes(
         """A beat: the next is expected within the integration's `interval`; a missed one
         opens a case, which the next beat resolves. Any body is ignored."""
         (command,) = heartbeat.to_commands(integ)
-        state = await run_in_threadpool(beat, command.integration)
+        state = await commands.beat(command.integration)
         return heartbeat.answer(integ, state)
 
     @router.get("/v1/heartbeats", name="heartbeat_states", summary="Heartbeat states")

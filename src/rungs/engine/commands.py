@@ -1,0 +1,239 @@
+"""Commands: the one way in for writes. Each is async and answered once committed.
+
+A command is a function of the writer's connection: it loads the case (row-locked on
+PostgreSQL), runs `decide` with the case's policy version, and writes the new state and the
+effects (`rungs.store.effects`) in the same transaction. The writer commits many at once.
+Managers (timers, heartbeats, the dispatcher's results) decide inside their own
+transactions through `decide_in` and `open_in`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from functools import partial
+from typing import Any, Protocol
+
+from sqlalchemy import Connection
+from sqlalchemy.exc import IntegrityError
+
+from rungs.core.decide import decide
+from rungs.core.model import Case, Effect, Event, Refused
+from rungs.engine.heartbeats import beat_in
+from rungs.engine.policies import PolicyStore
+from rungs.engine.wake import Wake
+from rungs.engine.writer import Writer
+from rungs.policy import Policy
+from rungs.policy.model import Integration
+from rungs.store.cases import find_open, insert_case, load_case, new_case_id, save_case
+from rungs.store.effects import NewRow, write_effects
+from rungs.store.tokens import create_token, revoke_token
+from rungs.time.clock import Clock
+
+__all__ = ["AfterDecide", "Commands", "Deliveries"]
+
+# Temporary (seam 3): the notices of today's notify hook, until `decide` emits `Notice`.
+AfterDecide = Callable[[Connection, Case, list[Effect], int, int], None]
+
+
+class Deliveries(Protocol):
+    """What the effect writer needs of this process's dispatcher (seam 4)."""
+
+    def lease(self, policy: Policy) -> int | None:
+        """The instant a claim taken now runs out; None: insert rows pending."""
+        ...
+
+    def accept(self, rows: list[NewRow]) -> None:
+        """Rows claimed in a transaction that has just committed (on the writer's thread)."""
+        ...
+
+
+class Commands:
+    def __init__(
+        self,
+        writer: Writer,
+        policies: PolicyStore,
+        clock: Clock,
+        wake: Wake,
+        *,
+        deliveries: Deliveries | None = None,
+        after_decide: AfterDecide | None = None,
+    ) -> None:
+        self.writer = writer
+        self.policies = policies
+        self.clock = clock
+        self.wake = wake
+        self.deliveries = deliveries
+        self._after_decide = after_decide
+        self._claimed: list[NewRow] = []  # rows for the dispatcher, once the batch commits
+
+    # inside a transaction --------------------------------------------------------------------
+
+    def decide_in(self, conn: Connection, case_id: str, event: Event, now: int) -> tuple[Case, int]:
+        """Decide and write; returns the new case and the earliest timer it set (0 for none)."""
+        loaded = load_case(conn, case_id, lock=True)
+        if loaded is None:
+            raise Refused(f"no case '{case_id}'", 404)
+        case, version = loaded
+        if event.kind == "reopen":
+            version = self.policies.current_version()  # decided by the version it reopens under
+        policy = self.policies.policy(version)
+        new, effects = decide(case, event, now, policy)
+        save_case(conn, new, version)
+        return new, self._write(conn, new, effects, version, policy, now, fresh=False)
+
+    def open_in(
+        self,
+        conn: Connection,
+        data: dict[str, Any],
+        version: int,
+        policy: Policy,
+        now: int,
+        *,
+        repeat: dict[str, Any] | None = None,
+    ) -> tuple[Case, bool]:
+        """Open a case in this transaction, unless one with its dedup key is open: then return
+        that one, after folding `repeat` into it as an `alert_repeated` event when given."""
+        key = data.get("dedup_key")
+        if key:
+            existing = find_open(conn, key)
+            if existing is not None:
+                if repeat is not None:
+                    event = Event("alert_repeated", data=repeat)
+                    return self.decide_in(conn, existing, event, now)[0], False
+                loaded = load_case(conn, existing, lock=False)
+                assert loaded is not None
+                return loaded[0], False
+        case_id = new_case_id(conn)
+        case, effects = decide(None, Event("open", data=data), now, policy, case_id=case_id)
+        insert_case(conn, case, version)
+        self._write(conn, case, effects, version, policy, now, fresh=True)
+        return case, True
+
+    def _write(
+        self,
+        conn: Connection,
+        case: Case,
+        effects: list[Effect],
+        version: int,
+        policy: Policy,
+        now: int,
+        *,
+        fresh: bool,
+    ) -> int:
+        d = self.deliveries
+        lease = None if d is None else partial(d.lease, policy)
+        written = write_effects(conn, effects, version, now, fresh=fresh, lease=lease, case=case)
+        self.wake.timer_set(conn, written.earliest)
+        if written.claimed:
+            self._claimed.extend(written.claimed)
+        if self._after_decide is not None:
+            self._after_decide(conn, case, effects, version, now)
+        return written.earliest
+
+    def committed(self, ok: bool) -> None:
+        """On the writer's thread after each transaction: wake the loop, hand rows over."""
+        self.wake.committed(ok)
+        if self._claimed:
+            rows, self._claimed = self._claimed, []
+            if ok and self.deliveries is not None:
+                self.deliveries.accept(rows)
+
+    # commands --------------------------------------------------------------------------------
+
+    async def open(self, data: dict[str, Any]) -> tuple[Case, bool]:
+        """Open a case (or return the open one with the same dedup key); True when new."""
+        version = self.policies.current_version()
+        policy = self.policies.policy(version)
+        return await self.writer.submit_async(
+            lambda conn: self.open_in(conn, data, version, policy, self.clock.now())
+        )
+
+    async def trigger(self, data: dict[str, Any], repeat: dict[str, Any]) -> tuple[Case, bool]:
+        """An alert: open a case, or add it to the open case with the same dedup key (True
+        when a case was opened). `repeat` is the `alert_repeated` event's data."""
+        version = self.policies.current_version()
+        policy = self.policies.policy(version)
+
+        def run(conn: Connection) -> tuple[Case, bool]:
+            return self.open_in(conn, data, version, policy, self.clock.now(), repeat=repeat)
+
+        try:
+            return await self.writer.submit_async(run)
+        except IntegrityError:  # another process opened the same key at the same moment
+            return await self.writer.submit_async(run)
+
+    def act_on_key(self, dedup_key: str, event: Event) -> asyncio.Future[tuple[Case | None, bool]]:
+        """Decide `event` on the open case with this dedup key (await it): (case or None, True
+        when the core took it). An event the case's state refuses (a second
+        acknowledgement) is no error."""
+
+        def run(conn: Connection) -> tuple[Case | None, bool]:
+            existing = find_open(conn, dedup_key)
+            if existing is None:
+                return None, False
+            try:
+                return self.decide_in(conn, existing, event, self.clock.now())[0], True
+            except Refused:  # refused before anything was written
+                loaded = load_case(conn, existing, lock=False)
+                return (loaded[0] if loaded else None), False
+
+        return self.writer.submit_async(run)
+
+    async def act(
+        self, case_id: str, event: Event, also: Callable[[Connection], object] | None = None
+    ) -> Case:
+        """Decide one event; `also` runs after it in the same transaction (it may raise)."""
+
+        def run(conn: Connection) -> Case:
+            new = self.decide_in(conn, case_id, event, self.clock.now())[0]
+            if also is not None:
+                also(conn)
+            return new
+
+        return await self.writer.submit_async(run)
+
+    async def adopt(self, case_id: str) -> Case:
+        """Move one case to the current policy version, keeping its level and SLA clocks."""
+        version = self.policies.current_version()
+        policy = self.policies.policy(version)
+
+        def run(conn: Connection) -> Case:
+            loaded = load_case(conn, case_id, lock=True)
+            if loaded is None:
+                raise Refused(f"no case '{case_id}'", 404)
+            case = loaded[0]
+            if not any(m.id == case.matrix for m in policy.matrices):
+                raise Refused(f"policy version {version} has no matrix '{case.matrix}'", 409)
+            save_case(conn, case, version)
+            return case
+
+        return await self.writer.submit_async(run)
+
+    async def beat(self, integ: Integration) -> dict[str, Any]:
+        """A heartbeat from `integ` (see `rungs.engine.heartbeats`)."""
+        return await self.writer.submit_async(
+            lambda conn: beat_in(conn, self, self.wake, integ, self.clock.now())
+        )
+
+    async def store_policy(self, yaml_text: str, source: str) -> tuple[int, Policy]:
+        """Validate and store a new policy version (PolicyError lists every problem)."""
+        return await asyncio.to_thread(self.policies.store, yaml_text, source)
+
+    async def add_override(
+        self, schedule_id: str, start: int, end: int, who: str, note: str | None
+    ) -> int:
+        """A temporary on-call override of a schedule."""
+        return await asyncio.to_thread(
+            self.policies.add_override, schedule_id, start, end, who, note
+        )
+
+    async def create_token(self, name: str, role: str) -> str:
+        """A new API token (TokenError when the name or role is refused)."""
+        now = self.clock.now()
+        return await self.writer.submit_async(lambda conn: create_token(conn, name, role, now))
+
+    async def revoke_token(self, name: str) -> bool:
+        """Revoke the active token with this name; False when there is none."""
+        now = self.clock.now()
+        return await self.writer.submit_async(lambda conn: revoke_token(conn, name, now))

@@ -1,0 +1,196 @@
+"""The engine loop: one thread driving every manager, asleep until the next thing is due.
+
+A manager (timers, heartbeats; survey sends later) has one shape: `next_due(conn)` and
+`fire_due(conn, until)`, the latter run in a writer transaction. Each tick reads the clock
+once, fires what is due, then sleeps until the earliest next due instant (at most a second).
+It is woken early by `Wake` (a timer set in this process before the planned wake-up) and, on
+PostgreSQL, by `LISTEN rungs_timers` (timers set by other processes).
+
+Under the virtual clock nothing runs by itself: `advance(to)` runs, in instant order, every
+manager's due work and the dispatcher's due deliveries (seam 5), then stands at `to`.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Iterable, Sequence
+from typing import Protocol
+
+from sqlalchemy import Connection, Engine
+
+from rungs.engine.policies import PolicyStore
+from rungs.engine.wake import Wake
+from rungs.engine.writer import Writer
+from rungs.store.listen import TIMERS_CHANNEL, listen_thread
+from rungs.time.clock import Clock, VirtualClock
+
+__all__ = ["DueWork", "Loop", "Manager"]
+
+log = logging.getLogger("rungs.engine")
+IDLE_S = 0.05  # the least wait when due rows are held by another engine
+MAX_WAIT_S = 1.0
+
+
+class Manager(Protocol):
+    name: str
+    batch: int
+
+    def next_due(self, conn: Connection) -> int | None: ...
+
+    def fire_due(self, conn: Connection, until: int) -> int: ...
+
+
+class DueWork(Protocol):
+    """Due work outside the engine's transactions: the dispatcher's deliveries (seam 5)."""
+
+    def next_due(self) -> int | None: ...
+
+    def run_due(self, until: int) -> int: ...
+
+
+class Loop:
+    def __init__(
+        self,
+        db: Engine,
+        writer: Writer,
+        clock: Clock,
+        wake: Wake,
+        policies: PolicyStore,
+        managers: Sequence[Manager],
+        *,
+        deliveries: DueWork | None = None,
+    ) -> None:
+        self.db = db
+        self.writer = writer
+        self.clock = clock
+        self.wake = wake
+        self.policies = policies
+        self.managers = list(managers)
+        self.deliveries = deliveries
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._listener: threading.Thread | None = None
+
+    # the real clock --------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Run due work in the background until `stop` (real clock only)."""
+        if self.clock.virtual or self._thread is not None:
+            return
+        self._thread = threading.Thread(target=self._run, name="rungs-engine", daemon=True)
+        self._thread.start()
+        self._listener = listen_thread(self.db, TIMERS_CHANNEL, self.wake.set, self._stop)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self.wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+    def next_due(self) -> int | None:
+        """The earliest instant any manager has work due (None: nothing waits)."""
+        with self.db.connect() as conn:
+            return _earliest(m.next_due(conn) for m in self.managers)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.wake.planned = 0
+            try:
+                full, fired, nxt = self.tick()
+            except Exception:  # keep the engine alive through a database restart
+                log.exception("engine tick failed; retrying")
+                self._stop.wait(1.0)
+                continue
+            if full:
+                continue  # more is due: take the next batch at once
+            now = self.clock.now()
+            wait = MAX_WAIT_S if nxt is None else max(0.0, min(MAX_WAIT_S, (nxt - now) / 1e6))
+            if not fired:
+                wait = max(wait, IDLE_S)  # due rows held by another engine: do not spin
+            self.wake.planned = now + int(wait * 1e6)
+            self.wake.wait(wait)
+
+    def tick(self) -> tuple[bool, int, int | None]:
+        """Fire what is due now: (a batch was full, how many fired, the next due instant)."""
+        self.policies.refresh_overrides()
+        now = self.clock.now()
+        with self.db.connect() as conn:
+            due = [(m, m.next_due(conn)) for m in self.managers]
+        fired, full = 0, False
+        for m, at in due:
+            if at is not None and at <= now:
+                n = self.writer.call(lambda conn, m=m: m.fire_due(conn, now))
+                fired += n
+                full = full or n >= m.batch
+        if full:
+            return True, fired, None
+        return False, fired, self.next_due()
+
+    # the virtual clock -----------------------------------------------------------------------
+
+    def advance(self, to: int) -> int:
+        """Run, in instant order, all work due up to `to`, then stand at `to`."""
+        clock = self.clock
+        if not isinstance(clock, VirtualClock):
+            raise RuntimeError("advance needs the virtual clock")
+        if to < clock.now():
+            raise ValueError("the virtual clock cannot go backwards")
+        sources: list[DueWork] = [_InWriter(m, self.db, self.writer) for m in self.managers]
+        if self.deliveries is not None:
+            sources.append(_AtDue(self.deliveries, clock))
+        total = 0
+        while True:
+            dues = sorted(
+                (at, i) for i, at in enumerate(_due(s, to) for s in sources) if at is not None
+            )
+            if not dues:
+                break
+            (at, first), rest = dues[0], dues[1:]
+            until = min([to, *(a for a, _ in rest)])  # the others' turn comes after this
+            n = sources[first].run_due(until)
+            total += n
+            if not n and _due(sources[first], to) == at:
+                break  # held by another engine: nothing this one can do
+        clock.set(max(clock.now(), to))
+        return total
+
+
+class _InWriter:
+    """A manager as due work: its reads on a connection, its firing in a writer transaction."""
+
+    def __init__(self, manager: Manager, db: Engine, writer: Writer) -> None:
+        self.manager, self.db, self.writer = manager, db, writer
+
+    def next_due(self) -> int | None:
+        with self.db.connect() as conn:
+            return self.manager.next_due(conn)
+
+    def run_due(self, until: int) -> int:
+        return int(self.writer.call(lambda conn: self.manager.fire_due(conn, until)))
+
+
+class _AtDue:
+    """The dispatcher's deliveries under the virtual clock: each goes at its due instant."""
+
+    def __init__(self, work: DueWork, clock: VirtualClock) -> None:
+        self.work, self.clock = work, clock
+
+    def next_due(self) -> int | None:
+        return self.work.next_due()
+
+    def run_due(self, until: int) -> int:
+        at = self.work.next_due()
+        if at is not None:
+            self.clock.set(max(self.clock.now(), at))
+        return self.work.run_due(until)
+
+
+def _due(source: DueWork, to: int) -> int | None:
+    at = source.next_due()
+    return at if at is not None and at <= to else None
+
+
+def _earliest(instants: Iterable[int | None]) -> int | None:
+    found = [t for t in instants if t is not None]
+    return min(found) if found else None

@@ -1,0 +1,80 @@
+"""Cases as rows: load (row-locked on PostgreSQL), find the open one by dedup key, save."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Connection
+
+from rungs.core.model import Case
+from rungs.store.jsonbytes import dumps_text, loads
+from rungs.store.sql import Sql, run
+
+__all__ = ["CLOSED", "find_open", "insert_case", "load_case", "new_case_id", "save_case"]
+
+CLOSED = ("resolved", "closed")  # statuses of a case no longer active (its dedup key is free)
+
+_NEW_NUMBER = Sql("INSERT INTO case_numbers DEFAULT VALUES RETURNING n")
+_LOAD = Sql("SELECT state, policy_version FROM cases WHERE id = :id")
+_LOAD_LOCKED = Sql("SELECT state, policy_version FROM cases WHERE id = :id FOR UPDATE")
+_FIND_OPEN = Sql("SELECT id FROM cases WHERE open_key = :key")
+_COLUMNS = (
+    "status",
+    "customer",
+    "priority",
+    "level",
+    "assignee",
+    "open_key",
+    "policy_version",
+    "state",
+    "updated_at",
+)
+_INSERT_CASE = Sql(
+    "INSERT INTO cases (id, opened_at, " + ", ".join(_COLUMNS) + ") "
+    "VALUES (:id, :opened_at, " + ", ".join(f":{c}" for c in _COLUMNS) + ")"
+)
+_SAVE_CASE = Sql(
+    "UPDATE cases SET " + ", ".join(f"{c} = :{c}" for c in _COLUMNS) + " WHERE id = :id"
+)
+
+
+def new_case_id(conn: Connection) -> str:
+    return f"C{run(conn, _NEW_NUMBER, {})[0]}"
+
+
+def load_case(conn: Connection, case_id: str, *, lock: bool) -> tuple[Case, int] | None:
+    """The case and its policy version; `lock` takes the row until commit (PostgreSQL)."""
+    locked = lock and conn.dialect.name == "postgresql"
+    row = run(conn, _LOAD_LOCKED if locked else _LOAD, {"id": case_id})
+    if row is None:
+        return None
+    return Case.from_dict(loads(row[0])), row[1]
+
+
+def find_open(conn: Connection, dedup_key: str) -> str | None:
+    row = run(conn, _FIND_OPEN, {"key": dedup_key})
+    return None if row is None else row[0]
+
+
+def _row(case: Case, version: int) -> dict[str, Any]:
+    active = case.status not in CLOSED
+    return {
+        "id": case.id,
+        "status": case.status,
+        "customer": case.customer,
+        "priority": case.priority,
+        "level": case.level,
+        "assignee": case.assignee,
+        "open_key": case.dedup_key if active and case.dedup_key else None,
+        "policy_version": version,
+        "state": dumps_text(case.to_dict()),
+        "updated_at": case.updated_at,
+    }
+
+
+def insert_case(conn: Connection, case: Case, version: int) -> None:
+    run(conn, _INSERT_CASE, {**_row(case, version), "opened_at": case.opened_at})
+
+
+def save_case(conn: Connection, case: Case, version: int) -> None:
+    run(conn, _SAVE_CASE, _row(case, version))

@@ -1,0 +1,61 @@
+"""Statements on the driver's own cursor, inside the SQLAlchemy transaction.
+
+The hot statements (every command, every due timer, every result) go straight to the
+driver: SQLAlchemy's per-statement work (compile cache look-up, parameter processing,
+result set-up) cost more than SQLite itself. Each statement is written once with `:name`
+parameters and kept in the driver's own style too.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from sqlalchemy import Connection
+
+__all__ = ["Sql", "run", "run_many", "run_all"]
+
+
+class Sql:
+    """One statement: `:name` parameters for sqlite3, `%(name)s` for psycopg."""
+
+    __slots__ = ("named", "pyformat")
+
+    def __init__(self, sql: str) -> None:
+        self.named = sql
+        self.pyformat = re.sub(r"(?<!:):([a-z_]+)", r"%(\1)s", sql)
+
+
+def _cursor(conn: Connection) -> tuple[Any, bool]:
+    """The driver's cursor on this transaction's connection, and whether it is psycopg."""
+    return conn.connection.dbapi_connection.cursor(), conn.dialect.name == "postgresql"  # type: ignore[union-attr]
+
+
+def run(conn: Connection, stmt: Sql, params: dict[str, Any]) -> Any:
+    """Execute; the first row when the statement returns rows (else None)."""
+    cur, pg = _cursor(conn)
+    try:
+        cur.execute(stmt.pyformat if pg else stmt.named, params)
+        return cur.fetchone() if cur.description is not None else None
+    finally:
+        cur.close()
+
+
+def run_all(conn: Connection, stmt: Sql, params: dict[str, Any]) -> list[Any]:
+    """Execute; every row it returns."""
+    cur, pg = _cursor(conn)
+    try:
+        cur.execute(stmt.pyformat if pg else stmt.named, params)
+        return list(cur.fetchall()) if cur.description is not None else []
+    finally:
+        cur.close()
+
+
+def run_many(conn: Connection, stmt: Sql, rows: list[dict[str, Any]]) -> int:
+    """Execute once per row (one round trip on psycopg's pipeline); the rows it changed."""
+    cur, pg = _cursor(conn)
+    try:
+        cur.executemany(stmt.pyformat if pg else stmt.named, rows)
+        return int(cur.rowcount)
+    finally:
+        cur.close()

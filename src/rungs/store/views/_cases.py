@@ -1,0 +1,105 @@
+"""Cases, timelines and handoffs as the API (and later the console) shows them."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from sqlalchemy import Connection, func, select
+
+from rungs.core import sla
+from rungs.core.handoff import handoff
+from rungs.core.model import Case
+from rungs.policy import Policy
+from rungs.sim.output import timeline_json
+from rungs.store.cases import load_case
+from rungs.store.jsonbytes import loads
+from rungs.store.tables import cases, timeline
+from rungs.time.instant import format_utc
+
+__all__ = ["FILTERS", "case_json", "case_page", "entries", "handoff_of", "paged", "timeline_rows"]
+
+FILTERS = ("status", "customer", "priority", "level", "assignee")  # columns a list filters on
+
+
+def case_json(case: Case, version: int, policy: Policy, now: int) -> dict[str, Any]:
+    """A case with its SLA clocks (`core.sla.clocks`, the one SLA clock view)."""
+    return {
+        "id": case.id,
+        "status": case.status,
+        "customer": case.customer,
+        "category": case.category,
+        "priority": case.priority,
+        "title": case.title,
+        "description": case.description,
+        "level": case.level,
+        "matrix": case.matrix,
+        "assignee": case.assignee,
+        "acknowledged": case.acknowledged,
+        "dedup_key": case.dedup_key,
+        "fields": dict(case.fields),
+        "tags": list(case.tags),
+        "opened_at": format_utc(case.opened_at),
+        "updated_at": format_utc(case.updated_at),
+        "policy_version": version,
+        "sla": sla.clocks(case, policy, now),
+    }
+
+
+def case_page(
+    conn: Connection, filters: Mapping[str, object], limit: int, offset: int
+) -> tuple[list[tuple[Case, int]], int]:
+    """One page of cases in opening order, with the count of all that match `filters`."""
+    q = select(cases.c.id, cases.c.state, cases.c.policy_version)
+    for col in FILTERS:
+        value = filters.get(col)
+        if value is not None:
+            q = q.where(cases.c[col] == value)
+    total_q = select(func.count()).select_from(q.subquery())
+    q = q.order_by(cases.c.opened_at, cases.c.id).limit(limit).offset(offset)
+    rows = conn.execute(q).all()
+    total = conn.execute(total_q).scalar_one()
+    return [(Case.from_dict(loads(r.state)), r.policy_version) for r in rows], int(total)
+
+
+def entries(conn: Connection, case_id: str, kinds: tuple[str, ...] = ()) -> list[dict[str, Any]]:
+    """The case's stored timeline entries, decoded, in order (only `kinds` when given)."""
+    q = select(timeline.c.entry).where(timeline.c.case_id == case_id)
+    if kinds:
+        q = q.where(timeline.c.kind.in_(kinds))
+    return [loads(raw) for (raw,) in conn.execute(q.order_by(timeline.c.id))]
+
+
+def timeline_rows(conn: Connection, case_id: str) -> list[dict[str, Any]]:
+    """The timeline as the API shows it: the scenario JSON plus each entry's policy version."""
+    rows = conn.execute(
+        select(timeline.c.entry, timeline.c.policy_version)
+        .where(timeline.c.case_id == case_id)
+        .order_by(timeline.c.id)
+    ).all()
+    out = []
+    for raw, version in rows:
+        (formatted,) = timeline_json([loads(raw)])
+        formatted["policy_version"] = version
+        out.append(formatted)
+    return out
+
+
+def handoff_of(
+    conn: Connection,
+    case_id: str,
+    policy_of: Callable[[int], Policy],
+    now: int,
+    level: int | None,
+) -> dict[str, Any] | None:
+    """The handoff context of a case (`core.handoff`), None when there is no such case."""
+    found = load_case(conn, case_id, lock=False)
+    if found is None:
+        return None
+    case, version = found
+    return handoff(case, policy_of(version), now, entries(conn, case_id), level)
+
+
+def paged(conn: Connection, case_id: str) -> set[str]:
+    """Everyone a case has paged, over its whole life."""
+    return {e.get("to") for e in entries(conn, case_id, ("notified",))}

@@ -1,0 +1,147 @@
+"""`Views`: the read side. Every GET of the API (and the console to come) reads here."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Protocol
+
+from sqlalchemy import Engine
+
+from rungs.core import sla
+from rungs.core.model import Case
+from rungs.policy import Policy
+from rungs.schedules.oncall import Schedule
+from rungs.store.cases import load_case
+from rungs.store.tokens import TokenCache
+from rungs.store.views._cases import case_json, case_page, handoff_of, paged, timeline_rows
+from rungs.store.views._oncall import ics, on_call_now, shift_rows
+from rungs.store.views._ops import counts, heartbeat_states, ping, token_list
+from rungs.time.clock import Clock
+
+__all__ = ["Policies", "Views"]
+
+
+class Policies(Protocol):
+    """The policy versions the views read with (the engine's `PolicyStore`)."""
+
+    def policy(self, version: int) -> Policy: ...
+
+    def current_version(self) -> int: ...
+
+    def text(self, version: int) -> str: ...
+
+
+class Views:
+    """Reads on their own connections; answers are JSON-ready, None when a thing is absent."""
+
+    def __init__(self, db: Engine, policies: Policies, clock: Clock) -> None:
+        self.db = db
+        self.policies = policies
+        self.clock = clock
+        self.tokens = TokenCache(db)  # API token look-ups, remembered a second
+
+    # cases -------------------------------------------------------------------------------
+
+    def case_state(self, case_id: str) -> tuple[Case, int] | None:
+        """The stored case and its policy version."""
+        with self.db.connect() as conn:
+            return load_case(conn, case_id, lock=False)
+
+    def case_json(self, case: Case, version: int) -> dict[str, Any]:
+        return case_json(case, version, self.policies.policy(version), self.clock.now())
+
+    def case(self, case_id: str) -> dict[str, Any] | None:
+        found = self.case_state(case_id)
+        return None if found is None else self.case_json(*found)
+
+    def sla(self, case_id: str) -> dict[str, dict[str, object]] | None:
+        """The case's SLA clocks now (`core.sla.clocks`, as in the case's JSON)."""
+        found = self.case_state(case_id)
+        if found is None:
+            return None
+        case, version = found
+        return sla.clocks(case, self.policies.policy(version), self.clock.now())
+
+    def case_card(self, case_id: str) -> dict[str, Any] | None:
+        """The few fields a one-click link page shows."""
+        found = self.case_state(case_id)
+        if found is None:
+            return None
+        c = found[0]
+        return {
+            "id": c.id,
+            "title": c.title,
+            "priority": c.priority,
+            "status": c.status,
+            "level": c.level,
+            "customer": c.customer,
+        }
+
+    def cases(self, filters: Mapping[str, object], limit: int, offset: int) -> dict[str, Any]:
+        with self.db.connect() as conn:
+            page, total = case_page(conn, filters, limit, offset)
+        items = [self.case_json(case, version) for case, version in page]
+        return {"items": items, "total": total, "limit": limit, "offset": offset}
+
+    def timeline(self, case_id: str) -> list[dict[str, Any]] | None:
+        with self.db.connect() as conn:
+            if load_case(conn, case_id, lock=False) is None:
+                return None
+            return timeline_rows(conn, case_id)
+
+    def handoff(self, case_id: str, level: int | None = None) -> dict[str, Any] | None:
+        with self.db.connect() as conn:
+            return handoff_of(conn, case_id, self.policies.policy, self.clock.now(), level)
+
+    def paged(self, case_id: str) -> set[str]:
+        """Everyone the case has paged."""
+        with self.db.connect() as conn:
+            return paged(conn, case_id)
+
+    # policy and on-call ------------------------------------------------------------------
+
+    def policy(self) -> Policy:
+        """The current policy version."""
+        return self.policies.policy(self.policies.current_version())
+
+    def policy_yaml(self, *, redact: bool) -> tuple[int, str]:
+        """The current version and its YAML; literal integration keys `<redacted>` if asked."""
+        version = self.policies.current_version()
+        text = self.policies.text(version)
+        if redact:
+            for integ in self.policies.policy(version).integrations.values():
+                if integ.key:
+                    text = text.replace(integ.key, "<redacted>")
+        return version, text
+
+    def schedule(self, sid: str) -> Schedule | None:
+        return self.policy().schedules.get(sid)
+
+    def on_call(self, at: int) -> list[dict[str, Any]]:
+        return on_call_now(self.policy(), at)
+
+    def shifts(self, schedule: Schedule, start: int, end: int) -> list[dict[str, Any]]:
+        return shift_rows(schedule, start, end)
+
+    def ics(self, schedule: Schedule, start: int, end: int, person: str | None) -> bytes:
+        return ics(schedule, start, end, person)
+
+    # operations --------------------------------------------------------------------------
+
+    def health(self) -> None:
+        """Raises when the database does not answer."""
+        with self.db.connect() as conn:
+            ping(conn)
+
+    def counts(self) -> tuple[list[tuple[str, int]], int]:
+        """(cases by status, timers pending), for `/metrics`."""
+        with self.db.connect() as conn:
+            return counts(conn)
+
+    def token_list(self) -> list[dict[str, Any]]:
+        with self.db.connect() as conn:
+            return token_list(conn)
+
+    def heartbeats(self) -> list[dict[str, Any]]:
+        with self.db.connect() as conn:
+            return heartbeat_states(conn)

@@ -1,0 +1,238 @@
+"""The engine's parts on a real database: the effect writer, claims, the loop's `advance`
+with a dispatcher's due work, `record`, and the hand-over of claimed rows after commit."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import threading
+from collections.abc import Iterator
+from dataclasses import replace
+from typing import Any
+
+import pytest
+from sqlalchemy import Connection, text
+from sqlalchemy import Engine as Database
+
+from rungs.core.model import Event, Notice, Notify, Record
+from rungs.engine import Engine, PolicyStore
+from rungs.policy import Policy
+from rungs.store.claims import claim_due, first_due
+from rungs.store.db import make_engine, upgrade
+from rungs.store.effects import NewRow, write_effects
+from rungs.store.listen import OUTBOX_CHANNEL, listen_thread
+from rungs.store.tables import timers
+from rungs.time.clock import VirtualClock
+from rungs.time.instant import parse_instant
+from tests.conftest import ROOT, reset_database
+from tests.procs import wait_until
+from tests.sync import open_case
+
+ACME = ROOT / "src" / "rungs" / "examples" / "acme.yaml"
+START = parse_instant("2026-11-24T08:00:00Z")
+MINUTE = 60_000_000
+BODY = {"customer": "initech", "category": "general", "priority": "P2", "title": "t"}
+
+
+@pytest.fixture
+def db(db_url: str) -> Iterator[Database]:
+    eng = make_engine(db_url)
+    upgrade(eng)
+    yield eng
+    eng.dispose()
+
+
+def _outbox(db: Database) -> list[Any]:
+    with db.connect() as conn:
+        return conn.execute(
+            text("SELECT id, kind, key, payload, status, attempts, next_attempt FROM outbox")
+        ).all()
+
+
+NOTICE = Notice("C1", "ann", "sms", "acknowledged", "bob", 2, "Checkout fails", "C1:ack0:ann")
+
+
+def test_a_notice_becomes_one_pending_notice_row_with_todays_payload(db: Database) -> None:
+    with db.begin() as conn:
+        written = write_effects(conn, [NOTICE], 1, START)
+    assert written.claimed == [] and written.earliest == 0
+    (row,) = _outbox(db)
+    assert (row.kind, row.key, row.status, row.attempts) == ("notice", "C1:ack0:ann", "pending", 0)
+    assert json.loads(row.payload) == {
+        "person": "ann",
+        "channel": "sms",
+        "action": "acknowledged",
+        "by": "bob",
+        "level": 2,
+        "title": "Checkout fails",
+    }
+
+
+def test_with_a_lease_rows_are_inserted_claimed_and_returned_with_their_ids(db: Database) -> None:
+    page = Notify("C1", "ann", "email", 1, "level 1", "C1:n1:ann")
+    opened = Record({"case": "C1", "at": START, "kind": "opened"})
+    with db.begin() as conn:
+        written = write_effects(conn, [opened, page, NOTICE], 1, START, lease=lambda: START + 7)
+    rows = _outbox(db)
+    assert [(r.kind, r.status, r.attempts, r.next_attempt) for r in rows] == [
+        ("notify", "sending", 1, START + 7),
+        ("notice", "sending", 1, START + 7),
+    ]
+    assert [(r.id, r.kind, r.key, r.attempts) for r in written.claimed] == [
+        (rows[0].id, "notify", "C1:n1:ann", 1),
+        (rows[1].id, "notice", "C1:ack0:ann", 1),
+    ]
+    assert written.claimed[0].payload == json.loads(rows[0].payload)
+    assert written.claimed[0].snapshot is None  # no case given: nothing to snapshot
+
+
+def test_claim_due_takes_due_rows_in_order_up_to_the_limit(db: Database) -> None:
+    with db.begin() as conn:
+        for i, due in enumerate((30, 10, 20, 40)):
+            conn.execute(
+                timers.insert().values(case_id=f"C{i}", key="level", due=due, payload="[]")
+            )
+    with db.begin() as conn:
+        got = claim_due(conn, timers, "due", 30, limit=2, order=("id",))
+        assert [r.due for r in got] == [10, 20]
+        assert first_due(conn, timers, "due") == 10
+
+
+class FakeDispatcher:
+    """Seam 4 and 5 as the engine calls them: a lease, accepted rows, due deliveries."""
+
+    def __init__(self, policies: PolicyStore, record: Any) -> None:
+        self.clock = policies.clock
+        self.record = record
+        self.accepted: list[NewRow] = []
+        self.due: list[int] = []
+        self.ran: list[tuple[int, int]] = []  # (until, the clock then)
+
+    def lease(self, policy: Policy) -> int | None:
+        return self.clock.now() + MINUTE
+
+    def accept(self, rows: list[NewRow]) -> None:
+        self.accepted.extend(rows)
+
+    def next_due(self) -> int | None:
+        return min(self.due, default=None)
+
+    def run_due(self, until: int) -> int:
+        done = [t for t in self.due if t <= until]
+        self.due = [t for t in self.due if t > until]
+        self.ran.append((until, self.clock.now()))
+        return len(done)
+
+    def start(self) -> None: ...
+
+    def stop(self) -> None: ...
+
+
+@pytest.fixture
+def engine(db: Database) -> Iterator[Engine]:
+    e = Engine(db, VirtualClock(START), dispatcher=FakeDispatcher)
+    e.policies.ensure(ACME.read_text(), str(ACME))
+    yield e
+    e.stop()
+
+
+def _fake(engine: Engine) -> FakeDispatcher:
+    assert isinstance(engine.dispatcher, FakeDispatcher)
+    return engine.dispatcher
+
+
+def test_claimed_rows_are_handed_over_once_committed(engine: Engine) -> None:
+    case, new = asyncio.run(engine.commands.open(dict(BODY)))
+    assert new
+    accepted = _fake(engine).accepted
+    assert accepted and all(r.case_id == case.id and r.attempts == 1 for r in accepted)
+    snapshot = accepted[0].snapshot
+    assert snapshot is not None and snapshot[0].id == case.id
+    assert snapshot[2][0]["kind"] == "opened"
+    statuses = {r.status for r in _outbox(engine.db)}
+    assert statuses == {"sending"}
+
+
+def test_a_rolled_back_decision_hands_nothing_over(engine: Engine) -> None:
+    def failing(conn: Connection) -> None:
+        version = engine.policies.current_version()
+        policy = engine.policies.policy(version)
+        engine.commands.open_in(conn, dict(BODY), version, policy, engine.clock.now())
+        raise RuntimeError("after the decision, before the commit")
+
+    with pytest.raises(RuntimeError):
+        engine.writer.call(failing)
+    assert _fake(engine).accepted == []
+    assert _outbox(engine.db) == []
+
+
+def test_advance_runs_deliveries_in_instant_order_among_timers(engine: Engine) -> None:
+    case, _ = open_case(engine, dict(BODY))  # its level timer is due at 08:30
+    fake = _fake(engine)
+    fake.due = [START + 10 * MINUTE, START + 40 * MINUTE]
+    fired = engine.advance(START + 60 * MINUTE)
+    assert [now for _, now in fake.ran] == [START + 10 * MINUTE, START + 40 * MINUTE]
+    assert fake.ran[0][0] < START + 40 * MINUTE  # the 08:40 delivery waited for its turn
+    assert fake.due == []
+    assert fired >= 3
+    assert engine.clock.now() == START + 60 * MINUTE
+    with engine.db.connect() as conn:
+        escalated = conn.execute(
+            text("SELECT at FROM timeline WHERE case_id = :c AND kind = 'escalated'"),
+            {"c": case.id},
+        ).scalar_one()
+    assert escalated == START + 30 * MINUTE  # fired before the 08:40 delivery moved the clock
+
+
+def test_record_runs_its_body_in_one_writer_transaction_with_decide_in(db: Database) -> None:
+    seen: list[Any] = []
+
+    def body(conn: Connection, batch: list[Any], decide: Any) -> None:
+        (case_id,) = batch
+        seen.append(decide(conn, case_id, Event("acknowledge", by="ann"), START)[0].status)
+
+    e = Engine(db, VirtualClock(START), record_body=body)
+    try:
+        e.policies.ensure(ACME.read_text(), str(ACME))
+        case, _ = open_case(e, dict(BODY))
+        e.record([case.id]).result(timeout=10)
+    finally:
+        e.stop()
+    assert seen == ["acknowledged"]
+
+
+def test_views_page_filter_and_absent_cases(engine: Engine) -> None:
+    ids = [open_case(engine, {**BODY, "title": f"t{i}"})[0].id for i in range(3)]
+    page = engine.views.cases({"customer": "initech"}, 2, 1)
+    assert [c["id"] for c in page["items"]] == ids[1:3] and page["total"] == 3
+    assert engine.views.cases({"customer": "nobody"}, 50, 0)["total"] == 0
+    assert engine.views.timeline("C999") is None and engine.views.case("C999") is None
+    assert engine.views.timeline(ids[0])[0]["kind"] == "opened"  # type: ignore[index]
+    assert engine.views.sla(ids[0]) == engine.views.case(ids[0])["sla"]  # type: ignore[index]
+    assert engine.views.sla("C999") is None
+
+
+@pytest.mark.postgres
+def test_pending_rows_wake_the_outbox_listeners(pg_url: str) -> None:
+    reset_database(pg_url)
+    eng = make_engine(pg_url)
+    upgrade(eng)
+    woken: list[int] = []
+    stop = threading.Event()
+    thread = listen_thread(eng, OUTBOX_CHANNEL, lambda: woken.append(1), stop)
+    keys = itertools.count()
+
+    def write_then_look() -> list[int] | None:
+        """A pending row per try (LISTEN may not be in place for the first ones)."""
+        with eng.begin() as conn:
+            write_effects(conn, [replace(NOTICE, key=f"k{next(keys)}")], 1, START)
+        return woken or None
+
+    try:
+        wait_until("the outbox wake-up", write_then_look, timeout=10.0, every=0.2)
+    finally:
+        stop.set()
+        assert thread is not None
+        thread.join(timeout=5)
+        eng.dispose()
