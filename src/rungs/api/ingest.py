@@ -42,7 +42,7 @@ from rungs.engine.integrations import (
     severity_priority,
 )
 from rungs.engine.service import Service
-from rungs.policy.model import Integration
+from rungs.policy.model import AlertmanagerOptions, Integration
 from rungs.time.instant import format_duration, format_utc, parse_instant
 
 __all__ = ["ingest_router", "PagerDutyEvent", "AlertmanagerWebhook", "OpsgenieAlert", "RungsEvent"]
@@ -451,7 +451,7 @@ def ingest_router(service: Service, error: Any, *, lanes: dict[str, Lane]) -> AP
             raise error(
                 422, f"webhook version '{body.version}' is not supported (use 4)", "version"
             )
-        if integ.options.get("dedup") == "group_key":
+        if isinstance(integ.options, AlertmanagerOptions) and integ.options.dedup == "group_key":
             items = [(body.groupKey or "group", body.status, _merged(body))]
         else:
             items = [(_fingerprint(a), a.status, a) for a in body.alerts]

@@ -16,7 +16,7 @@ from sqlalchemy import Connection, func, insert, select, update
 
 from rungs.core.model import Event, Refused
 from rungs.engine.integrations import heartbeat_case, heartbeat_key
-from rungs.policy.model import Integration
+from rungs.policy.model import HeartbeatOptions, Integration
 from rungs.store import repo
 from rungs.store.tables import heartbeats
 from rungs.time.clock import VirtualClock
@@ -41,7 +41,9 @@ def next_due(service: Service, until: int | None = None) -> int | None:
 def beat(service: Service, integ: Integration) -> dict[str, Any]:
     """Record a beat now: the next one is due an interval later; an open missed-heartbeat
     case is resolved in the same transaction."""
-    interval = int(integ.options["interval"])
+    if not isinstance(integ.options, HeartbeatOptions):
+        raise TypeError(f"integration '{integ.id}' is not a heartbeat")
+    interval = integ.options.interval
 
     def run(conn: Connection) -> dict[str, Any]:
         now = service.clock.now()
