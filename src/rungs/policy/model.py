@@ -18,6 +18,7 @@ from rungs.time.calendar import Calendar
 __all__ = [
     "PRIORITIES",
     "METRICS",
+    "MATCH_KEYS",
     "CHANNELS",
     "Target",
     "NotifyStep",
@@ -41,6 +42,17 @@ __all__ = [
 
 PRIORITIES = ("P1", "P2", "P3", "P4")
 METRICS = ("first_response", "next_response", "resolution")
+# The case fields a matrix can match on (rules may test these and more).
+MATCH_KEYS = (
+    "customer",
+    "partner",
+    "tier",
+    "site",
+    "device_group",
+    "device",
+    "category",
+    "priority",
+)
 CHANNELS = ("email", "sms", "voice", "slack", "webhook", "apprise")
 
 

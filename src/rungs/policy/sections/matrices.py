@@ -8,36 +8,21 @@ from __future__ import annotations
 from typing import Any
 
 from rungs.policy.loader import Path
-from rungs.policy.model import Level, Matrix, Repeat, Team
+from rungs.policy.model import MATCH_KEYS, Level, Matrix, Repeat, Team
 from rungs.policy.reader import Reader
 from rungs.policy.values import Known, calendar_ref, check_refs, target, targets
 from rungs.schedules.oncall import Schedule
 from rungs.time.calendar import Calendar
 
-__all__ = ["compile_matrices", "warn_unstaffed", "MATCH_KEYS"]
+__all__ = ["compile_matrices", "warn_unstaffed"]
 
-MATCH_KEYS = (
-    "customer",
-    "partner",
-    "tier",
-    "site",
-    "device_group",
-    "device",
-    "category",
-    "priority",
-)
+_FIELDS = ("id", "name", "match", "calendar", "levels", "repeat")
 
 
 def compile_matrices(r: Reader, calendars: dict[str, Calendar], known: Known) -> tuple[Matrix, ...]:
     out = []
     for order, (ident, m, p) in enumerate(r.entries("matrices")):
-        m = r.fields(
-            m,
-            p,
-            f"matrix '{ident}'",
-            ("id", "name", "match", "calendar", "levels", "repeat"),
-            ("levels",),
-        )
+        m = r.fields(m, p, f"matrix '{ident}'", _FIELDS, ("levels",))
         if m is None:
             continue
         match: dict[str, frozenset[str]] = {}

@@ -12,17 +12,14 @@ from rungs.time.instant import DurationError, parse_duration, parse_instant, to_
 
 __all__ = ["compile_schedules"]
 
+_FIELDS = ("id", "name", "timezone", "layers", "overrides", "fallback")
+_LAYER = ("name", "members", "shift", "start", "timezone", "restrict")
+
 
 def compile_schedules(r: Reader, known: Known) -> dict[str, Schedule]:
     out = {}
     for ident, m, p in r.entries("schedules"):
-        m = r.fields(
-            m,
-            p,
-            f"schedule '{ident}'",
-            ("id", "name", "timezone", "layers", "overrides", "fallback"),
-            ("layers",),
-        )
+        m = r.fields(m, p, f"schedule '{ident}'", _FIELDS, ("layers",))
         if m is None:
             continue
         tz = zone(r, m.get("timezone", "UTC"), (*p, "timezone")) or "UTC"
@@ -57,13 +54,7 @@ def _layer(
     r: Reader, ident: str, i: int, value: Any, lp: Path, tz: str, known: Known
 ) -> Layer | None:
     """Layer `i` of schedule `ident`; None when it is unusable (and reported)."""
-    lv = r.fields(
-        value,
-        lp,
-        "layer",
-        ("name", "members", "shift", "start", "timezone", "restrict"),
-        ("members", "shift", "start"),
-    )
+    lv = r.fields(value, lp, "layer", _LAYER, ("members", "shift", "start"))
     if lv is None:
         return None
     members = r.strings(lv.get("members", []), (*lp, "members"), "members")

@@ -11,18 +11,13 @@ from rungs.time.instant import parse_duration
 __all__ = ["compile_sla_policies"]
 
 DEFAULT_RESOLUTION = parse_duration("30d")
+_FIELDS = ("id", "name", "calendar", "warn_at", "pause_on", "targets")
 
 
 def compile_sla_policies(r: Reader, calendars: dict[str, Calendar]) -> dict[str, SlaPolicy]:
     out = {}
     for ident, m, p in r.entries("sla_policies"):
-        m = r.fields(
-            m,
-            p,
-            f"SLA policy '{ident}'",
-            ("id", "name", "calendar", "warn_at", "pause_on", "targets"),
-            ("targets",),
-        )
+        m = r.fields(m, p, f"SLA policy '{ident}'", _FIELDS, ("targets",))
         if m is None:
             continue
         cal = calendar_ref(r, m, p, calendars)
