@@ -25,39 +25,42 @@ def compile_matrices(r: Reader, calendars: dict[str, Calendar], known: Known) ->
         m = r.fields(m, p, f"matrix '{ident}'", _FIELDS, ("levels",))
         if m is None:
             continue
-        match: dict[str, frozenset[str]] = {}
-        if "match" in m:
-            mp = (*p, "match")
-            mm = r.mapping(m["match"], mp, "match") or {}
-            for k, v in mm.items():
-                if k not in MATCH_KEYS:
-                    r.err(
-                        (*mp, k),
-                        f"unknown match field '{k}' (use {', '.join(MATCH_KEYS)})",
-                        key=True,
-                    )
-                    continue
-                vals = r.strings(v, (*mp, k), f"match '{k}'")
-                check_refs(r, k, vals, (*mp, k), known)
-                match[k] = frozenset(vals)
+        match = _match(r, m["match"], (*p, "match"), known) if "match" in m else {}
         cal = calendar_ref(r, m, p, calendars)
         levels = _levels(r, m["levels"], (*p, "levels"), known) if "levels" in m else ()
-        repeat = None
-        if "repeat" in m:
-            rp = (*p, "repeat")
-            rm = r.fields(m["repeat"], rp, "repeat", ("every", "times"), ("every", "times"))
-            if rm is not None:
-                every = r.duration(rm, "every", rp)
-                times = rm.get("times")
-                if isinstance(times, bool) or not isinstance(times, int) or times < 1:
-                    r.err((*rp, "times"), "repeat times must be a whole number of at least 1")
-                elif every is not None and every > 0:
-                    repeat = Repeat(every, times)
-                elif every is not None:
-                    r.err((*rp, "every"), "repeat every must be longer than zero")
+        repeat = _repeat(r, m["repeat"], (*p, "repeat")) if "repeat" in m else None
         if cal is not None and levels:
             out.append(Matrix(ident, match, levels, cal, repeat, order))
     return tuple(out)
+
+
+def _match(r: Reader, value: Any, mp: Path, known: Known) -> dict[str, frozenset[str]]:
+    """The case fields a matrix applies to, each with the values it accepts."""
+    match: dict[str, frozenset[str]] = {}
+    for k, v in (r.mapping(value, mp, "match") or {}).items():
+        if k not in MATCH_KEYS:
+            r.err((*mp, k), f"unknown match field '{k}' (use {', '.join(MATCH_KEYS)})", key=True)
+            continue
+        vals = r.strings(v, (*mp, k), f"match '{k}'")
+        check_refs(r, k, vals, (*mp, k), known)
+        match[k] = frozenset(vals)
+    return match
+
+
+def _repeat(r: Reader, value: Any, rp: Path) -> Repeat | None:
+    """Paging the last level again: `every` (longer than zero), `times` (at least 1)."""
+    rm = r.fields(value, rp, "repeat", ("every", "times"), ("every", "times"))
+    if rm is None:
+        return None
+    every = r.duration(rm, "every", rp)
+    times = rm.get("times")
+    if isinstance(times, bool) or not isinstance(times, int) or times < 1:
+        r.err((*rp, "times"), "repeat times must be a whole number of at least 1")
+    elif every is not None and every > 0:
+        return Repeat(every, times)
+    elif every is not None:
+        r.err((*rp, "every"), "repeat every must be longer than zero")
+    return None
 
 
 def _levels(r: Reader, value: Any, path: Path, known: Known) -> tuple[Level, ...]:
