@@ -100,6 +100,9 @@ def _override(r: Reader, value: Any, op: Path, known: Known) -> Override | None:
     who = o.get("who")
     if "who" not in o:
         return None  # reported as missing
+    if isinstance(who, dict | list):  # not an id at all (and could not be looked up)
+        r.err((*op, "who"), f"'who' must be a person's id, not {kind_of(who)}")
+        return None
     if who not in known["people"]:
         near = hint(who, known["people"])
         r.err((*op, "who"), f"unknown person '{who}' in override{near}")
