@@ -18,7 +18,7 @@ from rungs.core.model import Event, Refused
 from rungs.engine.integrations import heartbeat_case, heartbeat_key
 from rungs.engine.policies import PolicyStore
 from rungs.engine.wake import Wake
-from rungs.policy.model import Integration
+from rungs.policy.model import HeartbeatOptions, Integration
 from rungs.store.cases import find_open
 from rungs.store.claims import claim_due, first_due
 from rungs.store.tables import heartbeats
@@ -37,7 +37,9 @@ def beat_in(
 ) -> dict[str, Any]:
     """Record a beat at `now`: the next one is due an interval later; an open
     missed-heartbeat case is resolved in the same transaction."""
-    interval = int(integ.options["interval"])
+    if not isinstance(integ.options, HeartbeatOptions):
+        raise TypeError(f"integration '{integ.id}' is not a heartbeat")
+    interval = integ.options.interval
     due = now + interval
     q = select(heartbeats.c.integration).where(heartbeats.c.integration == integ.id)
     if conn.dialect.name == "postgresql":

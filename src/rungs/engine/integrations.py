@@ -88,17 +88,12 @@ def severity_priority(integ: Integration, severity: str | None) -> str | None:
     """The priority a severity maps to: the integration's `severity_map`, then the default."""
     if not severity:
         return None
-    mapping: Mapping[str, Any] = integ.options.get("severity_map") or {}
-    found = mapping.get(severity, SEVERITY_PRIORITY.get(severity))
+    found = integ.options.severity_map.get(severity, SEVERITY_PRIORITY.get(severity))
     return str(found) if found else None
 
 
 def rate_of(integ: Integration) -> Rate | None:
-    spec = integ.options.get("rate_limit")
-    if not isinstance(spec, Mapping) or not spec.get("per_second"):
-        return None
-    rate = float(spec["per_second"])
-    return Rate(rate, float(spec.get("burst") or max(1.0, 2 * rate)))
+    return integ.options.rate_limit
 
 
 def case_data(

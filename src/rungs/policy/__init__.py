@@ -1,4 +1,10 @@
-"""Escalation as code: load, validate and compile a policy file."""
+"""Escalation as code: load, validate and compile a policy file.
+
+`loader` turns YAML into plain data with positions; `compile` runs one module of `sections`
+per top-level key, each reading through `reader.Reader` (and `values` for what several
+sections share) into the immutable objects of `model` and `channels`. Every problem is
+collected and located; nothing here reads the environment, a clock or a database.
+"""
 
 from __future__ import annotations
 

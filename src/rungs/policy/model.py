@@ -10,12 +10,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from rungs.policy.channels import Channels
+from rungs.policy.rate import Rate
 from rungs.schedules.oncall import Schedule
 from rungs.time.calendar import Calendar
 
 __all__ = [
     "PRIORITIES",
     "METRICS",
+    "MATCH_KEYS",
     "CHANNELS",
     "Target",
     "NotifyStep",
@@ -30,12 +33,26 @@ __all__ = [
     "Matrix",
     "Action",
     "Rule",
+    "IntegrationOptions",
+    "AlertmanagerOptions",
+    "HeartbeatOptions",
     "Integration",
     "Policy",
 ]
 
 PRIORITIES = ("P1", "P2", "P3", "P4")
 METRICS = ("first_response", "next_response", "resolution")
+# The case fields a matrix can match on (rules may test these and more).
+MATCH_KEYS = (
+    "customer",
+    "partner",
+    "tier",
+    "site",
+    "device_group",
+    "device",
+    "category",
+    "priority",
+)
 CHANNELS = ("email", "sms", "voice", "slack", "webhook", "apprise")
 
 
@@ -161,11 +178,29 @@ class Action:
 @dataclass(frozen=True, slots=True)
 class Rule:
     id: str
-    when: Mapping[str, frozenset[Any]]
+    when: Mapping[str, frozenset[str | int]]  # `level` holds numbers, the others strings
     then: tuple[Action, ...]
     age_over: int | None = None
     age_since: str = "opened"
     calendar: Calendar | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class IntegrationOptions:
+    """What every sender format may set (`pagerduty`, `opsgenie` and `events` set only this)."""
+
+    severity_map: Mapping[str, str] = field(default_factory=dict)  # severity -> priority
+    rate_limit: Rate | None = None  # per integration key
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AlertmanagerOptions(IntegrationOptions):
+    dedup: str = "fingerprint"  # or `group_key`: one case per alert group
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class HeartbeatOptions(IntegrationOptions):
+    interval: int  # µs: a beat missing this long opens a case
 
 
 @dataclass(frozen=True, slots=True)
@@ -176,7 +211,8 @@ class Integration:
     key_env: str | None
     defaults: Mapping[str, str]
     matrix: str | None = None
-    options: Mapping[str, Any] = field(default_factory=dict)
+    # AlertmanagerOptions for `alertmanager`, HeartbeatOptions for `heartbeat`, else the base
+    options: IntegrationOptions = IntegrationOptions()
 
 
 @dataclass(frozen=True, eq=False)
@@ -195,7 +231,7 @@ class Policy:
     schedules: Mapping[str, Schedule]
     integrations: Mapping[str, Integration]
     default_customer: Customer | None = None
-    channels: Mapping[str, Any] = field(default_factory=dict)
+    channels: Channels = field(default_factory=Channels)
     links: Mapping[str, Any] = field(default_factory=dict)
     source: str = ""
     folder: str = "."

@@ -16,7 +16,7 @@ from pydantic import BaseModel, Field
 from rungs.api.ingest.commands import CaseCommand, Invalid, Trigger, act
 from rungs.api.ingest.wire import Annotations, IngestAnswer, Labels, Strict, bounded, clean
 from rungs.engine.integrations import case_data, severity_priority
-from rungs.policy.model import PRIORITIES, Integration
+from rungs.policy.model import PRIORITIES, AlertmanagerOptions, Integration
 
 __all__ = ["AlertmanagerAlert", "AlertmanagerAnswer", "AlertmanagerWebhook", "to_commands"]
 
@@ -68,7 +68,8 @@ def to_commands(body: AlertmanagerWebhook, integ: Integration) -> list[CaseComma
 
 def _by_group(integ: Integration) -> bool:
     """Whether the integration folds each group into one alert (`dedup: group_key`)."""
-    return integ.options.get("dedup") == "group_key"
+    options = integ.options
+    return isinstance(options, AlertmanagerOptions) and options.dedup == "group_key"
 
 
 def _trigger(
