@@ -45,10 +45,11 @@ def build(
     app = create_app(service, role=role, token_rate=token_rate, max_body=max_body)
     if role in ("all", "engine"):
         service.start_engine()
-    from rungs.notify import install
+    from rungs.interim_notify import install  # TEMPORARY until the engine branch lands
 
-    # delivery: every role hooks "handled by" notices; `all` and `dispatcher` deliver
-    dispatcher = install(service, dispatch=role in ("all", "dispatcher") and not clock.virtual)
+    # delivery: every role writes outbox rows and notices; `all` and `dispatcher` deliver
+    # (under the virtual clock too: the clock's advance delivers what is due)
+    dispatcher = install(service, dispatch=role in ("all", "dispatcher"))
     if dispatcher is not None:
         dispatcher.start()
     return service, app

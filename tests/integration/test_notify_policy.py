@@ -10,8 +10,9 @@ import pytest
 
 from rungs.core.decide import decide
 from rungs.core.model import Event
-from rungs.notify.adapters import message_id, sign
-from rungs.notify.dispatcher import Limiter, backoff
+from rungs.notify.channels.email import message_id
+from rungs.notify.channels.webhook import sign
+from rungs.notify.limits import Limiter, backoff
 from rungs.notify.links import LinkError, Links
 from rungs.notify.messages import Renderer, human, tidy
 from rungs.policy import load_policy_text, validate_file
