@@ -356,7 +356,7 @@ def test_escalation_mail_carries_the_handoff_and_its_link_acknowledges_once(
 
     # "handled by" goes to ann (paged at level 1), not to bob who acted, and adds no page
     deliver(service)  # every message due is sent and recorded when this returns
-    notice = [m for m in smtp.box.to("ann@acme.test") if "acknowledged by" in m["Subject"]][0]
+    (notice,) = [m for m in smtp.box.to("ann@acme.test") if "acknowledged by" in m["Subject"]]
     assert f"{cid} acknowledged by Bob Engineer" in notice["Subject"]
     assert "Nothing more is needed from you" in body_text(notice)
     assert not [m for m in smtp.box.to("bob@acme.test") if "acknowledged by" in m["Subject"]]
