@@ -34,9 +34,10 @@ from sqlalchemy import text
 
 from rungs.api.links import twilio_signature
 from rungs.bootstrap import build
-from rungs.core.model import Event
+from rungs.core.model import CallWebhook, Event
 from rungs.engine.service import Service
 from rungs.notify.links import Links
+from rungs.store.outbox import new_row, wake_dispatchers, write_new
 from rungs.time.clock import SystemClock
 
 SECRET = "webhook-secret-for-tests"
@@ -238,13 +239,14 @@ def _secrets(monkeypatch: pytest.MonkeyPatch) -> None:
 def start(tmp_path: Path) -> Iterator[Callable[..., Service]]:
     started: list[Service] = []
 
-    def run(policy: str, db: str | None = None) -> Service:
+    def run(policy: str, db: str | None = None, *, virtual: bool = True) -> Service:
         path = tmp_path / "policy.yaml"
         path.write_text(policy, encoding="utf-8")
         service, app = build(
             db_url=db or f"sqlite:///{tmp_path / 'rungs.db'}",
             policy_file=path,
-            virtual_start=SystemClock().now(),  # signatures and links are checked against it
+            # at the wall clock's now: signatures and links are checked against it
+            virtual_start=SystemClock().now() if virtual else None,
         )
         service.app = app  # type: ignore[attr-defined]
         started.append(service)
@@ -469,6 +471,41 @@ rules:
         assert r.headers["content-type"].startswith("text/xml")
     assert service_status(service, cid) == "acknowledged"
     assert [e["by"] for e in entries(service, cid, "acknowledged")] == ["ann"]
+
+
+def test_on_the_real_clock_new_rows_go_at_once_and_other_processes_rows_by_poll(
+    start: Callable[..., Service], smtp: Smtp, sink: Sink, db_url: str
+) -> None:
+    people = f"""\
+  - id: ann
+    contacts: {{webhook: "{sink.url("/ann")}"}}
+    notify: [{{via: webhook}}]
+  - id: bob
+    contacts: {{email: bob@acme.test}}
+"""
+    service = start(policy_yaml(smtp_port=smtp.port, sink=sink, people=people), db_url,
+                    virtual=False)  # fmt: skip
+    cid = open_case(service)  # its page: claimed in the decision, handed over at commit
+    wait_for("the page", lambda: entries(service, cid, "delivered"))
+    (ann,) = sink.at("/ann")
+    assert ann.json()["case"]["id"] == cid and ann.headers["idempotency-key"] == f"{cid}:n1"
+
+    # a row another process wrote (pending): claimed by the poll, or at once after its NOTIFY
+    other = new_row(CallWebhook(cid, sink.url("/other"), {"rule": "r1"}, f"{cid}:other"))
+    now = service.clock.now()
+
+    def write(conn: Any) -> None:
+        write_new(conn, [other], now, None, None)
+        wake_dispatchers(conn)
+
+    service.writer.call(write)
+    wait_for("the other row's result", lambda: len(entries(service, cid, "delivered")) == 2)
+    (hook,) = sink.at("/other")
+    assert hook.json() == {"type": "rule", "key": f"{cid}:other", "rule": "r1"}
+    assert {(r.key, r.status, r.attempts) for r in outbox(service)} == {
+        (f"{cid}:n1", "sent", 1),
+        (f"{cid}:other", "sent", 1),
+    }
 
 
 # faults ---------------------------------------------------------------------------------------
