@@ -147,13 +147,16 @@ class Dispatcher:
         self.deliverer.submit([[r] for r in rows])
 
     def next_due(self) -> int | None:
-        """When the next row is due (a claimed one: when its lease runs out); None: none."""
-        return self.outbox.next_due()
+        """When the next row is due (a claimed one: when its lease runs out); None: none, or
+        not running."""
+        return self.outbox.next_due() if self.running else None
 
     def run_due(self, until: int) -> int:
         """Deliver every row due at or before `until` once, at the clock's now (the engine has
         set it), and return when each result is recorded: how many rows were taken. Call it
         outside any writer transaction (it waits for the writer)."""
+        if not self.running:
+            return 0
         current = self._policy = self._current()
         settings = channels_of(current)
         if not settings.declared:
