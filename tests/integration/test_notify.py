@@ -287,6 +287,17 @@ def open_case(service: Service, priority: str = "P2", title: str = "Checkout fai
     return case.id
 
 
+def webhook_people(sink: Sink) -> str:
+    """ann paged by webhook at the sink's `/ann`; bob by email."""
+    return f"""\
+  - id: ann
+    contacts: {{webhook: "{sink.url("/ann")}"}}
+    notify: [{{via: webhook}}]
+  - id: bob
+    contacts: {{email: bob@acme.test}}
+"""
+
+
 def body_text(msg: EmailMessage) -> str:
     part = msg.get_body(("plain",))
     assert part is not None
@@ -476,13 +487,7 @@ rules:
 def test_on_the_real_clock_new_rows_go_at_once_and_other_processes_rows_by_poll(
     start: Callable[..., Service], smtp: Smtp, sink: Sink, db_url: str
 ) -> None:
-    people = f"""\
-  - id: ann
-    contacts: {{webhook: "{sink.url("/ann")}"}}
-    notify: [{{via: webhook}}]
-  - id: bob
-    contacts: {{email: bob@acme.test}}
-"""
+    people = webhook_people(sink)
     service = start(policy_yaml(smtp_port=smtp.port, sink=sink, people=people), db_url,
                     virtual=False)  # fmt: skip
     cid = open_case(service)  # its page: claimed in the decision, handed over at commit
@@ -594,13 +599,7 @@ def test_permanent_refusal_is_not_retried(
 def test_bundles_within_the_window_rate_limits_and_p1_past_them(
     start: Callable[..., Service], smtp: Smtp, sink: Sink
 ) -> None:
-    people = f"""\
-  - id: ann
-    contacts: {{webhook: "{sink.url("/ann")}"}}
-    notify: [{{via: webhook}}]
-  - id: bob
-    contacts: {{email: bob@acme.test}}
-"""
+    people = webhook_people(sink)
     extra = "  bundle: 1s\n  rate_limits: {person: 3/1h}\n  handled_notice: false"
     service = start(policy_yaml(smtp_port=smtp.port, sink=sink, people=people, extra=extra))
     a = open_case(service, "P3", "A")
