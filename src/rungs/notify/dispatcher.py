@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from concurrent.futures import Future
 
 from rungs.notify.channels import NOTIFY_CHANNEL
@@ -100,8 +100,8 @@ class Dispatcher:
             self._spawn(lambda: listen(self.outbox.db, NOTIFY_CHANNEL, self.wake, self._stop),
                         "rungs-outbox-listen")  # fmt: skip
 
-    def _spawn(self, target: object, name: str) -> None:
-        t = threading.Thread(target=target, name=name, daemon=True)  # type: ignore[arg-type]
+    def _spawn(self, target: Callable[[], None], name: str) -> None:
+        t = threading.Thread(target=target, name=name, daemon=True)
         t.start()
         self._threads.append(t)
 
