@@ -66,7 +66,7 @@ from rungs.core.decide import decide
 from rungs.core.model import CancelTimers, Case, Event, Notify, Record, ScheduleTimer
 from rungs.engine import Engine
 from rungs.policy import Policy, load_policy
-from rungs.store import repo
+from rungs.store import cases as case_rows
 from rungs.store.db import make_engine, upgrade
 from rungs.time.clock import SystemClock
 
@@ -96,10 +96,10 @@ def now_us() -> int:
 
 
 class Rows:
-    """The rows one opened case writes, as `repo.insert_case` + `repo.apply_effects` would."""
+    """The rows one opened case writes, as the case and effect writers would."""
 
     def __init__(self, case: Case, effects: list[Any], now: int) -> None:
-        r = repo._row(case, VERSION)
+        r = case_rows._row(case, VERSION)
         self.case = (
             case.id,
             r["status"],

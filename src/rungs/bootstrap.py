@@ -14,21 +14,17 @@ from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI
-from sqlalchemy import Connection
 from sqlalchemy import Engine as Database
 
 from rungs.api.app import create_app
 from rungs.api.limits import DEFAULT_MAX_BODY, Rate
-from rungs.core.model import Case, Effect, Event, Record
 from rungs.engine import Engine, PolicyStore
-from rungs.engine.engine import Record as RecordResults
-from rungs.engine.service import Service
-from rungs.notify.dispatcher import Dispatcher, OutboxHook, Row
+from rungs.engine.engine import Record
+from rungs.engine.writer import Writer
+from rungs.notify import Dispatcher
 from rungs.notify.links import Links
-from rungs.policy import Policy
-from rungs.policy.channels import channels_of
 from rungs.store.db import make_engine, upgrade
-from rungs.store.effects import NewRow
+from rungs.store.outbox import Outbox
 from rungs.time.clock import Clock, SystemClock, VirtualClock
 
 __all__ = ["build", "prepare", "settle_heap", "worker_app", "VIRTUAL_CLOCK_ENV", "WORKER_ENV"]
@@ -53,8 +49,9 @@ def build(
         raise PermissionError(f"--virtual-clock is refused unless {VIRTUAL_CLOCK_ENV}=1")
     clock: Clock = VirtualClock(virtual_start) if virtual_start is not None else SystemClock()
     db = _database(db_url)
-    # delivery: every role writes outbox rows; `all` and `dispatcher` deliver
-    dispatch = role in ("all", "dispatcher") and not clock.virtual
+    # delivery: every role writes outbox rows; `all` and `dispatcher` deliver (under the
+    # virtual clock too: its advance delivers what is due, at the instant it is due)
+    dispatch = role in ("all", "dispatcher")
     engine = _engine(db, clock, policy_file, dispatch=dispatch)
     app = create_app(engine, links=Links(db), role=role, token_rate=token_rate, max_body=max_body)
     engine.start(engine=role in ("all", "engine"))
@@ -70,14 +67,11 @@ def _database(db_url: str) -> Database:
 def _engine(
     db: Database, clock: Clock, policy_file: str | Path | None, *, dispatch: bool
 ) -> Engine:
-    legacy = _Legacy()
-    engine = Engine(
-        db,
-        clock,
-        dispatcher=legacy.dispatcher if dispatch else None,
-        after_decide=legacy.notices,
-    )
-    legacy.engine = engine
+    def dispatcher(policies: PolicyStore, writer: Writer, record: Record) -> Dispatcher:
+        workers = int(os.environ.get("RUNGS_DISPATCH_WORKERS") or 64)  # in flight at once
+        return Dispatcher(policies, Outbox(db, writer), record, clock, workers=workers)
+
+    engine = Engine(db, clock, dispatcher=dispatcher if dispatch else None)
     try:
         if policy_file is not None:
             p = Path(policy_file)
@@ -88,72 +82,6 @@ def _engine(
         engine.stop()
         raise
     return engine
-
-
-# LEGACY, until the notify branch lands (seams 3 and 4): today's Dispatcher, which wants a
-# `Service`, behind the names the engine calls (`lease`, `accept`, `next_due`, `run_due`), and
-# today's "handled by" notices (OutboxHook's, written `pending`) until `decide` emits `Notice`.
-# The lead replaces this section at merge with the notify branch's
-# `Dispatcher(policies=..., outbox=..., record=..., clock=...)` and drops `after_decide`.
-
-
-class _Legacy:
-    def __init__(self) -> None:
-        self.engine: Engine | None = None
-        self._hook: OutboxHook | None = None
-
-    def service(self, policies: PolicyStore) -> Service:
-        return Service(policies, self.decide_in)
-
-    def decide_in(self, conn: Connection, case_id: str, event: Event, now: int) -> tuple[Case, int]:
-        assert self.engine is not None
-        return self.engine.commands.decide_in(conn, case_id, event, now)
-
-    def dispatcher(self, policies: PolicyStore, _: RecordResults[object]) -> _LegacyDispatch:
-        return _LegacyDispatch(self.service(policies))
-
-    def notices(
-        self, conn: Connection, case: Case, effects: list[Effect], version: int, now: int
-    ) -> None:
-        for e in effects:
-            if isinstance(e, Record) and e.entry["kind"] in ("acknowledged", "resolved"):
-                if self._hook is None:
-                    assert self.engine is not None
-                    self._hook = OutboxHook(self.service(self.engine.policies), None)
-                self._hook._notices(conn, case, e.entry, version, now)
-
-
-class _LegacyDispatch:
-    def __init__(self, service: Service) -> None:
-        workers = int(os.environ.get("RUNGS_DISPATCH_WORKERS") or 64)
-        self.dispatcher = Dispatcher(service, workers=workers)
-        self.clock = service.clock
-
-    def lease(self, policy: Policy) -> int | None:
-        settings = channels_of(policy)
-        if not self.dispatcher.running or not settings.declared:
-            return None
-        return self.clock.now() + settings.retry.lease
-
-    def accept(self, rows: list[NewRow]) -> None:
-        self.dispatcher.accept(
-            [
-                Row(r.id, r.case_id, r.kind, r.key, r.payload, r.attempts, r.created_at, r.snapshot)
-                for r in rows
-            ]
-        )
-
-    def next_due(self) -> int | None:
-        return None  # today's dispatcher does not run under the virtual clock
-
-    def run_due(self, until: int) -> int:
-        return 0
-
-    def start(self) -> None:
-        self.dispatcher.start()
-
-    def stop(self) -> None:
-        self.dispatcher.stop()
 
 
 def prepare(*, db_url: str, policy_file: str | Path | None) -> None:

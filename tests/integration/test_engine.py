@@ -15,13 +15,14 @@ import pytest
 from sqlalchemy import Connection, text
 from sqlalchemy import Engine as Database
 
-from rungs.core.model import Event, Notice, Notify, Record
+from rungs.core.model import Notice, Notify, Record
 from rungs.engine import Engine, PolicyStore
 from rungs.policy import Policy
 from rungs.store.claims import claim_due, first_due
 from rungs.store.db import make_engine, upgrade
-from rungs.store.effects import NewRow, write_effects
+from rungs.store.effects import write_effects
 from rungs.store.listen import OUTBOX_CHANNEL, listen_thread
+from rungs.store.outbox import Outcome, Row, mark_params
 from rungs.store.tables import timers
 from rungs.time.clock import VirtualClock
 from rungs.time.instant import parse_instant
@@ -102,17 +103,17 @@ def test_claim_due_takes_due_rows_in_order_up_to_the_limit(db: Database) -> None
 class FakeDispatcher:
     """Seam 4 and 5 as the engine calls them: a lease, accepted rows, due deliveries."""
 
-    def __init__(self, policies: PolicyStore, record: Any) -> None:
+    def __init__(self, policies: PolicyStore, writer: Any, record: Any) -> None:
         self.clock = policies.clock
         self.record = record
-        self.accepted: list[NewRow] = []
+        self.accepted: list[Row] = []
         self.due: list[int] = []
         self.ran: list[tuple[int, int]] = []  # (until, the clock then)
 
     def lease(self, policy: Policy) -> int | None:
         return self.clock.now() + MINUTE
 
-    def accept(self, rows: list[NewRow]) -> None:
+    def accept(self, rows: list[Row]) -> None:
         self.accepted.extend(rows)
 
     def next_due(self) -> int | None:
@@ -185,21 +186,23 @@ def test_advance_runs_deliveries_in_instant_order_among_timers(engine: Engine) -
     assert escalated == START + 30 * MINUTE  # fired before the 08:40 delivery moved the clock
 
 
-def test_record_runs_its_body_in_one_writer_transaction_with_decide_in(db: Database) -> None:
-    seen: list[Any] = []
-
-    def body(conn: Connection, batch: list[Any], decide: Any) -> None:
-        (case_id,) = batch
-        seen.append(decide(conn, case_id, Event("acknowledge", by="ann"), START)[0].status)
-
-    e = Engine(db, VirtualClock(START), record_body=body)
-    try:
-        e.policies.ensure(ACME.read_text(), str(ACME))
-        case, _ = open_case(e, dict(BODY))
-        e.record([case.id]).result(timeout=10)
-    finally:
-        e.stop()
-    assert seen == ["acknowledged"]
+def test_record_marks_rows_and_decides_each_result_in_one_transaction(engine: Engine) -> None:
+    """The `record` the dispatcher is given: a burst of results marks their rows and feeds
+    each to the core as a `delivery` event, in one writer transaction."""
+    case, _ = open_case(engine, dict(BODY))
+    dispatcher = engine.dispatcher
+    assert isinstance(dispatcher, FakeDispatcher)
+    (row, *_) = [r for r in dispatcher.accepted if r.case_id == case.id and r.kind == "notify"]
+    result = {"key": row.key, "person": row.payload["person"], "channel": row.payload["channel"],
+              "level": 1, "ok": True, "error": None, "permanent": False}  # fmt: skip
+    dispatcher.record([Outcome(row, mark_params(row, "sent", START, None), result)]).result(10)
+    kinds = [e["kind"] for e in engine.views.timeline(case.id) or []]
+    assert "delivered" in kinds
+    with engine.db.connect() as conn:
+        status = conn.execute(
+            text("SELECT status FROM outbox WHERE id = :id"), {"id": row.id}
+        ).scalar_one()
+    assert status == "sent"
 
 
 def test_views_page_filter_and_absent_cases(engine: Engine) -> None:

@@ -2,7 +2,10 @@
 
 A real SMTP server (aiosmtpd) receives the mail; a real HTTP server on 127.0.0.1 receives
 webhooks, Slack payloads and Twilio-style SMS and voice requests. The service runs in this
-process on the real clock, its dispatcher in its own threads, as `rungs serve` runs it.
+process on the virtual clock (started at the wall clock's now): the dispatcher runs as
+`rungs serve` runs it, and `deliver` moves the clock, returning once every delivery due by then
+was attempted and its result recorded. So a test asserts on what has happened, not on what
+has not happened yet after a sleep.
 """
 
 from __future__ import annotations
@@ -31,9 +34,11 @@ from sqlalchemy import text
 
 from rungs.api.links import twilio_signature
 from rungs.bootstrap import build
-from rungs.core.model import Event
+from rungs.core.model import CallWebhook, Event
 from rungs.engine import Engine as Service
 from rungs.notify.links import Links
+from rungs.store.outbox import new_row, wake_dispatchers, write_new
+from rungs.time.clock import SystemClock
 from tests import sync
 
 SECRET = "webhook-secret-for-tests"
@@ -228,16 +233,22 @@ def _secrets(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("RUNGS_TEST_SMS_ACCOUNT", "AC123")
     monkeypatch.setenv("RUNGS_TEST_SMS_TOKEN", "sms-token")
     monkeypatch.delenv("RUNGS_LINK_SECRET", raising=False)
+    monkeypatch.setenv("RUNGS_ALLOW_VIRTUAL_CLOCK", "1")
 
 
 @pytest.fixture
 def start(tmp_path: Path) -> Iterator[Callable[..., Service]]:
     started: list[Service] = []
 
-    def run(policy: str, db: str | None = None) -> Service:
+    def run(policy: str, db: str | None = None, *, virtual: bool = True) -> Service:
         path = tmp_path / "policy.yaml"
         path.write_text(policy, encoding="utf-8")
-        service, app = build(db_url=db or f"sqlite:///{tmp_path / 'rungs.db'}", policy_file=path)
+        service, app = build(
+            db_url=db or f"sqlite:///{tmp_path / 'rungs.db'}",
+            policy_file=path,
+            # at the wall clock's now: signatures and links are checked against it
+            virtual_start=SystemClock().now() if virtual else None,
+        )
         service.app = app  # type: ignore[attr-defined]
         started.append(service)
         return service
@@ -246,6 +257,12 @@ def start(tmp_path: Path) -> Iterator[Callable[..., Service]]:
     for s in started:
         s.stop()
         s.db.dispose()
+
+
+def deliver(service: Service, after: float = 0.0) -> None:
+    """Move the virtual clock `after` seconds on: every timer and delivery due by then has
+    run, and each delivery's result is recorded, when this returns."""
+    service.advance(service.clock.now() + int(after * 1_000_000))
 
 
 def entries(service: Service, case_id: str, kind: str | None = None) -> list[dict[str, Any]]:
@@ -272,6 +289,17 @@ def open_case(service: Service, priority: str = "P2", title: str = "Checkout fai
     return case.id
 
 
+def webhook_people(sink: Sink) -> str:
+    """ann paged by webhook at the sink's `/ann`; bob by email."""
+    return f"""\
+  - id: ann
+    contacts: {{webhook: "{sink.url("/ann")}"}}
+    notify: [{{via: webhook}}]
+  - id: bob
+    contacts: {{email: bob@acme.test}}
+"""
+
+
 def body_text(msg: EmailMessage) -> str:
     part = msg.get_body(("plain",))
     assert part is not None
@@ -286,9 +314,11 @@ def test_escalation_mail_carries_the_handoff_and_its_link_acknowledges_once(
 ) -> None:
     service = start(policy_yaml(smtp_port=smtp.port, people=PEOPLE))
     cid = open_case(service)
-    wait_for("ann's page", lambda: smtp.box.to("ann@acme.test"))
+    deliver(service)
+    assert smtp.box.to("ann@acme.test"), "ann's page"
     sync.act(service, cid, Event("escalate", by="ann"))
-    mail = wait_for("bob's escalation mail", lambda: smtp.box.to("bob@acme.test"))[0]
+    deliver(service)
+    mail = smtp.box.to("bob@acme.test")[0]  # bob's escalation mail
 
     # the handoff context, in both parts of a multipart mail
     assert mail.get_content_type() == "multipart/alternative"
@@ -311,10 +341,7 @@ def test_escalation_mail_carries_the_handoff_and_its_link_acknowledges_once(
     notified = [e for e in entries(service, cid, "notified") if e["to"] == "bob"]
     assert key == f"{cid}:n{2}" and len(notified) == 1
     assert key.replace(":", "-") in mail["Message-ID"]
-    wait_for(
-        "bob's delivery in the timeline",
-        lambda: [e for e in entries(service, cid, "delivered") if e["to"] == "bob"],
-    )
+    assert [e for e in entries(service, cid, "delivered") if e["to"] == "bob"]
 
     ack = re.search(r"Acknowledge: (\S+)", plain).group(1)  # type: ignore[union-attr]
     path = urlsplit(ack).path
@@ -343,16 +370,16 @@ def test_escalation_mail_carries_the_handoff_and_its_link_acknowledges_once(
     assert service_status(service, cid) == "acknowledged"
 
     # "handled by" goes to ann (paged at level 1), not to bob who acted, and adds no page
-    notice = wait_for(
-        "ann's notice",
-        lambda: [m for m in smtp.box.to("ann@acme.test") if "acknowledged by" in m["Subject"]],
-    )[0]
+    deliver(service)  # every message due is sent and recorded when this returns
+    (notice,) = [m for m in smtp.box.to("ann@acme.test") if "acknowledged by" in m["Subject"]]
     assert f"{cid} acknowledged by Bob Engineer" in notice["Subject"]
     assert "Nothing more is needed from you" in body_text(notice)
-    time.sleep(0.2)
     assert not [m for m in smtp.box.to("bob@acme.test") if "acknowledged by" in m["Subject"]]
     assert len(entries(service, cid, "notified")) == 2
     assert {r.kind: r.status for r in outbox(service)}["notice"] == "sent"
+    notices = [r.key for r in outbox(service) if r.kind == "notice"]
+    assert notices == [f"{cid}:ack0:ann"]  # one notice, ann's: none was written for bob
+    assert {r.status for r in outbox(service)} == {"sent"}  # nothing left to send
 
 
 def service_status(service: Service, cid: str) -> str:
@@ -382,7 +409,8 @@ rules:
 """
     service = start(policy_yaml(smtp_port=smtp.port, sink=sink, people=people) + rules)
     cid = open_case(service, "P1", "Payments down")
-    wait_for("six deliveries", lambda: len(entries(service, cid, "delivered")) == 6)
+    deliver(service)
+    assert len(entries(service, cid, "delivered")) == 6
     keys = {e["to"]: e["key"] for e in entries(service, cid, "delivered") if e["to"] != "ann"}
     keys.update({e["channel"]: e["key"] for e in entries(service, cid, "delivered")
                  if e["to"] == "ann"})  # fmt: skip
@@ -458,6 +486,35 @@ rules:
     assert [e["by"] for e in entries(service, cid, "acknowledged")] == ["ann"]
 
 
+def test_on_the_real_clock_new_rows_go_at_once_and_other_processes_rows_by_poll(
+    start: Callable[..., Service], smtp: Smtp, sink: Sink, db_url: str
+) -> None:
+    people = webhook_people(sink)
+    service = start(policy_yaml(smtp_port=smtp.port, sink=sink, people=people), db_url,
+                    virtual=False)  # fmt: skip
+    cid = open_case(service)  # its page: claimed in the decision, handed over at commit
+    wait_for("the page", lambda: entries(service, cid, "delivered"))
+    (ann,) = sink.at("/ann")
+    assert ann.json()["case"]["id"] == cid and ann.headers["idempotency-key"] == f"{cid}:n1"
+
+    # a row another process wrote (pending): claimed by the poll, or at once after its NOTIFY
+    other = new_row(CallWebhook(cid, sink.url("/other"), {"rule": "r1"}, f"{cid}:other"))
+    now = service.clock.now()
+
+    def write(conn: Any) -> None:
+        write_new(conn, [other], now, None, None)
+        wake_dispatchers(conn)
+
+    service.writer.call(write)
+    wait_for("the other row's result", lambda: len(entries(service, cid, "delivered")) == 2)
+    (hook,) = sink.at("/other")
+    assert hook.json() == {"type": "rule", "key": f"{cid}:other", "rule": "r1"}
+    assert {(r.key, r.status, r.attempts) for r in outbox(service)} == {
+        (f"{cid}:n1", "sent", 1),
+        (f"{cid}:other", "sent", 1),
+    }
+
+
 # faults ---------------------------------------------------------------------------------------
 
 
@@ -467,15 +524,15 @@ def test_smtp_down_then_back_every_mail_arrives_exactly_once(
     smtp.stop()
     service = start(policy_yaml(smtp_port=smtp.port, people=PEOPLE))
     ids = [open_case(service, title=f"down {i}") for i in range(3)]
-    wait_for(
-        "a failed attempt for each mail",
-        lambda: all(entries(service, c, "delivery_failed") for c in ids),
-    )
-    time.sleep(1.0)  # and a retry or so more while still down
+    deliver(service)
+    assert all(entries(service, c, "delivery_failed") for c in ids), "a failed attempt each"
+    deliver(service, 1.0)  # and a retry (backoff 0.5-1s) while still down
+    assert all(len(entries(service, c, "delivery_failed")) == 2 for c in ids)
     smtp.start()
-    wait_for("every mail", lambda: len(smtp.box.messages) >= 3, timeout=15)
-    wait_for("every delivery recorded", lambda: all(entries(service, c, "delivered") for c in ids))
-    time.sleep(0.5)  # a duplicate would show up now
+    deliver(service, 2.0)  # the next retry is due within max_backoff
+    assert len(smtp.box.messages) >= 3, "every mail"
+    assert all(entries(service, c, "delivered") for c in ids), "every delivery recorded"
+    deliver(service, 60.0)  # past every lease: a duplicate would have been sent by now
     keys = sorted(m["X-Rungs-Idempotency-Key"] for m in smtp.box.messages)
     assert keys == sorted(f"{c}:n1" for c in ids)  # each exactly once
     for c in ids:
@@ -504,9 +561,10 @@ def test_smtp_down_for_good_dead_letters_and_pages_the_next_method(
                          retry="attempts: 2, backoff: 1s, max_backoff: 1s")  # fmt: skip
     service = start(policy)
     cid = open_case(service)
-    sms = wait_for("the SMS fallback", lambda: sink.at("/2010-04-01/"), timeout=15)
+    deliver(service, 1.0)  # the first attempt, the second after its backoff, the SMS
+    sms = sink.at("/2010-04-01/")
     assert len(sms) == 1 and f"{cid}" in sms[0].form()["Body"]
-    wait_for("the SMS delivered", lambda: entries(service, cid, "delivered"))
+    assert entries(service, cid, "delivered"), "the SMS delivered"
     failed = entries(service, cid, "delivery_failed")
     assert [e["permanent"] for e in failed] == [False, True]
     assert failed[-1]["reason"].startswith("gave up after 2 attempts: ")
@@ -530,7 +588,8 @@ def test_permanent_refusal_is_not_retried(
 """
     service = start(policy_yaml(smtp_port=smtp.port, sink=sink, people=people))
     cid = open_case(service)
-    wait_for("the email fallback", lambda: smtp.box.to("ann@acme.test"))
+    deliver(service)
+    assert smtp.box.to("ann@acme.test"), "the email fallback"
     (failed,) = entries(service, cid, "delivery_failed")
     assert failed["permanent"] and failed["reason"].startswith("HTTP 404")
     assert len(sink.at("/gone")) == 1
@@ -542,45 +601,45 @@ def test_permanent_refusal_is_not_retried(
 def test_bundles_within_the_window_rate_limits_and_p1_past_them(
     start: Callable[..., Service], smtp: Smtp, sink: Sink
 ) -> None:
-    people = f"""\
-  - id: ann
-    contacts: {{webhook: "{sink.url("/ann")}"}}
-    notify: [{{via: webhook}}]
-  - id: bob
-    contacts: {{email: bob@acme.test}}
-"""
+    people = webhook_people(sink)
     extra = "  bundle: 1s\n  rate_limits: {person: 3/1h}\n  handled_notice: false"
     service = start(policy_yaml(smtp_port=smtp.port, sink=sink, people=people, extra=extra))
     a = open_case(service, "P3", "A")
-    wait_for("A at once", lambda: sink.at("/ann"))
+    deliver(service)
+    assert len(sink.at("/ann")) == 1, "A at once"
     b, c = open_case(service, "P3", "B"), open_case(service, "P3", "C")
-    wait_for("B and C bundled", lambda: len(sink.at("/ann")) >= 2)
-    time.sleep(0.3)
+    deliver(service)
+    assert len(sink.at("/ann")) == 1, "B and C wait for the window's end"
+    deliver(service, 1.0)
     bodies = [r.json() for r in sink.at("/ann")]
     assert [x["case"]["id"] for x in bodies] == [a, b]
     assert bodies[1]["type"] == "bundle" and [i["case"]["id"] for i in bodies[1]["items"]] == [b, c]
     assert bodies[1]["key"].startswith("bundle-")
     for cid in (b, c):
-        wait_for(f"{cid} delivered", lambda cid=cid: entries(service, cid, "delivered"))
+        assert entries(service, cid, "delivered"), f"{cid} delivered"
     d = open_case(service, "P3", "D")  # the third message this hour: after the window
-    wait_for("D", lambda: len(sink.at("/ann")) >= 3)
+    deliver(service, 1.0)
+    assert len(sink.at("/ann")) == 3, "D"
     e = open_case(service, "P3", "E")  # over 3 an hour: held
     f = open_case(service, "P1", "F")  # P1 goes past the limit
-    wait_for("F", lambda: len(sink.at("/ann")) >= 4)
-    time.sleep(0.5)
+    deliver(service)
     got = [r.json()["case"]["id"] for r in sink.at("/ann")]
     assert got == [a, b, d, f]
     held = {r.key: r for r in outbox(service)}[f"{e}:n1"]
     assert held.status == "pending" and held.attempts == 0
     assert not entries(service, e, "delivered")
+    deliver(service, 3600.0)  # the hour's window moves on: E goes, once
+    assert [r.json()["case"]["id"] for r in sink.at("/ann")] == [a, b, d, f, e]
+    assert entries(service, e, "delivered")
 
 
 def test_without_a_channels_section_nothing_is_sent(start: Callable[..., Service]) -> None:
     policy = policy_yaml(smtp_port=9, people=PEOPLE)
     service = start(policy[: policy.index("channels:")])
     cid = open_case(service)
-    wait_for("the row skipped", lambda: [r for r in outbox(service) if r.status == "skipped"])
+    deliver(service)
     (row,) = outbox(service)
+    assert row.status == "skipped"
     assert row.last_error == "not sent: the policy has no channels section"
     assert [e["kind"] for e in entries(service, cid)] == ["opened", "notified"]
 
@@ -618,15 +677,15 @@ def test_smtp_login_from_the_environment_and_a_refused_recipient(
         )
         service = start(policy)
         cid = open_case(service)
-        wait_for("the mail, sent after logging in", lambda: box.to("ann@acme.test"))
+        deliver(service)
+        assert box.to("ann@acme.test"), "the mail, sent after logging in"
         sync.act(service, cid, Event("escalate", by="ann"))
-        failed = wait_for(
-            "bob's refused mail",
-            lambda: [e for e in entries(service, cid, "delivery_failed") if e["to"] == "bob"],
-        )
+        deliver(service)
+        failed = [e for e in entries(service, cid, "delivery_failed") if e["to"] == "bob"]
         assert failed[0]["permanent"], failed  # a 5xx answer is not tried again
         assert failed[0]["reason"].startswith("SMTP 550 refused bob@acme.test"), failed
-        unreachable = wait_for("bob unreachable", lambda: entries(service, cid, "unreachable"))
+        unreachable = entries(service, cid, "unreachable")
+        assert unreachable, "bob unreachable"
         assert unreachable[0]["to"] == "bob" and unreachable[0]["tried"] == ["email"]
     finally:
         controller.stop()

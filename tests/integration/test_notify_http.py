@@ -20,8 +20,9 @@ from typing import Any
 
 import pytest
 
-from rungs.notify.adapters import Adapters, DeliveryError
+from rungs.notify.channels import Context, DeliveryError, Outgoing, webhook
 from rungs.notify.http import BadRequest, HttpClient
+from rungs.notify.messages import Message
 from rungs.policy.channels import WebhookConfig
 
 OK = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
@@ -273,15 +274,20 @@ def test_credentials_in_the_url_are_sent_as_basic_auth() -> None:
     run(go)
 
 
-def test_adapters_say_what_is_permanent() -> None:
+def test_channels_say_what_is_permanent() -> None:
     cfg = WebhookConfig(timeout=2.0)
 
+    async def blocking(fn: Callable[[], None]) -> None:
+        fn()
+
     async def go() -> None:
-        adapters = Adapters()
+        http = HttpClient("ua")
+        ctx = Context(http, blocking)
 
         async def send(url: str) -> DeliveryError:
+            out = Outgoing("webhook", url, cfg, Message("", "", data={"a": 1}), "k", 1_000_000)
             with pytest.raises(DeliveryError) as err:
-                await adapters.send_webhook(url, cfg, {"a": 1}, "k", 1)
+                await webhook.send(ctx, out)
             return err.value
 
         async with Server(
@@ -300,7 +306,7 @@ def test_adapters_say_what_is_permanent() -> None:
         assert not e.permanent and e.message.startswith("127.0.0.1: ")
         e = await send("gopher://127.0.0.1/")
         assert e.permanent
-        await adapters.close()
+        await http.close()
 
     run(go)
 

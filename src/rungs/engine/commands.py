@@ -26,14 +26,12 @@ from rungs.engine.writer import Writer
 from rungs.policy import Policy
 from rungs.policy.model import Integration
 from rungs.store.cases import find_open, insert_case, load_case, new_case_id, save_case
-from rungs.store.effects import NewRow, write_effects
+from rungs.store.effects import write_effects
+from rungs.store.outbox import Row
 from rungs.store.tokens import create_token, revoke_token
 from rungs.time.clock import Clock
 
-__all__ = ["AfterDecide", "Commands", "Deliveries"]
-
-# Temporary (seam 3): the notices of today's notify hook, until `decide` emits `Notice`.
-AfterDecide = Callable[[Connection, Case, list[Effect], int, int], None]
+__all__ = ["Commands", "Deliveries"]
 
 
 class Deliveries(Protocol):
@@ -43,7 +41,7 @@ class Deliveries(Protocol):
         """The instant a claim taken now runs out; None: insert rows pending."""
         ...
 
-    def accept(self, rows: list[NewRow]) -> None:
+    def accept(self, rows: list[Row]) -> None:
         """Rows claimed in a transaction that has just committed (on the writer's thread)."""
         ...
 
@@ -57,15 +55,13 @@ class Commands:
         wake: Wake,
         *,
         deliveries: Deliveries | None = None,
-        after_decide: AfterDecide | None = None,
     ) -> None:
         self.writer = writer
         self.policies = policies
         self.clock = clock
         self.wake = wake
         self.deliveries = deliveries
-        self._after_decide = after_decide
-        self._claimed: list[NewRow] = []  # rows for the dispatcher, once the batch commits
+        self._claimed: list[Row] = []  # rows for the dispatcher, once the batch commits
 
     # inside a transaction --------------------------------------------------------------------
 
@@ -127,8 +123,6 @@ class Commands:
         self.wake.timer_set(conn, written.earliest)
         if written.claimed:
             self._claimed.extend(written.claimed)
-        if self._after_decide is not None:
-            self._after_decide(conn, case, effects, version, now)
         return written.earliest
 
     def committed(self, ok: bool) -> None:

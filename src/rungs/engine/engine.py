@@ -1,39 +1,35 @@
 """The engine as `bootstrap` builds it: one writer, the policy store, the command object,
 the read-side views, the managers and their loop.
 
-Wiring is by constructor arguments only. The dispatcher (seam 4) is made by `deliveries`,
-a factory given the policy store and `record`, so that it exists before the first command
-runs; the engine calls its `lease`/`accept` from the effect writer and, under the virtual
-clock, its `next_due`/`run_due` from `advance`.
+Wiring is by constructor arguments only. The dispatcher (seam 4) is made by `dispatcher`, a
+factory given the policy store, the writer and `record` (delivery results in one writer
+transaction, each fed to the core), so that it exists before the first command runs; the
+engine calls its `lease`/`accept` from the effect writer and, under the virtual clock, its
+`next_due`/`run_due` from `advance`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from concurrent.futures import Future
-from typing import Protocol, TypeVar
+from typing import Protocol
 
-from sqlalchemy import Connection
 from sqlalchemy import Engine as Database
 
-from rungs.core.model import Case, Event
-from rungs.engine.commands import AfterDecide, Commands, Deliveries
+from rungs.engine.commands import Commands, Deliveries
 from rungs.engine.heartbeats import Heartbeats
 from rungs.engine.loop import DueWork, Loop
 from rungs.engine.policies import PolicyStore
 from rungs.engine.timers import Timers
 from rungs.engine.wake import Wake
 from rungs.engine.writer import Writer
+from rungs.store.outbox import Outcome, recorder
 from rungs.store.views import Views
 from rungs.time.clock import Clock
 
-__all__ = ["Dispatcher", "Engine", "Record", "RecordBody"]
+__all__ = ["Dispatcher", "DispatcherFactory", "Engine", "Record"]
 
-T = TypeVar("T")
-Decide = Callable[[Connection, str, Event, int], tuple[Case, int]]
-# the transaction body of a burst of delivery results: `rungs.store.outbox.record_results`
-RecordBody = Callable[[Connection, list[T], Decide], object]
-Record = Callable[[list[T]], "Future[object]"]
+Record = Callable[[list[Outcome]], "Future[None]"]
 
 
 class Dispatcher(Deliveries, DueWork, Protocol):
@@ -44,7 +40,7 @@ class Dispatcher(Deliveries, DueWork, Protocol):
     def stop(self) -> None: ...
 
 
-DispatcherFactory = Callable[[PolicyStore, Record[object]], Dispatcher]
+DispatcherFactory = Callable[[PolicyStore, Writer, Record], Dispatcher]
 
 
 class Engine:
@@ -55,23 +51,21 @@ class Engine:
         *,
         batch: int = 500,
         dispatcher: DispatcherFactory | None = None,
-        record_body: RecordBody[object] | None = None,
-        after_decide: AfterDecide | None = None,
     ) -> None:
         self.db = db
         self.clock = clock
         self.wake = Wake(postgres=db.dialect.name == "postgresql")
         self.writer = Writer(db, after_commit=self._committed)
         self.policies = PolicyStore(db, self.writer, clock)
-        self._record_body = record_body
-        self.dispatcher = dispatcher(self.policies, self.record) if dispatcher else None
+        # results are decided by the command object, made after the dispatcher it is given
+        record = recorder(self.writer, lambda *a: self.commands.decide_in(*a), clock)
+        self.dispatcher = dispatcher(self.policies, self.writer, record) if dispatcher else None
         self.commands = Commands(
             self.writer,
             self.policies,
             clock,
             self.wake,
             deliveries=self.dispatcher,
-            after_decide=after_decide,
         )
         self.views = Views(db, self.policies, clock)
         self.timers = Timers(self.commands, clock, batch=batch)
@@ -86,14 +80,6 @@ class Engine:
             deliveries=self.dispatcher,
         )
         self._started = False
-
-    def record(self, batch: list[object]) -> Future[object]:
-        """Delivery results in ONE writer transaction: rows marked, each result fed to the
-        core as a `delivery` event (seam 4; the body is `store.outbox.record_results`)."""
-        body = self._record_body
-        if body is None:
-            raise RuntimeError("no record body was wired (rungs.store.outbox.record_results)")
-        return self.writer.submit(lambda conn: body(conn, batch, self.commands.decide_in))
 
     def start(self, *, engine: bool = True) -> None:
         """Start the dispatcher (when wired) and, when `engine`, the loop (real clock only)."""

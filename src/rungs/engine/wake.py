@@ -11,8 +11,7 @@ import threading
 
 from sqlalchemy import Connection
 
-from rungs.store.effects import notify_once
-from rungs.store.listen import TIMERS_CHANNEL
+from rungs.store.listen import TIMERS_CHANNEL, notify_once
 
 __all__ = ["Wake"]
 

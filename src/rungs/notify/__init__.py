@@ -1,7 +1,24 @@
-"""Notification delivery: the dispatcher, channel adapters, messages and one-click links."""
+"""Notification delivery: the dispatcher, the channels, messages and one-click links.
+
+`Dispatcher` (the loop and the engine's calls), `channels/` (one module per channel),
+`compose` (a job -> what to send), `messages` (rendering), `limits` (bundling, rate limits,
+backoff), `results` (outcomes to the engine's `record`), `deliver` (the delivery event loop).
+The SQL is `rungs.store.outbox`'s.
+"""
 
 from __future__ import annotations
 
-from rungs.notify.dispatcher import Dispatcher, OutboxHook, install
+from rungs.notify.channels import CHANNELS, NOTIFY_CHANNEL, DeliveryError, Outgoing
+from rungs.notify.compose import Policies
+from rungs.notify.deliver import NOT_SENT
+from rungs.notify.dispatcher import Dispatcher
 
-__all__ = ["Dispatcher", "OutboxHook", "install"]
+__all__ = [
+    "CHANNELS",
+    "NOTIFY_CHANNEL",
+    "NOT_SENT",
+    "DeliveryError",
+    "Dispatcher",
+    "Outgoing",
+    "Policies",
+]

@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Connection, text
+from sqlalchemy import Connection
 
 from rungs.core.model import (
     CallWebhook,
@@ -27,35 +27,18 @@ from rungs.core.model import (
     ScheduleTimer,
 )
 from rungs.store.jsonbytes import dumps_text
-from rungs.store.listen import OUTBOX_CHANNEL
+from rungs.store.outbox import NewRow, Row, new_row, wake_dispatchers, write_new
 from rungs.store.sql import Sql, run, run_many
 
-__all__ = ["NewRow", "Written", "notify_once", "write_effects"]
+__all__ = ["Written", "write_effects"]
 
-Snapshot = tuple[Case, int, list[dict[str, Any]]]  # case, policy version, its whole timeline
 Lease = Callable[[], int | None]  # the instant a claim taken now runs out; None: do not claim
-
-
-@dataclass(slots=True)
-class NewRow:
-    """An outbox row inserted already claimed (`attempts` counts this one), for the local
-    dispatcher: the fields of the dispatcher's `Row`. `snapshot` when the decision opened the
-    case (its whole timeline is in the decision: nothing to read back)."""
-
-    id: int
-    case_id: str
-    kind: str  # notify | webhook | notice
-    key: str
-    payload: dict[str, Any]
-    attempts: int
-    created_at: int
-    snapshot: Snapshot | None = None
 
 
 @dataclass(slots=True)
 class Written:
     earliest: int = 0  # the earliest timer this decision set (0: none)
-    claimed: list[NewRow] = field(default_factory=list)
+    claimed: list[Row] = field(default_factory=list)
 
 
 _INSERT_ENTRY = Sql(
@@ -68,43 +51,6 @@ _INSERT_TIMER = Sql(
 )
 _CANCEL_ALL = Sql("DELETE FROM timers WHERE case_id = :case_id")
 _CANCEL_PREFIX = Sql("DELETE FROM timers WHERE case_id = :case_id AND substr(key, 1, :n) = :prefix")
-_INSERT_OUTBOX = Sql(
-    "INSERT INTO outbox (case_id, kind, key, payload, status, attempts, next_attempt, created_at) "
-    "VALUES (:case_id, :kind, :key, :payload, 'pending', 0, :next_attempt, :created_at)"
-)
-_INSERT_CLAIMED = Sql(
-    "INSERT INTO outbox (case_id, kind, key, payload, status, attempts, next_attempt, created_at) "
-    "VALUES (:case_id, :kind, :key, :payload, 'sending', 1, :next_attempt, :created_at) "
-    "RETURNING id"
-)
-
-
-def notify_once(conn: Connection, channel: str) -> None:
-    """`NOTIFY channel` once per transaction (PostgreSQL delivers it at commit)."""
-    tx = conn.get_transaction()  # held by the connection, so its identity is not reused
-    if conn.info.get(channel) is not tx:
-        conn.execute(text(f"NOTIFY {channel}"))
-        conn.info[channel] = tx
-
-
-def _outbox_row(eff: Effect) -> tuple[str, str, str, dict[str, Any]] | None:
-    """(case, kind, key, payload) of an effect that is delivered, else None."""
-    match eff:
-        case Notify(case=c, person=p, channel=ch, level=lv, reason=why, key=k):
-            return c, "notify", k, {"person": p, "channel": ch, "level": lv, "reason": why}
-        case CallWebhook(case=c, url=url, body=body, key=k):
-            return c, "webhook", k, {"url": url, "body": body}
-        case Notice(case=c, person=p, channel=ch, about=about, by=by, level=lv, title=t, key=k):
-            payload = {
-                "person": p,
-                "channel": ch,
-                "action": about,
-                "by": by,
-                "level": lv,
-                "title": t,
-            }
-            return c, "notice", k, payload
-    return None
 
 
 def write_effects(
@@ -127,7 +73,7 @@ def write_effects(
     statement each; claimed rows one each (their ids are handed over).
     """
     entries: list[dict[str, Any]] = []
-    outs: list[tuple[str, str, str, dict[str, Any]]] = []
+    outs: list[NewRow] = []
     timers: dict[tuple[str, str], dict[str, Any]] = {}  # in the order they were last set
     replaced: list[dict[str, str]] = []
     opened = False
@@ -166,10 +112,8 @@ def write_effects(
                         run(conn, _CANCEL_ALL, {"case_id": c})
                 for k in [k for k in timers if k[0] == c and k[1].startswith(prefix or "")]:
                     del timers[k]
-            case _:
-                out = _outbox_row(eff)
-                if out is not None:
-                    outs.append(out)
+            case Notify() | CallWebhook() | Notice():
+                outs.append(new_row(eff))
     if replaced:
         run_many(conn, _DELETE_TIMER, replaced)
     if timers:
@@ -178,50 +122,11 @@ def write_effects(
         run_many(conn, _INSERT_ENTRY, entries)
     if outs:
         until = lease() if lease is not None else None
+        snapshot = None
+        if until is not None and opened and case is not None:
+            # the decision opened the case: its whole timeline is here, nothing to read back
+            snapshot = (case, version, [e.entry for e in effects if isinstance(e, Record)])
+        written.claimed = write_new(conn, outs, now, until, snapshot)
         if until is None:
-            _pending(conn, outs, now)
-        else:
-            snapshot = None
-            if opened and case is not None:
-                snapshot = (case, version, [e.entry for e in effects if isinstance(e, Record)])
-            written.claimed = _claimed(conn, outs, now, until, snapshot)
+            wake_dispatchers(conn)
     return written
-
-
-def _pending(conn: Connection, outs: list[tuple[str, str, str, dict[str, Any]]], now: int) -> None:
-    rows = [
-        {
-            "case_id": c,
-            "kind": kind,
-            "key": key,
-            "payload": dumps_text(p),
-            "next_attempt": now,
-            "created_at": now,
-        }
-        for c, kind, key, p in outs
-    ]
-    run_many(conn, _INSERT_OUTBOX, rows)
-    if conn.dialect.name == "postgresql":
-        notify_once(conn, OUTBOX_CHANNEL)
-
-
-def _claimed(
-    conn: Connection,
-    outs: list[tuple[str, str, str, dict[str, Any]]],
-    now: int,
-    until: int,
-    snapshot: Snapshot | None,
-) -> list[NewRow]:
-    rows = []
-    for c, kind, key, payload in outs:
-        params = {
-            "case_id": c,
-            "kind": kind,
-            "key": key,
-            "payload": dumps_text(payload),
-            "next_attempt": until,
-            "created_at": now,
-        }
-        (row_id,) = run(conn, _INSERT_CLAIMED, params)
-        rows.append(NewRow(row_id, c, kind, key, payload, 1, now, snapshot))
-    return rows

@@ -10,10 +10,9 @@ import logging
 import threading
 from collections.abc import Callable
 
-import psycopg
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine, text
 
-__all__ = ["OUTBOX_CHANNEL", "TIMERS_CHANNEL", "listen", "listen_thread"]
+__all__ = ["OUTBOX_CHANNEL", "TIMERS_CHANNEL", "listen", "listen_thread", "notify_once"]
 
 log = logging.getLogger("rungs.store")
 TIMERS_CHANNEL = "rungs_timers"  # a timer was written: engines wake to plan again
@@ -22,6 +21,10 @@ OUTBOX_CHANNEL = "rungs_outbox"  # an outbox row was written pending: dispatcher
 
 def listen(db: Engine, channel: str, wake: Callable[[], None], stop: threading.Event) -> None:
     """Call `wake` on each notification on `channel` until `stop` is set."""
+    # Imported here, not at the top: only PostgreSQL deployments listen (SQLAlchemy's dialect
+    # has loaded it by then), and it costs every SQLite process ~0.2 s at start-up (measured).
+    import psycopg
+
     url = db.url.set(drivername="postgresql").render_as_string(hide_password=False)
     while not stop.is_set():
         try:
@@ -49,3 +52,12 @@ def listen_thread(
     )
     thread.start()
     return thread
+
+
+def notify_once(conn: Connection, channel: str) -> None:
+    """`NOTIFY channel` once per transaction (PostgreSQL delivers it at commit, and a batch
+    of commands needs one)."""
+    tx = conn.get_transaction()  # held by the connection, so its identity is not reused
+    if conn.info.get(channel) is not tx:
+        conn.execute(text(f"NOTIFY {channel}"))
+        conn.info[channel] = tx

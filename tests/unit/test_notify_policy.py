@@ -1,22 +1,19 @@
 """The policy's `channels` section: compiled settings, located errors, secrets only by name;
-and the pieces of delivery that need no server (links, backoff, templates from the policy's
-folder)."""
+and the pieces of delivery that need no server (backoff, signatures, templates from the
+policy's folder). Links, which keep their secret in the database: test_notify_links.py."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
-
 from rungs.core.decide import decide
 from rungs.core.model import Event
-from rungs.notify.adapters import message_id, sign
-from rungs.notify.dispatcher import Limiter, backoff
-from rungs.notify.links import LinkError, Links
+from rungs.notify.channels.email import message_id
+from rungs.notify.channels.webhook import sign
+from rungs.notify.limits import Limiter, backoff
 from rungs.notify.messages import Renderer, human, tidy
 from rungs.policy import load_policy_text, validate_file
 from rungs.policy.channels import Channels, EmailConfig, RateLimit, Retry, TwilioConfig
-from rungs.store.db import make_engine, upgrade
 
 BASE = """\
 version: 1
@@ -120,30 +117,6 @@ def test_contacts_are_checked_against_the_channels() -> None:
     messages = [str(p) for p in found if p.severity == "error"]
     assert any("webhook contact must be an http:// or https:// URL" in m for m in messages)
     assert any("sms contact must be a phone number" in m for m in messages)
-
-
-def test_links_are_signed_expiring_and_name_their_person(tmp_path: Path) -> None:
-    db = make_engine(f"sqlite:///{tmp_path / 'r.db'}")
-    upgrade(db)
-    links = Links(db)
-    token = links.token("C7", "acknowledge", "ann", 2_000_000_000_000_000, "C7:n1")
-    link = links.check(token, 1_900_000_000_000_000)
-    assert (link.case_id, link.action, link.person, link.nonce) == (
-        "C7",
-        "acknowledge",
-        "ann",
-        "C7:n1",
-    )
-    assert Links(db).secret == links.secret  # generated once, kept in the database
-    with pytest.raises(LinkError) as late:
-        links.check(token, 2_000_000_000_000_000)
-    assert late.value.status == 410 and late.value.reason == "expired"
-    sig = token.partition(".")[2]
-    forged = links.token("C7", "resolve", "ann", 2_000_000_000_000_000, "C7:n1").split(".")[0]
-    with pytest.raises(LinkError) as bad:
-        links.check(f"{forged}.{sig}", 0)
-    assert bad.value.status == 404
-    db.dispose()
 
 
 def test_backoff_doubles_with_jitter_and_limiter_windows() -> None:

@@ -1,0 +1,48 @@
+"""The delivery channels: one module each, behind one `send(ctx, out)`.
+
+A channel is added by adding a module here with `NAME` and `async def send(ctx, out)` (see
+`base.py`); `CHANNELS` finds every public module of this package. Its settings are the
+policy's `channels.<NAME>` section (`rungs.policy.channels`).
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+
+from rungs.notify.channels.base import Channel, ChannelConfig, Context, DeliveryError, Outgoing
+from rungs.store.outbox import OUTBOX_CHANNEL
+
+__all__ = [
+    "CHANNELS",
+    "NOTIFY_CHANNEL",
+    "Channel",
+    "ChannelConfig",
+    "Context",
+    "DeliveryError",
+    "Outgoing",
+    "send",
+]
+
+NOTIFY_CHANNEL = OUTBOX_CHANNEL  # the PostgreSQL NOTIFY that wakes dispatchers for new rows
+
+
+def _discover() -> dict[str, Channel]:
+    found: dict[str, Channel] = {}
+    for info in pkgutil.iter_modules(__path__):
+        if info.name.startswith("_") or info.name == "base":
+            continue
+        module: Channel = importlib.import_module(f"{__name__}.{info.name}")  # type: ignore[assignment]
+        found[module.NAME] = module
+    return found
+
+
+CHANNELS: dict[str, Channel] = _discover()  # name -> module: built once, at import
+
+
+async def send(ctx: Context, out: Outgoing) -> None:
+    """Send through the channel `out` names; a permanent failure for one Rungs does not know."""
+    channel = CHANNELS.get(out.channel)
+    if channel is None:
+        raise DeliveryError(f"unknown channel '{out.channel}'", permanent=True)
+    await channel.send(ctx, out)

@@ -1,0 +1,89 @@
+"""Email over SMTP (smtplib blocks, so it runs on a thread): text and HTML, a Message-ID made
+from the idempotency key. A 5xx reply is permanent, 4xx and connection trouble transient."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import smtplib
+import ssl
+from email.message import EmailMessage
+from email.utils import formataddr, formatdate
+from typing import Any
+
+from rungs.notify.channels._http import env
+from rungs.notify.channels.base import Context, DeliveryError, Outgoing
+from rungs.policy.channels import EmailConfig
+
+__all__ = ["KEY_HEADER", "NAME", "message_id", "send"]
+
+NAME = "email"
+KEY_HEADER = "X-Rungs-Idempotency-Key"
+_ATOM = re.compile(r"[^A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]")
+
+
+def message_id(key: str, sender: str) -> str:
+    """A Message-ID made from the idempotency key: a resent mail has the same one."""
+    domain = sender.rpartition("@")[2] or "rungs.invalid"
+    digest = hashlib.sha256(key.encode()).hexdigest()[:16]
+    return f"<{_ATOM.sub('-', key)}.{digest}@{domain}>"
+
+
+async def send(ctx: Context, out: Outgoing) -> None:
+    await ctx.blocking(lambda: _send_mail(out))
+
+
+def _send_mail(out: Outgoing) -> None:
+    cfg, msg, key, address = out.cfg, out.message, out.key, out.address
+    assert isinstance(cfg, EmailConfig)
+    m = EmailMessage()
+    m["From"] = formataddr(("Rungs", cfg.sender))
+    m["To"] = address
+    m["Subject"] = msg.subject
+    m["Date"] = formatdate(localtime=False)
+    m["Message-ID"] = message_id(key, cfg.sender)
+    m[KEY_HEADER] = key
+    m["Auto-Submitted"] = "auto-generated"
+    m.set_content(msg.text)
+    if msg.html:
+        m.add_alternative(msg.html, subtype="html")
+    try:
+        if cfg.security == "tls":
+            ctx = ssl.create_default_context()
+            smtp: smtplib.SMTP = smtplib.SMTP_SSL(
+                cfg.host, cfg.port, timeout=cfg.timeout, context=ctx
+            )
+        else:
+            smtp = smtplib.SMTP(cfg.host, cfg.port, timeout=cfg.timeout)
+        with smtp:
+            if cfg.security == "starttls":
+                smtp.starttls(context=ssl.create_default_context())
+            if cfg.username_env:
+                user = env(cfg.username_env, "channels.email.username_env")
+                password = env(cfg.password_env, "channels.email.password_env")
+                smtp.login(user, password)
+            smtp.send_message(m)
+    except DeliveryError:
+        raise
+    except smtplib.SMTPRecipientsRefused as exc:
+        code, text = next(iter(exc.recipients.values()), (0, b""))
+        raise DeliveryError(
+            f"SMTP {code} refused {address}: {_text(text)}", permanent=code >= 500
+        ) from None
+    except smtplib.SMTPResponseException as exc:
+        raise DeliveryError(
+            f"SMTP {exc.smtp_code}: {_text(exc.smtp_error)}", permanent=exc.smtp_code >= 500
+        ) from None
+    except smtplib.SMTPNotSupportedError as exc:
+        raise DeliveryError(f"SMTP server: {exc}", permanent=True) from None
+    except ssl.SSLCertVerificationError as exc:
+        raise DeliveryError(f"TLS certificate of {cfg.host}: {exc}", permanent=True) from None
+    except (smtplib.SMTPException, OSError) as exc:
+        what = type(exc).__name__
+        raise DeliveryError(f"SMTP {cfg.host}:{cfg.port}: {what}: {exc}") from None
+
+
+def _text(raw: Any) -> str:
+    if isinstance(raw, bytes):
+        raw = raw.decode("utf-8", "replace")
+    return " ".join(str(raw).split())[:200]

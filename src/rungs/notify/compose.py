@@ -1,0 +1,138 @@
+"""What a message says and where it goes: a job (one row, or a bundle of pages to one person
+on one channel) becomes an `Outgoing` for its channel. Rendering is `messages.Renderer`'s."""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any, Protocol
+
+from rungs.notify.channels import DeliveryError, Outgoing
+from rungs.notify.links import Links, base_url_of, ttl_of
+from rungs.notify.messages import Message, Renderer
+from rungs.policy.channels import Channels
+from rungs.policy.model import Person, Policy
+from rungs.store.outbox import Row
+
+__all__ = ["Composer", "Policies"]
+
+
+class Policies(Protocol):
+    """The engine's policy versions (its `PolicyStore`)."""
+
+    def policy(self, version: int) -> Policy: ...
+
+    def current_version(self) -> int: ...
+
+
+class Composer:
+    def __init__(self, policies: Policies, links: Links, renderer: Renderer) -> None:
+        self.policies = policies
+        self.links = links
+        self.renderer = renderer
+
+    def compose(self, job: list[Row], current: Policy, settings: Channels, now: int) -> Outgoing:
+        first = job[0]
+        if first.kind == "webhook":
+            return _rule_webhook(first, settings, now)
+        if first.kind == "notice":
+            return self._notice(first, current, settings, now)
+        return self._page(job, current, settings, now)
+
+    def _notice(self, row: Row, current: Policy, settings: Channels, now: int) -> Outgoing:
+        p = row.payload
+        channel = p["channel"]
+        person = _person(p["person"], current)
+        if person is None or not person.contacts.get(channel):
+            raise DeliveryError(f"person '{p['person']}' has no {channel} contact", permanent=True)
+        if channel not in settings:
+            raise DeliveryError(f"channel '{channel}' is not configured", permanent=True)
+        by = _person(p.get("by") or "", current)
+        notice = {**p, "case_id": row.case_id, "by_name": by.name if by is not None else None}
+        msg = self.renderer.notice(current, channel, notice)
+        return Outgoing(channel, person.contacts[channel], settings[channel], msg, row.key, now)
+
+    def _page(self, job: list[Row], current: Policy, settings: Channels, now: int) -> Outgoing:
+        pid, channel = job[0].payload["person"], job[0].payload["channel"]
+        loaded = {r.case_id: r.snapshot for r in job if r.snapshot is not None}
+        case_policies = [self.policies.policy(v) for _, v, _ in loaded.values()]
+        person = _person(pid, current, *case_policies)
+        if person is None:
+            raise DeliveryError(f"no person '{pid}' in the policy", permanent=True)
+        address = person.contacts.get(channel)
+        if not address:
+            raise DeliveryError(f"person '{pid}' has no {channel} contact", permanent=True)
+        if channel not in settings:
+            raise DeliveryError(
+                f"channel '{channel}' is not configured: add channels.{channel} to the policy",
+                permanent=True,
+            )
+        base, expires = base_url_of(current), now + ttl_of(current)
+        items = []
+        for r in job:
+            if r.case_id not in loaded:
+                raise DeliveryError(f"case {r.case_id} is gone", permanent=True)
+            case, version, entries = loaded[r.case_id]
+            links = {
+                action: self.links.url(base, case.id, action, pid, expires, r.key)
+                for action in ("acknowledge", "resolve")
+            }
+            ctx = self.renderer.item_context(
+                case, self.policies.policy(version), now, entries,
+                int(r.payload.get("level") or case.level), str(r.payload.get("reason") or ""),
+                links, words=channel != "webhook",
+            )  # fmt: skip
+            ctx["key"] = r.key
+            items.append(ctx)
+        key = job[0].key if len(job) == 1 else _bundle_key(job)
+        who = {"id": person.id, "name": person.name}
+        msg = self.renderer.message(
+            current, channel, who, items, webhook_body=lambda c: _webhook_body(c, key, job)
+        )
+        return Outgoing(channel, address, settings[channel], msg, key, now)
+
+
+def _rule_webhook(row: Row, settings: Channels, now: int) -> Outgoing:
+    url = str(row.payload.get("url") or "")
+    body = {"type": "rule", "key": row.key, **(row.payload.get("body") or {})}
+    return Outgoing("webhook", url, settings["webhook"], Message("", "", data=body), row.key, now)
+
+
+def _person(pid: str, *policies: Policy) -> Person | None:
+    for p in policies:
+        found = p.people.get(pid)
+        if found is not None:
+            return found
+    return None
+
+
+def _bundle_key(rows: list[Row]) -> str:
+    joined = ",".join(sorted(r.key for r in rows))
+    return "bundle-" + hashlib.sha256(joined.encode()).hexdigest()[:32]
+
+
+def _webhook_body(ctx: dict[str, Any], key: str, rows: list[Row]) -> dict[str, Any]:
+    def one(it: dict[str, Any]) -> dict[str, Any]:
+        c = it["case"]
+        return {
+            "key": it["key"],
+            "case": {
+                "id": c["id"],
+                "title": c["title"],
+                "priority": c["priority"],
+                "status": c["status"],
+                "customer": c["customer"],
+                "level": c["level"],
+            },
+            "level": it["level"],
+            "reason": it["reason"],
+            "why": it["why"],
+            "links": it["links"],
+            "handoff": it["handoff"],
+        }
+
+    items = [one(it) for it in ctx["items"]]
+    body = {"type": "notification", **items[0], "key": key, "person": ctx["person"]}
+    if len(items) > 1:
+        body["type"] = "bundle"
+        body["items"] = items
+    return body

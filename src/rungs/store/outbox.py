@@ -1,0 +1,317 @@
+"""The outbox table: rows written once, claimed with a lease, marked with their outcome.
+
+A row is claimed by setting `status = 'sending'`, `attempts + 1` and `next_attempt` = the
+lease's end, in one transaction: due rows by a poll (`FOR UPDATE SKIP LOCKED` on PostgreSQL,
+so several dispatchers share the work), and the rows a decision writes are inserted already
+claimed when this process's dispatcher will deliver them (`write_new` with a lease). A
+dispatcher killed mid-delivery leaves its rows `sending`; when the lease runs out they are due
+again. An outcome is marked only while the row is still that claim's (`Stale` otherwise).
+
+Reads run on their own connections; writes go through the writer (`Submits`): the engine's one
+writer thread, so they take turns with decisions. Nothing in `rungs.notify` touches either.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterable
+from concurrent.futures import Future
+from dataclasses import dataclass
+from functools import partial
+from typing import Any, Protocol, TypeVar
+
+from sqlalchemy import Connection, Engine, and_, func, select, update
+
+from rungs.core.model import CallWebhook, Case, Event, Notice, Notify, Refused
+from rungs.store import jsonbytes
+from rungs.store.db import is_postgres
+from rungs.store.listen import OUTBOX_CHANNEL, notify_once
+from rungs.store.sql import Sql, run, run_many
+from rungs.store.tables import cases, outbox, timeline
+from rungs.time.clock import Clock
+
+__all__ = [
+    "ACTIVE",
+    "OUTBOX_CHANNEL",
+    "NewRow",
+    "Outbox",
+    "Outcome",
+    "Row",
+    "Snapshot",
+    "Stale",
+    "Submits",
+    "mark_params",
+    "new_row",
+    "record_results",
+    "recorder",
+    "wake_dispatchers",
+    "write_new",
+]
+
+ACTIVE = ("pending", "sending")
+
+T = TypeVar("T")
+Snapshot = tuple[Case, int, list[dict[str, Any]]]  # the case, its policy version, its timeline
+Decide = Callable[[Connection, str, Event, int], object]  # the engine's decision in this tx
+
+
+class Submits(Protocol):
+    """The writer: runs a function of a connection in its next transaction."""
+
+    def submit(self, fn: Callable[[Connection], T]) -> Future[T]: ...
+
+
+@dataclass
+class Row:
+    """A claimed outbox row; `attempts` counts this one. `snapshot`: what a decision that has
+    just opened the case knows (no need to read it back)."""
+
+    id: int
+    case_id: str
+    kind: str  # notify | webhook | notice
+    key: str
+    payload: dict[str, Any]
+    attempts: int
+    created_at: int
+    snapshot: Snapshot | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class NewRow:
+    """A row to write, as one effect of a decision says it."""
+
+    case_id: str
+    kind: str
+    key: str
+    payload: dict[str, Any]
+
+
+@dataclass(slots=True)
+class Outcome:
+    """A row's result, waiting for the next flush to the writer."""
+
+    row: Row
+    mark: dict[str, Any]  # the row's new status (see _MARK)
+    result: dict[str, Any] | None  # the `delivery` event's data; None: the timeline is left
+
+
+class Stale(Exception):
+    """The row is no longer ours (its lease ran out and it was claimed again)."""
+
+
+# writing new rows (the effect writer, inside a decision's transaction) ------------------------
+
+
+def new_row(effect: Notify | CallWebhook | Notice) -> NewRow:
+    """The one translation of an effect into its outbox row (payloads as the dispatcher reads
+    them)."""
+    match effect:
+        case Notify(case=case, person=person, channel=channel, level=level, reason=reason):
+            payload = {"person": person, "channel": channel, "level": level, "reason": reason}
+            return NewRow(case, "notify", effect.key, payload)
+        case CallWebhook(case=case, url=url, body=body):
+            return NewRow(case, "webhook", effect.key, {"url": url, "body": body})
+        case Notice():
+            payload = {"person": effect.person, "channel": effect.channel,
+                       "action": effect.about, "by": effect.by, "level": effect.level,
+                       "title": effect.title}  # fmt: skip
+            return NewRow(effect.case, "notice", effect.key, payload)
+
+
+# On every decision and every result, so straight on the driver's cursor in the transaction:
+# SQLAlchemy's per-statement work costs more than SQLite's own.
+_INSERT = Sql(
+    "INSERT INTO outbox (case_id, kind, key, payload, status, attempts, next_attempt, created_at) "
+    "VALUES (:case_id, :kind, :key, :payload, 'pending', 0, :next_attempt, :created_at)"
+)
+_INSERT_CLAIMED = Sql(
+    "INSERT INTO outbox (case_id, kind, key, payload, status, attempts, next_attempt, created_at) "
+    "VALUES (:case_id, :kind, :key, :payload, 'sending', 1, :next_attempt, :created_at) "
+    "RETURNING id"
+)
+_MARK = Sql(
+    "UPDATE outbox SET status = :status, next_attempt = :next, last_error = :error "
+    "WHERE id = :id AND status = 'sending' AND attempts = :claimed"
+)
+
+
+def write_new(
+    conn: Connection, rows: list[NewRow], now: int, lease: int | None, snapshot: Snapshot | None
+) -> list[Row]:
+    """Insert a decision's rows: `pending` (lease None: the poll or another process takes
+    them; returns []), or claimed by this process until `lease` (returned, to hand to the
+    dispatcher once the transaction commits: `Dispatcher.accept`)."""
+    params = [
+        {"case_id": r.case_id, "kind": r.kind, "key": r.key,
+         "payload": jsonbytes.dumps_text(r.payload), "next_attempt": now, "created_at": now}
+        for r in rows
+    ]  # fmt: skip
+    if lease is None:
+        if params:
+            run_many(conn, _INSERT, params)
+        return []
+    out = []
+    for r, p in zip(rows, params, strict=True):
+        p["next_attempt"] = lease
+        (rid,) = run(conn, _INSERT_CLAIMED, p)
+        out.append(Row(rid, r.case_id, r.kind, r.key, r.payload, 1, now, snapshot))
+    return out
+
+
+def wake_dispatchers(conn: Connection) -> None:
+    """Wake other processes' dispatchers at commit (PostgreSQL; SQLite ones poll)."""
+    if conn.dialect.name == "postgresql":
+        notify_once(conn, OUTBOX_CHANNEL)
+
+
+# outcomes -------------------------------------------------------------------------------------
+
+
+def mark_params(row: Row, status: str, nxt: int, last: str | None) -> dict[str, Any]:
+    return {"id": row.id, "claimed": row.attempts, "status": status, "next": nxt, "error": last}
+
+
+def _mark(conn: Connection, rows: list[dict[str, Any]], key: str) -> None:
+    """Set the rows' outcomes if each row is still this claim's; Stale (naming `key`, the
+    first) otherwise: the transaction is then rolled back, and each is tried alone."""
+    if run_many(conn, _MARK, rows) != len(rows):
+        raise Stale(key)
+
+
+def record_results(conn: Connection, batch: list[Outcome], decide: Decide, now: int) -> None:
+    """In the writer's transaction: each result into the core as a `delivery` event (one
+    command for all), then the rows' new status (one statement for all: one round trip on
+    PostgreSQL)."""
+    for o in batch:
+        if o.result is not None:
+            with contextlib.suppress(Refused):  # the case is gone: only the row is left
+                decide(conn, o.row.case_id, Event("delivery", data=o.result), now)
+    _mark(conn, [o.mark for o in batch], batch[0].row.key)
+
+
+def recorder(
+    writer: Submits, decide: Decide, clock: Clock
+) -> Callable[[list[Outcome]], Future[None]]:
+    """The dispatcher's `record`: a batch of outcomes as one writer command (one transaction,
+    one fsync), decided at the instant the writer runs it."""
+
+    def record(batch: list[Outcome]) -> Future[None]:
+        return writer.submit(lambda conn: record_results(conn, batch, decide, clock.now()))
+
+    return record
+
+
+# the dispatcher's claims and reads ------------------------------------------------------------
+
+
+class Outbox:
+    """Claim, hold back and settle rows for a dispatcher; read what its messages show."""
+
+    def __init__(self, db: Engine, writer: Submits, *, batch: int = 256) -> None:
+        self.db = db
+        self.writer = writer
+        self.batch = batch
+        self.postgres = is_postgres(db)
+
+    def peek(self, now: int) -> tuple[bool, int | None]:
+        """Whether a row is due at `now`; if none is, when the next one will be (or None)."""
+        due = and_(outbox.c.status.in_(ACTIVE), outbox.c.next_attempt <= now)
+        with self.db.connect() as conn:
+            if conn.execute(select(outbox.c.id).where(due).limit(1)).first() is not None:
+                return True, None
+            return False, self._next(conn)
+
+    def next_due(self) -> int | None:
+        """When the earliest active row is due (a claimed row: when its lease runs out)."""
+        with self.db.connect() as conn:
+            return self._next(conn)
+
+    def _next(self, conn: Connection) -> int | None:
+        q = select(func.min(outbox.c.next_attempt)).where(outbox.c.status.in_(ACTIVE))
+        return conn.execute(q).scalar()
+
+    def claim(self, now: int, lease: int, mine: Iterable[int]) -> list[Row]:
+        """Claim up to a batch of rows due at `now` until `lease`, past the ids in `mine`
+        (rows this process has in hand). Waits for the writer."""
+        return self.writer.submit(
+            partial(self._claim, now=now, lease=lease, mine=set(mine))
+        ).result()
+
+    def _claim(self, conn: Connection, now: int, lease: int, mine: set[int]) -> list[Row]:
+        due = and_(outbox.c.status.in_(ACTIVE), outbox.c.next_attempt <= now)
+        q = (
+            select(outbox.c.id, outbox.c.case_id, outbox.c.kind, outbox.c.key,
+                   outbox.c.payload, outbox.c.attempts, outbox.c.created_at)
+            .where(due)
+            .order_by(outbox.c.next_attempt, outbox.c.id)
+            .limit(self.batch)
+        )  # fmt: skip
+        if self.postgres:
+            q = q.with_for_update(skip_locked=True)
+        found = [r for r in conn.execute(q).all() if r.id not in mine]
+        if not found:
+            return []
+        conn.execute(
+            update(outbox)
+            .where(outbox.c.id.in_([r.id for r in found]))
+            .values(status="sending", attempts=outbox.c.attempts + 1, next_attempt=lease)
+        )
+        return [
+            Row(r.id, r.case_id, r.kind, r.key, jsonbytes.loads(r.payload), r.attempts + 1,
+                r.created_at)
+            for r in found
+        ]  # fmt: skip
+
+    def skip(self, now: int, reason: str) -> Future[int]:
+        """Mark every pending row due at `now` `skipped` (nothing is sent: no channels);
+        answers how many."""
+
+        def run_(conn: Connection) -> int:
+            return conn.execute(
+                update(outbox)
+                .where(outbox.c.status == "pending", outbox.c.next_attempt <= now)
+                .values(status="skipped", last_error=reason)
+            ).rowcount
+
+        return self.writer.submit(run_)
+
+    def hold(self, ids: list[int], at: int) -> Future[None]:
+        """Give claimed rows back, due at `at`, their claim uncounted (held by a limit)."""
+
+        def run_(conn: Connection) -> None:
+            conn.execute(
+                update(outbox)
+                .where(outbox.c.id.in_(ids), outbox.c.status == "sending")
+                .values(status="pending", next_attempt=at, attempts=outbox.c.attempts - 1)
+            )
+
+        return self.writer.submit(run_)
+
+    def settle(self, row: Row, status: str, now: int, last: str | None) -> Future[None]:
+        """Set one row's outcome without a result for the timeline; Stale if no longer ours."""
+        return self.writer.submit(
+            partial(_mark, rows=[mark_params(row, status, now, last)], key=row.key)
+        )
+
+    def snapshots(self, ids: set[str]) -> dict[str, Snapshot]:
+        """The cases and timelines that a batch's pages show, at once (two queries)."""
+        out: dict[str, Snapshot] = {}
+        with self.db.connect() as conn:
+            found = conn.execute(
+                select(cases.c.id, cases.c.state, cases.c.policy_version).where(cases.c.id.in_(ids))
+            ).all()
+            entries: dict[str, list[dict[str, Any]]] = {}
+            for cid, raw in conn.execute(
+                select(timeline.c.case_id, timeline.c.entry)
+                .where(timeline.c.case_id.in_(ids))
+                .order_by(timeline.c.id)
+            ):
+                entries.setdefault(cid, []).append(jsonbytes.loads(raw))
+        for cid, state, version in found:
+            out[cid] = (Case.from_dict(jsonbytes.loads(state)), version, entries.get(cid, []))
+        return out
+
+    def priorities(self, ids: set[str]) -> dict[str, str]:
+        with self.db.connect() as conn:
+            q = select(cases.c.id, cases.c.priority).where(cases.c.id.in_(ids))
+            return {cid: prio for cid, prio in conn.execute(q).all()}
