@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 from weakref import WeakKeyDictionary
 
+from rungs.policy.channels import channels_of
 from rungs.policy.model import METRICS, Matrix, Policy, SlaPolicy
 
 __all__ = ["Plan", "Limit", "plan_of"]
@@ -26,6 +27,7 @@ class Plan:
         "chosen",
         "limits",
         "matrices",
+        "notices",
         "policy",
         "rule_tests",
         "rules",
@@ -46,6 +48,8 @@ class Plan:
         self.slas = {cid: _sla_policy(policy, cid) for cid in policy.customers}
         self.limits = {s.id: _limits(s) for s in policy.sla_policies.values()}
         self._sets: dict[frozenset[str], frozenset[str]] = {}
+        channels = channels_of(policy)
+        self.notices = channels.declared and channels.handled_notice  # "handled by" notices
 
     def shared(self, names: frozenset[str]) -> frozenset[str]:
         """The one object kept for this content (`rules_true`, `happened`).
@@ -62,30 +66,25 @@ class Plan:
 
     def sla_of(self, customer: str) -> SlaPolicy | None:
         """The SLA policy of a customer (through its partner when it names none itself)."""
-        found = self.slas.get(customer, False)
-        return _sla_policy(self.policy, customer) if found is False else found
-
-
-# Plans live as long as their policies (a policy is never changed, only replaced), and not on
-# them: a policy stays a plain value that copies and pickles as it did. The last one used is
-# at hand without a look-up, as one policy usually decides event after event.
-_PLANS: WeakKeyDictionary[Policy, Plan] = WeakKeyDictionary()
-_last: tuple[Policy | None, Plan | None] = (None, None)
+        slas = self.slas
+        if customer in slas:
+            return slas[customer]
+        return _sla_policy(self.policy, customer)  # a `default_customer` profile
 
 
 _SETS_KEPT = 4096  # distinct sets shared per policy; past that, sets are kept as they come
 
+# A plan lives as long as its policy (a policy is never changed, only replaced) and not on it:
+# a policy stays a plain value that copies and pickles as it did. Weak keys: a policy version
+# dropped by its holder takes its plan with it. This is what `plan_of` looks plans up in.
+_PLANS: WeakKeyDictionary[Policy, Plan] = WeakKeyDictionary()
+
 
 def plan_of(policy: Policy) -> Plan:
     """The policy's plan, built on first use."""
-    global _last
-    last_policy, last_plan = _last
-    if last_policy is policy:
-        return last_plan  # type: ignore[return-value]
     plan = _PLANS.get(policy)
     if plan is None:
         plan = _PLANS[policy] = Plan(policy)
-    _last = (policy, plan)
     return plan
 
 
