@@ -26,7 +26,7 @@ class Ctx:
         self.now = now
         self.policy = policy
         self.plan: Plan = plan_of(policy)
-        self.sla: SlaPolicy | None = self.plan.sla_of(case.customer)
+        self.sla: SlaPolicy | None = self.plan.sla_of(policy, case.customer)
         self.effects: list[Effect] = []
         self.owned: set[str] | None = None  # metrics copied so far; None: not even the dict
 

@@ -267,9 +267,7 @@ def _resolve(ctx: Ctx, ev: Event) -> None:
 
 def _reopen(ctx: Ctx, ev: Event) -> None:
     case = ctx.case
-    m = ctx.plan.matrices.get(case.matrix) or next(
-        m for m in ctx.policy.matrices if m.id == case.matrix
-    )
+    m = matrix.matrix_of(ctx.plan, case.matrix)
     case.status = "open"
     case.level = 1
     case.epoch += 1

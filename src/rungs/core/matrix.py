@@ -26,6 +26,7 @@ __all__ = [
     "on_repeat_timer",
     "escalate_to",
     "levels_of",
+    "matrix_of",
 ]
 
 
@@ -80,19 +81,21 @@ def _select(policy: Policy, scope: Mapping[str, str]) -> Matrix | None:
     return best
 
 
-def _matrix(ctx: Ctx) -> Matrix:
-    m = ctx.plan.matrices.get(ctx.case.matrix)
+def matrix_of(plan: Plan, matrix_id: str) -> Matrix:
+    """The policy's matrix by id (a case's `matrix`); KeyError when this version lacks it."""
+    m = plan.matrices.get(matrix_id)
     if m is None:
-        raise KeyError(f"matrix '{ctx.case.matrix}' is not in this policy version")
+        raise KeyError(f"matrix '{matrix_id}' is not in this policy version")
     return m
 
 
+def _matrix(ctx: Ctx) -> Matrix:
+    return matrix_of(ctx.plan, ctx.case.matrix)
+
+
 def levels_of(plan: Plan, matrix_id: str) -> int:
-    """How many levels a matrix has (StopIteration, as ever, if the policy lacks it)."""
-    m = plan.matrices.get(matrix_id)
-    if m is None:
-        m = next(m for m in plan.policy.matrices if m.id == matrix_id)
-    return len(m.levels)
+    """How many levels a matrix has."""
+    return len(matrix_of(plan, matrix_id).levels)
 
 
 def schedule_next_level(ctx: Ctx) -> None:

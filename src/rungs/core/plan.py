@@ -7,11 +7,14 @@ rules exist) is worked out once per policy instance instead.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 from weakref import WeakKeyDictionary
 
 from rungs.policy.channels import channels_of
 from rungs.policy.model import METRICS, Matrix, Policy, SlaPolicy
+
+if TYPE_CHECKING:  # rules.py builds them (it imports this module): for the annotation only
+    from rungs.core.rules import RuleTests
 
 __all__ = ["Plan", "Limit", "plan_of"]
 
@@ -28,7 +31,6 @@ class Plan:
         "limits",
         "matrices",
         "notices",
-        "policy",
         "rule_tests",
         "rules",
         "slas",
@@ -36,13 +38,13 @@ class Plan:
     )
 
     def __init__(self, policy: Policy) -> None:
-        self.policy = policy
+        # No reference to the policy itself: `plan_of` keeps plans under weak policy keys.
         self.matrices: dict[str, Matrix] = {}
         for m in policy.matrices:
             self.matrices.setdefault(m.id, m)  # the first of a repeated id, as a scan finds
         self.rules = policy.rules
         self.updated_ages = any(r.age_since == "updated" for r in policy.rules)
-        self.rule_tests: Any = None  # built by `rules` on first use: it owns their meaning
+        self.rule_tests: RuleTests | None = None  # built by `rules` on first use: it owns them
         self.chosen: dict[tuple[tuple[str, str], ...], Matrix | None] = {}  # see select_matrix
         # Only declared customers: `default_customer` accepts any id, which must not grow this.
         self.slas = {cid: _sla_policy(policy, cid) for cid in policy.customers}
@@ -64,19 +66,20 @@ class Plan:
             found = self._sets[names] = names
         return found
 
-    def sla_of(self, customer: str) -> SlaPolicy | None:
-        """The SLA policy of a customer (through its partner when it names none itself)."""
+    def sla_of(self, policy: Policy, customer: str) -> SlaPolicy | None:
+        """The SLA policy of a customer of `policy` (this plan's), through its partner when it
+        names none itself."""
         slas = self.slas
         if customer in slas:
             return slas[customer]
-        return _sla_policy(self.policy, customer)  # a `default_customer` profile
+        return _sla_policy(policy, customer)  # a `default_customer` profile
 
 
 _SETS_KEPT = 4096  # distinct sets shared per policy; past that, sets are kept as they come
 
 # A plan lives as long as its policy (a policy is never changed, only replaced) and not on it:
-# a policy stays a plain value that copies and pickles as it did. Weak keys: a policy version
-# dropped by its holder takes its plan with it. This is what `plan_of` looks plans up in.
+# a policy stays a plain value that copies and pickles as it did. Weak keys (and no reference
+# from a plan back to its policy): a policy version dropped by its holder takes its plan along.
 _PLANS: WeakKeyDictionary[Policy, Plan] = WeakKeyDictionary()
 
 

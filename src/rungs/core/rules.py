@@ -92,7 +92,7 @@ def _compile(rule: Rule) -> Test:
     return test
 
 
-class _Rules:
+class RuleTests:
     """A policy's rules made ready: their tests, and what is known about agreeing states.
 
     When every `when` reads only case fields (no `age_over`, no customer or site look-up),
@@ -131,11 +131,11 @@ def _case_fields_read(rules: tuple[Rule, ...]) -> tuple[str, ...] | None:
 _AGREES_KEPT = 4096  # distinct keys remembered per policy before starting afresh
 
 
-def _rules(ctx: Ctx) -> _Rules:
+def _rules(ctx: Ctx) -> RuleTests:
     plan = ctx.plan
     if plan.rule_tests is None:
-        plan.rule_tests = _Rules(plan.rules)
-    return plan.rule_tests  # type: ignore[no-any-return]
+        plan.rule_tests = RuleTests(plan.rules)
+    return plan.rule_tests
 
 
 def settled(ctx: Ctx) -> bool:

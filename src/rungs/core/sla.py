@@ -40,7 +40,7 @@ __all__ = [
 
 def policy_for(case: Case, policy: Policy) -> SlaPolicy | None:
     """The case's SLA policy: its customer's (or partner's), None when it has none."""
-    return plan_of(policy).sla_of(case.customer)
+    return plan_of(policy).sla_of(policy, case.customer)
 
 
 def target_of(sla: SlaPolicy | None, priority: str, metric: str) -> int | None:

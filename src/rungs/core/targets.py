@@ -57,7 +57,7 @@ def _split(text: str) -> Target:
     return Target(kind, ident)
 
 
-def parse_target(text: Any, policy: Policy) -> Target:
+def parse_target(text: object, policy: Policy) -> Target:
     """`team:ID`, `person:ID` (or `schedule:ID`) of the policy; `Refused` otherwise."""
     if not isinstance(text, str) or ":" not in text:
         raise Refused(f"'to' must be 'team:ID' or 'person:ID', not {text!r}", 422, "to")
