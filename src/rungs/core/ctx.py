@@ -25,8 +25,12 @@ class Ctx:
         self.case = case
         self.now = now
         self.policy = policy
-        self.plan: Plan = plan_of(policy)
-        self.sla: SlaPolicy | None = self.plan.sla_of(policy, case.customer)
+        plan = plan_of(policy)
+        self.plan: Plan = plan
+        slas, customer = plan.slas, case.customer  # `Plan.sla_of`, without its call mostly
+        self.sla: SlaPolicy | None = (
+            slas[customer] if customer in slas else plan.sla_of(policy, customer)
+        )
         self.effects: list[Effect] = []
         self.owned: set[str] | None = None  # metrics copied so far; None: not even the dict
 
@@ -104,16 +108,17 @@ class Ctx:
                     )
                 )  # fmt: skip
 
-    def people_of(self, target: Target, fallback: Target | None = None) -> list[str]:
-        """The people a target names now, recording an override used or nobody on call."""
-        return people_of(self.policy, target, self.now, fallback, self.record)
-
     def notify_targets(
         self, targets: tuple[Target, ...], level: int, reason: str, fallback: Target | None = None
     ) -> None:
+        """Notify each person the targets name now, once; an override used or nobody on call
+        is recorded."""
         seen: set[str] = set()
         for t in targets:
-            for person in self.people_of(t, fallback):
+            people = [t.id] if t.kind == "person" else people_of(
+                self.policy, t, self.now, fallback, self.record
+            )  # fmt: skip
+            for person in people:
                 if person not in seen:
                     seen.add(person)
                     self.notify_person(person, level, reason)

@@ -30,6 +30,7 @@ def decide(
     kind = event.kind
     if kind == "timer" and case is not None:
         handler = _timer  # the commonest event, and one that is never refused
+        about = None
         if type(event.timer) is Timer:  # a row read by shell code older than `due_timer`
             t = event.timer
             event = Event("timer", timer=due_timer(t.key, t.due, t.payload))
@@ -43,7 +44,7 @@ def decide(
         action = _ACTIONS.get(kind)
         if action is None:
             raise Refused(f"unknown action '{kind}'", 422, "do")
-        verb, statuses, check, handler = action
+        verb, statuses, check, handler, about = action
         if statuses and case.status not in statuses:
             raise Refused(f"cannot {verb} a case that is {case.status}")
         if check is not None:
@@ -55,7 +56,6 @@ def decide(
         c.updated_at = now
     if ctx.plan.rules and not rules.settled(ctx) and rules.needs_check(ctx, event, case):
         rules.evaluate(ctx)
-    about = notices.ABOUT.get(kind)
     if about is not None:  # last: whoever this decision paged is told too
         notices.handled(ctx, about, event.by)
     return c, ctx.effects
@@ -355,22 +355,23 @@ def _delivery(ctx: Ctx, ev: Event) -> None:
 Check = Callable[[Case, Event, Policy], None]
 Handler = Callable[[Ctx, Event], None]
 
-# kind -> (verb for refusals, statuses it is allowed in (empty: any), extra check, handler)
-_ACTIONS: dict[str, tuple[str, tuple[str, ...], Check | None, Handler]] = {
-    "acknowledge": ("acknowledge", ACTIVE, _check_acknowledge, _acknowledge),
-    "respond": ("respond to", ACTIVE, None, _respond),
-    "customer_reply": ("record a customer reply on", ACTIVE, None, _customer_reply),
-    "pending": ("set pending", ("open", "acknowledged"), None, _pending),
-    "escalate": ("escalate", ACTIVE, _check_escalation, _escalate),
-    "request_escalation": ("escalate", ACTIVE, _check_escalation, _request_escalation),
-    "assign": ("assign", ACTIVE, _check_assign, _assign),
-    "set_priority": ("change the priority of", ACTIVE, _check_priority, _set_priority),
-    "resolve": ("resolve", ACTIVE, None, _resolve),
-    "reopen": ("reopen", ("resolved",), None, _reopen),
-    "close": ("close", ("resolved",), None, _close),
-    "timer": ("", (), None, _timer),
-    "delivery": ("", (), None, _delivery),
-    "alert_repeated": ("add an alert to", ACTIVE, None, _alert_repeated),
+# kind -> (verb for refusals, statuses it is allowed in (empty: any), extra check, handler,
+# what "handled by" notices say happened (None: the action sends none; see `notices`))
+_ACTIONS: dict[str, tuple[str, tuple[str, ...], Check | None, Handler, str | None]] = {
+    "acknowledge": ("acknowledge", ACTIVE, _check_acknowledge, _acknowledge, "acknowledged"),
+    "respond": ("respond to", ACTIVE, None, _respond, None),
+    "customer_reply": ("record a customer reply on", ACTIVE, None, _customer_reply, None),
+    "pending": ("set pending", ("open", "acknowledged"), None, _pending, None),
+    "escalate": ("escalate", ACTIVE, _check_escalation, _escalate, None),
+    "request_escalation": ("escalate", ACTIVE, _check_escalation, _request_escalation, None),
+    "assign": ("assign", ACTIVE, _check_assign, _assign, None),
+    "set_priority": ("change the priority of", ACTIVE, _check_priority, _set_priority, None),
+    "resolve": ("resolve", ACTIVE, None, _resolve, "resolved"),
+    "reopen": ("reopen", ("resolved",), None, _reopen, None),
+    "close": ("close", ("resolved",), None, _close, None),
+    "timer": ("", (), None, _timer, None),
+    "delivery": ("", (), None, _delivery, None),
+    "alert_repeated": ("add an alert to", ACTIVE, None, _alert_repeated, None),
 }
 
 ACTIONS = tuple(k for k in _ACTIONS if k not in ("timer", "delivery", "alert_repeated"))

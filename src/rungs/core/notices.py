@@ -14,10 +14,7 @@ import hashlib
 from rungs.core.ctx import Ctx
 from rungs.core.model import Notice
 
-__all__ = ["ABOUT", "KEY_LIMIT", "handled", "notice_key"]
-
-ABOUT = {"acknowledge": "acknowledged", "resolve": "resolved"}
-"""The actions that send notices, and what the notice says happened."""
+__all__ = ["KEY_LIMIT", "handled", "notice_key"]
 
 KEY_LIMIT = 120  # the outbox key column's width
 
