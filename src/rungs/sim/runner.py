@@ -15,17 +15,7 @@ from typing import Any
 
 from rungs.core import model
 from rungs.core.decide import decide
-from rungs.core.model import (
-    CallWebhook,
-    CancelTimers,
-    Case,
-    Effect,
-    Event,
-    Notice,
-    Notify,
-    Refused,
-    ScheduleTimer,
-)
+from rungs.core.model import Case, Effect, Event, Refused
 from rungs.core.timers import due_timer
 from rungs.policy.model import Policy
 from rungs.sim.story import Story
@@ -46,7 +36,7 @@ class Simulation:
     policy: Policy
     cases: dict[str, Case] = field(default_factory=dict)
     timeline: list[dict[str, Any]] = field(default_factory=list)
-    outbox: list[Notify | CallWebhook | Notice] = field(default_factory=list)
+    outbox: list[model.Notify | model.CallWebhook | model.Notice] = field(default_factory=list)
     timers: dict[str, dict[str, tuple[int, int, tuple[Any, ...]]]] = field(default_factory=dict)
     heap: list[tuple[int, int, str, str]] = field(default_factory=list)
     seq: int = 0
@@ -65,7 +55,7 @@ class Simulation:
                 case model.Record:
                     timeline.append(eff.entry)  # type: ignore[union-attr]
                 case model.ScheduleTimer:
-                    t: ScheduleTimer = eff  # type: ignore[assignment]
+                    t: model.ScheduleTimer = eff  # type: ignore[assignment]
                     self.seq = seq = self.seq + 1
                     case_id, key = t.case, t.key
                     mine = timers.get(case_id)
@@ -74,7 +64,7 @@ class Simulation:
                     mine[key] = (t.due, seq, t.payload)
                     heappush(self.heap, (t.due, seq, case_id, key))
                 case model.CancelTimers:
-                    c: CancelTimers = eff  # type: ignore[assignment]
+                    c: model.CancelTimers = eff  # type: ignore[assignment]
                     mine = timers.get(c.case)
                     if mine:
                         prefix = c.prefix
