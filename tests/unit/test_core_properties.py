@@ -46,9 +46,9 @@ from hypothesis.stateful import (
 
 import rungs
 from rungs.core import sla
-from rungs.core.ctx import Ctx
 from rungs.core.handoff import handoff
 from rungs.core.model import Case, Event, Refused
+from rungs.core.timers import StepTimer
 from rungs.policy import load_policy, load_policy_text
 from rungs.policy.model import Matrix, Policy
 from rungs.sim.runner import Simulation
@@ -497,7 +497,7 @@ class EscalationStories(RuleBasedStateMachine):
     def _check_event(self, h: Handled) -> None:
         before, after, ev = h.before, h.after, h.event
         kinds = [e["kind"] for e in h.entries]
-        timer = ev.timer.key if ev.kind == "timer" and ev.timer is not None else None
+        timer = ev.timer if ev.kind == "timer" else None
         # The level moves only by recorded escalations, each going up, and goes back to 1 only
         # on opening or reopening (where a rule may escalate again at once).
         level = before.level if before is not None else None
@@ -513,7 +513,7 @@ class EscalationStories(RuleBasedStateMachine):
             if e["kind"] == "escalated":
                 self._check_escalated(h, e)
             if e["kind"] == "sla_warning":
-                assert e["percent"] in (sla.policy_of(Ctx(after, e["at"], self.policy)).warn_at)
+                assert e["percent"] in (sla.policy_for(after, self.policy).warn_at)
         if timer is None:
             assert "repeated" not in kinds and "level_passed" not in kinds
             return
@@ -523,7 +523,7 @@ class EscalationStories(RuleBasedStateMachine):
             bad = {"escalated", "notified", "repeated", "sla_warning", "sla_breached"}
             assert not bad & set(kinds), f"timer {timer} acted on a {before.status} case: {kinds}"
         # A personal step is sent only if the case is not acknowledged (since the last opening).
-        if timer.startswith("step:") and (before.acknowledged or before.status not in ACTIVE):
+        if isinstance(timer, StepTimer) and (before.acknowledged or before.status not in ACTIVE):
             assert "notified" not in kinds, f"step {timer} sent after acknowledgement"
         # Pending: level timing stops, and so do the metrics the SLA policy pauses.
         if before.status == "pending":
@@ -531,7 +531,7 @@ class EscalationStories(RuleBasedStateMachine):
                 "escalated by a level timer while pending"
             )
             assert "repeated" not in kinds, "repeated while pending"
-            pol = sla.policy_of(Ctx(before, 0, self.policy))
+            pol = sla.policy_for(before, self.policy)
             if pol is not None and "pending" in pol.pause_on:
                 for e in h.entries:
                     if e["kind"] in ("sla_warning", "sla_breached"):
@@ -625,8 +625,7 @@ class EscalationStories(RuleBasedStateMachine):
         for case_id, case in self.sim.cases.items():
             if case.status != "pending":
                 continue
-            ctx = Ctx(case, now, self.policy)
-            pol = sla.policy_of(ctx)
+            pol = sla.policy_for(case, self.policy)
             if pol is None or "pending" not in pol.pause_on:
                 continue
             values = {}
@@ -729,7 +728,7 @@ def test_sla_thresholds_fire_at_their_instants(at: int, customer: str, priority:
     """Nobody acts: every warning and the breach come at opening + percent of the target."""
     sim = Simulation(ACME)
     case = _open(sim, at, customer=customer, category="general", priority=priority, title="t")
-    pol = sla.policy_of(Ctx(case, at, ACME))
+    pol = sla.policy_for(case, ACME)
     assert pol is not None
     sim.run_until(at + 200 * 24 * 60 * MINUTE)
     for metric in ("first_response", "resolution"):

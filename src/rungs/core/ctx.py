@@ -4,36 +4,35 @@ from __future__ import annotations
 
 from typing import Any
 
-from rungs.core.model import (
-    CallWebhook,
-    CancelTimers,
-    Case,
-    Effect,
-    Metric,
-    Notify,
-    Record,
-    ScheduleTimer,
-)
+from rungs.core.model import CallWebhook, Case, Effect, Metric, Notify, Record
 from rungs.core.plan import Plan, plan_of
-from rungs.policy.model import Policy, Target
-from rungs.schedules.oncall import on_call
+from rungs.core.targets import people_of
+from rungs.core.timers import StepTimer
+from rungs.policy.model import Policy, SlaPolicy, Target
 
 __all__ = ["Ctx"]
 
 
 class Ctx:
-    """Collects effects for one decision; every change goes through here so none is lost."""
+    """Collects effects for one decision; every change goes through here so none is lost.
 
-    __slots__ = ("_sla", "case", "effects", "now", "owned", "plan", "policy")
+    `sla` is the case's SLA policy (None when it has none), looked up once per decision.
+    """
+
+    __slots__ = ("case", "effects", "now", "owned", "plan", "policy", "sla")
 
     def __init__(self, case: Case, now: int, policy: Policy) -> None:
         self.case = case
         self.now = now
         self.policy = policy
-        self.plan: Plan = plan_of(policy)
+        plan = plan_of(policy)
+        self.plan: Plan = plan
+        slas, customer = plan.slas, case.customer  # `Plan.sla_of`, without its call mostly
+        self.sla: SlaPolicy | None = (
+            slas[customer] if customer in slas else plan.sla_of(policy, customer)
+        )
         self.effects: list[Effect] = []
         self.owned: set[str] | None = None  # metrics copied so far; None: not even the dict
-        self._sla: Any = False  # the case's SLA policy, looked up once per decision
 
     def metric(self, name: str) -> Metric | None:
         """The case's metric, copied before its first change in this decision.
@@ -71,12 +70,6 @@ class Ctx:
         fields["kind"] = kind
         self.effects.append(Record(fields))
 
-    def schedule(self, key: str, due: int, payload: tuple[Any, ...] = ()) -> None:
-        self.effects.append(ScheduleTimer(self.case.id, key, due, payload))
-
-    def cancel(self, prefix: str) -> None:
-        self.effects.append(CancelTimers(self.case.id, prefix))
-
     def webhook(self, url: str, body: dict[str, Any]) -> None:
         self.case.seq += 1
         self.effects.append(
@@ -84,11 +77,18 @@ class Ctx:
         )
 
     def send(self, person: str, channel: str, level: int, reason: str) -> None:
-        """One message now: a `notified` timeline entry and its outbox row."""
+        """One message now: a `notified` timeline entry and its outbox row.
+
+        The person joins the round's `paged` (for "handled by" notices): the latest channel,
+        except that a voice call never replaces an earlier page's channel.
+        """
         case = self.case
         case.seq = seq = case.seq + 1
         self.record("notified", to=person, channel=channel, level=level, reason=reason)
         self.effects.append(Notify(case.id, person, channel, level, reason, f"{case.id}:n{seq}"))
+        paged = case.paged
+        if (channel != "voice" or person not in paged) and paged.get(person) != channel:
+            case.paged = {**paged, person: channel}  # replaced, never changed: shared
 
     def notify_person(self, person: str, level: int, reason: str) -> None:
         """Start a person's own notification rules: `0m` steps now, later ones as timers."""
@@ -102,52 +102,23 @@ class Ctx:
             else:
                 case.seq = seq = case.seq + 1
                 self.effects.append(
-                    ScheduleTimer(
-                        case.id,
-                        f"step:{seq}",
-                        self.now + step.after,
-                        (person, step.via, level, case.epoch, reason),
+                    StepTimer.schedule(
+                        case.id, self.now + step.after, seq, person, step.via, level,
+                        case.epoch, reason,
                     )
-                )
-
-    def people_of(self, target: Target, fallback: Target | None = None) -> list[str]:
-        """The people a target names now; a schedule with nobody on call uses a fallback."""
-        policy = self.policy
-        if target.kind == "person":
-            return [target.id]
-        schedule_id = target.id
-        if target.kind == "team":
-            team = policy.teams[target.id]
-            if team.schedule is None:
-                return list(team.members)
-            schedule_id = team.schedule
-        schedule = policy.schedules[schedule_id]
-        found = on_call(schedule, self.now)
-        if found.people:
-            if found.source == "override":
-                self.record("override_used", schedule=schedule_id, who=list(found.people))
-            return list(found.people)
-        chosen = fallback or (_parse(schedule.fallback) if schedule.fallback else None)
-        self.record(
-            "nobody_on_call",
-            schedule=schedule_id,
-            fallback=str(chosen) if chosen else None,
-        )
-        if chosen is None or (chosen.kind == "schedule" and chosen.id == schedule_id):
-            return []
-        return self.people_of(chosen)
+                )  # fmt: skip
 
     def notify_targets(
         self, targets: tuple[Target, ...], level: int, reason: str, fallback: Target | None = None
     ) -> None:
+        """Notify each person the targets name now, once; an override used or nobody on call
+        is recorded."""
         seen: set[str] = set()
         for t in targets:
-            for person in self.people_of(t, fallback):
+            people = [t.id] if t.kind == "person" else people_of(
+                self.policy, t, self.now, fallback, self.record
+            )  # fmt: skip
+            for person in people:
                 if person not in seen:
                     seen.add(person)
                     self.notify_person(person, level, reason)
-
-
-def _parse(text: str) -> Target:
-    kind, _, ident = text.partition(":")
-    return Target(kind, ident)

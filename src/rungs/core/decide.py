@@ -10,11 +10,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from rungs.core import matrix, rules, sla
+from rungs.core import matrix, notices, rules, sla, timers
 from rungs.core.ctx import Ctx
-from rungs.core.model import Case, Effect, Event, Refused
+from rungs.core.model import ENDED, Case, Effect, Event, Refused, Timer
 from rungs.core.plan import plan_of
-from rungs.policy.model import CHANNELS, METRICS, PRIORITIES, Policy, Target
+from rungs.core.targets import parse_target
+from rungs.core.timers import LevelTimer, RepeatTimer, StepTimer, cancel_all, due_timer
+from rungs.policy.model import CHANNELS, PRIORITIES, Policy, Target
 
 __all__ = ["decide", "open_case", "ACTIONS"]
 
@@ -28,6 +30,10 @@ def decide(
     kind = event.kind
     if kind == "timer" and case is not None:
         handler = _timer  # the commonest event, and one that is never refused
+        about = None
+        if type(event.timer) is Timer:  # a row read by shell code older than `due_timer`
+            t = event.timer
+            event = Event("timer", timer=due_timer(t.key, t.due, t.payload))
     else:
         if kind == "open":
             if case is not None:
@@ -38,7 +44,7 @@ def decide(
         action = _ACTIONS.get(kind)
         if action is None:
             raise Refused(f"unknown action '{kind}'", 422, "do")
-        verb, statuses, check, handler = action
+        verb, statuses, check, handler, about = action
         if statuses and case.status not in statuses:
             raise Refused(f"cannot {verb} a case that is {case.status}")
         if check is not None:
@@ -50,6 +56,8 @@ def decide(
         c.updated_at = now
     if ctx.plan.rules and not rules.settled(ctx) and rules.needs_check(ctx, event, case):
         rules.evaluate(ctx)
+    if about is not None:  # last: whoever this decision paged is told too
+        notices.handled(ctx, about, event.by)
     return c, ctx.effects
 
 
@@ -87,7 +95,7 @@ def open_case(
                 "no escalation matrix matches this case; add one without 'match'", 422, "customer"
             )
     fields = dict(data.get("fields") or {})
-    for key in ("site", "device_group", "device"):
+    for key in matrix.SCOPE_FIELDS:
         if key in scope:
             fields[key] = scope[key]
     case = Case(
@@ -162,18 +170,6 @@ def _check_escalation(case: Case, ev: Event, policy: Policy) -> None:
         raise Refused(f"the case is already at level {case.level}; to_level must be higher")
 
 
-def parse_target(text: Any, policy: Policy) -> Target:
-    if not isinstance(text, str) or ":" not in text:
-        raise Refused(f"'to' must be 'team:ID' or 'person:ID', not {text!r}", 422, "to")
-    kind, _, ident = text.partition(":")
-    table = {"team": policy.teams, "person": policy.people, "schedule": policy.schedules}.get(kind)
-    if table is None:
-        raise Refused(f"'to' must be 'team:ID' or 'person:ID', not {text!r}", 422, "to")
-    if ident not in table:
-        raise Refused(f"unknown {kind} '{ident}'", 422, "to")
-    return Target(kind, ident)
-
-
 def _check_assign(case: Case, ev: Event, policy: Policy) -> None:
     parse_target(ev.to, policy)
 
@@ -196,7 +192,7 @@ def _acknowledge(ctx: Ctx, ev: Event) -> None:
     else:
         case.status = "acknowledged"
     ctx.record("acknowledged", by=ev.by)
-    ctx.cancel("step:")
+    ctx.effects.append(StepTimer.cancel(case.id))
     sla.stop(ctx, "first_response")
 
 
@@ -266,14 +262,12 @@ def _resolve(ctx: Ctx, ev: Event) -> None:
     ctx.record("resolved", by=ev.by)
     for name in ("first_response", "next_response", "resolution"):
         sla.stop(ctx, name)
-    ctx.cancel("")
+    ctx.effects.append(cancel_all(ctx.case.id))
 
 
 def _reopen(ctx: Ctx, ev: Event) -> None:
     case = ctx.case
-    m = ctx.plan.matrices.get(case.matrix) or next(
-        m for m in ctx.policy.matrices if m.id == case.matrix
-    )
+    m = matrix.matrix_of(ctx.plan, case.matrix)
     case.status = "open"
     case.level = 1
     case.epoch += 1
@@ -284,6 +278,7 @@ def _reopen(ctx: Ctx, ev: Event) -> None:
     case.next_level = 2 if len(m.levels) > 1 else 0
     case.repeats = 0
     case.resolved_at = None
+    case.paged = {}  # a new round: only its pages count for notices
     ctx.record("reopened", by=ev.by)
     ctx.notify_targets(m.levels[0].notify, 1, "reopened", m.levels[0].fallback)
     matrix.schedule_next_level(ctx)
@@ -293,34 +288,31 @@ def _reopen(ctx: Ctx, ev: Event) -> None:
 def _close(ctx: Ctx, ev: Event) -> None:
     ctx.case.status = "closed"
     ctx.record("closed", by=ev.by)
-    ctx.cancel("")
-
-
-_SLA_TIMERS = {f"sla:{name}": name for name in METRICS}
+    ctx.effects.append(cancel_all(ctx.case.id))
 
 
 def _timer(ctx: Ctx, ev: Event) -> None:
-    timer = ev.timer
-    if timer is None:
-        return
     case = ctx.case
-    key, payload = timer.key, timer.payload
-    if case.status in ("resolved", "closed"):
+    if case.status in ENDED:
         return  # resolve stopped every timer; a late one does nothing
-    metric = _SLA_TIMERS.get(key)
-    if metric is not None:
-        sla.check(ctx, metric)
-    elif key == "level":
-        matrix.on_level_timer(ctx, payload[0], payload[1])
-    elif key == "repeat":
-        matrix.on_repeat_timer(ctx, payload[0], payload[1])
-    elif key.startswith("sla:"):
-        sla.check(ctx, key[4:])
-    elif key.startswith("step:"):
-        person, via, level, epoch, reason = payload
-        if epoch == case.epoch and not case.acknowledged:
-            ctx.send(person, via, level, reason)
-    # "rule:" timers need nothing more: rules are evaluated after every event
+    t = ev.timer
+    # On the timer's exact type: a value pattern is one comparison, where class patterns
+    # with captures cost every due timer an isinstance and a look-up per field.
+    match type(t):
+        case timers.SlaTimer:
+            sla.check(ctx, t.metric)  # type: ignore[union-attr]
+        case timers.LevelTimer:
+            lv: LevelTimer = t  # type: ignore[assignment]
+            matrix.on_level_timer(ctx, lv.level, lv.epoch)
+        case timers.StepTimer:
+            step: StepTimer = t  # type: ignore[assignment]
+            if step.epoch == case.epoch and not case.acknowledged:
+                ctx.send(step.person, step.via, step.level, step.reason)
+        case timers.RepeatTimer:
+            rp: RepeatTimer = t  # type: ignore[assignment]
+            matrix.on_repeat_timer(ctx, rp.count, rp.epoch)
+        case timers.RuleTimer:
+            pass  # nothing more: rules are evaluated after every event
 
 
 def _alert_repeated(ctx: Ctx, ev: Event) -> None:
@@ -343,7 +335,7 @@ def _delivery(ctx: Ctx, ev: Event) -> None:
     ctx.record("delivery_failed", **fields, reason=str(d.get("error") or "unknown error"),
                permanent=bool(d.get("permanent")))  # fmt: skip
     case = ctx.case
-    if not d.get("permanent") or case.status in ("resolved", "closed"):
+    if not d.get("permanent") or case.status in ENDED:
         return
     failed = {**case.failed, person: sorted({*case.failed.get(person, ()), channel})}
     case.failed = failed
@@ -363,22 +355,23 @@ def _delivery(ctx: Ctx, ev: Event) -> None:
 Check = Callable[[Case, Event, Policy], None]
 Handler = Callable[[Ctx, Event], None]
 
-# kind -> (verb for refusals, statuses it is allowed in (empty: any), extra check, handler)
-_ACTIONS: dict[str, tuple[str, tuple[str, ...], Check | None, Handler]] = {
-    "acknowledge": ("acknowledge", ACTIVE, _check_acknowledge, _acknowledge),
-    "respond": ("respond to", ACTIVE, None, _respond),
-    "customer_reply": ("record a customer reply on", ACTIVE, None, _customer_reply),
-    "pending": ("set pending", ("open", "acknowledged"), None, _pending),
-    "escalate": ("escalate", ACTIVE, _check_escalation, _escalate),
-    "request_escalation": ("escalate", ACTIVE, _check_escalation, _request_escalation),
-    "assign": ("assign", ACTIVE, _check_assign, _assign),
-    "set_priority": ("change the priority of", ACTIVE, _check_priority, _set_priority),
-    "resolve": ("resolve", ACTIVE, None, _resolve),
-    "reopen": ("reopen", ("resolved",), None, _reopen),
-    "close": ("close", ("resolved",), None, _close),
-    "timer": ("", (), None, _timer),
-    "delivery": ("", (), None, _delivery),
-    "alert_repeated": ("add an alert to", ACTIVE, None, _alert_repeated),
+# kind -> (verb for refusals, statuses it is allowed in (empty: any), extra check, handler,
+# what "handled by" notices say happened (None: the action sends none; see `notices`))
+_ACTIONS: dict[str, tuple[str, tuple[str, ...], Check | None, Handler, str | None]] = {
+    "acknowledge": ("acknowledge", ACTIVE, _check_acknowledge, _acknowledge, "acknowledged"),
+    "respond": ("respond to", ACTIVE, None, _respond, None),
+    "customer_reply": ("record a customer reply on", ACTIVE, None, _customer_reply, None),
+    "pending": ("set pending", ("open", "acknowledged"), None, _pending, None),
+    "escalate": ("escalate", ACTIVE, _check_escalation, _escalate, None),
+    "request_escalation": ("escalate", ACTIVE, _check_escalation, _request_escalation, None),
+    "assign": ("assign", ACTIVE, _check_assign, _assign, None),
+    "set_priority": ("change the priority of", ACTIVE, _check_priority, _set_priority, None),
+    "resolve": ("resolve", ACTIVE, None, _resolve, "resolved"),
+    "reopen": ("reopen", ("resolved",), None, _reopen, None),
+    "close": ("close", ("resolved",), None, _close, None),
+    "timer": ("", (), None, _timer, None),
+    "delivery": ("", (), None, _delivery, None),
+    "alert_repeated": ("add an alert to", ACTIVE, None, _alert_repeated, None),
 }
 
 ACTIONS = tuple(k for k in _ACTIONS if k not in ("timer", "delivery", "alert_repeated"))

@@ -16,10 +16,10 @@ from __future__ import annotations
 from typing import Any
 
 from rungs.core import sla
-from rungs.core.ctx import Ctx
 from rungs.core.model import Case
-from rungs.policy.model import METRICS, Matrix, Policy
-from rungs.time.calendar import WALL_CLOCK
+from rungs.core.targets import people_of
+from rungs.core.timeline import entry_json
+from rungs.policy.model import Matrix, Policy
 from rungs.time.instant import SECOND, format_duration, format_utc
 
 __all__ = ["handoff"]
@@ -38,23 +38,18 @@ def handoff(
             f"level {target_level} is not a level of matrix '{m.id}' (1..{len(m.levels)})"
         )
     entries = [e for e in timeline if e.get("case") == case.id and e["at"] <= now]
-    ctx = Ctx(case, now, policy)  # read-only use: policy look-ups and on-call resolution
-
-    slas = _sla(ctx)
-    ladder = _ladder(ctx, m, entries)
-    escalation = _escalation(entries)
     moves, previous = _moves(m, entries)
     out: dict[str, Any] = {
         "at": format_utc(now),
-        "for_level": _for_level(ctx, m, target_level),
+        "for_level": _for_level(policy, now, m, target_level),
         "case": _case(case, m),
         "customer": _customer(policy, case.customer),
-        "sla": slas,
-        "ladder": ladder,
-        "escalation": escalation,
+        "sla": _sla(case, policy, now),
+        "ladder": _ladder(case, policy, m, entries),
+        "escalation": _escalation(entries),
         "previous_assignees": previous,
         "moves": moves,
-        "timeline": [_entry(e) for e in entries],
+        "timeline": [entry_json(e) for e in entries],
     }
     out["summary"] = _summary(out, m)
     return out
@@ -121,39 +116,26 @@ def _secs(us: int | None) -> int | None:
     return us // SECOND if us is not None else None
 
 
-def _sla(ctx: Ctx) -> list[dict[str, Any]]:
-    case, now = ctx.case, ctx.now
-    policy = sla.policy_of(ctx)
-    cal = policy.calendar if policy is not None else WALL_CLOCK
+def _sla(case: Case, policy: Policy, now: int) -> list[dict[str, Any]]:
     out = []
-    for name in METRICS:
-        metric = case.metrics.get(name)
-        target = sla.target_of(policy, case.priority, name)
-        if target is None:
-            continue  # no target for this priority: nothing to measure against
-        if metric is None:
-            state, spent, breached, due = "idle", 0, False, None
-        else:
-            state, breached = metric.state, metric.breached
-            spent = sla.elapsed(metric, now, cal)
-            due = sla.due(metric, target, policy)
-        ended = state == "stopped"  # met, or ended by resolve: not measured any more
-        remaining = None if ended else max(0, target - spent)
+    for c in sla.read_clocks(case, policy, now):
+        ended = c.state == "stopped"  # met, or ended by resolve: not measured any more
+        remaining = None if ended else c.remaining
         out.append(
             {
-                "metric": name,
-                "state": state,
-                "elapsed": _dur(spent),
-                "elapsed_seconds": _secs(spent),
-                "target": _dur(target),
-                "target_seconds": _secs(target),
+                "metric": c.metric,
+                "state": c.state,
+                "elapsed": _dur(c.elapsed),
+                "elapsed_seconds": _secs(c.elapsed),
+                "target": _dur(c.target),
+                "target_seconds": _secs(c.target),
                 "remaining": _dur(remaining),
                 "remaining_seconds": _secs(remaining),
-                "percent": (spent * 100 // target) if target else None,
-                "breached": breached,
-                "met": ended and not breached,
-                "due": format_utc(due) if due is not None else None,
-                "calendar": cal.id,
+                "percent": (c.elapsed * 100 // c.target) if c.target else None,
+                "breached": c.breached,
+                "met": ended and not c.breached,
+                "due": format_utc(c.due) if c.due is not None else None,
+                "calendar": c.calendar.id,
             }
         )
     return out
@@ -167,10 +149,11 @@ def _round_start(entries: list[dict[str, Any]]) -> int:
     return 0
 
 
-def _ladder(ctx: Ctx, m: Matrix | None, entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def _ladder(
+    case: Case, policy: Policy, m: Matrix | None, entries: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
     if m is None:
         return []
-    case, policy = ctx.case, ctx.policy
     current = entries[_round_start(entries) :]
     reached: dict[int, int] = {}
     passed: dict[int, int] = {}
@@ -322,13 +305,13 @@ def _moves(
     return moves, previous
 
 
-def _for_level(ctx: Ctx, m: Matrix | None, number: int) -> dict[str, Any]:
+def _for_level(policy: Policy, now: int, m: Matrix | None, number: int) -> dict[str, Any]:
     if m is None:
         return {"number": number, "name": None, "targets": [], "people": []}
     lv = m.levels[number - 1]
     people: list[str] = []
     for t in lv.notify:
-        for p in ctx.people_of(t, lv.fallback):  # may record a note in ctx: discarded
+        for p in people_of(policy, t, now, lv.fallback):
             if p not in people:
                 people.append(p)
     return {
@@ -337,14 +320,6 @@ def _for_level(ctx: Ctx, m: Matrix | None, number: int) -> dict[str, Any]:
         "targets": [str(t) for t in lv.notify],
         "people": people,
     }
-
-
-def _entry(e: dict[str, Any]) -> dict[str, Any]:
-    d: dict[str, Any] = {"at": format_utc(e["at"]), "case": e["case"], "kind": e["kind"]}
-    for k, v in e.items():
-        if k not in d and v is not None:
-            d[k] = v
-    return d
 
 
 def _summary(h: dict[str, Any], m: Matrix | None) -> str:

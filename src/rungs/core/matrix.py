@@ -10,10 +10,13 @@ from collections.abc import Mapping
 from typing import Any
 
 from rungs.core.ctx import Ctx
+from rungs.core.model import ENDED
 from rungs.core.plan import Plan, plan_of
+from rungs.core.timers import LevelTimer, RepeatTimer
 from rungs.policy.model import Customer, Matrix, Policy
 
 __all__ = [
+    "SCOPE_FIELDS",
     "select_matrix",
     "scope_of",
     "schedule_next_level",
@@ -23,7 +26,12 @@ __all__ = [
     "on_repeat_timer",
     "escalate_to",
     "levels_of",
+    "matrix_of",
 ]
+
+
+SCOPE_FIELDS = ("site", "device_group", "device")
+"""The scope below the customer: case `fields` a matrix `match` and a rule `when` may name."""
 
 
 def scope_of(data: Mapping[str, Any], customer: Customer | None) -> dict[str, str]:
@@ -33,7 +41,7 @@ def scope_of(data: Mapping[str, Any], customer: Customer | None) -> dict[str, st
     for key in ("customer", "category", "priority"):
         if data.get(key) is not None:
             scope[key] = str(data[key])
-    for key in ("site", "device_group", "device"):
+    for key in SCOPE_FIELDS:
         value = data.get(key, fields.get(key))
         if value is not None:
             scope[key] = str(value)
@@ -73,19 +81,22 @@ def _select(policy: Policy, scope: Mapping[str, str]) -> Matrix | None:
     return best
 
 
-def _matrix(ctx: Ctx) -> Matrix:
-    m = ctx.plan.matrices.get(ctx.case.matrix)
+def matrix_of(plan: Plan, matrix_id: str) -> Matrix:
+    """The policy's matrix by id (a case's `matrix`); KeyError when this version lacks it."""
+    m = plan.matrices.get(matrix_id)
     if m is None:
-        raise KeyError(f"matrix '{ctx.case.matrix}' is not in this policy version")
+        raise KeyError(f"matrix '{matrix_id}' is not in this policy version")
     return m
 
 
+def _matrix(ctx: Ctx) -> Matrix:
+    m = ctx.plan.matrices.get(ctx.case.matrix)  # `matrix_of`, without a call on the hot path
+    return m if m is not None else matrix_of(ctx.plan, ctx.case.matrix)
+
+
 def levels_of(plan: Plan, matrix_id: str) -> int:
-    """How many levels a matrix has (StopIteration, as ever, if the policy lacks it)."""
-    m = plan.matrices.get(matrix_id)
-    if m is None:
-        m = next(m for m in plan.policy.matrices if m.id == matrix_id)
-    return len(m.levels)
+    """How many levels a matrix has."""
+    return len(matrix_of(plan, matrix_id).levels)
 
 
 def schedule_next_level(ctx: Ctx) -> None:
@@ -97,11 +108,11 @@ def schedule_next_level(ctx: Ctx) -> None:
     if case.next_level:
         level = m.levels[case.next_level - 1]
         due = m.calendar.add_us(case.level_since, max(0, level.after - case.level_acc))
-        ctx.schedule("level", due, (case.next_level, case.epoch))
+        ctx.effects.append(LevelTimer.schedule(case.id, due, case.next_level, case.epoch))
     elif m.repeat is not None and case.repeats < m.repeat.times:
         after = m.levels[-1].after + m.repeat.every * (case.repeats + 1)
         due = m.calendar.add_us(case.level_since, max(0, after - case.level_acc))
-        ctx.schedule("repeat", due, (case.repeats + 1, case.epoch))
+        ctx.effects.append(RepeatTimer.schedule(case.id, due, case.repeats + 1, case.epoch))
 
 
 def pause_levels(ctx: Ctx) -> None:
@@ -111,8 +122,8 @@ def pause_levels(ctx: Ctx) -> None:
     m = _matrix(ctx)
     case.level_acc += m.calendar.elapsed_us(case.level_since, ctx.now)
     case.level_since = None
-    ctx.cancel("level")
-    ctx.cancel("repeat")
+    ctx.effects.append(LevelTimer.cancel(case.id))
+    ctx.effects.append(RepeatTimer.cancel(case.id))
 
 
 def resume_levels(ctx: Ctx) -> None:
@@ -126,8 +137,8 @@ def resume_levels(ctx: Ctx) -> None:
 def _holds(ctx: Ctx, unless: str) -> bool:
     case = ctx.case
     if unless == "resolved":
-        return case.status in ("resolved", "closed")
-    return case.acknowledged or case.status in ("resolved", "closed")
+        return case.status in ENDED
+    return case.acknowledged or case.status in ENDED
 
 
 def escalate_to(

@@ -7,10 +7,14 @@ rules exist) is worked out once per policy instance instead.
 
 from __future__ import annotations
 
-from typing import Any
-from weakref import WeakKeyDictionary
+from typing import TYPE_CHECKING
+from weakref import finalize
 
+from rungs.policy.channels import channels_of
 from rungs.policy.model import METRICS, Matrix, Policy, SlaPolicy
+
+if TYPE_CHECKING:  # rules.py builds them (it imports this module): for the annotation only
+    from rungs.core.rules import RuleTests
 
 __all__ = ["Plan", "Limit", "plan_of"]
 
@@ -26,7 +30,7 @@ class Plan:
         "chosen",
         "limits",
         "matrices",
-        "policy",
+        "notices",
         "rule_tests",
         "rules",
         "slas",
@@ -34,18 +38,20 @@ class Plan:
     )
 
     def __init__(self, policy: Policy) -> None:
-        self.policy = policy
+        # No reference to the policy itself: `plan_of` keeps plans under weak policy keys.
         self.matrices: dict[str, Matrix] = {}
         for m in policy.matrices:
             self.matrices.setdefault(m.id, m)  # the first of a repeated id, as a scan finds
         self.rules = policy.rules
         self.updated_ages = any(r.age_since == "updated" for r in policy.rules)
-        self.rule_tests: Any = None  # built by `rules` on first use: it owns their meaning
+        self.rule_tests: RuleTests | None = None  # built by `rules` on first use: it owns them
         self.chosen: dict[tuple[tuple[str, str], ...], Matrix | None] = {}  # see select_matrix
         # Only declared customers: `default_customer` accepts any id, which must not grow this.
         self.slas = {cid: _sla_policy(policy, cid) for cid in policy.customers}
         self.limits = {s.id: _limits(s) for s in policy.sla_policies.values()}
         self._sets: dict[frozenset[str], frozenset[str]] = {}
+        channels = channels_of(policy)
+        self.notices = channels.declared and channels.handled_notice  # "handled by" notices
 
     def shared(self, names: frozenset[str]) -> frozenset[str]:
         """The one object kept for this content (`rules_true`, `happened`).
@@ -60,32 +66,32 @@ class Plan:
             found = self._sets[names] = names
         return found
 
-    def sla_of(self, customer: str) -> SlaPolicy | None:
-        """The SLA policy of a customer (through its partner when it names none itself)."""
-        found = self.slas.get(customer, False)
-        return _sla_policy(self.policy, customer) if found is False else found
-
-
-# Plans live as long as their policies (a policy is never changed, only replaced), and not on
-# them: a policy stays a plain value that copies and pickles as it did. The last one used is
-# at hand without a look-up, as one policy usually decides event after event.
-_PLANS: WeakKeyDictionary[Policy, Plan] = WeakKeyDictionary()
-_last: tuple[Policy | None, Plan | None] = (None, None)
+    def sla_of(self, policy: Policy, customer: str) -> SlaPolicy | None:
+        """The SLA policy of a customer of `policy` (this plan's), through its partner when it
+        names none itself."""
+        slas = self.slas
+        if customer in slas:
+            return slas[customer]
+        return _sla_policy(policy, customer)  # a `default_customer` profile
 
 
 _SETS_KEPT = 4096  # distinct sets shared per policy; past that, sets are kept as they come
 
+# A plan lives as long as its policy (a policy is never changed, only replaced) and not on it:
+# a policy stays a plain value that copies and pickles as it did. Kept by the policy's
+# identity: `plan_of` runs on every decision, and a look-up by `id` is one C call, where a
+# `WeakKeyDictionary` costs a Python call and a new weak reference each time (measured: ~2%
+# of the core bench). A finalizer drops the entry when the policy is freed, before its id can
+# be reused; a plan holds no reference to its policy, so dropping a version drops its plan.
+_PLANS: dict[int, Plan] = {}
+
 
 def plan_of(policy: Policy) -> Plan:
     """The policy's plan, built on first use."""
-    global _last
-    last_policy, last_plan = _last
-    if last_policy is policy:
-        return last_plan  # type: ignore[return-value]
-    plan = _PLANS.get(policy)
+    plan = _PLANS.get(id(policy))
     if plan is None:
-        plan = _PLANS[policy] = Plan(policy)
-    _last = (policy, plan)
+        plan = _PLANS[id(policy)] = Plan(policy)
+        finalize(policy, _PLANS.pop, id(policy), None)
     return plan
 
 

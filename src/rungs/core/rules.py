@@ -13,7 +13,8 @@ from typing import Any
 
 from rungs.core import matrix, sla
 from rungs.core.ctx import Ctx
-from rungs.core.model import Case, Event
+from rungs.core.model import ENDED, Case, Event
+from rungs.core.timers import RuleTimer
 from rungs.policy.model import Rule
 from rungs.time.calendar import WALL_CLOCK
 
@@ -30,7 +31,7 @@ def _value(ctx: Ctx, key: str) -> Any:
     if key == "tier" or key == "partner":
         customer = ctx.policy.customer(case.customer)
         return getattr(customer, key) if customer else None
-    if key in ("site", "device_group", "device"):
+    if key in matrix.SCOPE_FIELDS:
         return case.fields.get(key)
     return getattr(case, key)
 
@@ -44,8 +45,9 @@ def _age_ok(ctx: Ctx, rule: Rule) -> bool:
     cal = rule.calendar or WALL_CLOCK
     if cal.elapsed_us(ref, ctx.now) >= rule.age_over:
         return True
-    if case.status not in ("resolved", "closed"):
-        ctx.schedule(f"rule:{rule.id}", cal.add_us(ref, rule.age_over), (rule.id, ref))
+    if case.status not in ENDED:
+        due = cal.add_us(ref, rule.age_over)
+        ctx.effects.append(RuleTimer.schedule(case.id, due, rule.id, ref))
     return False
 
 
@@ -90,7 +92,7 @@ def _compile(rule: Rule) -> Test:
     return test
 
 
-class _Rules:
+class RuleTests:
     """A policy's rules made ready: their tests, and what is known about agreeing states.
 
     When every `when` reads only case fields (no `age_over`, no customer or site look-up),
@@ -129,11 +131,11 @@ def _case_fields_read(rules: tuple[Rule, ...]) -> tuple[str, ...] | None:
 _AGREES_KEPT = 4096  # distinct keys remembered per policy before starting afresh
 
 
-def _rules(ctx: Ctx) -> _Rules:
+def _rules(ctx: Ctx) -> RuleTests:
     plan = ctx.plan
     if plan.rule_tests is None:
-        plan.rule_tests = _Rules(plan.rules)
-    return plan.rule_tests  # type: ignore[no-any-return]
+        plan.rule_tests = RuleTests(plan.rules)
+    return plan.rule_tests
 
 
 def settled(ctx: Ctx) -> bool:
@@ -177,7 +179,7 @@ def _run(ctx: Ctx, rule: Rule) -> None:
         elif action.kind == "escalate":
             levels = matrix.levels_of(ctx.plan, case.matrix)
             to = action.to_level or case.level + 1
-            if case.level < to <= levels and case.status not in ("resolved", "closed"):
+            if case.level < to <= levels and case.status not in ENDED:
                 matrix.escalate_to(ctx, to, "rule", rule=rule.id)
         elif action.kind == "set_priority":
             set_priority(ctx, action.priority or case.priority, rule=rule.id)
@@ -200,7 +202,7 @@ def needs_check(ctx: Ctx, event: Event, before: Case) -> bool:
         return False
     kind = event.kind
     if kind == "timer":
-        if event.timer is not None and event.timer.key.startswith("rule:"):
+        if type(event.timer) is RuleTimer:
             return True
     elif plan.updated_ages and kind != "delivery":
         return True  # an action moved the reference of `updated` ages

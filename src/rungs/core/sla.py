@@ -3,19 +3,27 @@
 A metric's elapsed time is `acc` plus the business time since `since` while it runs. Each
 threshold (every `warn_at` percent, then 100%) is passed at most once per case; a timer is set
 for the next one, and re-checking at any instant is idempotent.
+
+Readers (the API, the handoff, `--explain`) see the clocks through `read_clocks` (typed) or
+`clocks` (the API's JSON), never through a decision's `Ctx`.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from rungs.core.ctx import Ctx
-from rungs.core.model import CancelTimers, Case, Metric, ScheduleTimer
+from rungs.core.model import Case, Metric
+from rungs.core.plan import plan_of
+from rungs.core.timers import SlaTimer
 from rungs.policy import Policy
 from rungs.policy.model import METRICS, SlaPolicy
 from rungs.time.calendar import WALL_CLOCK, Calendar
 from rungs.time.instant import format_duration, format_utc
 
 __all__ = [
-    "policy_of",
+    "Clock",
+    "policy_for",
     "target_of",
     "elapsed",
     "start",
@@ -26,17 +34,13 @@ __all__ = [
     "retarget",
     "due",
     "clocks",
+    "read_clocks",
 ]
 
 
-def policy_of(ctx: Ctx) -> SlaPolicy | None:
-    sla = ctx._sla
-    if sla is False:
-        sla = ctx.plan.slas.get(ctx.case.customer, False)
-        if sla is False:
-            sla = ctx.plan.sla_of(ctx.case.customer)
-        ctx._sla = sla
-    return sla
+def policy_for(case: Case, policy: Policy) -> SlaPolicy | None:
+    """The case's SLA policy: its customer's (or partner's), None when it has none."""
+    return plan_of(policy).sla_of(policy, case.customer)
 
 
 def target_of(sla: SlaPolicy | None, priority: str, metric: str) -> int | None:
@@ -63,9 +67,7 @@ def due(m: Metric, target: int, sla: SlaPolicy | None) -> int | None:
     return _calendar(sla).add_us(m.since, max(0, target - m.acc))
 
 
-# Per metric, built once: its timer key and payload, and the names of its `happened` events.
-_KEY = {name: f"sla:{name}" for name in METRICS}
-_PAYLOAD = {name: (name,) for name in METRICS}
+# Per metric, built once: the names of its `happened` events.
 _WARNED = {name: frozenset((f"sla_warning:{name}",)) for name in METRICS}
 _BREACHED = {name: frozenset((f"sla_breached:{name}",)) for name in METRICS}
 _QUIET = ("idle", "stopped")
@@ -79,7 +81,7 @@ def check(ctx: Ctx, name: str, *, silent_warnings: bool = False) -> None:
         return
     m = ctx.metric(name)
     assert m is not None
-    sla = ctx._sla if ctx._sla is not False else policy_of(ctx)
+    sla = ctx.sla
     if sla is None:
         return
     row = ctx.plan.limits[sla.id].get(case.priority)
@@ -107,13 +109,11 @@ def check(ctx: Ctx, name: str, *, silent_warnings: bool = False) -> None:
         m.breached = True
         ctx.record("sla_breached", metric=name)
         case.happened = _happen(ctx, _BREACHED[name])
-        ctx.effects.append(CancelTimers(case.id, _KEY[name]))
+        ctx.effects.append(SlaTimer.cancel(case.id, name))
         return
     if running:
         nxt = upcoming if upcoming is not None else target
-        ctx.effects.append(
-            ScheduleTimer(case.id, _KEY[name], cal.add_us(m.since, nxt - m.acc), _PAYLOAD[name])
-        )
+        ctx.effects.append(SlaTimer.schedule(case.id, cal.add_us(m.since, nxt - m.acc), name))
 
 
 def _happen(ctx: Ctx, event: frozenset[str]) -> frozenset[str]:
@@ -153,15 +153,14 @@ def stop(ctx: Ctx, name: str) -> None:
     m = ctx.metric(name)
     assert m is not None
     if m.state == "running":
-        sla = ctx._sla if ctx._sla is not False else policy_of(ctx)
-        _bank(m, ctx.now, sla.calendar if sla is not None else WALL_CLOCK)
+        _bank(m, ctx.now, _calendar(ctx.sla))
     m.state = "stopped"
-    ctx.effects.append(CancelTimers(ctx.case.id, _KEY[name]))
+    ctx.effects.append(SlaTimer.cancel(ctx.case.id, name))
 
 
 def pause(ctx: Ctx, status: str) -> None:
     """Stop next response and resolution from counting while in a `pause_on` status."""
-    sla = policy_of(ctx)
+    sla = ctx.sla
     if sla is None or status not in sla.pause_on:
         return
     metrics = ctx.case.metrics
@@ -172,7 +171,7 @@ def pause(ctx: Ctx, status: str) -> None:
             assert m is not None
             _bank(m, ctx.now, sla.calendar)
             m.state = "paused"
-            ctx.cancel(_KEY[name])
+            ctx.effects.append(SlaTimer.cancel(ctx.case.id, name))
             ctx.record("paused", metric=name)
 
 
@@ -205,28 +204,62 @@ def retarget(ctx: Ctx) -> None:
     for name in METRICS:
         m = metrics.get(name)
         if m is not None and m.state in ("running", "paused"):
-            ctx.cancel(_KEY[name])
+            ctx.effects.append(SlaTimer.cancel(ctx.case.id, name))
             check(ctx, name, silent_warnings=True)
 
 
-def clocks(case: Case, policy: Policy, now: int) -> dict[str, dict[str, object]]:
-    """Each running or met SLA metric of the case at `now`: the one SLA clock view (API,
-    handoff, console and `--explain` read it)."""
-    sp = policy_of(Ctx(case, now, policy))
-    out: dict[str, dict[str, object]] = {}
+@dataclass(frozen=True, slots=True)
+class Clock:
+    """One SLA metric of a case at an instant, against its target (all times in µs).
+
+    `state` is the metric's (`idle` when it has not started); `measured` is the case's own
+    metric (its counted segments), None while idle.
+    """
+
+    metric: str
+    state: str
+    target: int
+    elapsed: int
+    due: int | None
+    breached: bool
+    calendar: Calendar
+    measured: Metric | None
+
+    @property
+    def remaining(self) -> int:
+        return max(0, self.target - self.elapsed)
+
+
+def read_clocks(case: Case, policy: Policy, now: int) -> list[Clock]:
+    """Every SLA metric the case's priority has a target for, in `METRICS` order: the one
+    reading of the clocks, which `clocks`, the handoff and `--explain` present."""
+    sp = policy_for(case, policy)
+    cal = _calendar(sp)
+    out = []
     for name in METRICS:
-        m = case.metrics.get(name)
         target = target_of(sp, case.priority, name)
-        if m is None or m.state == "idle" or target is None:
+        if target is None:
             continue
-        spent = elapsed(m, now, sp.calendar if sp else WALL_CLOCK)
-        at = due(m, target, sp)
-        out[name] = {
-            "state": m.state,
-            "target": format_duration(target),
-            "elapsed": format_duration(spent),
-            "remaining": format_duration(max(0, target - spent)),
-            "breached": m.breached,
-            "due": format_utc(at) if at is not None else None,
-        }
+        m = case.metrics.get(name)
+        if m is None:
+            out.append(Clock(name, "idle", target, 0, None, False, cal, None))
+            continue
+        spent = elapsed(m, now, cal)
+        out.append(Clock(name, m.state, target, spent, due(m, target, sp), m.breached, cal, m))
     return out
+
+
+def clocks(case: Case, policy: Policy, now: int) -> dict[str, dict[str, object]]:
+    """Each running or met SLA metric of the case at `now`, as the API shows it."""
+    return {
+        c.metric: {
+            "state": c.state,
+            "target": format_duration(c.target),
+            "elapsed": format_duration(c.elapsed),
+            "remaining": format_duration(c.remaining),
+            "breached": c.breached,
+            "due": format_utc(c.due) if c.due is not None else None,
+        }
+        for c in read_clocks(case, policy, now)
+        if c.state != "idle"
+    }

@@ -12,7 +12,6 @@ from rich.console import Console
 from rich.table import Table
 
 from rungs.core import sla
-from rungs.core.ctx import Ctx
 from rungs.policy.model import METRICS
 from rungs.sim.runner import Simulation
 from rungs.time.calendar import WALL_CLOCK
@@ -38,8 +37,7 @@ def _short(text: str) -> str:
 def explain_case(sim: Simulation, case_id: str) -> dict[str, Any]:
     """A JSON-able report for one case at the simulation's current instant."""
     case = sim.cases[case_id]
-    ctx = Ctx(case, sim.now, sim.policy)
-    policy_sla = sla.policy_of(ctx)
+    policy_sla = sla.policy_for(case, sim.policy)
     cal = policy_sla.calendar if policy_sla else WALL_CLOCK
     tz = cal.tz
     entries = [e for e in sim.timeline if e["case"] == case_id]
@@ -52,11 +50,13 @@ def explain_case(sim: Simulation, case_id: str) -> dict[str, Any]:
         "timezone": cal.timezone,
         "metrics": [],
     }
+    read = {c.metric: c for c in sla.read_clocks(case, sim.policy, sim.now)}
     for name in METRICS:
-        m = case.metrics.get(name)
-        target = sla.target_of(policy_sla, case.priority, name)
-        if m is None or m.state == "idle" or target is None:
-            state = "not started" if target is not None else f"no target for {case.priority}"
+        c = read.get(name)
+        m = c.measured if c is not None else None
+        if c is None or m is None or c.state == "idle":
+            state = "not started" if c is not None else f"no target for {case.priority}"
+            target = c.target if c is not None else None
             report["metrics"].append({"metric": name, "state": state, "target": _d(target)})
             continue
         segments = list(m.segments)
@@ -80,8 +80,7 @@ def explain_case(sim: Simulation, case_id: str) -> dict[str, Any]:
                 }
             )
         skipped.sort(key=lambda s: s["from"])
-        elapsed = sla.elapsed(m, sim.now, cal)
-        due = sla.due(m, target, policy_sla)
+        target, elapsed, due = c.target, c.elapsed, c.due
         events = [
             {"at": format_utc(e["at"]), "kind": e["kind"], "percent": e.get("percent")}
             for e in entries
