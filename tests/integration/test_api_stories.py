@@ -46,7 +46,10 @@ def test_story_over_api_matches_simulator(
     policy_file = _policy_path(story_path)
     expected = timeline_json(run_story(load_policy(policy_file), story).timeline)
     start = story.events[0].at
-    service, app = build(db_url=db_url, policy_file=policy_file, virtual_start=start)
+    # role "engine": decisions without deliveries. The simulator takes every page as sent;
+    # a live dispatcher would try the story's channels, find none configured, and page the
+    # next contact method (tests/integration/test_notify.py covers delivery).
+    service, app = build(db_url=db_url, policy_file=policy_file, virtual_start=start, role="engine")
     ids: dict[str, str] = {}
     try:
         with TestClient(app, headers=auth_headers(service)) as client:

@@ -63,9 +63,11 @@ class Timers:
             if isinstance(self.clock, VirtualClock):
                 self.clock.set(max(self.clock.now(), row.due))
             now = max(self.clock.now(), row.due)
-            event = Event("timer", timer=due_timer(row.key, row.due, json.loads(row.payload)))
-            try:
-                _, earliest = self.decisions.decide_in(conn, row.case_id, event, now)
+            try:  # a row that does not read back (corrupt payload) is retried like a failure
+                timer = due_timer(row.key, row.due, json.loads(row.payload))
+                _, earliest = self.decisions.decide_in(
+                    conn, row.case_id, Event("timer", timer=timer), now
+                )
             except Refused:
                 earliest = 0  # the case is gone: nothing to do
             except Exception:

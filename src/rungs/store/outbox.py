@@ -23,6 +23,7 @@ from typing import Any, Protocol, TypeVar
 from sqlalchemy import Connection, Engine, and_, func, select, update
 
 from rungs.core.model import CallWebhook, Case, Event, Notice, Notify, Refused
+from rungs.core.timeline import decode_entry
 from rungs.store import jsonbytes
 from rungs.store.db import is_postgres
 from rungs.store.listen import OUTBOX_CHANNEL, notify_once
@@ -306,7 +307,7 @@ class Outbox:
                 .where(timeline.c.case_id.in_(ids))
                 .order_by(timeline.c.id)
             ):
-                entries.setdefault(cid, []).append(jsonbytes.loads(raw))
+                entries.setdefault(cid, []).append(decode_entry(raw))
         for cid, state, version in found:
             out[cid] = (Case.from_dict(jsonbytes.loads(state)), version, entries.get(cid, []))
         return out

@@ -10,8 +10,8 @@ from sqlalchemy import Connection, func, select
 from rungs.core import sla
 from rungs.core.handoff import handoff
 from rungs.core.model import Case
+from rungs.core.timeline import decode_entry, entry_json
 from rungs.policy import Policy
-from rungs.sim.output import timeline_json
 from rungs.store.cases import load_case
 from rungs.store.jsonbytes import loads
 from rungs.store.tables import cases, timeline
@@ -67,7 +67,7 @@ def entries(conn: Connection, case_id: str, kinds: tuple[str, ...] = ()) -> list
     q = select(timeline.c.entry).where(timeline.c.case_id == case_id)
     if kinds:
         q = q.where(timeline.c.kind.in_(kinds))
-    return [loads(raw) for (raw,) in conn.execute(q.order_by(timeline.c.id))]
+    return [decode_entry(raw) for (raw,) in conn.execute(q.order_by(timeline.c.id))]
 
 
 def timeline_rows(conn: Connection, case_id: str) -> list[dict[str, Any]]:
@@ -79,7 +79,7 @@ def timeline_rows(conn: Connection, case_id: str) -> list[dict[str, Any]]:
     ).all()
     out = []
     for raw, version in rows:
-        (formatted,) = timeline_json([loads(raw)])
+        formatted = entry_json(decode_entry(raw))
         formatted["policy_version"] = version
         out.append(formatted)
     return out
