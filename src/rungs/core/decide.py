@@ -14,6 +14,7 @@ from rungs.core import matrix, rules, sla
 from rungs.core.ctx import Ctx
 from rungs.core.model import Case, Effect, Event, Refused
 from rungs.core.plan import plan_of
+from rungs.core.provenance import record_corrections, said
 from rungs.policy.model import CHANNELS, METRICS, PRIORITIES, Policy, Target
 
 __all__ = ["decide", "open_case", "ACTIONS"]
@@ -116,6 +117,7 @@ def open_case(
         title=case.title,
         matrix=chosen.id,
     )
+    record_corrections(ctx, data)
     first = chosen.levels[0]
     ctx.notify_targets(first.notify, 1, "opened", first.fallback)
     matrix.schedule_next_level(ctx)
@@ -195,7 +197,7 @@ def _acknowledge(ctx: Ctx, ev: Event) -> None:
         case.resume_status = "acknowledged"
     else:
         case.status = "acknowledged"
-    ctx.record("acknowledged", by=ev.by)
+    ctx.record("acknowledged", by=ev.by, **said(ev))
     ctx.cancel("step:")
     sla.stop(ctx, "first_response")
 
@@ -263,7 +265,7 @@ def _resolve(ctx: Ctx, ev: Event) -> None:
     case.status = "resolved"
     case.resume_status = None
     case.resolved_at = ctx.now
-    ctx.record("resolved", by=ev.by)
+    ctx.record("resolved", by=ev.by, **said(ev))
     for name in ("first_response", "next_response", "resolution"):
         sla.stop(ctx, name)
     ctx.cancel("")

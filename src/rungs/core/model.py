@@ -208,6 +208,7 @@ class Event:
     priority: str | None = None
     data: Mapping[str, Any] | None = None  # `open`: customer, category, priority, title, ...
     timer: Timer | None = None
+    source_user: str | None = None  # who a sender says acted (Opsgenie's `user`): unchecked
 
 
 @dataclass(slots=True)
