@@ -151,9 +151,11 @@ PD_DOC_NO_KEY = """{
 JSON = {"Content-Type": "application/json"}
 
 
-def _app(tmp_path: Path, db_url: str | None = None, virtual: bool = True) -> Any:
+def _app(
+    tmp_path: Path, db_url: str | None = None, virtual: bool = True, text: str = POLICY
+) -> Any:
     policy = tmp_path / "policy.yaml"
-    policy.write_text(POLICY, encoding="utf-8")
+    policy.write_text(text, encoding="utf-8")
     return build(
         db_url=db_url or f"sqlite:///{tmp_path / 'rungs.db'}",
         policy_file=policy,
@@ -176,8 +178,8 @@ def any_db_client(
     yield from _client(tmp_path, db_url)
 
 
-def _client(tmp_path: Path, db_url: str | None = None) -> Iterator[TestClient]:
-    service, app = _app(tmp_path, db_url)
+def _client(tmp_path: Path, db_url: str | None = None, text: str = POLICY) -> Iterator[TestClient]:
+    service, app = _app(tmp_path, db_url, text=text)
     try:
         with TestClient(app) as c:
             c.admin = auth_headers(service)  # type: ignore[attr-defined]

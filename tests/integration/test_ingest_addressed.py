@@ -14,17 +14,14 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from rungs.bootstrap import build
-from rungs.time.instant import parse_instant
-from tests.conftest import auth_headers
 from tests.integration.test_ingest import (
     AM_KEY,
     EV_KEY,
     POLICY,
-    START,
     _alert,
     _am,
     _cases,
+    _client,
     _og,
     _one,
     _pd,
@@ -44,16 +41,7 @@ ADDRESSED = POLICY.replace(
 def client(db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[TestClient]:
     """A served app on the ingest policy; SQLite and PostgreSQL."""
     monkeypatch.setenv("RUNGS_ALLOW_VIRTUAL_CLOCK", "1")
-    policy = tmp_path / "policy.yaml"
-    policy.write_text(ADDRESSED, encoding="utf-8")
-    service, app = build(db_url=db_url, policy_file=policy, virtual_start=parse_instant(START))
-    try:
-        with TestClient(app) as c:
-            c.admin = auth_headers(service)  # type: ignore[attr-defined]
-            yield c
-    finally:
-        service.stop()
-        service.db.dispose()
+    yield from _client(tmp_path, db_url, ADDRESSED)
 
 
 def _opened(c: TestClient, dedup_key: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
