@@ -12,10 +12,11 @@ from typing import Any
 
 from rungs.core import matrix, notices, rules, sla, timers
 from rungs.core.ctx import Ctx
-from rungs.core.model import ENDED, Case, Effect, Event, Refused, Timer
+from rungs.core.model import ENDED, Case, Effect, Event, Refused
 from rungs.core.plan import plan_of
+from rungs.core.provenance import record_corrections, said
 from rungs.core.targets import parse_target
-from rungs.core.timers import LevelTimer, RepeatTimer, StepTimer, cancel_all, due_timer
+from rungs.core.timers import LevelTimer, RepeatTimer, StepTimer, cancel_all
 from rungs.policy.model import CHANNELS, PRIORITIES, Policy, Target
 
 __all__ = ["decide", "open_case", "ACTIONS"]
@@ -31,9 +32,6 @@ def decide(
     if kind == "timer" and case is not None:
         handler = _timer  # the commonest event, and one that is never refused
         about = None
-        if type(event.timer) is Timer:  # a row read by shell code older than `due_timer`
-            t = event.timer
-            event = Event("timer", timer=due_timer(t.key, t.due, t.payload))
     else:
         if kind == "open":
             if case is not None:
@@ -124,6 +122,7 @@ def open_case(
         title=case.title,
         matrix=chosen.id,
     )
+    record_corrections(ctx, data)
     first = chosen.levels[0]
     ctx.notify_targets(first.notify, 1, "opened", first.fallback)
     matrix.schedule_next_level(ctx)
@@ -191,7 +190,7 @@ def _acknowledge(ctx: Ctx, ev: Event) -> None:
         case.resume_status = "acknowledged"
     else:
         case.status = "acknowledged"
-    ctx.record("acknowledged", by=ev.by)
+    ctx.record("acknowledged", by=ev.by, **said(ev))
     ctx.effects.append(StepTimer.cancel(case.id))
     sla.stop(ctx, "first_response")
 
@@ -259,7 +258,7 @@ def _resolve(ctx: Ctx, ev: Event) -> None:
     case.status = "resolved"
     case.resume_status = None
     case.resolved_at = ctx.now
-    ctx.record("resolved", by=ev.by)
+    ctx.record("resolved", by=ev.by, **said(ev))
     for name in ("first_response", "next_response", "resolution"):
         sla.stop(ctx, name)
     ctx.effects.append(cancel_all(ctx.case.id))

@@ -19,7 +19,6 @@ __all__ = [
     "Metric",
     "Case",
     "Event",
-    "Timer",
     "Record",
     "Notify",
     "ScheduleTimer",
@@ -220,19 +219,6 @@ _DEFAULTS: dict[str, Any] = {"failed": {}, "alerts": 1, "paged": {}}
 
 
 @dataclass(slots=True)
-class Timer:
-    """A stored timer row as the shell read it before `rungs.core.timers.due_timer` existed.
-
-    Kept only so that callers not yet moved to `due_timer` keep working: `decide` reads it
-    through `due_timer`. Remove it once no shell code builds one.
-    """
-
-    key: str
-    due: int
-    payload: tuple[Any, ...] = ()
-
-
-@dataclass(slots=True)
 class Event:
     """One input to a case: a story action, an API call, or a timer coming due."""
 
@@ -243,7 +229,8 @@ class Event:
     to: str | None = None
     priority: str | None = None
     data: Mapping[str, Any] | None = None  # `open`: customer, category, priority, title, ...
-    timer: DueTimer | Timer | None = None  # `timer`: see `rungs.core.timers.due_timer`
+    timer: DueTimer | None = None  # `timer`: see `rungs.core.timers.due_timer`
+    source_user: str | None = None  # who a sender says acted (Opsgenie's `user`): unchecked
 
 
 @dataclass(slots=True)

@@ -29,6 +29,7 @@ from rungs.api.ingest.commands import (
     Command,
     Invalid,
     Trigger,
+    Unreadable,
 )
 from rungs.api.ingest.events import RungsEvent
 from rungs.api.ingest.opsgenie import OpsgenieAction, OpsgenieAlert
@@ -49,5 +50,6 @@ __all__ = [
     "PagerDutyEvent",
     "RungsEvent",
     "Trigger",
+    "Unreadable",
     "ingest_router",
 ]

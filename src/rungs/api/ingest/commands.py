@@ -4,7 +4,8 @@
 A `Trigger` opens a case (or repeats the open one with the same dedup key), an `Act`
 acknowledges or resolves the open case of a dedup key, a `Beat` records a heartbeat. `Invalid`
 is a body the format allows but the action refuses (a missing dedup key, a bad timestamp); each
-route answers it in its sender's format.
+route answers it in its sender's format. `Unreadable` is one alert of a batch that cannot be
+read: it is answered, and the batch's other alerts are still taken.
 """
 
 from __future__ import annotations
@@ -17,7 +18,17 @@ from rungs.core.model import Event
 from rungs.engine.integrations import scoped_key
 from rungs.policy.model import Integration
 
-__all__ = ["Act", "Beat", "CaseCommand", "Command", "Invalid", "Trigger", "act", "new_key"]
+__all__ = [
+    "Act",
+    "Beat",
+    "CaseCommand",
+    "Command",
+    "Invalid",
+    "Trigger",
+    "Unreadable",
+    "act",
+    "new_key",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +56,14 @@ class Beat:
     integration: Integration
 
 
+@dataclass(frozen=True, slots=True)
+class Unreadable:
+    """One alert of a batch that cannot be read: `field` locates it in the body."""
+
+    field: str
+    message: str
+
+
 CaseCommand = Trigger | Act  # what an alert asks of a case: the engine's command calls
 Command = Trigger | Act | Beat
 
@@ -57,9 +76,19 @@ class Invalid(Exception):
         self.message, self.field = message, field
 
 
-def act(integ: Integration, key: str, kind: str, by: str | None = None) -> Act:
-    """`kind` (acknowledge or resolve) on the sender's `key`, by `by` or the integration."""
-    return Act(key, scoped_key(integ.id, key), Event(kind, by=by or f"integration:{integ.id}"))
+def act(
+    integ: Integration,
+    key: str,
+    kind: str,
+    by: str | None = None,
+    *,
+    reason: str | None = None,
+    source_user: str | None = None,
+) -> Act:
+    """`kind` (acknowledge or resolve) on the sender's `key`, by `by` or the integration,
+    with the sender's `reason` and `source_user` when it gives them."""
+    event = Event(kind, by=by or f"integration:{integ.id}", reason=reason, source_user=source_user)
+    return Act(key, scoped_key(integ.id, key), event)
 
 
 def new_key() -> str:

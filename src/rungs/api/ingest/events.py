@@ -8,10 +8,12 @@ from typing import Annotated, Literal
 
 from pydantic import Field
 
+from rungs.api.ingest.address import addressed
 from rungs.api.ingest.commands import CaseCommand, Invalid, Trigger, act
 from rungs.api.ingest.wire import Strict, bounded
 from rungs.api.schemas import JsonValue
 from rungs.engine.integrations import case_data
+from rungs.policy import Policy
 from rungs.policy.model import Integration
 
 __all__ = ["RungsEvent", "to_commands"]
@@ -24,7 +26,7 @@ class RungsEvent(Strict):
     dedup_key: bounded(255, 1) | None = None
     title: bounded(1024, 1) | None = None
     description: bounded(65_536) = ""
-    priority: Annotated[str, Field(pattern=r"^P[1-4]$", max_length=2)] | None = None
+    priority: bounded(20, 1) | None = None  # one the policy does not know is corrected
     category: bounded(200, 1) | None = None
     customer: bounded(200, 1) | None = None
     fields: Annotated[dict[bounded(100, 1), JsonValue], Field(max_length=100)] = {}
@@ -33,9 +35,10 @@ class RungsEvent(Strict):
 
 
 def to_commands(
-    body: RungsEvent, integ: Integration, *, fresh: Callable[[], str]
+    body: RungsEvent, integ: Integration, *, policy: Policy, fresh: Callable[[], str]
 ) -> list[CaseCommand]:
-    """One trigger (keyed by `dedup_key`, or `fresh()`), or one acknowledge/resolve by `by`.
+    """One trigger (keyed by `dedup_key`, or `fresh()`; addressed under `policy`), or one
+    acknowledge/resolve by `by`.
     Raises `Invalid` when the action lacks its dedup key or title."""
     if body.action != "trigger":
         if body.dedup_key is None:
@@ -56,4 +59,5 @@ def to_commands(
         tags=body.tags,
         scope=body.fields,
     )
+    data = addressed(data, integ, policy)
     return [Trigger(key, data, {"source": body.by, "summary": body.title})]

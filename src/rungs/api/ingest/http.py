@@ -3,14 +3,15 @@ its rate, and answering invalid input in the sender's own format rather than Run
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping
-from typing import Any, Protocol
+from collections.abc import Awaitable, Callable
+from typing import Protocol
 
 from fastapi import Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from fastapi.routing import APIRoute
 
+from rungs.api.ingest.wire import message, where
 from rungs.api.limits import RateLimiter
 from rungs.engine.integrations import integration_for_key, rate_of
 from rungs.policy import Policy
@@ -36,8 +37,12 @@ class Keys:
 
     def integration(self, key: str | None) -> Integration | None:
         """The integration whose key this is, or None."""
+        return integration_for_key(self.policy(), key)
+
+    def policy(self) -> Policy:
+        """The current policy (the one an alert's case is addressed under)."""
         policies = self.policies
-        return integration_for_key(policies.policy(policies.current_version()), key)
+        return policies.policy(policies.current_version())
 
     def wait(self, integ: Integration) -> float:
         """0 when the integration is within its `rate_limit`, else the seconds to wait."""
@@ -72,20 +77,3 @@ def format_route(
             return run
 
     return FormatRoute
-
-
-def where(e: Mapping[str, Any]) -> str:
-    """The dotted field of a validation error (`body` for the body itself)."""
-    return ".".join(str(p) for p in e["loc"] if p != "body") or "body"
-
-
-def message(e: Mapping[str, Any]) -> str:
-    """A validation error as one sentence naming its field."""
-    at = where(e)
-    if e["type"] == "json_invalid":
-        return "the body is not valid JSON"
-    if e["type"] == "extra_forbidden":
-        return f"'{at}' is not a known field"
-    if e["type"] == "missing":
-        return f"'{at}' is missing"
-    return f"{at}: {e['msg']}"

@@ -9,9 +9,11 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field
 
+from rungs.api.ingest.address import addressed
 from rungs.api.ingest.commands import CaseCommand, Invalid, Trigger, act
 from rungs.api.ingest.wire import Strict, bounded, clean, detail
 from rungs.engine.integrations import case_data
+from rungs.policy import Policy
 from rungs.policy.model import Integration
 
 __all__ = [
@@ -68,9 +70,10 @@ class OpsgenieError(BaseModel):
 
 
 def to_commands(
-    body: OpsgenieAlert, integ: Integration, *, fresh: Callable[[], str]
+    body: OpsgenieAlert, integ: Integration, *, policy: Policy, fresh: Callable[[], str]
 ) -> list[CaseCommand]:
-    """Create: one trigger, keyed by `alias` (or `fresh()` when there is none)."""
+    """Create: one trigger, keyed by `alias` (or `fresh()` when there is none), addressed
+    under `policy`."""
     alias = body.alias or fresh()
     fields = clean(
         {
@@ -97,6 +100,7 @@ def to_commands(
         tags=body.tags,
         scope=body.details,
     )
+    data = addressed(data, integ, policy)
     return [Trigger(alias, data, {"source": body.source or body.entity, "summary": body.message})]
 
 
@@ -108,11 +112,15 @@ def act_commands(
     action: Literal["acknowledge", "resolve"],
     id_type: str,
 ) -> list[CaseCommand]:
-    """Acknowledge or close (`resolve`) the alias `identifier`, by the body's `user`. Raises
-    `Invalid` unless `identifierType` is `alias` (Rungs knows no Opsgenie alert ids)."""
+    """Acknowledge or close (`resolve`) the alias `identifier`, by the integration: the body's
+    `note` is the entry's `reason` and its `user` the `source_user` (a name Opsgenie gives,
+    not one of the policy's people, so never checked). Raises `Invalid` unless
+    `identifierType` is `alias` (Rungs knows no Opsgenie alert ids)."""
     if id_type != "alias":
         raise Invalid(
             f"identifierType '{id_type}' is not supported: use identifierType=alias",
             "identifierType",
         )
-    return [act(integ, identifier, action, body.user if body else None)]
+    if body is None:
+        return [act(integ, identifier, action)]
+    return [act(integ, identifier, action, reason=body.note, source_user=body.user)]

@@ -8,10 +8,12 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field
 
+from rungs.api.ingest.address import addressed
 from rungs.api.ingest.commands import CaseCommand, Invalid, Trigger, act
 from rungs.api.ingest.wire import Strict, bounded, clean, detail, details_text
 from rungs.api.schemas import JsonValue
 from rungs.engine.integrations import case_data, severity_priority
+from rungs.policy import Policy
 from rungs.policy.model import Integration
 from rungs.time.instant import format_utc, parse_instant
 
@@ -78,11 +80,11 @@ class PagerDutyThrottled(BaseModel):
 
 
 def to_commands(
-    event: PagerDutyEvent, integ: Integration, *, fresh: Callable[[], str]
+    event: PagerDutyEvent, integ: Integration, *, policy: Policy, fresh: Callable[[], str]
 ) -> list[CaseCommand]:
-    """One trigger (a case from the payload; `fresh()` names an alert without a dedup key),
-    or one acknowledge/resolve of `dedup_key`. Raises `Invalid` when the action lacks what it
-    needs."""
+    """One trigger (a case from the payload, addressed under `policy`; `fresh()` names an
+    alert without a dedup key), or one acknowledge/resolve of `dedup_key`. Raises `Invalid`
+    when the action lacks what it needs."""
     if event.event_action != "trigger":
         if event.dedup_key is None:
             raise Invalid(f"'dedup_key' is required to {event.event_action}", "dedup_key")
@@ -124,4 +126,5 @@ def to_commands(
         fields=fields,
         scope=p.custom_details if isinstance(p.custom_details, Mapping) else None,
     )
+    data = addressed(data, integ, policy)
     return [Trigger(key, data, {"source": p.source, "summary": p.summary})]

@@ -20,8 +20,12 @@ from rungs.api.auth import required_role
 from rungs.api.errors import ApiError
 from rungs.api.fastpath import Lane, Reply, reply_of
 from rungs.api.ingest import alertmanager, events, heartbeat, opsgenie, pagerduty
-from rungs.api.ingest.alertmanager import AlertmanagerAnswer, AlertmanagerWebhook
-from rungs.api.ingest.commands import Act, CaseCommand, Invalid, Trigger, new_key
+from rungs.api.ingest.alertmanager import (
+    AlertmanagerAnswer,
+    AlertmanagerProblem,
+    AlertmanagerWebhook,
+)
+from rungs.api.ingest.commands import Act, CaseCommand, Invalid, Trigger, Unreadable, new_key
 from rungs.api.ingest.events import RungsEvent
 from rungs.api.ingest.heartbeat import HeartbeatAnswer
 from rungs.api.ingest.http import Answer, Keys, Policies, format_route, message, where
@@ -137,7 +141,7 @@ def _pagerduty_routes(keys: Keys, commands: Commands, lanes: dict[str, Lane]) ->
                 headers={"Retry-After": retry_after(wait)},
             )
         try:
-            (command,) = pagerduty.to_commands(event, integ, fresh=new_key)
+            (command,) = pagerduty.to_commands(event, integ, policy=keys.policy(), fresh=new_key)
             await submit(commands, command)
         except (Invalid, Refused) as exc:
             return _pd_invalid([exc.message])
@@ -226,7 +230,7 @@ def _opsgenie_routes(keys: Keys, commands: Commands) -> APIRouter:
     ) -> Any:
         """Opsgenie's create-alert body; `alias` is the dedup key, P5 maps to P4."""
         t0 = request.state.t0
-        (command,) = opsgenie.to_commands(body, integ, fresh=new_key)
+        (command,) = opsgenie.to_commands(body, integ, policy=keys.policy(), fresh=new_key)
         try:
             await submit(commands, command)
         except Refused as exc:
@@ -325,29 +329,35 @@ def _keyed_routes(
     ) -> Any:
         """Each alert's fingerprint is its dedup key (`dedup: group_key` in the policy: the
         group's key); firing opens or repeats, resolved resolves. Labels and annotations go
-        into the case's fields."""
+        into the case's fields. Each alert is taken on its own: `taken` counts them, `errors`
+        names those that could not be (422 only when none could)."""
         try:
-            batch = alertmanager.to_commands(body, integ)
+            batch = alertmanager.to_commands(body, integ, policy=keys.policy())
         except Invalid as exc:
             raise ApiError(422, exc.message, exc.field) from None
         answers = []
         problems = []
         for command in batch:
+            if isinstance(command, Unreadable):
+                problems.append(AlertmanagerProblem(field=command.field, message=command.message))
+                continue
             try:
                 case, done = await submit(commands, command)
             except Refused as exc:
-                problems.append({"field": f"alerts.{command.key}", "message": exc.message})
+                problems.append(
+                    AlertmanagerProblem(field=f"alerts.{command.key}", message=exc.message)
+                )
                 continue
             answers.append(_accepted(command, case, done))
-        if problems:
+        if problems and not answers:
             raise ApiError(
                 422,
-                "; ".join(p["message"] for p in problems),
+                "; ".join(p.message for p in problems),
                 "alerts",
-                errors=problems,
-                accepted=[a.model_dump() for a in answers],
+                errors=[p.model_dump() for p in problems],
+                accepted=[],
             )
-        return AlertmanagerAnswer(alerts=answers)
+        return AlertmanagerAnswer(taken=len(answers), alerts=answers, errors=problems)
 
     @router.post(
         "/v1/integrations/{key}/events",
@@ -363,7 +373,7 @@ def _keyed_routes(
         """`trigger` (needs `title`; `dedup_key` is generated when absent and returned),
         `acknowledge` or `resolve` (need `dedup_key`)."""
         try:
-            (command,) = events.to_commands(body, integ, fresh=new_key)
+            (command,) = events.to_commands(body, integ, policy=keys.policy(), fresh=new_key)
         except Invalid as exc:
             raise ApiError(422, exc.message, exc.field) from None
         try:

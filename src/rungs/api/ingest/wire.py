@@ -1,5 +1,5 @@
-"""What the sender formats share: bounded strings, strict bodies, Rungs' own answer, and the
-helpers that read free-form details into a case."""
+"""What the sender formats share: bounded strings, strict bodies, Rungs' own answer, the
+helpers that read free-form details into a case, and validation errors as sentences."""
 
 from __future__ import annotations
 
@@ -17,6 +17,8 @@ __all__ = [
     "detail",
     "details_text",
     "bounded",
+    "message",
+    "where",
 ]
 
 
@@ -66,3 +68,20 @@ def detail(details: object, name: str) -> str | None:
         if isinstance(v, str) and 0 < len(v) <= 200:
             return v
     return None
+
+
+def where(e: Mapping[str, Any]) -> str:
+    """The dotted field of a validation error (`body` for the body itself)."""
+    return ".".join(str(p) for p in e["loc"] if p != "body") or "body"
+
+
+def message(e: Mapping[str, Any]) -> str:
+    """A validation error as one sentence naming its field."""
+    at = where(e)
+    if e["type"] == "json_invalid":
+        return "the body is not valid JSON"
+    if e["type"] == "extra_forbidden":
+        return f"'{at}' is not a known field"
+    if e["type"] == "missing":
+        return f"'{at}' is missing"
+    return f"{at}: {e['msg']}"
