@@ -26,7 +26,6 @@ from xml.sax.saxutils import escape
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
-from sqlalchemy.exc import IntegrityError
 from starlette.concurrency import run_in_threadpool
 
 from rungs.core.model import Event, Refused
@@ -34,6 +33,7 @@ from rungs.engine import Commands
 from rungs.notify.links import Link, LinkError, Links, base_url_of, case_of_code
 from rungs.notify.messages import Renderer
 from rungs.policy.channels import channels_of
+from rungs.store.links import AlreadyUsed
 from rungs.store.views import Views
 from rungs.time.instant import format_utc
 
@@ -119,7 +119,7 @@ def links_router(commands: Commands, views: Views, links: Links) -> APIRouter:
         use = partial(links.mark_used, link=link, now=views.clock.now())
         try:  # the action and the link's use commit together, or neither does
             await commands.act(link.case_id, event, also=use)
-        except IntegrityError:  # used by a request that raced this one
+        except AlreadyUsed:  # used by a request that raced this one
             return await run_in_threadpool(refused_page, LinkError(410, "used", link))
         except Refused as exc:
             status = 404 if exc.status == 404 else 409

@@ -17,10 +17,10 @@ import threading
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, Engine, insert, select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import Connection, Engine
 
-from rungs.store.tables import link_uses, secrets
+from rungs.store.links import link_secret, link_use, record_use
+from rungs.time.clock import SystemClock
 
 __all__ = [
     "LINK_SECRET_ENV",
@@ -112,26 +112,8 @@ class Links:
         env = os.environ.get(LINK_SECRET_ENV)
         if env:
             return env.encode()
-        with self.db.connect() as conn:
-            found = conn.execute(select(secrets.c.value).where(secrets.c.name == "links")).scalar()
-        if found is None:
-            from rungs.time.clock import SystemClock
-
-            value = _random.token_urlsafe(32)
-            try:
-                with self.db.begin() as conn:
-                    conn.execute(
-                        insert(secrets).values(
-                            name="links", value=value, created_at=SystemClock().now()
-                        )
-                    )
-                found = value
-            except IntegrityError:  # another process made it first: use theirs
-                with self.db.connect() as conn:
-                    found = conn.execute(
-                        select(secrets.c.value).where(secrets.c.name == "links")
-                    ).scalar_one()
-        return str(found).encode()
+        made = link_secret(self.db, lambda: _random.token_urlsafe(32), SystemClock().now())
+        return made.encode()
 
     def _sign(self, payload: str) -> bytes:
         # not hmac.digest(): that one lets go of the GIL on every call, and getting it back
@@ -174,22 +156,10 @@ class Links:
         return link
 
     def used(self, link: Link) -> Any:
-        with self.db.connect() as conn:
-            return conn.execute(
-                select(link_uses.c.used_at, link_uses.c.person).where(
-                    link_uses.c.token_id == link.token_id
-                )
-            ).first()
+        """When and by whom the link was used (`used_at`, `person`), or None."""
+        return link_use(self.db, link.token_id)
 
     @staticmethod
     def mark_used(conn: Connection, link: Link, now: int) -> None:
-        """Record the use (in the action's transaction); IntegrityError if already used."""
-        conn.execute(
-            insert(link_uses).values(
-                token_id=link.token_id,
-                case_id=link.case_id,
-                action=link.action,
-                person=link.person,
-                used_at=now,
-            )
-        )
+        """Record the use (in the action's transaction); AlreadyUsed if already used."""
+        record_use(conn, link.token_id, link.case_id, link.action, link.person, now)
