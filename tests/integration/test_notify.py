@@ -689,3 +689,30 @@ def test_smtp_login_from_the_environment_and_a_refused_recipient(
         assert unreachable[0]["to"] == "bob" and unreachable[0]["tried"] == ["email"]
     finally:
         controller.stop()
+
+
+def test_the_virtual_clock_delivers_each_page_at_its_own_instant(
+    start: Callable[..., Service], smtp: Smtp, sink: Sink
+) -> None:
+    """One advance over every timer: each page goes out at the instant it was planned (ann's
+    webhook at the opening, her email step 30 minutes later, bob's page at the escalation an
+    hour in), not all at the last timer's instant."""
+    people = f"""\
+  - id: ann
+    contacts: {{webhook: "{sink.url("/ann")}", email: ann@acme.test}}
+    notify: [{{via: webhook}}, {{after: 30m, via: email}}]
+  - id: bob
+    contacts: {{email: bob@acme.test}}
+"""
+    service = start(policy_yaml(smtp_port=smtp.port, sink=sink, people=people))
+    opened_at = service.clock.now()
+    cid = open_case(service)
+    deliver(service, after=2 * 3600)
+    minute = 60 * 1_000_000
+    delivered = sorted((e["at"], e["to"], e["channel"]) for e in entries(service, cid, "delivered"))
+    assert delivered == [
+        (opened_at, "ann", "webhook"),
+        (opened_at + 30 * minute, "ann", "email"),
+        (opened_at + 60 * minute, "bob", "email"),
+    ]
+    assert service.clock.now() == opened_at + 120 * minute

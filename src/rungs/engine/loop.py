@@ -146,9 +146,10 @@ class Loop:
             )
             if not dues:
                 break
-            (at, first), rest = dues[0], dues[1:]
-            until = min([to, *(a for a, _ in rest)])  # the others' turn comes after this
-            n = sources[first].run_due(until)
+            # only what is due at the earliest instant, then plan again: what that writes (a
+            # page, a timer) takes its turn at its own instant, among everything else due
+            at, first = dues[0]
+            n = sources[first].run_due(at)
             total += n
             if not n and _due(sources[first], to) == at:
                 break  # held by another engine: nothing this one can do
