@@ -27,7 +27,15 @@ from rungs.store.db import make_engine, upgrade
 from rungs.store.outbox import Outbox
 from rungs.time.clock import Clock, SystemClock, VirtualClock
 
-__all__ = ["build", "prepare", "settle_heap", "worker_app", "VIRTUAL_CLOCK_ENV", "WORKER_ENV"]
+__all__ = [
+    "VIRTUAL_CLOCK_ENV",
+    "WORKER_ENV",
+    "build",
+    "prepare",
+    "settle_heap",
+    "worker_app",
+    "worker_settings",
+]
 
 VIRTUAL_CLOCK_ENV = "RUNGS_ALLOW_VIRTUAL_CLOCK"
 WORKER_ENV = "RUNGS_WORKER_SETTINGS"  # build()'s settings, as JSON, for worker processes
@@ -52,8 +60,9 @@ def build(
     # delivery: every role writes outbox rows; `all` and `dispatcher` deliver (under the
     # virtual clock too: its advance delivers what is due, at the instant it is due)
     dispatch = role in ("all", "dispatcher")
-    engine = _engine(db, clock, policy_file, dispatch=dispatch)
-    app = create_app(engine, links=Links(db), role=role, token_rate=token_rate, max_body=max_body)
+    links = Links(db)  # one per process: the secret is read once, for pages and the API
+    engine = _engine(db, clock, policy_file, links=links if dispatch else None)
+    app = create_app(engine, links=links, role=role, token_rate=token_rate, max_body=max_body)
     engine.start(engine=role in ("all", "engine"))
     return engine, app
 
@@ -65,13 +74,17 @@ def _database(db_url: str) -> Database:
 
 
 def _engine(
-    db: Database, clock: Clock, policy_file: str | Path | None, *, dispatch: bool
+    db: Database, clock: Clock, policy_file: str | Path | None, *, links: Links | None
 ) -> Engine:
-    def dispatcher(policies: PolicyStore, writer: Writer, record: Record) -> Dispatcher:
-        workers = int(os.environ.get("RUNGS_DISPATCH_WORKERS") or 64)  # in flight at once
-        return Dispatcher(policies, Outbox(db, writer), record, clock, workers=workers)
+    """The engine, with a dispatcher when `links` is given (this process delivers)."""
 
-    engine = Engine(db, clock, dispatcher=dispatcher if dispatch else None)
+    def dispatcher(policies: PolicyStore, writer: Writer, record: Record) -> Dispatcher:
+        assert links is not None
+        workers = int(os.environ.get("RUNGS_DISPATCH_WORKERS") or 64)  # in flight at once
+        outbox = Outbox(db, writer)
+        return Dispatcher(policies, outbox, record, clock, links=links, workers=workers)
+
+    engine = Engine(db, clock, dispatcher=dispatcher if links is not None else None)
     try:
         if policy_file is not None:
             p = Path(policy_file)
@@ -89,7 +102,7 @@ def prepare(*, db_url: str, policy_file: str | Path | None) -> None:
     not race to do it), raising what `build` would raise."""
     db = _database(db_url)
     try:
-        _engine(db, SystemClock(), policy_file, dispatch=False).stop()
+        _engine(db, SystemClock(), policy_file, links=None).stop()
     finally:
         db.dispose()
 

@@ -239,3 +239,20 @@ def test_pending_rows_wake_the_outbox_listeners(pg_url: str) -> None:
         assert thread is not None
         thread.join(timeout=5)
         eng.dispose()
+
+
+def test_overrides_posted_before_a_new_version_apply_to_it(db: Database) -> None:
+    """A version stored after an override was posted sees the override at once (in the
+    process that stored it too, whose cache it enters)."""
+    oncall = ROOT / "tests" / "scenarios" / "oncall" / "policy.yaml"
+    e = Engine(db, VirtualClock(START))
+    try:
+        e.policies.ensure(oncall.read_text(), str(oncall))
+        e.policies.add_override("net", START, START + 60 * MINUTE, "zoe", None)
+        text = oncall.read_text() + "\n# a new version\n"
+        version, stored = e.policies.store(text, str(oncall))
+        for policy in (stored, e.policies.policy(version)):
+            posted = {(o.who, o.start, o.end) for o in policy.schedules["net"].overrides}
+            assert ("zoe", START, START + 60 * MINUTE) in posted
+    finally:
+        e.stop()

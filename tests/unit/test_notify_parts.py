@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from rungs.core.model import CallWebhook, Notice, Notify
-from rungs.notify import CHANNELS, NOTIFY_CHANNEL
+from rungs.notify import CHANNELS
 from rungs.notify.channels import Context, DeliveryError, Outgoing, send
 from rungs.notify.compose import Composer
 from rungs.notify.http import HttpClient
@@ -162,7 +162,6 @@ def test_compose_says_what_goes_where() -> None:
 def test_every_channel_is_a_module_behind_one_send() -> None:
     assert set(CHANNELS) == {"email", "sms", "voice", "slack", "webhook", "apprise"}
     assert all(callable(m.send) and name == m.NAME for name, m in CHANNELS.items())
-    assert NOTIFY_CHANNEL == "rungs_outbox"
 
     async def go() -> None:
         async def blocking(fn: Any) -> None:

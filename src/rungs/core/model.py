@@ -10,6 +10,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from rungs.policy.model import STATUSES
+
 if TYPE_CHECKING:  # only for the annotation of `Event.timer`: timers.py builds these effects
     from rungs.core.timers import DueTimer
 
@@ -29,7 +31,6 @@ __all__ = [
     "Refused",
 ]
 
-STATUSES = ("open", "acknowledged", "pending", "resolved", "closed")
 ENDED = ("resolved", "closed")
 """The statuses in which a case is no longer worked on: no timer does anything any more."""
 

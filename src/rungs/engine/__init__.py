@@ -6,7 +6,7 @@
 from __future__ import annotations
 
 from rungs.engine.commands import Commands, Deliveries
-from rungs.engine.engine import Dispatcher, Engine
+from rungs.engine.engine import Delivery, Engine
 from rungs.engine.heartbeats import Heartbeats
 from rungs.engine.loop import Loop, Manager
 from rungs.engine.policies import PolicyStore
@@ -19,7 +19,7 @@ __all__ = [
     "TIMERS_CHANNEL",
     "Commands",
     "Deliveries",
-    "Dispatcher",
+    "Delivery",
     "Engine",
     "Heartbeats",
     "Loop",

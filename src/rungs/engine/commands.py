@@ -35,7 +35,8 @@ __all__ = ["Commands", "Deliveries"]
 
 
 class Deliveries(Protocol):
-    """What the effect writer needs of this process's dispatcher (seam 4)."""
+    """What the effect writer needs of this process's dispatcher: a lease to insert rows
+    already claimed with, and the hand-over once the transaction commits."""
 
     def lease(self, policy: Policy) -> int | None:
         """The instant a claim taken now runs out; None: insert rows pending."""
@@ -157,8 +158,8 @@ class Commands:
         except IntegrityError:  # another process opened the same key at the same moment
             return await self.writer.submit_async(run)
 
-    def act_on_key(self, dedup_key: str, event: Event) -> asyncio.Future[tuple[Case | None, bool]]:
-        """Decide `event` on the open case with this dedup key (await it): (case or None, True
+    async def act_on_key(self, dedup_key: str, event: Event) -> tuple[Case | None, bool]:
+        """Decide `event` on the open case with this dedup key: (case or None, True
         when the core took it). An event the case's state refuses (a second
         acknowledgement) is no error."""
 
@@ -172,7 +173,7 @@ class Commands:
                 loaded = load_case(conn, existing, lock=False)
                 return (loaded[0] if loaded else None), False
 
-        return self.writer.submit_async(run)
+        return await self.writer.submit_async(run)
 
     async def act(
         self, case_id: str, event: Event, also: Callable[[Connection], object] | None = None

@@ -1,7 +1,7 @@
 """The engine as `bootstrap` builds it: one writer, the policy store, the command object,
 the read-side views, the managers and their loop.
 
-Wiring is by constructor arguments only. The dispatcher (seam 4) is made by `dispatcher`, a
+Wiring is by constructor arguments only. The dispatcher is made by `dispatcher`, a
 factory given the policy store, the writer and `record` (delivery results in one writer
 transaction, each fed to the core), so that it exists before the first command runs; the
 engine calls its `lease`/`accept` from the effect writer and, under the virtual clock, its
@@ -27,20 +27,21 @@ from rungs.store.outbox import Outcome, recorder
 from rungs.store.views import Views
 from rungs.time.clock import Clock
 
-__all__ = ["Dispatcher", "DispatcherFactory", "Engine", "Record"]
+__all__ = ["Delivery", "DispatcherFactory", "Engine", "Record"]
 
 Record = Callable[[list[Outcome]], "Future[None]"]
 
 
-class Dispatcher(Deliveries, DueWork, Protocol):
-    """This process's dispatcher as the engine sees it (seams 4 and 5)."""
+class Delivery(Deliveries, DueWork, Protocol):
+    """This process's dispatcher as the engine sees it: rows handed over at commit, and
+    due deliveries run by `advance` under the virtual clock."""
 
     def start(self) -> None: ...
 
     def stop(self) -> None: ...
 
 
-DispatcherFactory = Callable[[PolicyStore, Writer, Record], Dispatcher]
+DispatcherFactory = Callable[[PolicyStore, Writer, Record], Delivery]
 
 
 class Engine:

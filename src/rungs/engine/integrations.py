@@ -16,6 +16,7 @@ import weakref
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from rungs.core.matrix import SCOPE_FIELDS
 from rungs.policy import Policy
 from rungs.policy.model import Integration
 from rungs.policy.rate import Rate
@@ -35,7 +36,6 @@ __all__ = [
 log = logging.getLogger("rungs.ingest")
 SEVERITY_PRIORITY = {"critical": "P1", "error": "P2", "warning": "P3", "info": "P4"}
 MAX_KEY = 255
-SCOPE_KEYS = ("site", "device_group", "device")
 
 _keys: weakref.WeakKeyDictionary[Policy, dict[str, Integration]] = weakref.WeakKeyDictionary()
 _lock = threading.Lock()
@@ -123,7 +123,7 @@ def case_data(
     }
     if integ.matrix:
         data["matrix"] = integ.matrix
-    for k in SCOPE_KEYS:
+    for k in SCOPE_FIELDS:
         v = (scope or {}).get(k)
         if isinstance(v, str) and v:
             data[k] = v[:200]

@@ -7,7 +7,7 @@ It is woken early by `Wake` (a timer set in this process before the planned wake
 PostgreSQL, by `LISTEN rungs_timers` (timers set by other processes).
 
 Under the virtual clock nothing runs by itself: `advance(to)` runs, in instant order, every
-manager's due work and the dispatcher's due deliveries (seam 5), then stands at `to`.
+manager's due work and the dispatcher's due deliveries, then stands at `to`.
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ class Manager(Protocol):
 
 
 class DueWork(Protocol):
-    """Due work outside the engine's transactions: the dispatcher's deliveries (seam 5)."""
+    """Due work outside the engine's transactions: the dispatcher's deliveries."""
 
     def next_due(self) -> int | None: ...
 

@@ -88,7 +88,7 @@ class PolicyStore:
             ).scalar_one()
 
         version = self.writer.call(write)
-        self._policies[version] = policy
+        policy = self._policies[version] = self._with_overrides(policy)  # as `policy()` reads it
         self._current, self._checked = version, time.monotonic()
         return version, policy
 

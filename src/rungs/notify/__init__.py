@@ -8,17 +8,14 @@ The SQL is `rungs.store.outbox`'s.
 
 from __future__ import annotations
 
-from rungs.notify.channels import CHANNELS, NOTIFY_CHANNEL, DeliveryError, Outgoing
-from rungs.notify.compose import Policies
+from rungs.notify.channels import CHANNELS, DeliveryError, Outgoing
 from rungs.notify.deliver import NOT_SENT
 from rungs.notify.dispatcher import Dispatcher
 
 __all__ = [
     "CHANNELS",
-    "NOTIFY_CHANNEL",
     "NOT_SENT",
     "DeliveryError",
     "Dispatcher",
     "Outgoing",
-    "Policies",
 ]

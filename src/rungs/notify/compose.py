@@ -4,28 +4,21 @@ on one channel) becomes an `Outgoing` for its channel. Rendering is `messages.Re
 from __future__ import annotations
 
 import hashlib
-from typing import Any, Protocol
+from typing import Any
 
 from rungs.notify.channels import DeliveryError, Outgoing
 from rungs.notify.links import Links, base_url_of, ttl_of
 from rungs.notify.messages import Message, Renderer
 from rungs.policy.channels import Channels
 from rungs.policy.model import Person, Policy
+from rungs.policy.versions import PolicyVersions
 from rungs.store.outbox import Row
 
-__all__ = ["Composer", "Policies"]
-
-
-class Policies(Protocol):
-    """The engine's policy versions (its `PolicyStore`)."""
-
-    def policy(self, version: int) -> Policy: ...
-
-    def current_version(self) -> int: ...
+__all__ = ["Composer"]
 
 
 class Composer:
-    def __init__(self, policies: Policies, links: Links, renderer: Renderer) -> None:
+    def __init__(self, policies: PolicyVersions, links: Links, renderer: Renderer) -> None:
         self.policies = policies
         self.links = links
         self.renderer = renderer

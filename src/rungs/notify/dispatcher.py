@@ -21,9 +21,8 @@ from collections import deque
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future
 
-from rungs.notify.channels import NOTIFY_CHANNEL
 from rungs.notify.channels._http import USER_AGENT
-from rungs.notify.compose import Composer, Policies
+from rungs.notify.compose import Composer
 from rungs.notify.deliver import NOT_SENT, Deliverer
 from rungs.notify.limits import Limiter, hygienic, pages_by_target, plan
 from rungs.notify.links import Links
@@ -31,7 +30,7 @@ from rungs.notify.messages import Renderer
 from rungs.notify.results import Record, Results
 from rungs.policy.channels import Channels, channels_of
 from rungs.policy.model import Policy
-from rungs.store.listen import listen
+from rungs.policy.versions import PolicyVersions
 from rungs.store.outbox import Outbox, Row
 from rungs.time.clock import Clock
 
@@ -45,12 +44,12 @@ class Dispatcher:
 
     def __init__(
         self,
-        policies: Policies,
+        policies: PolicyVersions,
         outbox: Outbox,
         record: Record,
         clock: Clock,
         *,
-        links: Links | None = None,
+        links: Links,
         workers: int = 64,
         batch: int = 256,
         poll: float = 0.5,
@@ -61,7 +60,7 @@ class Dispatcher:
         self.clock = clock
         self.batch = batch
         self.poll_s = poll
-        self.links = links if links is not None else Links(outbox.db)
+        self.links = links
         self.limiter = Limiter()
         self.results = Results(record, self._done, batch=batch, flush=flush)
         composer = Composer(policies, self.links, Renderer())
@@ -86,7 +85,7 @@ class Dispatcher:
             return
         try:  # else the claim loop's first tick reads them
             # before the first row is handed over: whether it must be planned (hygiene)
-            self._policy = self._current()
+            self._policy = self.policies.current()
             self._hygiene = hygienic(channels_of(self._policy))
             _ = self.links.secret  # read (or made) here, not on the event loop
         except Exception:  # the database is down, say: the claim loop tries again
@@ -96,9 +95,9 @@ class Dispatcher:
         if self.clock.virtual:
             return  # driven by the engine's advance: next_due / run_due
         self._spawn(self._run, "rungs-dispatcher")
-        if self.outbox.postgres:
-            self._spawn(lambda: listen(self.outbox.db, NOTIFY_CHANNEL, self.wake, self._stop),
-                        "rungs-outbox-listen")  # fmt: skip
+        listener = self.outbox.listen(self.wake, self._stop)
+        if listener is not None:
+            self._threads.append(listener)
 
     def _spawn(self, target: Callable[[], None], name: str) -> None:
         t = threading.Thread(target=target, name=name, daemon=True)
@@ -121,7 +120,7 @@ class Dispatcher:
         self._poll_at = 0
         self._wake.set()
 
-    # the engine's calls (seams 4 and 5) ------------------------------------------------------
+    # the engine's calls: hand-over at commit, due work under the virtual clock --------------
 
     def lease(self, policy: Policy) -> int | None:
         """Until when a row a decision under `policy` writes now is claimed by this process
@@ -157,7 +156,7 @@ class Dispatcher:
         outside any writer transaction (it waits for the writer)."""
         if not self.running:
             return 0
-        current = self._policy = self._current()
+        current = self._policy = self.policies.current()
         settings = channels_of(current)
         if not settings.declared:
             return self._skip(until).result()
@@ -182,7 +181,7 @@ class Dispatcher:
         while not self._stop.is_set():
             wait = self.poll_s
             try:
-                current = self._policy = self._current()
+                current = self._policy = self.policies.current()
                 settings = channels_of(current)
                 self._hygiene = hygienic(settings)
                 rows: list[Row] = []
@@ -213,11 +212,8 @@ class Dispatcher:
                 self._wake.wait(wait)
             self._wake.clear()
 
-    def _current(self) -> Policy:
-        return self.policies.policy(self.policies.current_version())
-
     def _in_force(self) -> Policy:
-        return self._policy or self._current()
+        return self._policy or self.policies.current()
 
     def _claim(self, now: int, settings: Channels) -> tuple[list[Row], int | None]:
         """Claim due rows; also returns when the next one not yet due will be (or None).

@@ -16,6 +16,7 @@ from rungs.schedules.oncall import Schedule
 from rungs.time.calendar import Calendar
 
 __all__ = [
+    "STATUSES",
     "PRIORITIES",
     "METRICS",
     "MATCH_KEYS",
@@ -39,6 +40,8 @@ __all__ = [
     "Integration",
     "Policy",
 ]
+
+STATUSES = ("open", "acknowledged", "pending", "resolved", "closed")  # a case's statuses
 
 PRIORITIES = ("P1", "P2", "P3", "P4")
 METRICS = ("first_response", "next_response", "resolution")

@@ -6,13 +6,12 @@ from typing import Any
 
 from sqlalchemy import Connection
 
-from rungs.core.model import Case
+from rungs.core.model import ENDED, Case
 from rungs.store.jsonbytes import dumps_text, loads
 from rungs.store.sql import Sql, run
 
-__all__ = ["CLOSED", "find_open", "insert_case", "load_case", "new_case_id", "save_case"]
+__all__ = ["find_open", "insert_case", "load_case", "new_case_id", "save_case"]
 
-CLOSED = ("resolved", "closed")  # statuses of a case no longer active (its dedup key is free)
 
 _NEW_NUMBER = Sql("INSERT INTO case_numbers DEFAULT VALUES RETURNING n")
 _LOAD = Sql("SELECT state, policy_version FROM cases WHERE id = :id")
@@ -57,7 +56,7 @@ def find_open(conn: Connection, dedup_key: str) -> str | None:
 
 
 def _row(case: Case, version: int) -> dict[str, Any]:
-    active = case.status not in CLOSED
+    active = case.status not in ENDED  # an ended case frees its dedup key
     return {
         "id": case.id,
         "status": case.status,

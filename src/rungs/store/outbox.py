@@ -14,19 +14,20 @@ writer thread, so they take turns with decisions. Nothing in `rungs.notify` touc
 from __future__ import annotations
 
 import contextlib
+import threading
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future
 from dataclasses import dataclass
 from functools import partial
 from typing import Any, Protocol, TypeVar
 
-from sqlalchemy import Connection, Engine, and_, func, select, update
+from sqlalchemy import Connection, Engine, and_, select, update
 
 from rungs.core.model import CallWebhook, Case, Event, Notice, Notify, Refused
 from rungs.core.timeline import decode_entry
 from rungs.store import jsonbytes
-from rungs.store.db import is_postgres
-from rungs.store.listen import OUTBOX_CHANNEL, notify_once
+from rungs.store.claims import claim_due, first_due
+from rungs.store.listen import OUTBOX_CHANNEL, listen_thread, notify_once
 from rungs.store.sql import Sql, run, run_many
 from rungs.store.tables import cases, outbox, timeline
 from rungs.time.clock import Clock
@@ -212,7 +213,11 @@ class Outbox:
         self.db = db
         self.writer = writer
         self.batch = batch
-        self.postgres = is_postgres(db)
+
+    def listen(self, wake: Callable[[], None], stop: threading.Event) -> threading.Thread | None:
+        """Call `wake` when another process writes a row (PostgreSQL's `NOTIFY`), on a thread
+        of its own until `stop`; None on SQLite, where this process writes every row."""
+        return listen_thread(self.db, OUTBOX_CHANNEL, wake, stop)
 
     def peek(self, now: int) -> tuple[bool, int | None]:
         """Whether a row is due at `now`; if none is, when the next one will be (or None)."""
@@ -228,8 +233,7 @@ class Outbox:
             return self._next(conn)
 
     def _next(self, conn: Connection) -> int | None:
-        q = select(func.min(outbox.c.next_attempt)).where(outbox.c.status.in_(ACTIVE))
-        return conn.execute(q).scalar()
+        return first_due(conn, outbox, "next_attempt", where=[outbox.c.status.in_(ACTIVE)])
 
     def claim(self, now: int, lease: int, mine: Iterable[int]) -> list[Row]:
         """Claim up to a batch of rows due at `now` until `lease`, past the ids in `mine`
@@ -239,17 +243,11 @@ class Outbox:
         ).result()
 
     def _claim(self, conn: Connection, now: int, lease: int, mine: set[int]) -> list[Row]:
-        due = and_(outbox.c.status.in_(ACTIVE), outbox.c.next_attempt <= now)
-        q = (
-            select(outbox.c.id, outbox.c.case_id, outbox.c.kind, outbox.c.key,
-                   outbox.c.payload, outbox.c.attempts, outbox.c.created_at)
-            .where(due)
-            .order_by(outbox.c.next_attempt, outbox.c.id)
-            .limit(self.batch)
+        rows = claim_due(
+            conn, outbox, "next_attempt", now, limit=self.batch, order=("id",),
+            where=[outbox.c.status.in_(ACTIVE)],
         )  # fmt: skip
-        if self.postgres:
-            q = q.with_for_update(skip_locked=True)
-        found = [r for r in conn.execute(q).all() if r.id not in mine]
+        found = [r for r in rows if r.id not in mine]
         if not found:
             return []
         conn.execute(

@@ -4,7 +4,6 @@ its rate, and answering invalid input in the sender's own format rather than Run
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Protocol
 
 from fastapi import Request
 from fastapi.exceptions import RequestValidationError
@@ -16,22 +15,15 @@ from rungs.api.limits import RateLimiter
 from rungs.engine.integrations import integration_for_key, rate_of
 from rungs.policy import Policy
 from rungs.policy.model import Integration
+from rungs.policy.versions import PolicyVersions
 
-__all__ = ["Answer", "Keys", "Policies", "format_route", "message", "where"]
-
-
-class Policies(Protocol):
-    """Where the current policy is read (the engine's policy store)."""
-
-    def policy(self, version: int) -> Policy: ...
-
-    def current_version(self) -> int: ...
+__all__ = ["Answer", "Keys", "format_route", "message", "where"]
 
 
 class Keys:
     """The integrations of the current policy by key, and each one's rate limit."""
 
-    def __init__(self, policies: Policies) -> None:
+    def __init__(self, policies: PolicyVersions) -> None:
         self.policies = policies
         self.limiter = RateLimiter()
 
@@ -42,7 +34,7 @@ class Keys:
     def policy(self) -> Policy:
         """The current policy (the one an alert's case is addressed under)."""
         policies = self.policies
-        return policies.policy(policies.current_version())
+        return policies.current()
 
     def wait(self, integ: Integration) -> float:
         """0 when the integration is within its `rate_limit`, else the seconds to wait."""

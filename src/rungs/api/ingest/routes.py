@@ -28,7 +28,7 @@ from rungs.api.ingest.alertmanager import (
 from rungs.api.ingest.commands import Act, CaseCommand, Invalid, Trigger, Unreadable, new_key
 from rungs.api.ingest.events import RungsEvent
 from rungs.api.ingest.heartbeat import HeartbeatAnswer
-from rungs.api.ingest.http import Answer, Keys, Policies, format_route, message, where
+from rungs.api.ingest.http import Answer, Keys, format_route, message, where
 from rungs.api.ingest.opsgenie import OpsgenieAction, OpsgenieAlert, OpsgenieAnswer, OpsgenieError
 from rungs.api.ingest.pagerduty import (
     PagerDutyAccepted,
@@ -40,6 +40,7 @@ from rungs.api.ingest.wire import IngestAnswer
 from rungs.api.limits import retry_after
 from rungs.core.model import Case, Event, Refused
 from rungs.policy.model import Integration
+from rungs.policy.versions import PolicyVersions
 
 __all__ = ["Commands", "ingest_router"]
 
@@ -83,7 +84,7 @@ def _accepted(command: CaseCommand, case: Case | None, done: bool) -> IngestAnsw
 
 
 def ingest_router(
-    policies: Policies,
+    policies: PolicyVersions,
     commands: Commands,
     *,
     heartbeat_states: Callable[[], Iterable[Mapping[str, Any]]],

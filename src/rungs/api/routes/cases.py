@@ -16,11 +16,7 @@ from rungs.core.model import Event, Refused
 from rungs.engine import Commands
 from rungs.store.views import Views
 
-__all__ = ["cases_router", "refused"]
-
-
-def refused(exc: Refused) -> ApiError:
-    return ApiError(exc.status, exc.message, exc.field)
+__all__ = ["cases_router"]
 
 
 def cases_router(commands: Commands, views: Views, *, lanes: dict[str, Lane]) -> APIRouter:
@@ -38,7 +34,7 @@ def cases_router(commands: Commands, views: Views, *, lanes: dict[str, Lane]) ->
         try:
             case, new = await commands.open(body.model_dump(exclude_none=True))
         except Refused as exc:
-            raise refused(exc) from None
+            raise ApiError.refused(exc) from None
         current = views.policies.current_version()
         return (201 if new else 200), views.case_json(case, current)
 
@@ -97,7 +93,7 @@ def cases_router(commands: Commands, views: Views, *, lanes: dict[str, Lane]) ->
         try:
             case = await commands.adopt(case_id)
         except Refused as exc:
-            raise refused(exc) from None
+            raise ApiError.refused(exc) from None
         return views.case_json(case, views.policies.current_version())
 
     @router.post("/v1/cases/{case_id}/{action}")
@@ -113,7 +109,7 @@ def cases_router(commands: Commands, views: Views, *, lanes: dict[str, Lane]) ->
         try:
             await commands.act(case_id, event)
         except Refused as exc:
-            raise refused(exc) from None
+            raise ApiError.refused(exc) from None
         return await run_in_threadpool(view, case_id)
 
     return router

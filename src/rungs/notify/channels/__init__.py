@@ -11,11 +11,9 @@ import importlib
 import pkgutil
 
 from rungs.notify.channels.base import Channel, ChannelConfig, Context, DeliveryError, Outgoing
-from rungs.store.outbox import OUTBOX_CHANNEL
 
 __all__ = [
     "CHANNELS",
-    "NOTIFY_CHANNEL",
     "Channel",
     "ChannelConfig",
     "Context",
@@ -23,8 +21,6 @@ __all__ = [
     "Outgoing",
     "send",
 ]
-
-NOTIFY_CHANNEL = OUTBOX_CHANNEL  # the PostgreSQL NOTIFY that wakes dispatchers for new rows
 
 
 def _discover() -> dict[str, Channel]:

@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from rungs.policy.loader import Path
-from rungs.policy.model import MATCH_KEYS, METRICS, PRIORITIES, Action, Rule
+from rungs.policy.model import MATCH_KEYS, METRICS, PRIORITIES, STATUSES, Action, Rule
 from rungs.policy.reader import Reader
 from rungs.policy.values import Known, calendar_ref, check_refs, target, targets
 from rungs.time.calendar import Calendar
@@ -16,7 +16,6 @@ from rungs.time.calendar import Calendar
 __all__ = ["compile_rules", "check_rule_levels", "RULE_KEYS", "STATUSES"]
 
 RULE_KEYS = (*MATCH_KEYS, "status", "level", "assignee", "sla_breached", "sla_warning")
-STATUSES = ("open", "acknowledged", "pending", "resolved", "closed")
 
 
 def compile_rules(r: Reader, calendars: dict[str, Calendar], known: Known) -> tuple[Rule, ...]:

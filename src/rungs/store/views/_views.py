@@ -10,6 +10,7 @@ from sqlalchemy import Engine
 from rungs.core import sla
 from rungs.core.model import Case
 from rungs.policy import Policy
+from rungs.policy.versions import PolicyVersions
 from rungs.schedules.oncall import Schedule
 from rungs.store.cases import load_case
 from rungs.store.tokens import TokenCache
@@ -21,12 +22,8 @@ from rungs.time.clock import Clock
 __all__ = ["Policies", "Views"]
 
 
-class Policies(Protocol):
-    """The policy versions the views read with (the engine's `PolicyStore`)."""
-
-    def policy(self, version: int) -> Policy: ...
-
-    def current_version(self) -> int: ...
+class Policies(PolicyVersions, Protocol):
+    """The policy versions the views read with (the engine's `PolicyStore`), and their text."""
 
     def text(self, version: int) -> str: ...
 
@@ -102,7 +99,7 @@ class Views:
 
     def policy(self) -> Policy:
         """The current policy version."""
-        return self.policies.policy(self.policies.current_version())
+        return self.policies.current()
 
     def policy_yaml(self, *, redact: bool) -> tuple[int, str]:
         """The current version and its YAML; literal integration keys `<redacted>` if asked."""
