@@ -19,7 +19,6 @@ import hashlib
 import hmac
 import os
 import re
-from functools import partial
 from typing import Any
 from urllib.parse import parse_qs
 from xml.sax.saxutils import escape
@@ -116,9 +115,8 @@ def links_router(commands: Commands, views: Views, links: Links) -> APIRouter:
         except LinkError as exc:
             return await run_in_threadpool(refused_page, exc)
         event = Event(link.action, by=link.person)
-        use = partial(links.mark_used, link=link, now=views.clock.now())
         try:  # the action and the link's use commit together, or neither does
-            await commands.act(link.case_id, event, also=use)
+            await commands.act(link.case_id, event, link=links.use_of(link))
         except AlreadyUsed:  # used by a request that raced this one
             return await run_in_threadpool(refused_page, LinkError(410, "used", link))
         except Refused as exc:

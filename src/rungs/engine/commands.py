@@ -10,7 +10,6 @@ transactions through `decide_in` and `open_in`.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
 from functools import partial
 from typing import Any, Protocol
 
@@ -27,6 +26,7 @@ from rungs.policy import Policy
 from rungs.policy.model import Integration
 from rungs.store.cases import find_open, insert_case, load_case, new_case_id, save_case
 from rungs.store.effects import write_effects
+from rungs.store.links import LinkUse, record_use
 from rungs.store.outbox import Row
 from rungs.store.tokens import create_token, revoke_token
 from rungs.time.clock import Clock
@@ -175,15 +175,15 @@ class Commands:
 
         return await self.writer.submit_async(run)
 
-    async def act(
-        self, case_id: str, event: Event, also: Callable[[Connection], object] | None = None
-    ) -> Case:
-        """Decide one event; `also` runs after it in the same transaction (it may raise)."""
+    async def act(self, case_id: str, event: Event, *, link: LinkUse | None = None) -> Case:
+        """Decide one event. Taken through a one-click `link`, its use is recorded in the
+        same transaction: a link used by a racing request (AlreadyUsed) undoes the action."""
 
         def run(conn: Connection) -> Case:
-            new = self.decide_in(conn, case_id, event, self.clock.now())[0]
-            if also is not None:
-                also(conn)
+            now = self.clock.now()
+            new = self.decide_in(conn, case_id, event, now)[0]
+            if link is not None:
+                record_use(conn, link, now)
             return new
 
         return await self.writer.submit_async(run)

@@ -17,9 +17,9 @@ import threading
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, Engine
+from sqlalchemy import Engine
 
-from rungs.store.links import link_secret, link_use, record_use
+from rungs.store.links import LinkUse, link_secret, link_use
 from rungs.time.clock import SystemClock
 
 __all__ = [
@@ -160,6 +160,6 @@ class Links:
         return link_use(self.db, link.token_id)
 
     @staticmethod
-    def mark_used(conn: Connection, link: Link, now: int) -> None:
-        """Record the use (in the action's transaction); AlreadyUsed if already used."""
-        record_use(conn, link.token_id, link.case_id, link.action, link.person, now)
+    def use_of(link: Link) -> LinkUse:
+        """The use to record with the link's action (`Commands.act(..., link=...)`)."""
+        return LinkUse(link.token_id, link.case_id, link.action, link.person)

@@ -8,6 +8,7 @@ link is used at most once (`AlreadyUsed` when a racing request recorded it first
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Connection, Engine, insert, select
@@ -15,11 +16,21 @@ from sqlalchemy.exc import IntegrityError
 
 from rungs.store.tables import link_uses, secrets
 
-__all__ = ["AlreadyUsed", "link_secret", "link_use", "record_use"]
+__all__ = ["AlreadyUsed", "LinkUse", "link_secret", "link_use", "record_use"]
 
 
 class AlreadyUsed(Exception):
     """The link's use was recorded by another request first."""
+
+
+@dataclass(frozen=True, slots=True)
+class LinkUse:
+    """One use of a link: its signature (hex), and the case, action and person it was for."""
+
+    token_id: str
+    case_id: str
+    action: str
+    person: str
 
 
 def link_secret(db: Engine, make: Callable[[], str], now: int) -> str:
@@ -48,16 +59,18 @@ def link_use(db: Engine, token_id: str) -> Any:
         ).first()
 
 
-def record_use(
-    conn: Connection, token_id: str, case_id: str, action: str, person: str, now: int
-) -> None:
+def record_use(conn: Connection, use: LinkUse, now: int) -> None:
     """Record the use in the action's transaction; AlreadyUsed if it was used already (the
     writer then rolls the action back with it: both commit, or neither)."""
     try:
         conn.execute(
             insert(link_uses).values(
-                token_id=token_id, case_id=case_id, action=action, person=person, used_at=now
+                token_id=use.token_id,
+                case_id=use.case_id,
+                action=use.action,
+                person=use.person,
+                used_at=now,
             )
         )
     except IntegrityError:
-        raise AlreadyUsed(token_id) from None
+        raise AlreadyUsed(use.token_id) from None
