@@ -207,7 +207,7 @@ def test_removals_in_use_are_refused_unless_forced(db_url: str, tmp_path: Path) 
         acme = c.post("/v1/cases", json={"customer": "globex", "title": "a"}).json()
         assert acme["matrix"] == "globex"
         other = c.post("/v1/cases", json={"customer": "acme", "title": "b"}).json()
-        r = c.post(f"/v1/cases/{other['id']}/assign", json={"by": "ann", "to": "ben"})
+        r = c.post(f"/v1/cases/{other['id']}/assign", json={"by": "ann", "to": "person:ben"})
         assert r.status_code == 200, r.text
         sent = c.post(f"/v1/integrations/{EV_KEY}/events", json={"title": "disk"})
         assert sent.status_code == 202, sent.text

@@ -158,7 +158,7 @@ class PolicyStore:
         try:
             text = path.read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as exc:
-            text, problems = None, [Problem(str(path), 1, 1, f"cannot read file: {exc}")]
+            problems = [Problem(str(path), 1, 1, f"cannot read file: {exc}")]
         else:
             policy, problems = load_policy_text(text, str(path), str(path.parent))
             if policy is not None:

@@ -1,7 +1,8 @@
 """What is in use, for a policy change that would remove it: the customers, matrices and
 people of open cases, and the integrations that received events lately.
 
-A person is in use when an open case is assigned to them or paged them in its current round.
+A person is in use when an open case is assigned to them (`person:ID`) or paged them in its
+current round.
 An integration received events when a case it opened or fed was updated since `since`, or
 it beat (heartbeats) since then. Only the ids asked about are looked up: the state of a case is
 read just for the rows whose JSON names one of them.
@@ -29,9 +30,10 @@ def _naming(ids: Iterable[str]) -> list[ColumnElement[bool]]:
 def _open_states(conn: Connection, ids: set[str]) -> list[tuple[str | None, dict[str, Any]]]:
     if not ids:
         return []
+    assigned = [f"person:{i}" for i in ids]
     rows = conn.execute(
         select(cases.c.assignee, cases.c.state).where(
-            cases.c.status.not_in(CLOSED), or_(*_naming(ids), cases.c.assignee.in_(ids))
+            cases.c.status.not_in(CLOSED), or_(*_naming(ids), cases.c.assignee.in_(assigned))
         )
     ).all()
     return [(r.assignee, loads(r.state)) for r in rows]
@@ -57,7 +59,12 @@ def in_use(
     for assignee, state in _open_states(conn, matrices | people):
         if state.get("matrix") in matrices:
             used.setdefault("matrices", set()).add(state["matrix"])
-        on_case = {assignee, state.get("assignee"), *(state.get("paged") or {})}
+        on_case = {*(state.get("paged") or {})}
+        on_case.update(
+            a.removeprefix("person:")
+            for a in (assignee, state.get("assignee"))
+            if isinstance(a, str) and a.startswith("person:")
+        )
         used.setdefault("people", set()).update(people & on_case)
     if integrations:
         rows = conn.execute(
