@@ -26,27 +26,21 @@ POLICY = f"""\
 version: 1
 timezone: UTC
 people:
-  - id: ann
-    contacts: {{ email: ann@example.com }}
-  - id: ben
-    contacts: {{ email: ben@example.com }}
+  ann: {{ contacts: {{ email: ann@example.com }} }}
+  ben: {{ contacts: {{ email: ben@example.com }} }}
 customers:
-  - {{ id: acme, name: Acme }}
-  - {{ id: globex, name: Globex }}
-  - {{ id: initech, name: Initech }}
+  acme: {{ name: Acme }}
+  globex: {{ name: Globex }}
+  initech: {{ name: Initech }}
 matrices:
-  - id: default
-    levels:
-      - notify: [person:ann]
-      - after: 30m
-        notify: [person:ben]
-  - id: globex
+  default:
+    levels: [{{ notify: [person:ann] }}, {{ after: 30m, notify: [person:ben] }}]
+  globex:
     match: {{ customer: globex }}
-    levels:
-      - notify: [person:ben]
+    levels: [{{ notify: [person:ben] }}]
 integrations:
-  - {{ id: ev, format: events, key: {EV_KEY}, defaults: {{ customer: acme }} }}
-  - {{ id: spare, format: events, key_env: RUNGS_SPARE_KEY, defaults: {{ customer: acme }} }}
+  ev: {{ format: events, key: {EV_KEY}, defaults: {{ customer: acme }} }}
+  spare: {{ format: events, key_env: RUNGS_SPARE_KEY, defaults: {{ customer: acme }} }}
 """
 
 
@@ -167,10 +161,10 @@ def test_dry_run_shows_the_changes_and_stores_nothing(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'rungs.db'}"
     prepare(db_url=url, policy_file=_file(tmp_path))
     new = (
-        _without(POLICY, "  - { id: initech, name: Initech }\n").replace(
+        _without(POLICY, "  initech: { name: Initech }\n").replace(
             "ben@example.com", "ben@example.org"
         )
-        + "  - { id: third, format: events, key_env: RUNGS_THIRD, defaults: { customer: acme } }\n"
+        + "  third: { format: events, key_env: RUNGS_THIRD, defaults: { customer: acme } }\n"
     )
     new = new.replace("timezone: UTC", "timezone: Europe/Berlin")
     with _serve(url, None) as c:
@@ -194,7 +188,7 @@ def test_dry_run_shows_the_changes_and_stores_nothing(tmp_path: Path) -> None:
         )
         assert changes["other_sections"] == ["timezone"]
         assert c.get("/v1/policy").headers["x-rungs-policy-version"] == "1"
-        empty = "version: 1\ntimezone: UTC\ncustomers:\n  - { id: acme, name: Acme }\n"
+        empty = "version: 1\ntimezone: UTC\ncustomers: { acme: { name: Acme } }\n"
         warned = c.put("/v1/policy?dry_run=true", content=empty).json()["warnings"]
         assert [w["message"] for w in warned] == [
             "the policy has no matrices: no case is escalated",
@@ -214,14 +208,11 @@ def test_removals_in_use_are_refused_unless_forced(db_url: str, tmp_path: Path) 
 
         gone = _without(
             POLICY,
-            "  - { id: globex, name: Globex }\n",
-            "  - id: globex\n    match: { customer: globex }\n    levels:\n"
-            "      - notify: [person:ben]\n",
-            f"  - {{ id: ev, format: events, key: {EV_KEY}, defaults: {{ customer: acme }} }}\n",
-        )
-        gone = gone.replace("[person:ben]", "[person:ann]").replace(
-            "  - id: ben\n    contacts: { email: ben@example.com }\n", ""
-        )
+            "  globex: { name: Globex }\n",
+            "  globex:\n    match: { customer: globex }\n    levels: [{ notify: [person:ben] }]\n",
+            f"  ev: {{ format: events, key: {EV_KEY}, defaults: {{ customer: acme }} }}\n",
+            "  ben: { contacts: { email: ben@example.com } }\n",
+        ).replace("[person:ben]", "[person:ann]")
         r = c.put("/v1/policy", content=gone)
         assert r.status_code == 409, r.text
         assert r.json()["in_use"] == {
@@ -249,8 +240,8 @@ def test_removals_not_in_use_are_stored(db_url: str, tmp_path: Path) -> None:
         assert resolved.status_code == 202, resolved.text
         gone = _without(
             POLICY,
-            "  - { id: initech, name: Initech }\n",
-            f"  - {{ id: ev, format: events, key: {EV_KEY}, defaults: {{ customer: acme }} }}\n",
+            "  initech: { name: Initech }\n",
+            f"  ev: {{ format: events, key: {EV_KEY}, defaults: {{ customer: acme }} }}\n",
         )
         # the integration received an event within a day: in use, though its case is resolved
         r = c.put("/v1/policy", content=gone)
@@ -287,12 +278,8 @@ people:
       email: ben@example.com
       webhook: >-
         {HOOK}
-customers:
-  - {{ id: acme, name: Acme }}
-matrices:
-  - id: default
-    levels:
-      - notify: [person:ann]
+customers: {{ acme: {{ name: Acme }} }}
+matrices: [{{ id: default, levels: [{{ notify: [person:ann] }}] }}]
 rules:
   - id: tell
     when: {{ priority: P1 }}

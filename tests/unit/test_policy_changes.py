@@ -20,17 +20,12 @@ OLD = """\
 version: 1
 timezone: UTC
 people:
-  - id: ann
-    contacts: { email: ann@example.com }
-  - id: ben
-    contacts: { email: ben@example.com }
-customers:
-  - { id: acme, name: Acme }
-  - { id: globex, name: Globex }
+  - { id: ann, contacts: { email: ann@example.com } }
+  - { id: ben, contacts: { email: ben@example.com } }
+customers: [{ id: acme, name: Acme }, { id: globex, name: Globex }]
 matrices:
   - id: default
-    levels:
-      - notify: [person:ann]
+    levels: [{ notify: [person:ann] }]
 integrations:
   - { id: ev, format: events, key_env: RUNGS_EV, defaults: { customer: acme } }
 """
@@ -47,8 +42,7 @@ customers:
     name: Acme
 matrices:
   - id: default
-    levels:
-      - notify: [person:ann]
+    levels: [{ notify: [person:ann] }]
   - id: night
     match: { customer: acme }
     levels:
@@ -79,7 +73,7 @@ def test_diff_names_what_was_added_removed_and_changed() -> None:
 
 def test_a_reformatted_policy_changes_nothing() -> None:
     flowed = OLD.replace(
-        "matrices:\n  - id: default\n    levels:\n      - notify: [person:ann]\n",
+        "matrices:\n  - id: default\n    levels: [{ notify: [person:ann] }]\n",
         "matrices: [{id: default, levels: [{notify: ['person:ann']}]}]  # same\n",
     )
     assert flowed != OLD
