@@ -49,10 +49,15 @@ def build(
     role: str = "all",
     token_rate: Rate | None = None,
     max_body: int = DEFAULT_MAX_BODY,
+    strict: bool = False,
 ) -> tuple[Engine, FastAPI]:
     """Migrate, load the policy (validated; a new version only when its text changed), wire,
     start. The engine's `stop()` stops it all; its `db`, `commands`, `views`, `loop` serve
-    tests."""
+    tests.
+
+    With `policy_file` the policy is file-managed; a file with errors keeps the last stored
+    version serving (`/healthz` says why) unless `strict`, or unless none is stored: then
+    `PolicyError`. Without it, the stored current version serves (database-managed)."""
     if virtual_start is not None and os.environ.get(VIRTUAL_CLOCK_ENV) != "1":
         raise PermissionError(f"--virtual-clock is refused unless {VIRTUAL_CLOCK_ENV}=1")
     clock: Clock = VirtualClock(virtual_start) if virtual_start is not None else SystemClock()
@@ -61,7 +66,7 @@ def build(
     # virtual clock too: its advance delivers what is due, at the instant it is due)
     dispatch = role in ("all", "dispatcher")
     links = Links(db)  # one per process: the secret is read once, for pages and the API
-    engine = _engine(db, clock, policy_file, links=links if dispatch else None)
+    engine = _engine(db, clock, policy_file, links=links if dispatch else None, strict=strict)
     app = create_app(engine, links=links, role=role, token_rate=token_rate, max_body=max_body)
     engine.start(engine=role in ("all", "engine"))
     return engine, app
@@ -74,7 +79,12 @@ def _database(db_url: str) -> Database:
 
 
 def _engine(
-    db: Database, clock: Clock, policy_file: str | Path | None, *, links: Links | None
+    db: Database,
+    clock: Clock,
+    policy_file: str | Path | None,
+    *,
+    links: Links | None,
+    strict: bool,
 ) -> Engine:
     """The engine, with a dispatcher when `links` is given (this process delivers)."""
 
@@ -84,11 +94,12 @@ def _engine(
         outbox = Outbox(db, writer)
         return Dispatcher(policies, outbox, record, clock, links=links, workers=workers)
 
-    engine = Engine(db, clock, dispatcher=dispatcher if links is not None else None)
+    managed_by = None if policy_file is None else str(policy_file)
+    delivery = dispatcher if links is not None else None
+    engine = Engine(db, clock, dispatcher=delivery, policy_file=managed_by)
     try:
         if policy_file is not None:
-            p = Path(policy_file)
-            engine.policies.ensure(p.read_text(encoding="utf-8"), str(p))
+            engine.policies.load_file(Path(policy_file), strict=strict)
         else:
             engine.policies.current_version()  # refuses to start with no stored policy
     except BaseException:
@@ -97,12 +108,12 @@ def _engine(
     return engine
 
 
-def prepare(*, db_url: str, policy_file: str | Path | None) -> None:
+def prepare(*, db_url: str, policy_file: str | Path | None, strict: bool = False) -> None:
     """Migrate and store the policy once, before worker processes start (so that they do
     not race to do it), raising what `build` would raise."""
     db = _database(db_url)
     try:
-        _engine(db, SystemClock(), policy_file, links=None).stop()
+        _engine(db, SystemClock(), policy_file, links=None, strict=strict).stop()
     finally:
         db.dispose()
 
@@ -112,6 +123,8 @@ def worker_settings(**settings: Any) -> str:
     rate = settings.get("token_rate")
     if rate is not None:
         settings["token_rate"] = [rate.per_second, rate.burst]
+    if settings.get("policy_file") is not None:
+        settings["policy_file"] = str(settings["policy_file"])
     return json.dumps(settings)
 
 

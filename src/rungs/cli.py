@@ -14,6 +14,8 @@ from rich.console import Console
 from rich.table import Table
 
 from rungs.policy import Policy, Problem, validate_file
+from rungs.policy.advice import advice
+from rungs.policy.diff import diff_texts, render_diff
 from rungs.time.instant import format_local, format_utc, parse_duration, parse_instant
 
 app = typer.Typer(help="Rungs: escalation management. Escalation as code.", no_args_is_help=True)
@@ -53,10 +55,13 @@ def validate(
     files: Annotated[list[Path], typer.Argument(help="Policy files to check.")],
     as_json: JsonFlag = False,
 ) -> None:
-    """Check policy files; print every error as FILE:LINE:COL: message."""
+    """Check policy files; print every error as FILE:LINE:COL: message (warnings too)."""
     problems: list[Problem] = []
     for f in files:
-        problems.extend(validate_file(f)[1])
+        policy, found = validate_file(f)
+        problems.extend(found)
+        if policy is not None:  # a valid policy that would page nobody: warnings, exit 0
+            problems.extend(advice(f.read_text(encoding="utf-8"), str(f), policy))
     errors = [p for p in problems if p.severity == "error"]
     if as_json:
         print(json.dumps([p.as_dict() for p in problems], indent=2))
@@ -235,6 +240,29 @@ def oncall(
         out.print(table)
 
 
+policy_app = typer.Typer(help="Policy files: compare versions.", no_args_is_help=True)
+app.add_typer(policy_app, name="policy")
+
+
+@policy_app.command("diff")
+def policy_diff(
+    old: Annotated[Path, typer.Argument(metavar="OLD", help="The policy as it is.")],
+    new: Annotated[Path, typer.Argument(metavar="NEW", help="The policy as it would be.")],
+    as_json: JsonFlag = False,
+) -> None:
+    """What NEW changes from OLD: customers, matrices, integrations, schedules and people
+    added (+), removed (-) and changed (~), and other sections that differ. Both must be
+    valid; nothing is stored anywhere."""
+    _policy_or_exit(str(old))
+    _policy_or_exit(str(new))
+    diff = diff_texts(old.read_text(encoding="utf-8"), new.read_text(encoding="utf-8"))
+    if as_json:
+        print(json.dumps(diff.as_dict(), indent=2))
+        return
+    for line in render_diff(diff):
+        out.print(line, highlight=False, markup=False, soft_wrap=True)
+
+
 db_app = typer.Typer(help="Database maintenance.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 
@@ -375,6 +403,14 @@ def serve(
             help="Processes serving the port, each with the same role (one interpreter per core).",
         ),
     ] = 1,
+    strict: Annotated[
+        bool,
+        typer.Option(
+            "--strict",
+            help="Exit when the --policy file has errors, instead of serving the last stored "
+            "version (for CI pipelines).",
+        ),
+    ] = False,
 ) -> None:
     """Run the API, the engine and the dispatcher on one database."""
     import uvicorn
@@ -405,6 +441,7 @@ def serve(
             role=role,
             token_rate=token_rate,
             max_body=max_body,
+            strict=strict,
         )
         return
     with _start_errors():
@@ -415,6 +452,7 @@ def serve(
             role=role,
             token_rate=token_rate,
             max_body=max_body,
+            strict=strict,
         )
     print(f"Rungs is serving at http://{host}:{port} (API docs at /docs)", flush=True)
     settle_heap()
@@ -447,11 +485,13 @@ def _serve_workers(workers: int, host: str, port: int, **settings: Any) -> None:
 
     from rungs.bootstrap import WORKER_ENV, prepare, worker_settings
 
+    strict = settings.pop("strict")
     with _start_errors():
-        prepare(db_url=settings["db_url"], policy_file=settings["policy_file"])
-    # the workers serve the current version: stored above, or PUT later through the API (a
-    # worker restarted after that must not store the file again over it)
-    os.environ[WORKER_ENV] = worker_settings(**{**settings, "policy_file": None})
+        prepare(db_url=settings["db_url"], policy_file=settings["policy_file"], strict=strict)
+    # the workers serve the current version, stored above; with a policy file they are
+    # file-managed too (PUT refused), and find its text stored already (or, when it has
+    # errors, serve the last stored version and say so on /healthz, as this process would)
+    os.environ[WORKER_ENV] = worker_settings(**settings)
     print(f"Rungs is serving at http://{host}:{port} (API docs at /docs)", flush=True)
     uvicorn.run(
         "rungs.bootstrap:worker_app",

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from rungs.bootstrap import build
+from rungs.bootstrap import build, prepare
 from rungs.time.instant import parse_instant
 from tests.conftest import ROOT, auth_headers
 
@@ -19,7 +19,8 @@ START = "2026-11-24T08:00:00Z"
 @pytest.fixture
 def client(db_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[TestClient]:
     monkeypatch.setenv("RUNGS_ALLOW_VIRTUAL_CLOCK", "1")
-    service, app = build(db_url=db_url, policy_file=ACME, virtual_start=parse_instant(START))
+    prepare(db_url=db_url, policy_file=ACME)  # stored once, then database-managed: PUT stores
+    service, app = build(db_url=db_url, policy_file=None, virtual_start=parse_instant(START))
     try:
         with TestClient(app, headers=auth_headers(service)) as c:
             yield c

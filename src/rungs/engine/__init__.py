@@ -9,7 +9,7 @@ from rungs.engine.commands import Commands, Deliveries
 from rungs.engine.engine import Delivery, Engine
 from rungs.engine.heartbeats import Heartbeats
 from rungs.engine.loop import Loop, Manager
-from rungs.engine.policies import PolicyStore
+from rungs.engine.policies import PolicyChange, PolicyConflict, PolicyStore
 from rungs.engine.timers import RETRY_US, Timers
 from rungs.engine.writer import Writer
 from rungs.store.listen import TIMERS_CHANNEL
@@ -24,6 +24,8 @@ __all__ = [
     "Heartbeats",
     "Loop",
     "Manager",
+    "PolicyChange",
+    "PolicyConflict",
     "PolicyStore",
     "Timers",
     "Writer",

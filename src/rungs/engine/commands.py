@@ -19,7 +19,7 @@ from sqlalchemy.exc import IntegrityError
 from rungs.core.decide import decide
 from rungs.core.model import Case, Effect, Event, Refused
 from rungs.engine.heartbeats import beat_in
-from rungs.engine.policies import PolicyStore
+from rungs.engine.policies import PolicyChange, PolicyStore
 from rungs.engine.wake import Wake
 from rungs.engine.writer import Writer
 from rungs.policy import Policy
@@ -214,6 +214,14 @@ class Commands:
     async def store_policy(self, yaml_text: str, source: str) -> tuple[int, Policy]:
         """Validate and store a new policy version (PolicyError lists every problem)."""
         return await asyncio.to_thread(self.policies.store, yaml_text, source)
+
+    async def change_policy(
+        self, yaml_text: str, source: str, *, dry_run: bool = False, force: bool = False
+    ) -> PolicyChange:
+        """`PUT /v1/policy`: see `PolicyStore.change` (PolicyError, PolicyConflict)."""
+        return await asyncio.to_thread(
+            partial(self.policies.change, yaml_text, source, dry_run=dry_run, force=force)
+        )
 
     async def add_override(
         self, schedule_id: str, start: int, end: int, who: str, note: str | None

@@ -52,12 +52,14 @@ class Engine:
         *,
         batch: int = 500,
         dispatcher: DispatcherFactory | None = None,
+        policy_file: str | None = None,
     ) -> None:
         self.db = db
         self.clock = clock
         self.wake = Wake(postgres=db.dialect.name == "postgresql")
         self.writer = Writer(db, after_commit=self._committed)
-        self.policies = PolicyStore(db, self.writer, clock)
+        # file-managed when `policy_file` is given (see `PolicyStore`)
+        self.policies = PolicyStore(db, self.writer, clock, managed_by=policy_file)
         # results are decided by the command object, made after the dispatcher it is given
         record = recorder(self.writer, lambda *a: self.commands.decide_in(*a), clock)
         self.dispatcher = dispatcher(self.policies, self.writer, record) if dispatcher else None

@@ -2,33 +2,86 @@
 
 Every decision runs with its case's policy version; reads of "the current version" may be a
 second stale, because other processes store versions too.
+
+Two modes. File-managed (`managed_by` names the file `serve --policy` loaded): the file is the
+source of truth, stored as a new version at start when its text changed, and `change` refuses
+to store anything else. Database-managed (no file): `change` stores new versions, which later
+starts serve. A broken file at start keeps the last stored version serving (`file_error`).
 """
 
 from __future__ import annotations
 
+import logging
 import time
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
 
 from sqlalchemy import Connection, Engine, func, insert, select
 
 from rungs.engine.writer import Writer
-from rungs.policy import Policy, PolicyError, load_policy_text
+from rungs.policy import Policy, PolicyError, Problem, load_policy_text
+from rungs.policy.advice import advice
+from rungs.policy.diff import PolicyDiff, diff_texts
 from rungs.schedules.oncall import Override
 from rungs.store.tables import overrides, policies
+from rungs.store.usage import in_use
 from rungs.time.clock import Clock
 
-__all__ = ["PolicyStore", "VERSION_TTL_S"]
+__all__ = ["PolicyChange", "PolicyConflict", "PolicyStore", "RECENT_US", "VERSION_TTL_S"]
 
 VERSION_TTL_S = 1.0  # how stale this process's idea of the current policy version may be
+RECENT_US = 24 * 3600 * 1_000_000  # an integration that received events this recently is in use
+_IN_USE_CHECKED = ("customers", "matrices", "people", "integrations")
+
+log = logging.getLogger("rungs.policy")
+
+
+class PolicyConflict(Exception):
+    """A policy change refused as it stands (409): the policy is file-managed, or it removes
+    what is in use. `extra` goes into the answer's JSON."""
+
+    def __init__(self, message: str, **extra: Any) -> None:
+        super().__init__(message)
+        self.message, self.extra = message, extra
+
+
+@dataclass(frozen=True, slots=True)
+class PolicyChange:
+    """What storing a policy text changes (`version` None: a dry run, nothing stored)."""
+
+    current: int
+    diff: PolicyDiff
+    in_use: dict[str, list[str]]
+    warnings: list[Problem] = field(default_factory=list)
+    version: int | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "dry_run": self.version is None,
+            "current_version": self.current,
+            "version": self.version,
+            "changes": self.diff.as_dict(),
+            "in_use": self.in_use,
+            "warnings": [p.as_dict() for p in self.warnings],
+        }
+
+
+def _in_use_words(used: dict[str, list[str]]) -> str:
+    return "; ".join(f"{section} {', '.join(ids)}" for section, ids in used.items())
 
 
 class PolicyStore:
     """`policy(version)` and `current_version()` for the engine, the views and the dispatcher."""
 
-    def __init__(self, db: Engine, writer: Writer, clock: Clock) -> None:
+    def __init__(
+        self, db: Engine, writer: Writer, clock: Clock, *, managed_by: str | None = None
+    ) -> None:
         self.db = db
         self.writer = writer
         self.clock = clock
+        self.managed_by = managed_by  # the policy file, when file-managed
+        self.file_error: str | None = None  # the file's errors when it was refused at start
         self._policies: dict[int, Policy] = {}
         self._overrides_seen = 0
         self._current: int | None = None
@@ -78,6 +131,10 @@ class PolicyStore:
         policy, problems = load_policy_text(yaml_text, source)
         if policy is None:
             raise PolicyError(problems)
+        version = self._store(yaml_text, source, policy)
+        return version, self._policies[version]  # with the overrides posted so far
+
+    def _store(self, yaml_text: str, source: str, policy: Policy) -> int:
         now = self.clock.now()
 
         def write(conn: Connection) -> int:
@@ -88,9 +145,77 @@ class PolicyStore:
             ).scalar_one()
 
         version = self.writer.call(write)
-        policy = self._policies[version] = self._with_overrides(policy)  # as `policy()` reads it
+        self._policies[version] = self._with_overrides(policy)
         self._current, self._checked = version, time.monotonic()
-        return version, policy
+        return version
+
+    def load_file(self, path: Path, *, strict: bool = False) -> int:
+        """Start-up in file-managed mode: store the file's policy when its text changed.
+
+        A file that does not read or compile is logged, error by error, and kept in
+        `file_error` while the last stored version serves on: a typo must not stop paging.
+        With `strict`, or when no version is stored yet, it raises `PolicyError` instead.
+        """
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            problems = [Problem(str(path), 1, 1, f"cannot read file: {exc}")]
+        else:
+            policy, problems = load_policy_text(text, str(path), str(path.parent))
+            if policy is not None:
+                self.file_error = None
+                return self.ensure(text, str(path))
+        errors = [p for p in problems if p.severity == "error"]
+        if strict:
+            raise PolicyError(errors)
+        try:
+            version = self.current_version()
+        except RuntimeError:
+            raise PolicyError(errors) from None
+        for p in errors:
+            log.error("%s", p)
+        log.error(
+            "the policy file %s has errors: serving the stored policy version %d", path, version
+        )
+        self.file_error = "\n".join(str(p) for p in errors)
+        return version
+
+    def change(
+        self, yaml_text: str, source: str, *, dry_run: bool = False, force: bool = False
+    ) -> PolicyChange:
+        """What `PUT /v1/policy` does: validate (PolicyError), compare with the current
+        version, and store unless a dry run. Refused (PolicyConflict) when the policy is
+        file-managed, or when it removes a customer, matrix or person that open cases use, or
+        an integration that received events within a day, unless `force`."""
+        policy, problems = load_policy_text(yaml_text, source)
+        if policy is None:
+            raise PolicyError(problems)
+        if self.managed_by is not None and not dry_run:
+            raise PolicyConflict(
+                f"the policy is managed by the file {self.managed_by} (rungs serve --policy): "
+                "edit the file and restart, or serve without --policy to manage it here",
+                file=self.managed_by,
+            )
+        current = self.current_version()
+        diff = diff_texts(self.text(current), yaml_text)
+        removed = {s: diff.removed[s] for s in _IN_USE_CHECKED if diff.removed[s]}
+        used: dict[str, list[str]] = {}
+        if removed:
+            with self.db.connect() as conn:
+                used = in_use(conn, removed, self.clock.now() - RECENT_US)
+        warnings = [p for p in problems if p.severity == "warning"]
+        warnings += advice(yaml_text, source, policy)
+        if dry_run:
+            return PolicyChange(current, diff, used, warnings)
+        if used and not force:
+            raise PolicyConflict(
+                f"this policy removes what is in use ({_in_use_words(used)}); "
+                "PUT it with ?force=true to store it anyway",
+                in_use=used,
+                changes=diff.as_dict(),
+            )
+        version = self._store(yaml_text, source, policy)
+        return PolicyChange(current, diff, used, warnings, version)
 
     def ensure(self, yaml_text: str, source: str) -> int:
         """Store the policy unless the current version already holds exactly this text."""

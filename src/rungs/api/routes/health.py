@@ -68,6 +68,7 @@ def health_router(views: Views, metrics: Metrics, timers: Timers, *, role: str) 
             "pid": os.getpid(),  # which process answered, with `rungs serve --workers N`
             "now": format_utc(views.clock.now()),
             "virtual_clock": views.clock.virtual,
+            "policy_file_error": views.policy_file_error(),  # paging goes on: still 200
         }
 
     @router.get("/metrics", response_class=PlainTextResponse)

@@ -10,6 +10,7 @@ from sqlalchemy import Engine
 from rungs.core import sla
 from rungs.core.model import Case
 from rungs.policy import Policy
+from rungs.policy.redact import public_yaml
 from rungs.policy.versions import PolicyVersions
 from rungs.schedules.oncall import Schedule
 from rungs.store.cases import load_case
@@ -26,6 +27,11 @@ class Policies(PolicyVersions, Protocol):
     """The policy versions the views read with (the engine's `PolicyStore`), and their text."""
 
     def text(self, version: int) -> str: ...
+
+    @property
+    def file_error(self) -> str | None:
+        """The policy file's errors when it was refused at start (the last version serves)."""
+        ...
 
 
 class Views:
@@ -102,14 +108,17 @@ class Views:
         return self.policies.current()
 
     def policy_yaml(self, *, redact: bool) -> tuple[int, str]:
-        """The current version and its YAML; literal integration keys `<redacted>` if asked."""
+        """The current version and its YAML as stored, or, with `redact`, rebuilt from the
+        parsed policy with every secret removed (`rungs.policy.redact`)."""
         version = self.policies.current_version()
         text = self.policies.text(version)
         if redact:
-            for integ in self.policies.policy(version).integrations.values():
-                if integ.key:
-                    text = text.replace(integ.key, "<redacted>")
+            text = public_yaml(text, self.policies.policy(version), f"version {version}")
         return version, text
+
+    def policy_file_error(self) -> str | None:
+        """Why the policy file was not loaded at start (None when it was, or there is none)."""
+        return self.policies.file_error
 
     def schedule(self, sid: str) -> Schedule | None:
         return self.policy().schedules.get(sid)
