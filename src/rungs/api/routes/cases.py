@@ -117,7 +117,12 @@ def cases_router(commands: Commands, views: Views, *, lanes: dict[str, Lane]) ->
         b = body or ActionBody()
         token: TokenInfo | None = getattr(request.state, "token", None)
         people = (await run_in_threadpool(views.policy)).people
-        by = acting_as(token, b.by, action, people)
+        try:
+            by = acting_as(token, b.by, action, people)
+        except ApiError:
+            if await run_in_threadpool(views.case_state, case_id) is None:
+                raise ApiError(404, f"no case '{case_id}'", "id") from None  # first things first
+            raise
         event = Event(
             action,
             by=by,
