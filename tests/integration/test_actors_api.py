@@ -44,6 +44,8 @@ matrices:
       - notify: [person:ann]
       - after: 30m
         notify: [person:ben]
+integrations:
+  - { id: ev, format: events, key: ev-0123456789abcdef, defaults: { customer: acme } }
 """
 
 
@@ -214,6 +216,13 @@ def test_opened_names_the_token_on_both_paths(api: Api) -> None:
         (opened,) = api.entries(r.json()["id"], "opened")
         assert opened["actor"] == api.names[tok]
         assert "by" not in opened
+
+
+def test_a_case_an_integration_opened_names_it(api: Api) -> None:
+    r = api.client.post("/v1/integrations/ev-0123456789abcdef/events", json={"title": "disk"})
+    assert r.status_code == 202, r.text
+    (opened,) = api.entries(r.json()["case"], "opened")
+    assert opened["actor"] == "integration:ev"
 
 
 # not_sent through the API --------------------------------------------------------------------
