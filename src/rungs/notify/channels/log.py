@@ -38,10 +38,9 @@ async def send(ctx: Context, out: Outgoing) -> None:
     msg = out.message
     body = msg.text.rstrip()
     _visible().info(
-        "%s to %s (%s, key %s)%s\n%s",
+        "%s to %s (key %s; written here by channels.log instead of being sent)%s\n%s",
         out.channel,
         out.address,
-        "not sent: channels.log",
         out.key,
         f": {msg.subject}" if msg.subject else "",
         body,
