@@ -1,6 +1,7 @@
 """Issue 12 §1 and §2 over HTTP: tokens that belong to a person, `actor` and `by` on every
 action's entry, `not_sent` in the API's timeline and handoff, the `log` channel of the
-example policy, and the migration that adds a token's person."""
+example policy, and the migration that adds a token's person. The policy is the auth tests'
+(ann on call at START, ben at level 2, no `channels` section)."""
 
 from __future__ import annotations
 
@@ -25,28 +26,9 @@ from rungs.store.db import MIGRATIONS, make_engine
 from rungs.store.tokens import lookup
 from rungs.time.instant import parse_instant
 from tests.conftest import api_token
+from tests.integration.test_auth import KEYS, POLICY, START
 
 ROOT = Path(__file__).resolve().parents[2]
-START = "2026-03-02T09:00:00Z"
-POLICY = """\
-version: 1
-timezone: UTC
-people:
-  - id: ann
-    contacts: { email: ann@example.com }
-  - id: ben
-    contacts: { email: ben@example.com }
-customers:
-  - { id: acme, name: Acme }
-matrices:
-  - id: default
-    levels:
-      - notify: [person:ann]
-      - after: 30m
-        notify: [person:ben]
-integrations:
-  - { id: ev, format: events, key: ev-0123456789abcdef, defaults: { customer: acme } }
-"""
 
 
 @dataclass
@@ -219,7 +201,7 @@ def test_opened_names_the_token_on_both_paths(api: Api) -> None:
 
 
 def test_a_case_an_integration_opened_names_it(api: Api) -> None:
-    r = api.client.post("/v1/integrations/ev-0123456789abcdef/events", json={"title": "disk"})
+    r = api.client.post(f"/v1/integrations/{KEYS['events']}/events", json={"title": "disk"})
     assert r.status_code == 202, r.text
     (opened,) = api.entries(r.json()["case"], "opened")
     assert opened["actor"] == "integration:ev"

@@ -27,23 +27,16 @@ from rungs.time.instant import MINUTE, parse_instant
 T0 = parse_instant("2026-06-01T10:00:00Z")
 PEOPLE = """\
 people:
-  - id: ann
-    contacts: {email: ann@x.test, sms: "+15550000001"}
-    notify:
-      - {after: 0m, via: email}
-      - {after: 5m, via: sms}
-  - id: ben
-    contacts: {email: ben@x.test}
+  - {id: ann, contacts: {email: ann@x.test, sms: "+15550000001"},
+     notify: [{after: 0m, via: email}, {after: 5m, via: sms}]}
+  - {id: ben, contacts: {email: ben@x.test}}
 """
 REST = """\
-customers:
-  - {id: acme, name: Acme}
+customers: [{id: acme, name: Acme}]
 matrices:
   - id: m
-    levels:
-      - notify: [person:ann]
-      - {after: 30m, notify: [person:ben]}
-      - {after: 1h, unless: resolved, notify: [person:ben]}
+    levels: [{notify: [person:ann]}, {after: 30m, notify: [person:ben]},
+             {after: 1h, unless: resolved, notify: [person:ben]}]
 """
 
 

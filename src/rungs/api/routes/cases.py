@@ -123,15 +123,8 @@ def cases_router(commands: Commands, views: Views, *, lanes: dict[str, Lane]) ->
             if await run_in_threadpool(views.case_state, case_id) is None:
                 raise ApiError(404, f"no case '{case_id}'", "id") from None  # first things first
             raise
-        event = Event(
-            action,
-            by=by,
-            reason=b.reason,
-            to_level=b.to_level,
-            to=b.to,
-            priority=b.priority,
-            actor=token.name if token is not None else None,
-        )
+        actor = token.name if token is not None else None  # who was authenticated
+        event = Event(action, by, b.reason, b.to_level, b.to, b.priority, actor=actor)
         try:
             await commands.act(case_id, event)
         except Refused as exc:
