@@ -87,8 +87,11 @@ def reset_database(url: str) -> None:
     eng.dispose()
 
 
-def api_token(engine_or_url: Any, role: str = "admin", name: str | None = None) -> str:
-    """A new API token with `role`, written straight to the (migrated) database."""
+def api_token(
+    engine_or_url: Any, role: str = "admin", name: str | None = None, person: str | None = None
+) -> str:
+    """A new API token with `role` (acting as `person`), written straight to the (migrated)
+    database."""
     from rungs.store.db import make_engine, upgrade
     from rungs.store.tokens import create_token
 
@@ -98,7 +101,8 @@ def api_token(engine_or_url: Any, role: str = "admin", name: str | None = None) 
         if own:
             upgrade(engine)
         with engine.begin() as conn:
-            return create_token(conn, name or f"test-{role}-{uuid.uuid4().hex[:8]}", role, 0)
+            name = name or f"test-{role}-{uuid.uuid4().hex[:8]}"
+            return create_token(conn, name, role, 0, person)
     finally:
         if own:
             engine.dispose()

@@ -302,21 +302,33 @@ def token_create(
     role: Annotated[str, typer.Option("--role", help="viewer, responder or admin.")],
     name: Annotated[str, typer.Option("--name", help="A unique name, to list and revoke it.")],
     db: DbOption = "sqlite:///rungs.db",
+    person: Annotated[
+        str | None,
+        typer.Option("--person", help="The policy's person it acts as (actions default to them)."),
+    ] = None,
 ) -> None:
     """Create a token; it is printed once, alone on the last line, and only its hash is kept."""
-    from rungs.store.tokens import TokenError, create_token
+    from rungs.store.tokens import TokenError, check_person, create_token, stored_people
     from rungs.time.clock import SystemClock
 
     engine = _token_db(db)
     try:
         with engine.begin() as conn:
-            token = create_token(conn, name, role, SystemClock().now())
+            if person is not None:
+                people = stored_people(conn)
+                if people is None:
+                    err.print(f"no policy is stored yet: '{person}' is checked when it acts")
+                else:
+                    check_person(people, person)
+            token = create_token(conn, name, role, SystemClock().now(), person)
     except TokenError as exc:
         raise _fail(exc.message) from None
     finally:
         engine.dispose()
+    who = f", acting as {person}" if person else ""
     err.print(
-        f"token '{name}' ({role}) created; it is shown only now, keep it secret:", highlight=False
+        f"token '{name}' ({role}{who}) created; it is shown only now, keep it secret:",
+        highlight=False,
     )
     print(token, flush=True)
 
@@ -360,10 +372,12 @@ def token_list(
         print(json.dumps(rows, indent=2))
         return
     table = Table(title=f"{len(rows)} token(s)")
-    for col in ("name", "role", "created", "revoked"):
+    for col in ("name", "role", "person", "created", "revoked"):
         table.add_column(col)
     for r in rows:
-        table.add_row(r["name"], r["role"], r["created_at"], r["revoked_at"] or "")
+        table.add_row(
+            r["name"], r["role"], r["person"] or "", r["created_at"], r["revoked_at"] or ""
+        )
     out.print(table)
 
 

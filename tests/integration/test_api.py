@@ -47,7 +47,7 @@ def test_open_read_and_act(client: TestClient) -> None:
     assert again.status_code == 409 and "already acknowledged" in again.json()["detail"]
     r = client.post(f"/v1/cases/{case['id']}/resolve", json={"by": "alice"})
     assert r.json()["status"] == "resolved"
-    r = client.post(f"/v1/cases/{case['id']}/pending", json={})
+    r = client.post(f"/v1/cases/{case['id']}/pending", json={"by": "alice"})
     assert r.status_code == 409 and "resolved" in r.json()["detail"]
     kinds = [e["kind"] for e in client.get(f"/v1/cases/{case['id']}/timeline").json()]
     assert kinds[:1] == ["opened"] and "acknowledged" in kinds and kinds[-1] == "resolved"
@@ -66,7 +66,7 @@ def test_errors_name_the_field(client: TestClient) -> None:
     case = _open(client)
     r = client.post(f"/v1/cases/{case['id']}/escalate", json={"by": "bob", "reason": "whim"})
     assert r.status_code == 422 and r.json()["field"] == "reason" and "whim" in r.json()["detail"]
-    r = client.post(f"/v1/cases/{case['id']}/assign", json={"to": "team:nope"})
+    r = client.post(f"/v1/cases/{case['id']}/assign", json={"by": "bob", "to": "team:nope"})
     assert r.status_code == 422 and r.json()["field"] == "to"
     r = client.post(f"/v1/cases/{case['id']}/launch", json={})
     assert r.status_code == 404 and r.json()["field"] == "action"

@@ -377,7 +377,8 @@ def test_cli_tokens_create_list_revoke(env: App) -> None:
 
 def test_token_api_routes(env: App) -> None:
     c, admin = env.client, env.bearer("admin")
-    r = c.post("/v1/tokens", json={"name": "pager-bot", "role": "responder"}, headers=admin)
+    body = {"name": "pager-bot", "role": "responder", "person": "ann"}  # it acts as ann
+    r = c.post("/v1/tokens", json=body, headers=admin)
     assert r.status_code == 201 and r.json()["role"] == "responder"
     token = r.json()["token"]
     bot = {"Authorization": f"Bearer {token}"}

@@ -641,7 +641,7 @@ def test_without_a_channels_section_nothing_is_sent(start: Callable[..., Service
     (row,) = outbox(service)
     assert row.status == "skipped"
     assert row.last_error == "not sent: the policy has no channels section"
-    assert [e["kind"] for e in entries(service, cid)] == ["opened", "notified"]
+    assert [e["kind"] for e in entries(service, cid)] == ["opened", "notified", "not_sent"]
 
 
 def test_smtp_login_from_the_environment_and_a_refused_recipient(

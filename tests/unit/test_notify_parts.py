@@ -160,7 +160,7 @@ def test_compose_says_what_goes_where() -> None:
 
 
 def test_every_channel_is_a_module_behind_one_send() -> None:
-    assert set(CHANNELS) == {"email", "sms", "voice", "slack", "webhook", "apprise"}
+    assert set(CHANNELS) == {"email", "sms", "voice", "slack", "webhook", "apprise", "log"}
     assert all(callable(m.send) and name == m.NAME for name, m in CHANNELS.items())
 
     async def go() -> None:

@@ -87,7 +87,7 @@ def test_channel_hints_name_the_choices_when_nothing_is_close() -> None:
     _, problems = load_policy_text(PEOPLE + "channels: {pigeon: {}}\n", "p.yaml")
     assert [p.message for p in problems if p.severity == "error"] == [
         "unknown channel or setting 'pigeon' (use email, webhook, sms, voice, slack, apprise, "
-        "retry, bundle, rate_limits, handled_notice)"
+        "log, retry, bundle, rate_limits, handled_notice)"
     ]
 
 

@@ -103,6 +103,7 @@ class NewToken(BaseModel):
         str, Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.@\-]*$")
     ]
     role: Annotated[str, Field(pattern="^(" + "|".join(ROLES) + ")$", max_length=20)]
+    person: Annotated[str, Field(min_length=1, max_length=200)] | None = None
 
 
 def tokens_router(commands: Commands, views: Views, auth: Auth) -> APIRouter:
@@ -116,12 +117,12 @@ def tokens_router(commands: Commands, views: Views, auth: Auth) -> APIRouter:
     @router.post("/v1/tokens", status_code=201)
     async def post_token(body: NewToken) -> dict[str, Any]:
         try:
-            token = await commands.create_token(body.name, body.role)
+            token = await commands.create_token(body.name, body.role, body.person)
         except TokenError as exc:
             raise ApiError(exc.status, exc.message, exc.field) from None
         except IntegrityError:  # created at the same moment by another process
             raise ApiError(409, f"a token named '{body.name}' exists", "name") from None
-        return {"name": body.name, "role": body.role, "token": token}
+        return {"name": body.name, "role": body.role, "person": body.person, "token": token}
 
     @router.delete("/v1/tokens/{name}")
     async def delete_token(name: str) -> dict[str, Any]:

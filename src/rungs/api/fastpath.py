@@ -59,10 +59,11 @@ def reply_of(result: Response | BaseModel, status: int) -> Reply:
 class Lane:
     """A `POST` route served here: its body model, its handler, and the token role it needs
     (`rungs.api.auth.required_role` of the route: None when the body carries the credential
-    and the handler checks it)."""
+    and the handler checks it). The handler gets the body and the caller's token (None
+    when the route needs none), as the route would find it in `request.state.token`."""
 
     model: type[BaseModel]
-    handler: Callable[[Any], Awaitable[Reply]]
+    handler: Callable[[Any, TokenInfo | None], Awaitable[Reply]]
     role: str | None
 
 
@@ -118,22 +119,26 @@ class FastLanes:
         except ValidationError:
             parsed = None
         # validated before the token is checked, so a refused body never spends a rate token
-        if parsed is None or (lane.role is not None and not await self._may(lane.role, token)):
+        info = None
+        if parsed is not None and lane.role is not None:
+            info = await self._may(lane.role, token)
+        if parsed is None or (lane.role is not None and info is None):
             await self.app(scope, replay_body(body, receive), send)
             return
-        status, headers, raw = await lane.handler(parsed)
+        status, headers, raw = await lane.handler(parsed, info)
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": raw})
         self.latency[scope["path"]].observe(time.perf_counter() - t0)
 
-    async def _may(self, role: str, header: bytes) -> bool:
-        """A Bearer token known valid, of `role` or above, within its rate."""
+    async def _may(self, role: str, header: bytes) -> TokenInfo | None:
+        """The Bearer token's info when it is known valid, of `role` or above, within its
+        rate; None otherwise."""
         if not header.startswith(b"Bearer "):
-            return False
+            return None
         try:
             token = header[7:].strip().decode("ascii")
         except UnicodeDecodeError:
-            return False
+            return None
         tokens = self.auth.tokens
         known, info = tokens.cached(token)
         if not known and tokens.was_valid(token):
@@ -142,9 +147,11 @@ class FastLanes:
             # to the framework until the answer is in
             info, known = await self._reread(token), True
         if not known or info is None or RANK[info.role] < RANK[role]:
-            return False
+            return None
         rate = self.auth.token_rate
-        return rate is None or not self.auth.limiter.take("token:" + info.name, rate)
+        if rate is not None and self.auth.limiter.take("token:" + info.name, rate):
+            return None
+        return info
 
     def _reread(self, token: str) -> asyncio.Future[TokenInfo | None]:
         pending = self._reads.get(token)

@@ -114,7 +114,7 @@ def links_router(commands: Commands, views: Views, links: Links) -> APIRouter:
             link = await run_in_threadpool(check, token)
         except LinkError as exc:
             return await run_in_threadpool(refused_page, exc)
-        event = Event(link.action, by=link.person)
+        event = Event(link.action, by=link.person, actor="link")  # the signed link is the proof
         try:  # the action and the link's use commit together, or neither does
             await commands.act(link.case_id, event, link=links.use_of(link))
         except AlreadyUsed:  # used by a request that raced this one
@@ -176,7 +176,7 @@ def links_router(commands: Commands, views: Views, links: Links) -> APIRouter:
         if person is None:
             return twiml(f"{case_id}: no case paged you under that number.")
         try:
-            await commands.act(case_id, Event("acknowledge", by=person.id))
+            await commands.act(case_id, Event("acknowledge", by=person.id, actor="sms"))
         except Refused as exc:
             return twiml(f"{case_id}: {exc.message}")
         return twiml(f"{case_id} acknowledged by {person.name}.")

@@ -38,7 +38,7 @@ REQUEST_MEDIA = {("put", "/v1/policy"): "application/yaml"}
 WHY = {
     "400": "The body is not JSON (or not UTF-8)",
     "401": "No API token, or an unknown or revoked one",
-    "403": "The token's role is too weak for this route",
+    "403": "The token's role is too weak for this route (or to act as another person)",
     "404": "Not found",
     "409": "The case's state does not allow this",
     "413": "Request body too large",

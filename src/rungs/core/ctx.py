@@ -8,9 +8,11 @@ from rungs.core.model import CallWebhook, Case, Effect, Metric, Notify, Record
 from rungs.core.plan import Plan, plan_of
 from rungs.core.targets import people_of
 from rungs.core.timers import StepTimer
-from rungs.policy.model import Policy, SlaPolicy, Target
+from rungs.policy.model import CHANNELS, Policy, SlaPolicy, Target
 
-__all__ = ["Ctx"]
+__all__ = ["Ctx", "NO_CHANNELS_WHY"]
+
+NO_CHANNELS_WHY = "the policy has no channels section"  # a `not_sent` entry's `why`
 
 
 class Ctx:
@@ -79,21 +81,58 @@ class Ctx:
     def send(self, person: str, channel: str, level: int, reason: str) -> None:
         """One message now: a `notified` timeline entry and its outbox row.
 
+        A page that cannot go out says so at once with a `not_sent` entry after `notified`:
+        without a `channels` section (its outbox row is still written, and skipped, so the
+        outbox keeps what was planned), or for a person without a contact for the channel
+        (no row: the next contact method is tried at once, as after a permanent failure).
         The person joins the round's `paged` (for "handled by" notices): the latest channel,
         except that a voice call never replaces an earlier page's channel.
         """
         case = self.case
         case.seq = seq = case.seq + 1
         self.record("notified", to=person, channel=channel, level=level, reason=reason)
+        if not self.plan.sends:
+            self.record("not_sent", to=person, channel=channel, why=NO_CHANNELS_WHY)
+        else:
+            p = self.policy.people.get(person)
+            if p is None or channel not in p.contacts:
+                why = f"no person '{person}' in the policy" if p is None else (
+                    f"{person} has no {channel} contact"
+                )  # fmt: skip
+                self.record("not_sent", to=person, channel=channel, why=why)
+                self.next_method(person, channel, level)
+                return
         self.effects.append(Notify(case.id, person, channel, level, reason, f"{case.id}:n{seq}"))
         paged = case.paged
         if (channel != "voice" or person not in paged) and paged.get(person) != channel:
             case.paged = {**paged, person: channel}  # replaced, never changed: shared
 
-    def notify_person(self, person: str, level: int, reason: str) -> None:
-        """Start a person's own notification rules: `0m` steps now, later ones as timers."""
+    def next_method(self, person: str, channel: str, level: int) -> None:
+        """`channel` is dead for `person` in this case: page them by their next contact
+        method now (their notify steps' order, then the others'), or record them
+        `unreachable` when none is left."""
+        case = self.case
+        failed = {**case.failed, person: sorted({*case.failed.get(person, ()), channel})}
+        case.failed = failed
         p = self.policy.people.get(person)
         if p is None:
+            return
+        order = [s.via for s in p.notify] + [c for c in CHANNELS if c in p.contacts]
+        nxt = next(
+            (c for c in dict.fromkeys(order) if c in p.contacts and c not in failed[person]), None
+        )
+        if nxt is None:
+            self.record("unreachable", to=person, tried=failed[person])
+        else:
+            self.send(person, nxt, level, f"fallback from {channel}")
+
+    def notify_person(self, person: str, level: int, reason: str) -> None:
+        """Start a person's own notification rules: `0m` steps now, later ones as timers.
+        A person the policy does not know (an on-call override naming nobody in it) gets a
+        `not_sent` entry, so the page is not lost silently."""
+        p = self.policy.people.get(person)
+        if p is None:
+            self.record("not_sent", to=person, why=f"no person '{person}' in the policy")
             return
         case = self.case
         for step in p.notify:

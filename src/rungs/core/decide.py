@@ -14,10 +14,10 @@ from rungs.core import matrix, notices, rules, sla, timers
 from rungs.core.ctx import Ctx
 from rungs.core.model import ENDED, Case, Effect, Event, Refused
 from rungs.core.plan import plan_of
-from rungs.core.provenance import record_corrections, said
+from rungs.core.provenance import opened_by, record_corrections, said
 from rungs.core.targets import parse_target
 from rungs.core.timers import LevelTimer, RepeatTimer, StepTimer, cancel_all
-from rungs.policy.model import CHANNELS, PRIORITIES, Policy, Target
+from rungs.policy.model import PRIORITIES, Policy, Target
 
 __all__ = ["decide", "open_case", "ACTIONS"]
 
@@ -121,6 +121,7 @@ def open_case(
         priority=priority,
         title=case.title,
         matrix=chosen.id,
+        **opened_by(data),
     )
     record_corrections(ctx, data)
     first = chosen.levels[0]
@@ -197,14 +198,14 @@ def _acknowledge(ctx: Ctx, ev: Event) -> None:
 
 def _respond(ctx: Ctx, ev: Event) -> None:
     ctx.case.responded = True
-    ctx.record("responded", by=ev.by)
+    ctx.record("responded", by=ev.by, **said(ev))
     sla.stop(ctx, "first_response")
     sla.stop(ctx, "next_response")
 
 
 def _customer_reply(ctx: Ctx, ev: Event) -> None:
     case = ctx.case
-    ctx.record("customer_replied")
+    ctx.record("customer_replied", **said(ev))
     if case.status == "pending":
         _leave_pending(ctx)
     nr = case.metrics.get("next_response")
@@ -224,31 +225,31 @@ def _pending(ctx: Ctx, ev: Event) -> None:
     case = ctx.case
     case.resume_status = case.status
     case.status = "pending"
-    ctx.record("pending", by=ev.by)
+    ctx.record("pending", by=ev.by, **said(ev))
     matrix.pause_levels(ctx)
     sla.pause(ctx, "pending")
 
 
 def _escalate(ctx: Ctx, ev: Event) -> None:
     to = ev.to_level if ev.to_level is not None else ctx.case.level + 1
-    matrix.escalate_to(ctx, to, "manual", ev.reason, ev.by)
+    matrix.escalate_to(ctx, to, "manual", by=ev.by, **said(ev))
 
 
 def _request_escalation(ctx: Ctx, ev: Event) -> None:
     to = ev.to_level if ev.to_level is not None else ctx.case.level + 1
-    matrix.escalate_to(ctx, to, "customer", ev.reason)
+    matrix.escalate_to(ctx, to, "customer", **said(ev))
 
 
 def _assign(ctx: Ctx, ev: Event) -> None:
     text: str = ev.to  # type: ignore[assignment]  # checked: "kind:id" of a known target
     kind, _, ident = text.partition(":")
     ctx.case.assignee = text
-    ctx.record("assigned", to=text, by=ev.by)
+    ctx.record("assigned", to=text, by=ev.by, **said(ev))
     ctx.notify_targets((Target(kind, ident),), ctx.case.level, "assigned")
 
 
 def _set_priority(ctx: Ctx, ev: Event) -> None:
-    rules.set_priority(ctx, ev.priority, by=ev.by)  # type: ignore[arg-type]  # checked
+    rules.set_priority(ctx, ev.priority, by=ev.by, **said(ev))  # type: ignore[arg-type]  # checked
 
 
 def _resolve(ctx: Ctx, ev: Event) -> None:
@@ -278,7 +279,7 @@ def _reopen(ctx: Ctx, ev: Event) -> None:
     case.repeats = 0
     case.resolved_at = None
     case.paged = {}  # a new round: only its pages count for notices
-    ctx.record("reopened", by=ev.by)
+    ctx.record("reopened", by=ev.by, **said(ev))
     ctx.notify_targets(m.levels[0].notify, 1, "reopened", m.levels[0].fallback)
     matrix.schedule_next_level(ctx)
     sla.reopen(ctx)
@@ -286,7 +287,7 @@ def _reopen(ctx: Ctx, ev: Event) -> None:
 
 def _close(ctx: Ctx, ev: Event) -> None:
     ctx.case.status = "closed"
-    ctx.record("closed", by=ev.by)
+    ctx.record("closed", by=ev.by, **said(ev))
     ctx.effects.append(cancel_all(ctx.case.id))
 
 
@@ -336,19 +337,7 @@ def _delivery(ctx: Ctx, ev: Event) -> None:
     case = ctx.case
     if not d.get("permanent") or case.status in ENDED:
         return
-    failed = {**case.failed, person: sorted({*case.failed.get(person, ()), channel})}
-    case.failed = failed
-    p = ctx.policy.people.get(person)
-    if p is None:
-        return
-    order = [s.via for s in p.notify] + [c for c in CHANNELS if c in p.contacts]
-    nxt = next(
-        (c for c in dict.fromkeys(order) if c in p.contacts and c not in failed[person]), None
-    )
-    if nxt is None:
-        ctx.record("unreachable", to=person, tried=failed[person])
-    else:
-        ctx.send(person, nxt, int(d.get("level") or case.level), f"fallback from {channel}")
+    ctx.next_method(person, channel, int(d.get("level") or case.level))
 
 
 Check = Callable[[Case, Event, Policy], None]

@@ -158,6 +158,7 @@ def _ladder(
     reached: dict[int, int] = {}
     passed: dict[int, int] = {}
     notified: dict[int, list[dict[str, Any]]] = {}
+    last_page: dict[tuple[str, str], dict[str, Any]] = {}  # (to, channel) -> its latest page
     if current and current[0]["kind"] in _START_KINDS:
         reached[1] = current[0]["at"]
     for e in current:
@@ -168,15 +169,19 @@ def _ladder(
             passed.setdefault(e["level"], e["at"])
         elif kind == "notified":
             person = policy.people.get(e["to"])
-            notified.setdefault(e["level"], []).append(
-                {
-                    "at": format_utc(e["at"]),
-                    "to": e["to"],
-                    "name": person.name if person is not None else None,
-                    "channel": e["channel"],
-                    "reason": e.get("reason"),
-                }
-            )
+            page = {
+                "at": format_utc(e["at"]),
+                "to": e["to"],
+                "name": person.name if person is not None else None,
+                "channel": e["channel"],
+                "reason": e.get("reason"),
+            }
+            notified.setdefault(e["level"], []).append(page)
+            last_page[(e["to"], e["channel"])] = page
+        elif kind == "not_sent":  # the page just before it did not go out: say why
+            page = last_page.get((e.get("to"), e.get("channel")))
+            if page is not None:
+                page["not_sent"] = e.get("why")
     next_due = None
     if case.status in ("open", "acknowledged") and case.next_level and case.level_since is not None:
         lv = m.levels[case.next_level - 1]

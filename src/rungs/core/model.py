@@ -232,6 +232,7 @@ class Event:
     data: Mapping[str, Any] | None = None  # `open`: customer, category, priority, title, ...
     timer: DueTimer | None = None  # `timer`: see `rungs.core.timers.due_timer`
     source_user: str | None = None  # who a sender says acted (Opsgenie's `user`): unchecked
+    actor: str | None = None  # who was authenticated for it: an API token's name, `link`, ...
 
 
 @dataclass(slots=True)

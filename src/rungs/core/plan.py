@@ -33,6 +33,7 @@ class Plan:
         "notices",
         "rule_tests",
         "rules",
+        "sends",
         "slas",
         "updated_ages",
     )
@@ -52,6 +53,7 @@ class Plan:
         self._sets: dict[frozenset[str], frozenset[str]] = {}
         channels = channels_of(policy)
         self.notices = channels.declared and channels.handled_notice  # "handled by" notices
+        self.sends = channels.declared  # without a `channels` section no page goes out
 
     def shared(self, names: frozenset[str]) -> frozenset[str]:
         """The one object kept for this content (`rules_true`, `happened`).

@@ -28,7 +28,7 @@ from rungs.store.cases import find_open, insert_case, load_case, new_case_id, sa
 from rungs.store.effects import write_effects
 from rungs.store.links import LinkUse, record_use
 from rungs.store.outbox import Row
-from rungs.store.tokens import create_token, revoke_token
+from rungs.store.tokens import check_person, create_token, revoke_token
 from rungs.time.clock import Clock
 
 __all__ = ["Commands", "Deliveries"]
@@ -231,10 +231,16 @@ class Commands:
             self.policies.add_override, schedule_id, start, end, who, note
         )
 
-    async def create_token(self, name: str, role: str) -> str:
-        """A new API token (TokenError when the name or role is refused)."""
+    async def create_token(self, name: str, role: str, person: str | None = None) -> str:
+        """A new API token, belonging to `person` of the policy in force when given
+        (TokenError when the name, role or person is refused)."""
+        if person is not None:
+            current = await asyncio.to_thread(self.policies.current)
+            check_person(current.people, person)
         now = self.clock.now()
-        return await self.writer.submit_async(lambda conn: create_token(conn, name, role, now))
+        return await self.writer.submit_async(
+            lambda conn: create_token(conn, name, role, now, person)
+        )
 
     async def revoke_token(self, name: str) -> bool:
         """Revoke the active token with this name; False when there is none."""

@@ -120,6 +120,7 @@ def case_data(
         "fields": {"integration": integ.id, "format": integ.format, **(fields or {})},
         "tags": list(dict.fromkeys(tags))[:50],
         "dedup_key": scoped_key(integ.id, dedup_key),
+        "actor": f"integration:{integ.id}",  # who opened it: the `opened` entry's `actor`
     }
     if integ.matrix:
         data["matrix"] = integ.matrix

@@ -10,6 +10,8 @@ channels:
   voice: {url: ".../Accounts/{account}/Calls.json", account_env: ..., token_env: ..., sender: ...}
   slack: {}            # a person's `slack` contact is an incoming-webhook URL
   apprise: {}          # a person's `apprise` contact is an Apprise URL
+  log: {}              # trying Rungs out: email, sms and voice without a section above are
+                       # written to the server's log, rendered, instead of being sent
   retry: {attempts: 5, backoff: 5s, max_backoff: 10m, lease: 1m}
   bundle: 30s          # one message per person and channel within this window (default 0)
   rate_limits: {person: 20/1h, channel: {sms: 100/1m}}   # P1 goes past them
@@ -36,6 +38,7 @@ __all__ = [
     "TwilioConfig",
     "SlackConfig",
     "AppriseConfig",
+    "LogConfig",
     "Retry",
     "RateLimit",
     "NO_CHANNELS",
@@ -82,7 +85,13 @@ class AppriseConfig:
     timeout: float = 10.0
 
 
-ChannelConfig = EmailConfig | WebhookConfig | TwilioConfig | SlackConfig | AppriseConfig
+@dataclass(frozen=True, slots=True)
+class LogConfig:
+    """`channels.log`: messages for channels the policy does not configure are written to the
+    server's log instead (for a first try of Rungs; nothing leaves the machine)."""
+
+
+ChannelConfig = EmailConfig | WebhookConfig | TwilioConfig | SlackConfig | AppriseConfig | LogConfig
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,6 +111,8 @@ class RateLimit:
         return f"{self.count}/{format_duration(self.per)}"
 
 
+LOG = "log"
+_LOGGED = ("email", "sms", "voice")  # the channels `log` stands in for when not configured
 _DEFAULTS: Mapping[str, ChannelConfig] = {
     "webhook": WebhookConfig(),
     "slack": SlackConfig(),
@@ -111,7 +122,11 @@ _DEFAULTS: Mapping[str, ChannelConfig] = {
 
 @dataclass(frozen=True, eq=False)
 class Channels(Mapping[str, ChannelConfig]):
-    """The configured channels by name (`email` -> EmailConfig, ...) and delivery settings."""
+    """The configured channels by name (`email` -> EmailConfig, ...) and delivery settings.
+
+    With `log` configured, a channel configured neither itself nor by default (webhook, Slack
+    and Apprise need nothing) maps to the `LogConfig`: its messages go to the log.
+    """
 
     configs: Mapping[str, ChannelConfig] = field(default_factory=dict)
     retry: Retry = Retry()
@@ -122,9 +137,14 @@ class Channels(Mapping[str, ChannelConfig]):
     declared: bool = False  # the policy has a `channels` section
 
     def __getitem__(self, name: str) -> ChannelConfig:
-        if name in _DEFAULTS and name not in self.configs:
+        configs = self.configs
+        if name in configs:
+            return configs[name]
+        if name in _DEFAULTS:
             return _DEFAULTS[name]
-        return self.configs[name]
+        if LOG in configs and name in _LOGGED:
+            return configs[LOG]
+        raise KeyError(name)
 
     def __iter__(self) -> Iterator[str]:
         return iter(self.configs)
@@ -133,7 +153,8 @@ class Channels(Mapping[str, ChannelConfig]):
         return len(self.configs)
 
     def __contains__(self, name: object) -> bool:
-        return name in self.configs or name in _DEFAULTS
+        configs = self.configs
+        return name in configs or name in _DEFAULTS or (LOG in configs and name in _LOGGED)
 
 
 NO_CHANNELS = Channels()  # a policy without a `channels` section: nothing is sent

@@ -148,6 +148,7 @@ api_tokens = Table(
     Column("active_name", String(100)),  # the name while the token is not revoked
     Column("role", String(16), nullable=False),
     Column("hash", String(64), nullable=False),  # SHA-256 of the token; the token is never stored
+    Column("person", String(200)),  # the policy's person the token acts as, if any
     Column("created_at", BigInteger, nullable=False),
     Column("revoked_at", BigInteger),
     Index("ix_api_tokens_hash", "hash", unique=True),

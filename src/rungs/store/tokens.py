@@ -2,7 +2,9 @@
 
 A token is shown once, when it is created (`rungs token create` or `POST /v1/tokens`).
 Roles are ordered: a `viewer` reads; a `responder` also opens cases and acts on them; an
-`admin` also changes the policy, tokens, schedule overrides and the virtual clock.
+`admin` also changes the policy, tokens, schedule overrides and the virtual clock. A token may
+belong to a person of the policy (`person`): its actions are that person's unless it names
+another (which only an admin may).
 """
 
 from __future__ import annotations
@@ -12,12 +14,14 @@ import re
 import secrets
 import threading
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Connection, Engine, insert, select, update
 
-from rungs.store.tables import api_tokens
+from rungs.policy import load_policy_text
+from rungs.store.tables import api_tokens, policies
 
 __all__ = [
     "ROLES",
@@ -25,6 +29,8 @@ __all__ = [
     "TokenError",
     "TokenInfo",
     "TokenCache",
+    "check_person",
+    "stored_people",
     "digest",
     "create_token",
     "revoke_token",
@@ -53,6 +59,7 @@ class TokenInfo:
     role: str
     created_at: int
     revoked_at: int | None = None
+    person: str | None = None  # the policy's person it acts as; None for a bot or a service
 
     def as_dict(self) -> dict[str, Any]:
         from rungs.time.instant import format_utc
@@ -60,6 +67,7 @@ class TokenInfo:
         return {
             "name": self.name,
             "role": self.role,
+            "person": self.person,
             "created_at": format_utc(self.created_at),
             "revoked_at": format_utc(self.revoked_at) if self.revoked_at is not None else None,
         }
@@ -69,7 +77,7 @@ def digest(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()
 
 
-def _check(name: str, role: str) -> None:
+def _check(name: str, role: str, person: str | None) -> None:
     if not NAME.match(name or ""):
         raise TokenError(
             "a token name is 1-100 letters, digits, '_', '.', '@' or '-', starting with a "
@@ -78,18 +86,46 @@ def _check(name: str, role: str) -> None:
         )
     if role not in ROLES:
         raise TokenError(f"unknown role '{role}' (use {', '.join(ROLES)})", field="role")
+    if person is not None and not 0 < len(person) <= 200:
+        raise TokenError("a token's person is a person id of the policy", field="person")
 
 
-def create_token(conn: Connection, name: str, role: str, now: int) -> str:
-    """Store a new token's hash; returns the token, which is not kept anywhere."""
-    _check(name, role)
+def check_person(people: Mapping[str, object], person: str | None) -> None:
+    """A token's person must be one of the policy's people (`people`: the policy in force)."""
+    if person is not None and person not in people:
+        raise TokenError(f"unknown person '{person}' (not in the policy)", field="person")
+
+
+def stored_people(conn: Connection) -> Mapping[str, object] | None:
+    """The people of the newest stored policy version; None when none is stored (or it no
+    longer compiles), so a token's person can be checked outside a running server."""
+    row = conn.execute(
+        select(policies.c.yaml, policies.c.source).order_by(policies.c.version.desc()).limit(1)
+    ).first()
+    if row is None:
+        return None
+    policy, _ = load_policy_text(row.yaml, row.source or "the stored policy")
+    return None if policy is None else policy.people
+
+
+def create_token(
+    conn: Connection, name: str, role: str, now: int, person: str | None = None
+) -> str:
+    """Store a new token's hash; returns the token, which is not kept anywhere. `person` is
+    checked against the policy by the caller (`check_person`): the store holds no policy."""
+    _check(name, role, person)
     taken = conn.execute(select(api_tokens.c.id).where(api_tokens.c.active_name == name)).first()
     if taken is not None:
         raise TokenError(f"a token named '{name}' exists; revoke it first", 409, "name")
     token = PREFIX + secrets.token_urlsafe(32)
     conn.execute(
         insert(api_tokens).values(
-            name=name, active_name=name, role=role, hash=digest(token), created_at=now
+            name=name,
+            active_name=name,
+            role=role,
+            hash=digest(token),
+            created_at=now,
+            person=person,
         )
     )
     return token
@@ -106,24 +142,26 @@ def revoke_token(conn: Connection, name: str, now: int) -> bool:
 
 
 def list_tokens(conn: Connection, *, revoked: bool = False) -> list[TokenInfo]:
-    q = select(
-        api_tokens.c.name, api_tokens.c.role, api_tokens.c.created_at, api_tokens.c.revoked_at
-    ).order_by(api_tokens.c.id)
+    t = api_tokens.c
+    q = select(t.name, t.role, t.created_at, t.revoked_at, t.person).order_by(t.id)
     if not revoked:
-        q = q.where(api_tokens.c.revoked_at.is_(None))
-    return [TokenInfo(r.name, r.role, r.created_at, r.revoked_at) for r in conn.execute(q)]
+        q = q.where(t.revoked_at.is_(None))
+    return [
+        TokenInfo(r.name, r.role, r.created_at, r.revoked_at, r.person) for r in conn.execute(q)
+    ]
 
 
 def lookup(conn: Connection, token: str) -> TokenInfo | None:
     """The active token with this value, or None."""
     if not token or len(token) > MAX_TOKEN:
         return None
+    t = api_tokens.c
     row = conn.execute(
-        select(api_tokens.c.name, api_tokens.c.role, api_tokens.c.created_at).where(
-            api_tokens.c.hash == digest(token), api_tokens.c.revoked_at.is_(None)
+        select(t.name, t.role, t.created_at, t.person).where(
+            t.hash == digest(token), t.revoked_at.is_(None)
         )
     ).first()
-    return None if row is None else TokenInfo(row.name, row.role, row.created_at)
+    return None if row is None else TokenInfo(row.name, row.role, row.created_at, None, row.person)
 
 
 class TokenCache:

@@ -41,6 +41,7 @@ from rungs.api.limits import retry_after
 from rungs.core.model import Case, Event, Refused
 from rungs.policy.model import Integration
 from rungs.policy.versions import PolicyVersions
+from rungs.store.tokens import TokenInfo
 
 __all__ = ["Commands", "ingest_router"]
 
@@ -148,7 +149,7 @@ def _pagerduty_routes(keys: Keys, commands: Commands, lanes: dict[str, Lane]) ->
             return _pd_invalid([exc.message])
         return PagerDutyAccepted(dedup_key=command.key)
 
-    async def pagerduty_reply(event: PagerDutyEvent) -> Reply:
+    async def pagerduty_reply(event: PagerDutyEvent, _token: TokenInfo | None) -> Reply:
         return reply_of(await pagerduty_enqueue(event), 202)
 
     lanes["/v2/enqueue"] = Lane(

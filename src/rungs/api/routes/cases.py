@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Body, Query, Response
+from fastapi import APIRouter, Body, Query, Request, Response
 from starlette.concurrency import run_in_threadpool
 
+from rungs.api.actors import acting_as
 from rungs.api.auth import required_role
 from rungs.api.errors import ApiError
 from rungs.api.fastpath import Lane, Reply, json_reply
@@ -14,6 +15,7 @@ from rungs.api.schemas import ActionBody, OpenCase
 from rungs.core.decide import ACTIONS
 from rungs.core.model import Event, Refused
 from rungs.engine import Commands
+from rungs.store.tokens import TokenInfo
 from rungs.store.views import Views
 
 __all__ = ["cases_router"]
@@ -29,23 +31,29 @@ def cases_router(commands: Commands, views: Views, *, lanes: dict[str, Lane]) ->
             raise ApiError(404, f"no case '{case_id}'", "id")
         return found
 
-    async def open_answer(body: OpenCase) -> tuple[int, dict[str, Any]]:
-        """201 and the new case, or 200 and the open case with the same dedup key."""
+    async def open_answer(body: OpenCase, token: TokenInfo | None) -> tuple[int, dict[str, Any]]:
+        """201 and the new case, or 200 and the open case with the same dedup key. Who
+        opened it is the token (`actor` on the `opened` entry): opening takes no `by`."""
+        data = body.model_dump(exclude_none=True)
+        if token is not None:
+            data["actor"] = token.name
         try:
-            case, new = await commands.open(body.model_dump(exclude_none=True))
+            case, new = await commands.open(data)
         except Refused as exc:
             raise ApiError.refused(exc) from None
         current = views.policies.current_version()
         return (201 if new else 200), views.case_json(case, current)
 
     @router.post("/v1/cases", status_code=201)
-    async def open_case(body: OpenCase, response: Response) -> dict[str, Any]:
-        response.status_code, answer = await open_answer(body)
+    async def open_case(body: OpenCase, request: Request, response: Response) -> dict[str, Any]:
+        response.status_code, answer = await open_answer(
+            body, getattr(request.state, "token", None)
+        )
         return answer
 
-    async def open_reply(body: OpenCase) -> Reply:
+    async def open_reply(body: OpenCase, token: TokenInfo | None) -> Reply:
         try:
-            return json_reply(*await open_answer(body))
+            return json_reply(*await open_answer(body, token))
         except ApiError as exc:
             return json_reply(*exc.answer())
 
@@ -98,14 +106,21 @@ def cases_router(commands: Commands, views: Views, *, lanes: dict[str, Lane]) ->
 
     @router.post("/v1/cases/{case_id}/{action}")
     async def act(
-        case_id: str, action: str, body: ActionBody | None = Body(None)
+        case_id: str, action: str, request: Request, body: ActionBody | None = Body(None)
     ) -> dict[str, Any]:
         if action not in ACTIONS:
             raise ApiError(404, f"unknown action '{action}' (use {', '.join(ACTIONS)})", "action")
         b = body or ActionBody()
-        event = Event(
-            action, by=b.by, reason=b.reason, to_level=b.to_level, to=b.to, priority=b.priority
-        )
+        token: TokenInfo | None = getattr(request.state, "token", None)
+        people = (await run_in_threadpool(views.policy)).people
+        try:
+            by = acting_as(token, b.by, action, people)
+        except ApiError:
+            if await run_in_threadpool(views.case_state, case_id) is None:
+                raise ApiError(404, f"no case '{case_id}'", "id") from None  # first things first
+            raise
+        actor = token.name if token is not None else None  # who was authenticated
+        event = Event(action, by, b.reason, b.to_level, b.to, b.priority, actor=actor)
         try:
             await commands.act(case_id, event)
         except Refused as exc:

@@ -11,6 +11,7 @@ import importlib
 import pkgutil
 
 from rungs.notify.channels.base import Channel, ChannelConfig, Context, DeliveryError, Outgoing
+from rungs.policy.channels import LogConfig
 
 __all__ = [
     "CHANNELS",
@@ -37,8 +38,9 @@ CHANNELS: dict[str, Channel] = _discover()  # name -> module: built once, at imp
 
 
 async def send(ctx: Context, out: Outgoing) -> None:
-    """Send through the channel `out` names; a permanent failure for one Rungs does not know."""
-    channel = CHANNELS.get(out.channel)
+    """Send through the channel `out` names (or the log, when `channels.log` stands in for
+    it); a permanent failure for one Rungs does not know."""
+    channel = CHANNELS.get("log" if isinstance(out.cfg, LogConfig) else out.channel)
     if channel is None:
         raise DeliveryError(f"unknown channel '{out.channel}'", permanent=True)
     await channel.send(ctx, out)

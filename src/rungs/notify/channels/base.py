@@ -18,6 +18,7 @@ from rungs.notify.messages import Message
 from rungs.policy.channels import (
     AppriseConfig,
     EmailConfig,
+    LogConfig,
     SlackConfig,
     TwilioConfig,
     WebhookConfig,
@@ -25,7 +26,7 @@ from rungs.policy.channels import (
 
 __all__ = ["Channel", "ChannelConfig", "Context", "DeliveryError", "Outgoing"]
 
-ChannelConfig = EmailConfig | WebhookConfig | TwilioConfig | SlackConfig | AppriseConfig
+ChannelConfig = EmailConfig | WebhookConfig | TwilioConfig | SlackConfig | AppriseConfig | LogConfig
 
 
 class DeliveryError(Exception):

@@ -10,11 +10,13 @@ import re
 from typing import Any
 
 from rungs.policy.channels import (
+    LOG,
     NO_CHANNELS,
     AppriseConfig,
     ChannelConfig,
     Channels,
     EmailConfig,
+    LogConfig,
     RateLimit,
     Retry,
     SlackConfig,
@@ -51,6 +53,7 @@ _FIELDS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     ),
     "slack": (("timeout",), ()),
     "apprise": (("timeout",), ()),
+    "log": ((), ()),
 }
 
 
@@ -157,6 +160,8 @@ def _channel(r: Reader, name: str, value: Any, p: Path) -> ChannelConfig | None:
         return _twilio(r, m, p, strings, timeout, ok)
     if not ok:
         return None
+    if name == LOG:
+        return LogConfig()
     if name == "webhook":
         return WebhookConfig(strings.get("secret_env"), timeout)
     if name == "slack":
@@ -320,7 +325,7 @@ def _check_contacts(r: Reader, data: dict[str, Any], configs: dict[str, ChannelC
             cp = (*p, "contacts", method)
             if not isinstance(address, str) or not address:
                 continue  # reported by the people section
-            if method in ("email", "sms", "voice") and method not in configs:
+            if method in ("email", "sms", "voice") and method not in configs and LOG not in configs:
                 r.warn(
                     cp,
                     f"person '{ident}' has {'an' if method == 'email' else 'a'} {method} contact "
