@@ -11,7 +11,7 @@ from rungs.engine.heartbeats import Heartbeats
 from rungs.engine.loop import Loop, Manager
 from rungs.engine.policies import PolicyStore
 from rungs.engine.timers import RETRY_US, Timers
-from rungs.engine.writer import Writer
+from rungs.engine.writer import Unavailable, Writer
 from rungs.store.listen import TIMERS_CHANNEL
 
 __all__ = [
@@ -26,5 +26,6 @@ __all__ = [
     "Manager",
     "PolicyStore",
     "Timers",
+    "Unavailable",
     "Writer",
 ]
