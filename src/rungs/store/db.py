@@ -108,6 +108,7 @@ class FileLock:
         self.timeout = timeout
         self._state = threading.Lock()  # guards _waiter, and unlocks by a helper
         self._waiter: _Waiter | None = None
+        self._closed = False
 
     def __enter__(self) -> None:
         with self._state:
@@ -145,13 +146,21 @@ class FileLock:
             if w.wanted:
                 w.got = True
                 w.done.set()
-            else:  # its writer gave up: let the others have it
-                fcntl.flock(self._fd, fcntl.LOCK_UN)
+                return
+            fcntl.flock(self._fd, fcntl.LOCK_UN)  # its writer gave up: let the others have it
+            if self._closed:
+                os.close(self._fd)
 
     def __exit__(self, *exc: object) -> None:
         fcntl.flock(self._fd, fcntl.LOCK_UN)
 
     def close(self) -> None:
+        with self._state:
+            self._closed = True
+            if self._waiter is not None:
+                self._waiter.wanted = False
+                return  # the helper closes the fd when its wait ends (else it could unlock
+                # another file that reused the number)
         os.close(self._fd)
 
 
