@@ -28,7 +28,7 @@ KEYS_POLICY = """\
 version: 1
 timezone: UTC
 people:
-  - {id: ann, name: Ann}
+  - {id: ann, name: Ann, contacts: {email: ann@acme.test}}
 customers:
   - {id: acme, name: Acme}
 matrices:
@@ -117,9 +117,10 @@ def test_healthz_names_a_stuck_writer_or_delivery_loop_503(start: Start) -> None
 
     # a batch that does not finish: the writer is stuck, and says how much waits behind it
     engine.writer.stuck_after = 0.2
-    gate = threading.Event()
-    engine.writer.submit(lambda conn: gate.wait(10))
-    engine.writer.submit(lambda conn: None)
+    gate, begun = threading.Event(), threading.Event()
+    engine.writer.submit(lambda conn: (begun.set(), gate.wait(10)))
+    assert begun.wait(5)
+    engine.writer.submit(lambda conn: None)  # waits behind it
     stuck = _until("a 503", lambda: (r := client.get("/healthz")).status_code == 503 and r)
     assert "writer" in stuck.json()["stuck"] and stuck.json()["status"] == "stuck"
     assert stuck.json()["writer"]["queue"] >= 1 and stuck.json()["writer"]["busy_s"] > 0.2
@@ -129,13 +130,13 @@ def test_healthz_names_a_stuck_writer_or_delivery_loop_503(start: Start) -> None
     # the delivery loop held by a blocking call (as a channel that blocks would hold it)
     dispatcher = engine.dispatcher
     assert dispatcher is not None
-    dispatcher.stuck_after = 0.2
+    dispatcher.stuck_after = 1.0  # above its claim loop's poll (0.5 s)
     held = threading.Event()
     loop = dispatcher.deliverer._loop  # type: ignore[attr-defined]
     loop.call_soon_threadsafe(held.wait, 10)
     stuck = _until("a 503", lambda: (r := client.get("/healthz")).status_code == 503 and r)
     assert stuck.json()["stuck"] == ["dispatcher"]
-    assert stuck.json()["dispatcher"]["delivery_loop_s"] > 0.2
+    assert stuck.json()["dispatcher"]["delivery_loop_s"] > 1.0
     held.set()
     _until("200 again", lambda: client.get("/healthz").status_code == 200)
 
