@@ -9,7 +9,7 @@ the second never takes the row over. Apprise, which blocks, is bounded by the ch
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -25,16 +25,9 @@ from tests.integration.test_notify import Sink
 POLICY = """\
 version: 1
 timezone: UTC
-people:
-  - id: ann
-    contacts: {{{contact}}}
-    notify: [{{via: {via}}}]
-customers:
-  - {{id: acme, name: Acme}}
-matrices:
-  - id: default
-    levels:
-      - {{name: L1, notify: [person:ann]}}
+people: [{{id: ann, contacts: {{{contact}}}, notify: [{{via: {via}}}]}}]
+customers: [{{id: acme, name: Acme}}]
+matrices: [{{id: default, levels: [{{name: L1, notify: ["person:ann"]}}]}}]
 channels:
   webhook: {{secret_env: RUNGS_TEST_LEASE_SECRET, timeout: 10s}}
   apprise: {{timeout: 1s}}
@@ -43,26 +36,30 @@ channels:
 CASE = {"customer": "acme", "category": "general", "priority": "P2", "title": "slow"}
 
 
-@pytest.fixture
-def start(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., Engine]]:
-    monkeypatch.setenv("RUNGS_TEST_LEASE_SECRET", "lease-secret")
-    monkeypatch.setenv("RUNGS_ALLOW_VIRTUAL_CLOCK", "1")
-    started: list[Engine] = []
+class Processes:
+    """`rungs serve` processes as `build` makes them, on one SQLite file; stopped at the end."""
 
-    def run(policy: str, *, role: str = "all", virtual: bool = False) -> Engine:
-        path = tmp_path / "policy.yaml"
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.engines: list[Engine] = []
+
+    def serve(self, policy: str, *, role: str = "all", virtual: bool = False) -> Engine:
+        path = self.folder / "policy.yaml"
         path.write_text(policy, encoding="utf-8")
-        engine, _ = build(
-            db_url=f"sqlite:///{tmp_path / 'rungs.db'}",
-            policy_file=path,
-            role=role,
-            virtual_start=SystemClock().now() if virtual else None,
-        )
-        started.append(engine)
+        db = f"sqlite:///{self.folder / 'rungs.db'}"
+        start = SystemClock().now() if virtual else None
+        engine = build(db_url=db, policy_file=path, role=role, virtual_start=start)[0]
+        self.engines.append(engine)
         return engine
 
-    yield run
-    for engine in started:
+
+@pytest.fixture
+def procs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Processes]:
+    monkeypatch.setenv("RUNGS_TEST_LEASE_SECRET", "lease-secret")
+    monkeypatch.setenv("RUNGS_ALLOW_VIRTUAL_CLOCK", "1")
+    made = Processes(tmp_path)
+    yield made
+    for engine in made.engines:
         engine.stop()
         engine.db.dispose()
 
@@ -73,11 +70,11 @@ def _outbox(engine: Engine) -> list[Any]:
 
 
 def test_a_send_in_flight_keeps_its_lease_and_is_sent_once(
-    start: Callable[..., Engine], sink_slow: Sink
+    procs: Processes, sink_slow: Sink
 ) -> None:
     policy = POLICY.format(contact=f'webhook: "{sink_slow.url("/hook")}"', via="webhook")
-    first = start(policy)  # decides and delivers what it decides
-    start(policy, role="dispatcher")  # polls the same outbox for rows whose lease ran out
+    first = procs.serve(policy)  # decides and delivers what it decides
+    procs.serve(policy, role="dispatcher")  # polls the outbox for rows whose lease ran out
     sync.open_case(first, dict(CASE))
     deadline = time.monotonic() + 20
     while [r.status for r in _outbox(first)] != ["sent"]:
@@ -88,10 +85,10 @@ def test_a_send_in_flight_keeps_its_lease_and_is_sent_once(
     assert _outbox(first)[0].attempts == 1
 
 
-def test_apprise_gives_up_at_the_channel_timeout(start: Callable[..., Engine]) -> None:
+def test_apprise_gives_up_at_the_channel_timeout(procs: Processes) -> None:
     sink_slow = Sink(delay=5.0)
     url = f"json://127.0.0.1:{sink_slow.port}/apprise"
-    engine = start(POLICY.format(contact=f'apprise: "{url}"', via="apprise"), virtual=True)
+    engine = procs.serve(POLICY.format(contact=f'apprise: "{url}"', via="apprise"), virtual=True)
     sync.open_case(engine, dict(CASE))
     t0 = time.monotonic()
     engine.advance(engine.clock.now())  # returns once the attempt is recorded

@@ -10,7 +10,6 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
@@ -20,6 +19,7 @@ from rungs.engine import Engine
 from rungs.store.db import FileLock
 from rungs.time.instant import parse_instant
 from tests.conftest import ROOT, auth_headers
+from tests.procs import wait_until
 
 ACME = ROOT / "src" / "rungs" / "examples" / "acme.yaml"
 START = parse_instant("2026-11-24T08:00:00Z")
@@ -73,16 +73,6 @@ def _hold_writer_lock(engine: Engine) -> int:
     return fd
 
 
-def _until(what: str, check: Callable[[], Any], timeout: float = 10.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        got = check()
-        if got:
-            return got
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.02)
-
-
 def test_writes_the_database_cannot_take_are_503_with_retry_after(start: Start) -> None:
     engine, client = start()
     case = client.post("/v1/cases", json=CASE).json()
@@ -121,11 +111,11 @@ def test_healthz_names_a_stuck_writer_or_delivery_loop_503(start: Start) -> None
     engine.writer.submit(lambda conn: (begun.set(), gate.wait(10)))
     assert begun.wait(5)
     engine.writer.submit(lambda conn: None)  # waits behind it
-    stuck = _until("a 503", lambda: (r := client.get("/healthz")).status_code == 503 and r)
+    stuck = wait_until("a 503", lambda: (r := client.get("/healthz")).status_code == 503 and r, 10)
     assert "writer" in stuck.json()["stuck"] and stuck.json()["status"] == "stuck"
     assert stuck.json()["writer"]["queue"] >= 1 and stuck.json()["writer"]["busy_s"] > 0.2
     gate.set()
-    _until("200 again", lambda: client.get("/healthz").status_code == 200)
+    wait_until("200 again", lambda: client.get("/healthz").status_code == 200, 10)
 
     # the delivery loop held by a blocking call (as a channel that blocks would hold it)
     dispatcher = engine.dispatcher
@@ -134,11 +124,11 @@ def test_healthz_names_a_stuck_writer_or_delivery_loop_503(start: Start) -> None
     held = threading.Event()
     loop = dispatcher.deliverer._loop  # type: ignore[attr-defined]
     loop.call_soon_threadsafe(held.wait, 10)
-    stuck = _until("a 503", lambda: (r := client.get("/healthz")).status_code == 503 and r)
+    stuck = wait_until("a 503", lambda: (r := client.get("/healthz")).status_code == 503 and r, 10)
     assert stuck.json()["stuck"] == ["dispatcher"]
     assert stuck.json()["dispatcher"]["delivery_loop_s"] > 1.0
     held.set()
-    _until("200 again", lambda: client.get("/healthz").status_code == 200)
+    wait_until("200 again", lambda: client.get("/healthz").status_code == 200, 10)
 
 
 def test_healthz_judges_the_virtual_clock_on_real_time(start: Start) -> None:
@@ -153,10 +143,11 @@ def test_healthz_judges_the_virtual_clock_on_real_time(start: Start) -> None:
     # real time passes and both are stuck
     advance = threading.Thread(target=engine.advance, args=(START + 31 * 60_000_000,))
     advance.start()
-    stuck = _until("a 503", lambda: (r := client.get("/healthz")).status_code == 503 and r)
-    _until(
+    stuck = wait_until("a 503", lambda: (r := client.get("/healthz")).status_code == 503 and r, 10)
+    wait_until(
         "both stuck",
         lambda: {"writer", "engine_loop"} <= set(client.get("/healthz").json()["stuck"]),
+        10,
     )
     assert stuck.json()["virtual_clock"] is True
     gate.set()
