@@ -16,7 +16,7 @@ from fastapi.responses import JSONResponse
 from prometheus_client import Histogram
 
 from rungs.api.auth import Auth, tokens_router
-from rungs.api.errors import ApiError
+from rungs.api.errors import ApiError, unavailable_reply
 from rungs.api.fastpath import FastLanes, Lane
 from rungs.api.ingest import ingest_router
 from rungs.api.limits import DEFAULT_MAX_BODY, BodyLimit, Rate
@@ -25,6 +25,7 @@ from rungs.api.oncall import oncall_router
 from rungs.api.openapi import install_openapi
 from rungs.api.routes import Metrics, cases_router, clock_router, health_router, policy_router
 from rungs.engine import Engine
+from rungs.engine.writer import Unavailable
 from rungs.notify.links import Links
 
 __all__ = ["ApiError", "RungsApi", "create_app"]
@@ -72,6 +73,12 @@ async def _api_error(_: Request, exc: Exception) -> JSONResponse:
     return JSONResponse(body, status_code=status)
 
 
+async def _unavailable(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, Unavailable)
+    status, body, headers = unavailable_reply(exc)
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
 async def _invalid(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
     errors = []
@@ -110,10 +117,11 @@ def create_app(
     metrics = Metrics(views)
     app.add_middleware(Timing, histogram=metrics.latency)
     app.add_exception_handler(ApiError, _api_error)
+    app.add_exception_handler(Unavailable, _unavailable)
     app.add_exception_handler(RequestValidationError, _invalid)
 
     lanes: dict[str, Lane] = {}
-    app.include_router(health_router(views, metrics, engine.timers, role=role))
+    app.include_router(health_router(views, metrics, engine, role=role))
     app.include_router(policy_router(commands, views))
     app.include_router(cases_router(commands, views, lanes=lanes))
     app.include_router(oncall_router(commands, views))

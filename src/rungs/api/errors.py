@@ -3,7 +3,8 @@
 `ApiError(status, message, field, **extra)` is raised by a route and answered by the app's
 handler as `{"detail": message, "field": field, **extra}` with `status`. Senders with their own
 wire format (PagerDuty, Opsgenie) answer their errors in that format instead, in
-`rungs.api.ingest`.
+`rungs.api.ingest`. A write the database cannot take now (`Unavailable`) is 503 with
+`Retry-After`, on every route (`unavailable_reply`).
 """
 
 from __future__ import annotations
@@ -11,8 +12,9 @@ from __future__ import annotations
 from typing import Any
 
 from rungs.core.model import Refused
+from rungs.engine.writer import Unavailable
 
-__all__ = ["ApiError"]
+__all__ = ["ApiError", "unavailable_reply"]
 
 
 class ApiError(Exception):
@@ -31,3 +33,9 @@ class ApiError(Exception):
             body["field"] = self.field
         body.update(self.extra)
         return self.status, body
+
+
+def unavailable_reply(exc: Unavailable) -> tuple[int, dict[str, Any], dict[str, str]]:
+    """503, the JSON error body and the `Retry-After` header: nothing was written."""
+    body = {"detail": f"{exc.message}; nothing was written, try again"}
+    return 503, body, {"Retry-After": str(exc.retry_after)}

@@ -23,7 +23,9 @@ from pydantic import BaseModel, ValidationError
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
+from rungs.api.errors import unavailable_reply
 from rungs.api.limits import replay_body
+from rungs.engine.writer import Unavailable
 from rungs.store.jsonbytes import dumps
 from rungs.store.tokens import RANK, TokenInfo
 
@@ -125,7 +127,12 @@ class FastLanes:
         if parsed is None or (lane.role is not None and info is None):
             await self.app(scope, replay_body(body, receive), send)
             return
-        status, headers, raw = await lane.handler(parsed, info)
+        try:
+            status, headers, raw = await lane.handler(parsed, info)
+        except Unavailable as exc:  # as the app answers it: 503, Retry-After
+            status, body, extra = unavailable_reply(exc)
+            status, headers, raw = json_reply(status, body)
+            headers += [(k.lower().encode(), v.encode()) for k, v in extra.items()]
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": raw})
         self.latency[scope["path"]].observe(time.perf_counter() - t0)

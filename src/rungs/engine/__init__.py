@@ -11,7 +11,7 @@ from rungs.engine.heartbeats import Heartbeats
 from rungs.engine.loop import Loop, Manager
 from rungs.engine.policies import PolicyChange, PolicyConflict, PolicyStore
 from rungs.engine.timers import RETRY_US, Timers
-from rungs.engine.writer import Writer
+from rungs.engine.writer import Unavailable, Writer
 from rungs.store.listen import TIMERS_CHANNEL
 
 __all__ = [
@@ -28,5 +28,6 @@ __all__ = [
     "PolicyConflict",
     "PolicyStore",
     "Timers",
+    "Unavailable",
     "Writer",
 ]

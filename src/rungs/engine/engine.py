@@ -6,18 +6,25 @@ factory given the policy store, the writer and `record` (delivery results in one
 transaction, each fed to the core), so that it exists before the first command runs; the
 engine calls its `lease`/`accept` from the effect writer and, under the virtual clock, its
 `next_due`/`run_due` from `advance`.
+
+`health()` is what `/healthz` shows of the process's workers: the writer, the loop and the
+dispatcher, each judged on the monotonic clock (see their own `health`). At start an
+integration whose `key_env` is unset is logged (it takes no events until it is set).
 """
 
 from __future__ import annotations
 
+import logging
+import os
 from collections.abc import Callable
 from concurrent.futures import Future
-from typing import Protocol
+from typing import Any, Protocol
 
 from sqlalchemy import Engine as Database
 
 from rungs.engine.commands import Commands, Deliveries
 from rungs.engine.heartbeats import Heartbeats
+from rungs.engine.integrations import keys_unset
 from rungs.engine.loop import DueWork, Loop
 from rungs.engine.policies import PolicyStore
 from rungs.engine.timers import Timers
@@ -29,6 +36,7 @@ from rungs.time.clock import Clock
 
 __all__ = ["Delivery", "DispatcherFactory", "Engine", "Record"]
 
+log = logging.getLogger("rungs.engine")
 Record = Callable[[list[Outcome]], "Future[None]"]
 
 
@@ -39,6 +47,8 @@ class Delivery(Deliveries, DueWork, Protocol):
     def start(self) -> None: ...
 
     def stop(self) -> None: ...
+
+    def health(self) -> dict[str, Any]: ...
 
 
 DispatcherFactory = Callable[[PolicyStore, Writer, Record], Delivery]
@@ -89,10 +99,29 @@ class Engine:
         if self._started:
             return
         self._started = True
+        for unset in self.keys_unset():
+            log.warning(
+                "integration '%s' takes no events: $%s is not set",
+                unset["integration"],
+                unset["key_env"],
+            )
         if self.dispatcher is not None:
             self.dispatcher.start()
         if engine:
             self.loop.start()
+
+    def keys_unset(self) -> list[dict[str, str]]:
+        """The current policy's integrations whose `key_env` variable is unset here."""
+        return keys_unset(self.policies.policy(self.policies.current_version()), os.environ)
+
+    def health(self) -> dict[str, dict[str, Any]]:
+        """The writer, the engine loop and the dispatcher: each with `stuck`."""
+        off = {"running": False, "stuck": False}
+        return {
+            "writer": self.writer.health(),
+            "engine_loop": self.loop.health(),
+            "dispatcher": self.dispatcher.health() if self.dispatcher is not None else off,
+        }
 
     def advance(self, to: int) -> int:
         """Virtual clock: run everything due up to `to` in instant order (see `Loop`)."""

@@ -31,6 +31,7 @@ __all__ = [
     "case_data",
     "heartbeat_key",
     "heartbeat_case",
+    "keys_unset",
 ]
 
 log = logging.getLogger("rungs.ingest")
@@ -67,6 +68,16 @@ def _index(policy: Policy) -> dict[str, Integration]:
     with _lock:
         _keys[policy] = out
     return out
+
+
+def keys_unset(policy: Policy, environ: Mapping[str, str]) -> list[dict[str, str]]:
+    """The integrations that take nothing because their `key_env` names a variable unset (or
+    empty) in `environ`: said at start-up and on `/healthz`, not first at the first event."""
+    return [
+        {"integration": integ.id, "key_env": integ.key_env}
+        for integ in policy.integrations.values()
+        if integ.key is None and integ.key_env is not None and not environ.get(integ.key_env)
+    ]
 
 
 def integration_for_key(policy: Policy, key: str | None) -> Integration | None:

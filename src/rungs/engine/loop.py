@@ -8,20 +8,25 @@ PostgreSQL, by `LISTEN rungs_timers` (timers set by other processes).
 
 Under the virtual clock nothing runs by itself: `advance(to)` runs, in instant order, every
 manager's due work and the dispatcher's due deliveries, then stands at `to`.
+
+`health()` judges the loop on the monotonic clock (the virtual one may stand still): stuck
+when its thread is gone, when no tick has succeeded for `stuck_after` seconds, or when an
+`advance` under way has taken no step for that long.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Iterable, Sequence
-from typing import Protocol
+from typing import Any, Protocol
 
 from sqlalchemy import Connection, Engine
 
 from rungs.engine.policies import PolicyStore
 from rungs.engine.wake import Wake
-from rungs.engine.writer import Writer
+from rungs.engine.writer import STUCK_S, Writer
 from rungs.store.listen import TIMERS_CHANNEL, listen_thread
 from rungs.time.clock import Clock, VirtualClock
 
@@ -71,6 +76,10 @@ class Loop:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._listener: threading.Thread | None = None
+        self.stuck_after = STUCK_S
+        self._last_tick = time.monotonic()  # the last tick that succeeded (monotonic)
+        self._last_error: str | None = None  # of the failing ticks since then
+        self._advancing: float | None = None  # monotonic: the advance under way's last step
 
     # the real clock --------------------------------------------------------------------------
 
@@ -88,6 +97,26 @@ class Loop:
         if self._thread is not None:
             self._thread.join(timeout=5)
 
+    def health(self) -> dict[str, Any]:
+        """Running (a thread of its own), seconds since the last good tick, the error of the
+        failing ones, how long the advance under way has gone without a step; `stuck` when it
+        cannot be trusted to fire."""
+        now = time.monotonic()
+        out: dict[str, Any] = {"running": self._thread is not None}
+        stuck = False
+        if self._thread is not None:
+            since = now - self._last_tick
+            out["alive"] = alive = self._thread.is_alive()
+            out["last_tick_s"] = round(since, 3)
+            out["last_error"] = self._last_error
+            stuck = not alive or since > self.stuck_after
+        if self.clock.virtual:
+            began = self._advancing
+            out["advance_s"] = None if began is None else round(now - began, 3)  # idle for
+            stuck = stuck or (began is not None and now - began > self.stuck_after)
+        out["stuck"] = stuck
+        return out
+
     def next_due(self) -> int | None:
         """The earliest instant any manager has work due (None: nothing waits)."""
         with self.db.connect() as conn:
@@ -98,10 +127,12 @@ class Loop:
             self.wake.planned = 0
             try:
                 full, fired, nxt = self.tick()
-            except Exception:  # keep the engine alive through a database restart
+            except Exception as exc:  # keep the engine alive through a database restart
                 log.exception("engine tick failed; retrying")
+                self._last_error = f"{type(exc).__name__}: {exc}".splitlines()[0][:300]
                 self._stop.wait(1.0)
                 continue
+            self._last_tick, self._last_error = time.monotonic(), None
             if full:
                 continue  # more is due: take the next batch at once
             now = self.clock.now()
@@ -136,6 +167,13 @@ class Loop:
             raise RuntimeError("advance needs the virtual clock")
         if to < clock.now():
             raise ValueError("the virtual clock cannot go backwards")
+        self._advancing = time.monotonic()
+        try:
+            return self._advance(clock, to)
+        finally:
+            self._advancing = None
+
+    def _advance(self, clock: VirtualClock, to: int) -> int:
         sources: list[DueWork] = [_InWriter(m, self.db, self.writer) for m in self.managers]
         if self.deliveries is not None:
             sources.append(_AtDue(self.deliveries, clock))
@@ -150,6 +188,7 @@ class Loop:
             # page, a timer) takes its turn at its own instant, among everything else due
             at, first = dues[0]
             n = sources[first].run_due(at)
+            self._advancing = time.monotonic()  # progress: a long advance is not a stuck one
             total += n
             if not n and _due(sources[first], to) == at:
                 break  # held by another engine: nothing this one can do

@@ -1,8 +1,11 @@
 """The timer manager: due timer rows into the core as `timer` events, in due order.
 
 Timers are rows taken by due time in batches (`rungs.store.claims`: `FOR UPDATE SKIP
-LOCKED` on PostgreSQL), so the work per tick follows what is due. A timer whose decision
-fails is kept and tried again a minute later, so one bad case cannot stop the others.
+LOCKED` on PostgreSQL), so the work per tick follows what is due. Each timer's decision runs
+in a savepoint: one that fails leaves nothing of itself behind (never half a decision) and
+is kept and tried again a minute later, so one bad case cannot stop the others. A failure
+of the database itself (`unavailable`) is not the timer's: it fails the whole batch, which
+the loop tries again.
 """
 
 from __future__ import annotations
@@ -17,7 +20,9 @@ from sqlalchemy import Connection, delete, insert
 from rungs.core.model import Event, Refused
 from rungs.core.timers import due_timer
 from rungs.engine.commands import Commands
+from rungs.engine.writer import unavailable
 from rungs.store.claims import claim_due, first_due
+from rungs.store.sql import savepoint
 from rungs.store.tables import timers
 from rungs.time.clock import Clock, VirtualClock
 
@@ -65,13 +70,16 @@ class Timers:
             now = max(self.clock.now(), row.due)
             try:  # a row that does not read back (corrupt payload) is retried like a failure
                 timer = due_timer(row.key, row.due, json.loads(row.payload))
-                _, earliest = self.decisions.decide_in(
-                    conn, row.case_id, Event("timer", timer=timer), now
-                )
+                with savepoint(conn, "rungs_timer"):
+                    _, earliest = self.decisions.decide_in(
+                        conn, row.case_id, Event("timer", timer=timer), now
+                    )
             except Refused:
                 earliest = 0  # the case is gone: nothing to do
-            except Exception:
-                # decide() failed before writing: keep the timer, retry it a minute later
+            except Exception as exc:
+                if unavailable(exc) is not None:
+                    raise  # the database's trouble, not this timer's
+                # its writes are rolled back: keep the timer, retry it a minute later
                 log.exception("timer %s of case %s failed; retrying", row.key, row.case_id)
                 conn.execute(
                     insert(timers).values(

@@ -4,7 +4,14 @@ Each command is a function of a connection. The writer drains whatever is queued
 `max_batch`), runs it in one transaction and commits once, so one fsync serves a whole batch.
 A command refused by the core (`Refused`, raised before it writes) is answered with it;
 any other failure rolls the batch back and each command is retried alone, so one bad
-command cannot sink the others and never leaves half its writes behind.
+command cannot sink the others and never leaves half its writes behind. A batch that fails
+because the database is unavailable (the writer lock not granted in time, a lock or I/O
+error) is not retried: every command in it is answered `Unavailable` at once (the API says
+503 with Retry-After), since each would only wait as long again.
+
+`health()` says whether the writer is alive, how much is queued, when it last committed and
+whether a batch has been under way for too long (`stuck_after`, on the monotonic clock: the
+virtual clock may stand still).
 
 Commands from the event loop (`submit_async`) are answered with asyncio futures, all of one
 batch in a single callback on their loop: one wake-up of the loop per batch instead of one
@@ -17,21 +24,59 @@ import asyncio
 import contextlib
 import logging
 import queue
+import sqlite3
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import Future
 from typing import Any
 
 from sqlalchemy import Connection, Engine
+from sqlalchemy.exc import DBAPIError
 
 from rungs.core.model import Refused
-from rungs.store.db import FileLock, write_lock
+from rungs.store.db import FileLock, LockTimeout, write_lock
 
-__all__ = ["Writer"]
+__all__ = ["RETRY_AFTER_S", "STUCK_S", "Unavailable", "Writer", "unavailable"]
 
 Command = Callable[[Connection], Any]
 Answer = Future[Any] | asyncio.Future[Any]
 Outcome = tuple[Answer, bool, Any]  # (future, ok, result or exception)
+RETRY_AFTER_S = 2  # what a refused caller is told to wait before trying again
+STUCK_S = 30.0  # a batch under way this long (real time) is stuck: no healthy one comes close
+# what SQLite says when the file, not the command, is at fault
+_SQLITE_UNAVAILABLE = ("locked", "busy", "i/o", "disk", "unable to open", "readonly")
+
+
+class Unavailable(Exception):
+    """The database cannot take writes now (lock not granted in time, lock or I/O error):
+    nothing of the command was written; try again after `retry_after` seconds."""
+
+    def __init__(self, message: str, retry_after: int = RETRY_AFTER_S) -> None:
+        super().__init__(message)
+        self.message, self.retry_after = message, retry_after
+
+
+def unavailable(exc: BaseException) -> Unavailable | None:
+    """The `Unavailable` a failure means, or None when it is the command's own fault."""
+    if isinstance(exc, Unavailable):
+        return exc
+    if isinstance(exc, LockTimeout):
+        return Unavailable(str(exc))
+    invalidated = isinstance(exc, DBAPIError) and exc.connection_invalidated
+    orig = exc.orig if isinstance(exc, DBAPIError) else exc  # hot statements run on the driver
+    said = (str(orig).splitlines() or [type(orig).__name__])[0][:200]
+    if invalidated or _server_trouble(orig, said):
+        return Unavailable(f"the database is unavailable: {said}")
+    return None
+
+
+def _server_trouble(orig: BaseException, said: str) -> bool:
+    if isinstance(orig, sqlite3.OperationalError):  # not "no such table": the command's own
+        return any(w in said.lower() for w in _SQLITE_UNAVAILABLE)
+    if type(orig).__module__.startswith("psycopg"):  # connection, lock, deadlock, timeout,
+        return any(c.__name__ == "OperationalError" for c in type(orig).__mro__)  # serialization
+    return isinstance(orig, OSError)
 
 
 class Writer:
@@ -48,6 +93,9 @@ class Writer:
         # on the writer thread after each transaction: True once committed, False rolled back
         self.after_commit = after_commit
         self._q: queue.Queue[tuple[Command, Answer] | None] = queue.Queue()
+        self.stuck_after = STUCK_S
+        self._busy_since: float | None = None  # monotonic: when the batch under way began
+        self._last_commit: float | None = None  # monotonic
         self._thread = threading.Thread(target=self._run, name="rungs-writer", daemon=True)
         self._thread.start()
 
@@ -71,6 +119,21 @@ class Writer:
         if isinstance(self.lock, FileLock) and not self._thread.is_alive():
             self.lock.close()
 
+    def health(self) -> dict[str, Any]:
+        """Alive, queue depth, seconds since the last commit and of the batch under way;
+        `stuck` when the thread is gone or a batch has taken longer than `stuck_after`."""
+        now = time.monotonic()
+        busy, last = self._busy_since, self._last_commit
+        busy_s = None if busy is None else round(now - busy, 3)
+        alive = self._thread.is_alive()
+        return {
+            "alive": alive,
+            "queue": self._q.qsize(),
+            "last_commit_s": None if last is None else round(now - last, 3),
+            "busy_s": busy_s,
+            "stuck": not alive or (busy_s is not None and busy_s > self.stuck_after),
+        }
+
     def _run(self) -> None:
         while True:
             item = self._q.get()
@@ -86,7 +149,11 @@ class Writer:
                     self._q.put(None)
                     break
                 batch.append(nxt)
-            self._commit(batch)
+            self._busy_since = time.monotonic()
+            try:
+                self._commit(batch)
+            finally:
+                self._busy_since = None
 
     def _commit(self, batch: list[tuple[Command, Answer]]) -> None:
         results: list[Outcome] = []
@@ -99,12 +166,18 @@ class Writer:
                         results.append((fut, False, exc))
         except Exception as exc:
             self._after(False)
+            down = unavailable(exc)
+            if down is not None:  # nobody's fault, and each alone would wait as long again
+                down.__cause__ = exc
+                _settle([(fut, False, down) for _, fut in batch])
+                return
             if len(batch) == 1:
                 _settle([(batch[0][1], False, exc)])
                 return
             for one in batch:  # retry alone: only the bad command fails
                 self._commit([one])
             return
+        self._last_commit = time.monotonic()
         self._after(True)
         _settle(results)
 

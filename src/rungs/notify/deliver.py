@@ -8,6 +8,7 @@ import asyncio
 import contextlib
 import logging
 import threading
+import time
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -58,6 +59,7 @@ class Deliverer:
         self._jobs: deque[list[Row]] = deque()
         self._tasks: set[asyncio.Task[None]] = set()
         self._blocking: ThreadPoolExecutor | None = None
+        self._ping_sent: float | None = None  # monotonic: a ping the loop has not yet run
 
     # life (any thread) ------------------------------------------------------------------------
 
@@ -82,6 +84,25 @@ class Deliverer:
             self._thread.join(timeout=10)
         if self._blocking is not None:
             self._blocking.shutdown(wait=True, cancel_futures=True)
+
+    def alive(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def ping(self) -> float:
+        """Seconds the loop has left the last ping unrun (0: none outstanding, and one is sent
+        now): a loop held by a blocking call shows here (`Dispatcher.health`)."""
+        sent = self._ping_sent
+        if sent is not None:
+            return time.monotonic() - sent
+        loop = self._loop
+        if loop is not None:
+            self._ping_sent = time.monotonic()
+            with contextlib.suppress(RuntimeError):  # closed: stopping
+                loop.call_soon_threadsafe(self._pong)
+        return 0.0
+
+    def _pong(self) -> None:
+        self._ping_sent = None
 
     def submit(self, jobs: list[list[Row]]) -> None:
         """Send these messages as soon as a worker is free (returns at once)."""

@@ -11,15 +11,22 @@ others the claim thread reads what the messages show. Messages go out on the del
 
 Under the virtual clock nothing runs by itself: the engine's `advance` asks `next_due()` and
 calls `run_due(until)`, which delivers what is due and returns once each result is recorded.
+
+While rows are in hand (in flight or waiting for a worker), the claim loop renews their lease
+every third of it (`Outbox.renew`), so a slow send is never claimed and sent a second time by
+another dispatcher; only a dispatcher that dies lets its rows' leases run out. `health()`
+judges the claim loop and the delivery loop on the monotonic clock.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections import deque
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future
+from typing import Any
 
 from rungs.notify.channels._http import USER_AGENT
 from rungs.notify.compose import Composer
@@ -34,9 +41,10 @@ from rungs.policy.versions import PolicyVersions
 from rungs.store.outbox import Outbox, Row
 from rungs.time.clock import Clock
 
-__all__ = ["Dispatcher"]
+__all__ = ["STUCK_S", "Dispatcher"]
 
 log = logging.getLogger("rungs.notify")
+STUCK_S = 30.0  # real seconds without a good tick (or a turn of the delivery loop): stuck
 
 
 class Dispatcher:
@@ -68,7 +76,11 @@ class Dispatcher:
                                    workers=workers, user_agent=USER_AGENT)  # fmt: skip
         self.running = False
         self._ready: deque[Row] = deque()  # handed over, still to be loaded or planned
-        self._inflight: set[int] = set()
+        self._inflight: dict[int, Row] = {}  # claimed rows in hand, by id (leases renewed)
+        self._renew_at = 0  # µs: when to renew the leases of the rows in hand next
+        self.stuck_after = STUCK_S
+        self._last_tick = time.monotonic()  # the last claim-loop tick that succeeded
+        self._last_error: str | None = None
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._stop = threading.Event()
@@ -142,7 +154,7 @@ class Dispatcher:
             self._wake.set()
             return
         with self._lock:
-            self._inflight.update(r.id for r in rows)
+            self._inflight.update((r.id, r) for r in rows)
         self.deliverer.submit([[r] for r in rows])
 
     def next_due(self) -> int | None:
@@ -164,7 +176,7 @@ class Dispatcher:
         while True:
             now = self.clock.now()
             with self._lock:
-                mine = seen | self._inflight
+                mine = seen | self._inflight.keys()
             rows = self.outbox.claim(until, now + settings.retry.lease, mine)
             if not rows:
                 return len(seen)
@@ -200,17 +212,49 @@ class Dispatcher:
                         self._poll_at = now + poll_us if nxt is None else min(now + poll_us, nxt)
                 if rows:
                     self._dispatch(rows, now, settings)
+                self._renew(now, settings.retry.lease)
+                self._last_tick, self._last_error = time.monotonic(), None
                 if full or self._ready:
                     continue
                 wait = max(0.0, min(self.poll_s, (self._poll_at - self.clock.now()) / 1e6))
                 if len(self._inflight) >= 2 * self.batch:
                     wait = self.poll_s  # enough in hand: wait for the results (they wake us)
-            except Exception:  # keep delivering through a database restart
+                if self._inflight:  # the next renewal comes before the lease runs out
+                    wait = max(0.0, min(wait, (self._renew_at - self.clock.now()) / 1e6))
+            except Exception as exc:  # keep delivering through a database restart
                 log.exception("dispatcher tick failed; retrying")
+                self._last_error = f"{type(exc).__name__}: {exc}".splitlines()[0][:300]
                 wait = 1.0
             if wait > 0:
                 self._wake.wait(wait)
             self._wake.clear()
+
+    def _renew(self, now: int, lease: int) -> None:
+        """Every third of a lease: extend the claims of the rows in hand (sent or waiting)
+        to a lease from now. A row settled meanwhile is left alone (`Outbox.renew`)."""
+        if now < self._renew_at:
+            return
+        self._renew_at = now + max(1, lease // 3)
+        with self._lock:
+            rows = list(self._inflight.values())
+        if rows:
+            self.outbox.renew(rows, now + lease).add_done_callback(_renewed)
+
+    def health(self) -> dict[str, Any]:
+        """Running, seconds since the claim loop's last good tick and since the delivery
+        loop last took a turn, rows in hand; `stuck` past `stuck_after` (real time)."""
+        out: dict[str, Any] = {"running": self.running, "in_hand": len(self._inflight)}
+        if not self.running or not self._threads:  # stopped, or driven by `advance`
+            out["stuck"] = False
+            return out
+        now = time.monotonic()
+        since = now - self._last_tick
+        turn = self.deliverer.ping()
+        alive = self._threads[0].is_alive() and self.deliverer.alive()
+        out.update(alive=alive, last_tick_s=round(since, 3), last_error=self._last_error,
+                   delivery_loop_s=round(turn, 3))  # fmt: skip
+        out["stuck"] = not alive or max(since, turn) > self.stuck_after
+        return out
 
     def _in_force(self) -> Policy:
         return self._policy or self.policies.current()
@@ -265,7 +309,7 @@ class Dispatcher:
             jobs, held = [[r] for r in rows], {}
         holds = [self._hold(grp, at) for at, grp in held.items()]
         with self._lock:
-            self._inflight.update(r.id for job in jobs for r in job)
+            self._inflight.update((r.id, r) for job in jobs for r in job)
         return jobs, holds
 
     def _hold(self, rows: list[Row], at: int) -> Future[None]:
@@ -274,7 +318,14 @@ class Dispatcher:
 
     def _done(self, rows: Iterable[Row]) -> None:
         with self._lock:
-            self._inflight.difference_update(r.id for r in rows)
+            for r in rows:
+                self._inflight.pop(r.id, None)
             low = len(self._inflight) < self.batch
         if low and self._poll_at <= self.clock.now():
             self._wake.set()  # room for more: a backlog is claimed as fast as it is sent
+
+
+def _renewed(f: Future[int]) -> None:
+    exc = f.exception()
+    if exc is not None:  # the next turn tries again, before the lease runs out
+        log.warning("renewing the leases of rows in hand failed: %s", exc)

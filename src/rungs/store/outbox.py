@@ -131,6 +131,10 @@ _INSERT_CLAIMED = Sql(
     "VALUES (:case_id, :kind, :key, :payload, 'sending', 1, :next_attempt, :created_at) "
     "RETURNING id"
 )
+_RENEW = Sql(
+    "UPDATE outbox SET next_attempt = :lease "
+    "WHERE id = :id AND status = 'sending' AND attempts = :claimed"
+)
 _MARK = Sql(
     "UPDATE outbox SET status = :status, next_attempt = :next, last_error = :error "
     "WHERE id = :id AND status = 'sending' AND attempts = :claimed"
@@ -260,6 +264,13 @@ class Outbox:
                 r.created_at)
             for r in found
         ]  # fmt: skip
+
+    def renew(self, rows: list[Row], lease: int) -> Future[int]:
+        """Extend the claims of rows still in hand until `lease` (a send under way must not
+        be claimed again); rows settled or claimed again meanwhile are left alone. Answers
+        how many were renewed."""
+        params = [{"id": r.id, "claimed": r.attempts, "lease": lease} for r in rows]
+        return self.writer.submit(lambda conn: run_many(conn, _RENEW, params))
 
     def skip(self, now: int, reason: str) -> Future[int]:
         """Mark every pending row due at `now` `skipped` (nothing is sent: no channels);

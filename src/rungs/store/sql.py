@@ -9,11 +9,13 @@ parameters and kept in the driver's own style too.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from sqlalchemy import Connection
 
-__all__ = ["Sql", "run", "run_many", "run_all"]
+__all__ = ["Sql", "run", "run_many", "run_all", "savepoint"]
 
 
 class Sql:
@@ -59,3 +61,27 @@ def run_many(conn: Connection, stmt: Sql, rows: list[dict[str, Any]]) -> int:
         return int(cur.rowcount)
     finally:
         cur.close()
+
+
+def _exec(conn: Connection, sql: str) -> None:
+    cur = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    try:
+        cur.execute(sql)
+    finally:
+        cur.close()
+
+
+@contextmanager
+def savepoint(conn: Connection, name: str = "rungs_one") -> Iterator[None]:
+    """The block's writes as one unit inside the transaction: on an exception they are
+    rolled back (the transaction goes on, usable again on PostgreSQL too) and it is raised.
+    On the driver's cursor, like the hot statements: SQLAlchemy's `begin_nested` costs more
+    per timer than SQLite's own SAVEPOINT and RELEASE."""
+    _exec(conn, f"SAVEPOINT {name}")
+    try:
+        yield
+    except BaseException:
+        _exec(conn, f"ROLLBACK TO SAVEPOINT {name}")
+        _exec(conn, f"RELEASE SAVEPOINT {name}")
+        raise
+    _exec(conn, f"RELEASE SAVEPOINT {name}")

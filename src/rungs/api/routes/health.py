@@ -1,5 +1,12 @@
 """Operations routes: `/healthz` and Prometheus `/metrics` (latency, engine lateness,
-cases by status, timers pending)."""
+cases by status, timers pending).
+
+`/healthz` answers 200 while this process can page: the database answers and none of its
+workers (the writer, the engine loop, the dispatcher) is stuck, each judged on real time
+(the monotonic clock, also under `--virtual-clock`); 503 otherwise, with `stuck` naming them.
+It also lists the integrations whose `key_env` is unset (they take no events; the status
+stays 200, since paging works). A load balancer checks the status code.
+"""
 
 from __future__ import annotations
 
@@ -8,11 +15,11 @@ from collections.abc import Iterator
 from typing import Any
 
 from fastapi import APIRouter
-from fastapi.responses import PlainTextResponse, Response
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from prometheus_client import CollectorRegistry, Gauge, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
 
-from rungs.engine import Timers
+from rungs.engine import Engine
 from rungs.store.views import Views
 from rungs.time.instant import format_utc
 
@@ -55,21 +62,37 @@ class Metrics:
         yield GaugeMetricFamily("rungs_timers_pending", "Timers waiting to come due", value=pending)
 
 
-def health_router(views: Views, metrics: Metrics, timers: Timers, *, role: str) -> APIRouter:
+def health_router(views: Views, metrics: Metrics, engine: Engine, *, role: str) -> APIRouter:
     router = APIRouter(tags=["ops"])
-    timers.on_fired = metrics.observe
+    engine.timers.on_fired = metrics.observe
 
-    @router.get("/healthz")
-    def healthz() -> dict[str, Any]:
-        views.health()
-        return {
-            "status": "ok",
+    @router.get("/healthz", responses={503: {"description": "a worker is stuck, or no database"}})
+    def healthz() -> JSONResponse:
+        workers = engine.health()
+        stuck = [name for name, h in workers.items() if h["stuck"]]
+        try:
+            views.health()
+            database: str | None = None
+        except Exception as exc:  # a health check answers, whatever the database does
+            database = f"{type(exc).__name__}: {exc}".splitlines()[0][:300]
+            stuck.append("database")
+        try:
+            unset: list[dict[str, str]] | None = engine.keys_unset()
+        except Exception:  # the policy could not be read: the database line says why
+            unset = None
+        body: dict[str, Any] = {
+            "status": "stuck" if stuck else "ok",
+            "stuck": stuck,
             "role": role,
             "pid": os.getpid(),  # which process answered, with `rungs serve --workers N`
             "now": format_utc(views.clock.now()),
             "virtual_clock": views.clock.virtual,
             "policy_file_error": views.policy_file_error(),  # paging goes on: still 200
+            "database_error": database,
+            **workers,
+            "integrations_without_key": unset,
         }
+        return JSONResponse(body, status_code=503 if stuck else 200)
 
     @router.get("/metrics", response_class=PlainTextResponse)
     def metrics_text() -> Response:
