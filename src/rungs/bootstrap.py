@@ -16,6 +16,7 @@ from typing import Any
 from fastapi import FastAPI
 from sqlalchemy import Engine as Database
 
+from rungs.api.access import configure_logging
 from rungs.api.app import create_app
 from rungs.api.limits import DEFAULT_MAX_BODY, Rate
 from rungs.engine import Engine, PolicyStore
@@ -125,6 +126,7 @@ def worker_app() -> FastAPI:
     Every worker runs the same role; they share the database as separate `rungs serve`
     processes would (timers and outbox rows are claimed, writes take turns on SQLite).
     """
+    configure_logging(os.environ.get("RUNGS_LOG_LEVEL") or "info")  # as `rungs serve` did
     settings = json.loads(os.environ[WORKER_ENV])
     if settings.get("token_rate") is not None:
         settings["token_rate"] = Rate(*settings["token_rate"])

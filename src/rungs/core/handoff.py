@@ -20,9 +20,10 @@ from rungs.core.model import Case
 from rungs.core.targets import people_of
 from rungs.core.timeline import entry_json
 from rungs.policy.model import Matrix, Policy
+from rungs.time.calendar import Calendar
 from rungs.time.instant import SECOND, format_duration, format_utc
 
-__all__ = ["handoff"]
+__all__ = ["clock_name", "handoff"]
 
 _START_KINDS = ("opened", "reopened")
 
@@ -116,11 +117,19 @@ def _secs(us: int | None) -> int | None:
     return us // SECOND if us is not None else None
 
 
+def clock_name(calendar: Calendar) -> str:
+    """How a target on `calendar` is counted: `calendar` time (round the clock, no holidays)
+    or `business` time, so "24h" is never read as a day when it means three working days."""
+    always = calendar.hours is None and not calendar.holiday_country and not calendar.holiday_dates
+    return "calendar" if always else "business"
+
+
 def _sla(case: Case, policy: Policy, now: int) -> list[dict[str, Any]]:
     out = []
     for c in sla.read_clocks(case, policy, now):
         ended = c.state == "stopped"  # met, or ended by resolve: not measured any more
         remaining = None if ended else c.remaining
+        overdue = c.elapsed - c.target if c.breached and c.elapsed > c.target else None
         out.append(
             {
                 "metric": c.metric,
@@ -129,6 +138,10 @@ def _sla(case: Case, policy: Policy, now: int) -> list[dict[str, Any]]:
                 "elapsed_seconds": _secs(c.elapsed),
                 "target": _dur(c.target),
                 "target_seconds": _secs(c.target),
+                "clock": clock_name(c.calendar),
+                "target_text": f"{_dur(c.target)} {clock_name(c.calendar)}",
+                "overdue": _dur(overdue),
+                "overdue_seconds": _secs(overdue),
                 "remaining": _dur(remaining),
                 "remaining_seconds": _secs(remaining),
                 "percent": (c.elapsed * 100 // c.target) if c.target else None,
@@ -345,9 +358,12 @@ def _summary(h: dict[str, Any], m: Matrix | None) -> str:
     clocks = []
     for s in h["sla"]:
         if s["breached"]:
-            clocks.append(f"{s['metric']} breached")
+            late = f", {s['overdue']} overdue" if s["overdue"] else ""
+            clocks.append(f"{s['metric']} breached{late} (target {s['target_text']})")
         elif s["state"] == "running" and s["remaining"] is not None:
-            clocks.append(f"{s['metric']} {s['remaining']} left (due {s['due']})")
+            clocks.append(
+                f"{s['metric']} {s['remaining']} left of {s['target_text']} (due {s['due']})"
+            )
         elif s["state"] == "paused" and s["remaining"] is not None:
             clocks.append(f"{s['metric']} paused with {s['remaining']} left")
     text += "; " + ("; ".join(clocks) if clocks else "no SLA clock running") + "."

@@ -1,0 +1,74 @@
+"""One log line per request: method, route, status and milliseconds, at info.
+
+The route is the route's template (`/v1/integrations/{key}/events`, `/a/{token}`), never the
+path as sent, so integration keys and one-click link tokens in paths stay out of the log; a
+request no route matched is logged as `(no route)`. Headers (and so API tokens) and query
+strings are never logged. `rungs serve --log-level warning` silences these lines.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+
+__all__ = ["LEVELS", "AccessLog", "configure_logging", "log"]
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+App = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+log = logging.getLogger("rungs.access")
+LEVELS = ("debug", "info", "warning", "error")
+
+
+def configure_logging(level: str = "info") -> None:
+    """Rungs' own loggers (`rungs.*`) to stderr at `level`, one line each (uvicorn keeps its
+    own configuration). Called by `rungs serve` and in each `--workers` process."""
+    root = logging.getLogger("rungs")
+    root.setLevel(level.upper())
+    if not root.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        root.addHandler(handler)
+
+
+class AccessLog:
+    """Pure ASGI wrapper writing the request's line once the answer has started."""
+
+    def __init__(self, app: App, safe_paths: frozenset[str] = frozenset()) -> None:
+        self.app = app
+        self.safe_paths = safe_paths  # literal paths served outside the router (fast lanes)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not log.isEnabledFor(logging.INFO):
+            await self.app(scope, receive, send)
+            return
+        t0 = time.perf_counter()
+        status = 0
+
+        async def sending(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, sending)
+        finally:
+            ms = (time.perf_counter() - t0) * 1000
+            log.info("%s %s %s %.1fms", scope["method"], self.route(scope), status or "-", ms)
+
+    def route(self, scope: Scope) -> str:
+        """The matched route's template; a fast lane's own literal path; else `(no route)`."""
+        route = scope.get("route")
+        path = getattr(route, "path", None)
+        if isinstance(path, str):
+            return path
+        if scope.get("path") in self.safe_paths:
+            return str(scope["path"])
+        return "(no route)"
