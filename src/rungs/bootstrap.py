@@ -18,6 +18,7 @@ from sqlalchemy import Engine as Database
 
 from rungs.api.access import configure_logging
 from rungs.api.app import create_app
+from rungs.api.counters import Counters
 from rungs.api.limits import DEFAULT_MAX_BODY, Rate
 from rungs.engine import Engine, PolicyStore
 from rungs.engine.engine import Record
@@ -53,8 +54,16 @@ def build(
     # delivery: every role writes outbox rows; `all` and `dispatcher` deliver (under the
     # virtual clock too: its advance delivers what is due, at the instant it is due)
     dispatch = role in ("all", "dispatcher")
-    engine = _engine(db, clock, policy_file, dispatch=dispatch)
-    app = create_app(engine, links=Links(db), role=role, token_rate=token_rate, max_body=max_body)
+    counters = Counters()  # deliveries counted on their way to the writer, shown by /metrics
+    engine = _engine(db, clock, policy_file, dispatch=dispatch, counters=counters)
+    app = create_app(
+        engine,
+        links=Links(db),
+        role=role,
+        token_rate=token_rate,
+        max_body=max_body,
+        counters=counters,
+    )
     engine.start(engine=role in ("all", "engine"))
     return engine, app
 
@@ -66,10 +75,17 @@ def _database(db_url: str) -> Database:
 
 
 def _engine(
-    db: Database, clock: Clock, policy_file: str | Path | None, *, dispatch: bool
+    db: Database,
+    clock: Clock,
+    policy_file: str | Path | None,
+    *,
+    dispatch: bool,
+    counters: Counters | None = None,
 ) -> Engine:
     def dispatcher(policies: PolicyStore, writer: Writer, record: Record) -> Dispatcher:
         workers = int(os.environ.get("RUNGS_DISPATCH_WORKERS") or 64)  # in flight at once
+        if counters is not None:
+            record = counters.counting(record)
         return Dispatcher(policies, Outbox(db, writer), record, clock, workers=workers)
 
     engine = Engine(db, clock, dispatcher=dispatcher if dispatch else None)

@@ -382,6 +382,16 @@ def serve(
             help="debug, info (a line per request), warning or error.",
         ),
     ] = "info",
+    tls_cert: Annotated[
+        Path | None,
+        typer.Option("--tls-cert", envvar="RUNGS_TLS_CERT", help="Serve HTTPS: certificate (PEM)."),
+    ] = None,
+    tls_key: Annotated[
+        Path | None,
+        typer.Option(
+            "--tls-key", envvar="RUNGS_TLS_KEY", help="Serve HTTPS: its private key (PEM)."
+        ),
+    ] = None,
 ) -> None:
     """Run the API, the engine and the dispatcher on one database."""
     import os
@@ -405,8 +415,10 @@ def serve(
         raise _fail("--max-body must be at least 1024 bytes")
     if workers < 1:
         raise _fail("--workers must be at least 1")
+    tls = _tls_or_exit(tls_cert, tls_key)
     _port_free_or_exit(host, port)
     configure_logging(log_level.lower())
+    scheme = "https" if tls else "http"
     if workers > 1:
         if start is not None:
             raise _fail("--virtual-clock needs --workers 1: each worker would have its own clock")
@@ -420,6 +432,7 @@ def serve(
             role=role,
             token_rate=token_rate,
             max_body=max_body,
+            tls=tls,
         )
         return
     with _start_errors():
@@ -431,10 +444,10 @@ def serve(
             token_rate=token_rate,
             max_body=max_body,
         )
-    print(f"Rungs is serving at http://{host}:{port} (API docs at /docs)", flush=True)
+    print(f"Rungs is serving at {scheme}://{host}:{port} (API docs at /docs)", flush=True)
     settle_heap()
     try:
-        uvicorn.run(api, host=host, port=port, log_level="warning", access_log=False)
+        uvicorn.run(api, host=host, port=port, log_level="warning", access_log=False, **tls)
     finally:
         engine.stop()
 
@@ -490,7 +503,25 @@ def _port_free_or_exit(host: str, port: int) -> None:
             ) from None
 
 
-def _serve_workers(workers: int, host: str, port: int, **settings: Any) -> None:
+def _tls_or_exit(cert: Path | None, key: Path | None) -> dict[str, str]:
+    """uvicorn's TLS settings: both files or neither, each readable, and a pair that loads
+    (checked here, so a mistake is one line rather than a failing worker)."""
+    import ssl
+
+    if cert is None and key is None:
+        return {}
+    if cert is None or key is None:
+        raise _fail("--tls-cert and --tls-key go together")
+    try:
+        ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(cert, key)
+    except (OSError, ssl.SSLError) as exc:
+        raise _fail(f"--tls-cert {cert} / --tls-key {key}: {exc}") from None
+    return {"ssl_certfile": str(cert), "ssl_keyfile": str(key)}
+
+
+def _serve_workers(
+    workers: int, host: str, port: int, tls: dict[str, str], **settings: Any
+) -> None:
     """`rungs serve --workers N`: migrate and store the policy here, then N processes."""
     import os
 
@@ -503,7 +534,8 @@ def _serve_workers(workers: int, host: str, port: int, **settings: Any) -> None:
     # the workers serve the current version: stored above, or PUT later through the API (a
     # worker restarted after that must not store the file again over it)
     os.environ[WORKER_ENV] = worker_settings(**{**settings, "policy_file": None})
-    print(f"Rungs is serving at http://{host}:{port} (API docs at /docs)", flush=True)
+    scheme = "https" if tls else "http"
+    print(f"Rungs is serving at {scheme}://{host}:{port} (API docs at /docs)", flush=True)
     uvicorn.run(
         "rungs.bootstrap:worker_app",
         factory=True,
@@ -512,6 +544,7 @@ def _serve_workers(workers: int, host: str, port: int, **settings: Any) -> None:
         port=port,
         log_level="warning",
         access_log=False,
+        **tls,  # type: ignore[arg-type]
     )
 
 

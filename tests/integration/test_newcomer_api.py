@@ -17,12 +17,14 @@ from tests.conftest import ROOT, auth_headers
 ACME = ROOT / "src" / "rungs" / "examples" / "acme.yaml"
 START = "2026-11-24T08:00:00Z"
 KEY = "backups-key-0123456789"
+PD_KEY = "pagerduty-key-0123456789"
 
 
 @pytest.fixture
 def client(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[TestClient]:
     monkeypatch.setenv("RUNGS_ALLOW_VIRTUAL_CLOCK", "1")
     monkeypatch.setenv("RUNGS_BACKUPS_KEY", KEY)
+    monkeypatch.setenv("RUNGS_PAGERDUTY_KEY", PD_KEY)
     service, app = build(
         db_url=f"sqlite:///{tmp_path / 'rungs.db'}",
         policy_file=ACME,
@@ -71,3 +73,53 @@ def test_one_log_line_per_request_without_keys_or_tokens(
     text = "\n".join(lines)
     assert KEY not in text and token not in text and "secret-ish" not in text
     assert "status=open" not in text
+
+
+def _change(summary: str, **details: object) -> dict[str, object]:
+    payload: dict[str, object] = {"summary": summary, "source": "ci"}
+    if details:
+        payload["custom_details"] = details
+    links = [{"href": "https://ci.example/build/7", "text": "build 7"}]
+    return {"routing_key": PD_KEY, "payload": payload, "links": links}
+
+
+def test_change_events_show_in_the_handoff_of_cases_that_open_soon_after(
+    client: TestClient,
+) -> None:
+    r = client.post("/v2/change/enqueue", json=_change("Deploy api 1.2 to fra1"))
+    assert r.status_code == 202, r.text
+    assert r.json() == {"status": "success", "message": "Change event processed"}
+    other = _change("Billing cron moved", customer="initech")
+    assert client.post("/v2/change/enqueue", json=other).status_code == 202
+    # refused in PagerDuty's own shape: a wrong key, a missing summary, an unreadable timestamp
+    bad = client.post("/v2/change/enqueue", json={**_change("x"), "routing_key": "nope"})
+    assert bad.status_code == 400 and bad.json()["errors"] == ["Invalid routing key"]
+    missing = _change("x")
+    missing["payload"] = {"source": "ci"}
+    r = client.post("/v2/change/enqueue", json=missing)
+    assert r.status_code == 400 and r.json()["status"] == "invalid event", r.text
+    late = _change("x")
+    late["payload"] = {"summary": "x", "timestamp": "yesterday"}
+    r = client.post("/v2/change/enqueue", json=late)
+    assert r.status_code == 400 and "timestamp" in r.json()["errors"][0], r.text
+
+    def opened(customer: str, category: str) -> str:
+        body = {"customer": customer, "category": category, "priority": "P2", "title": "t"}
+        r = client.post("/v1/cases", json=body)
+        assert r.status_code == 201, r.text
+        return str(r.json()["id"])
+
+    def changes(case: str) -> list[dict[str, object]]:
+        h = client.get(f"/v1/cases/{case}/handoff")
+        assert h.status_code == 200, h.text
+        return list(h.json()["recent_changes"])
+
+    client.post("/v1/clock/advance", json={"to": "2026-11-24T08:30:00Z"})
+    globex = changes(opened("globex", "network"))
+    assert [c["summary"] for c in globex] == ["Deploy api 1.2 to fra1"]  # not initech's
+    assert globex[0]["before_opening"] == "30m" and globex[0]["integration"] == "pagerduty"
+    assert globex[0]["links"] == [{"href": "https://ci.example/build/7", "text": "build 7"}]
+    initech = changes(opened("initech", "general"))
+    assert [c["summary"] for c in initech] == ["Billing cron moved"]
+    client.post("/v1/clock/advance", json={"to": "2026-11-24T10:30:00Z"})  # 2h30m after
+    assert changes(opened("globex", "network")) == []

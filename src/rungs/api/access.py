@@ -38,14 +38,21 @@ def configure_logging(level: str = "info") -> None:
 
 
 class AccessLog:
-    """Pure ASGI wrapper writing the request's line once the answer has started."""
+    """Pure ASGI wrapper: the request's line once it is answered, and `on_request(route,
+    status)` for the counters of `/metrics` (called whatever the log level)."""
 
-    def __init__(self, app: App, safe_paths: frozenset[str] = frozenset()) -> None:
+    def __init__(
+        self,
+        app: App,
+        safe_paths: frozenset[str] = frozenset(),
+        on_request: Callable[[str, int], None] | None = None,
+    ) -> None:
         self.app = app
         self.safe_paths = safe_paths  # literal paths served outside the router (fast lanes)
+        self.on_request = on_request
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not log.isEnabledFor(logging.INFO):
+        if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         t0 = time.perf_counter()
@@ -60,8 +67,12 @@ class AccessLog:
         try:
             await self.app(scope, receive, sending)
         finally:
-            ms = (time.perf_counter() - t0) * 1000
-            log.info("%s %s %s %.1fms", scope["method"], self.route(scope), status or "-", ms)
+            route = self.route(scope)
+            if self.on_request is not None:
+                self.on_request(route, status)
+            if log.isEnabledFor(logging.INFO):
+                ms = (time.perf_counter() - t0) * 1000
+                log.info("%s %s %s %.1fms", scope["method"], route, status or "-", ms)
 
     def route(self, scope: Scope) -> str:
         """The matched route's template; a fast lane's own literal path; else `(no route)`."""

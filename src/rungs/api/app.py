@@ -17,6 +17,7 @@ from prometheus_client import Histogram
 
 from rungs.api.access import AccessLog
 from rungs.api.auth import Auth, tokens_router
+from rungs.api.counters import Counters
 from rungs.api.errors import ApiError
 from rungs.api.fastpath import FastLanes, Lane
 from rungs.api.ingest import ingest_router
@@ -104,6 +105,7 @@ def create_app(
     role: str = "all",
     token_rate: Rate | None = None,
     max_body: int = DEFAULT_MAX_BODY,
+    counters: Counters | None = None,
 ) -> FastAPI:
     commands, views = engine.commands, engine.views
     auth = Auth(views.tokens, token_rate=token_rate)
@@ -118,6 +120,9 @@ def create_app(
     app.state.auth = auth
     app.add_middleware(BodyLimit, max_bytes=max_body)
     metrics = Metrics(views)
+    counters = counters if counters is not None else Counters()
+    counters.depth = views  # the outbox's rows by status, read at scrape
+    metrics.registry.register(counters)  # type: ignore[arg-type]
     app.add_middleware(Timing, histogram=metrics.latency)
     app.add_exception_handler(ApiError, _api_error)
     app.add_exception_handler(RequestValidationError, _invalid)
@@ -141,5 +146,7 @@ def create_app(
     app.front = FastLanes(
         partial(FastAPI.__call__, app), lanes, auth=auth, max_body=max_body, latency=metrics.latency
     )
-    app.access = AccessLog(app.route_request, safe_paths=frozenset(lanes))  # a line per request
+    app.access = AccessLog(  # a log line per request, and the ingest counters
+        app.route_request, safe_paths=frozenset(lanes), on_request=counters.request
+    )
     return app

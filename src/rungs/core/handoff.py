@@ -21,17 +21,26 @@ from rungs.core.targets import people_of
 from rungs.core.timeline import entry_json
 from rungs.policy.model import Matrix, Policy
 from rungs.time.calendar import Calendar
-from rungs.time.instant import SECOND, format_duration, format_utc
+from rungs.time.instant import HOUR, SECOND, format_duration, format_utc
 
-__all__ = ["clock_name", "handoff"]
+__all__ = ["CHANGE_WINDOW", "clock_name", "handoff", "recent_changes"]
+
+CHANGE_WINDOW = 2 * HOUR
+"""A change that happened this long before a case opened is one of its "recent changes"."""
 
 _START_KINDS = ("opened", "reopened")
 
 
 def handoff(
-    case: Case, policy: Policy, now: int, timeline: list[dict[str, Any]], level: int | None = None
+    case: Case,
+    policy: Policy,
+    now: int,
+    timeline: list[dict[str, Any]],
+    level: int | None = None,
+    changes: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
-    """The handoff context of `case` at `now` for `level` (the case's current level by default)."""
+    """The handoff context of `case` at `now` for `level` (the case's current level by
+    default); `changes` are stored change events, of which the recent ones are shown."""
     m = _matrix(policy, case.matrix)
     target_level = case.level if level is None else level
     if m is not None and not 1 <= target_level <= len(m.levels):
@@ -51,9 +60,27 @@ def handoff(
         "previous_assignees": previous,
         "moves": moves,
         "timeline": [entry_json(e) for e in entries],
+        "recent_changes": recent_changes(case, changes or []),
     }
     out["summary"] = _summary(out, m)
     return out
+
+
+def recent_changes(case: Case, changes: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The changes (`at` in µs; `customer`, None for any) made within `CHANGE_WINDOW` before
+    the case opened, for its customer or for any: what was deployed or reconfigured just
+    before the trouble started. Latest first, each saying how long before the opening."""
+    start, opened = case.opened_at - CHANGE_WINDOW, case.opened_at
+    found = [
+        c
+        for c in changes
+        if start <= c["at"] <= opened and c.get("customer") in (None, case.customer)
+    ]
+    found.sort(key=lambda c: c["at"], reverse=True)
+    return [
+        {**c, "at": format_utc(c["at"]), "before_opening": format_duration(opened - c["at"])}
+        for c in found
+    ]
 
 
 # -- sections ----------------------------------------------------------------------------------
