@@ -221,6 +221,8 @@ def oncall(
         raise _fail(str(exc)) from None
     if as_json:
         print(json.dumps(result[schedule] if schedule else result, indent=2))
+    elif not result:
+        out.print(f"{policy_file} has no schedules", highlight=False)
     else:
         render_oncall(policy, result, out)
 
@@ -264,7 +266,11 @@ def _token_db(db: str) -> Database:
     except SQLAlchemyError as exc:
         raise _fail(_db_problem(exc, db)) from None
     if new:
-        err.print(f"created a new database at {Path(str(path)).resolve()}", highlight=False)
+        err.print(
+            f"created a new database at {Path(str(path)).resolve()}",
+            highlight=False,
+            soft_wrap=True,
+        )
     return engine
 
 
@@ -435,7 +441,7 @@ def serve(
             tls=tls,
         )
         return
-    with _start_errors():
+    with _start_errors(db):
         engine, api = build(
             db_url=db,
             policy_file=policy,
@@ -453,7 +459,7 @@ def serve(
 
 
 @contextlib.contextmanager
-def _start_errors() -> Iterator[None]:
+def _start_errors(db: str | None = None) -> Iterator[None]:
     """Errors while starting the service: each policy problem on a line, others as one."""
     from rungs.policy import PolicyError
 
@@ -466,7 +472,7 @@ def _start_errors() -> Iterator[None]:
     except (PermissionError, RuntimeError, OSError) as exc:
         raise _fail(str(exc)) from None
     except SQLAlchemyError as exc:
-        raise _fail(_db_problem(exc)) from None
+        raise _fail(_db_problem(exc, db)) from None
 
 
 def _db_problem(exc: SQLAlchemyError, db: str | None = None) -> str:
@@ -529,7 +535,7 @@ def _serve_workers(
 
     from rungs.bootstrap import WORKER_ENV, prepare, worker_settings
 
-    with _start_errors():
+    with _start_errors(settings["db_url"]):
         prepare(db_url=settings["db_url"], policy_file=settings["policy_file"])
     # the workers serve the current version: stored above, or PUT later through the API (a
     # worker restarted after that must not store the file again over it)

@@ -140,7 +140,7 @@ def test_every_command_of_the_readme_runs_against_the_example_policy(tour: Tour)
     opened = json.loads(tour.run(curls[0]))
     assert opened["status"] == "accepted" and opened["new"] is True
     cases = json.loads(tour.run(curls[1]))
-    assert [c["title"] for c in cases["items"]] == ["Backup failed on db1"]
+    assert [c["title"] for c in cases["items"]] == ["Backup failed on web1"]
     snippet = next(
         json.loads(b)
         for b in re.findall(r"```json\n(.*?)```", text, flags=re.S)

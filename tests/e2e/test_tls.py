@@ -4,6 +4,7 @@ library refuse plain http); half a pair, or a pair that does not load, is one li
 from __future__ import annotations
 
 import shutil
+import ssl
 import subprocess
 from pathlib import Path
 
@@ -38,11 +39,12 @@ def test_serve_over_tls(tmp_path: Path) -> None:
             extra=["--tls-cert", str(cert), "--tls-key", str(key)],
         )  # fmt: skip
         url = f"https://127.0.0.1:{s.port}"
+        trust = ssl.create_default_context(cafile=str(cert))
 
         def up() -> bool:
             assert s.alive(), s.log_text()
             try:
-                return httpx.get(f"{url}/healthz", verify=str(cert), timeout=2).status_code == 200
+                return httpx.get(f"{url}/healthz", verify=trust, timeout=2).status_code == 200
             except httpx.HTTPError:
                 return False
 

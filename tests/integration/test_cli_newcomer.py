@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 import socket
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -132,3 +133,21 @@ def test_a_busy_port_names_the_setting(tmp_path: Path) -> None:
     assert f"cannot listen on 127.0.0.1:{port}" in r.output
     assert "--port or RUNGS_PORT" in r.output and len(r.output.strip().splitlines()) == 1
     assert not (tmp_path / "r.db").exists()  # refused before anything started
+
+
+def test_serve_on_an_unreachable_database_is_one_line(tmp_path: Path) -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        closed = s.getsockname()[1]
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    url = f"postgresql+psycopg://rungs:s3cret@127.0.0.1:{closed}/x"
+    try:
+        r = runner.invoke(app, ["serve", "--policy", str(ACME), "--db", url, "--port", str(port)])
+    finally:
+        logging.getLogger("rungs").handlers.clear()  # serve's, bound to the runner's stderr
+    assert r.exit_code == 1, r.output
+    lines = r.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: cannot use the database at"), lines
+    assert "***" in lines[0] and "s3cret" not in r.output

@@ -63,8 +63,10 @@ def test_one_log_line_per_request_without_keys_or_tokens(
     assert opened.status_code == 201
     assert client.get("/v1/cases?status=open").status_code == 200
     assert client.get("/no/such/path/secret-ish").status_code == 404
+    assert client.get("/docs/static/swagger-ui.css").status_code == 200
     lines = [r.getMessage() for r in caplog.records if r.name == "rungs.access"]
-    assert len(lines) == 4, lines
+    assert len(lines) == 5, lines
+    assert lines[4].startswith("GET /docs/static/{path} 200 ")
     assert lines[0].startswith("POST /v1/integrations/{key}/events 202 ")
     assert lines[1].startswith("POST /v1/cases 201 ")  # the fast lane: its own literal path
     assert lines[2].startswith("GET /v1/cases 200 ")

@@ -46,10 +46,12 @@ class AccessLog:
         app: App,
         safe_paths: frozenset[str] = frozenset(),
         on_request: Callable[[str, int], None] | None = None,
+        static: str | None = None,
     ) -> None:
         self.app = app
-        self.safe_paths = safe_paths  # literal paths served outside the router (fast lanes)
+        self.safe_paths = safe_paths  # literal paths served outside FastAPI's routes
         self.on_request = on_request
+        self.static = static  # a prefix of static files, logged as `{static}{path}`
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -80,6 +82,9 @@ class AccessLog:
         path = getattr(route, "path", None)
         if isinstance(path, str):
             return path
-        if scope.get("path") in self.safe_paths:
-            return str(scope["path"])
+        path = str(scope.get("path", ""))
+        if path in self.safe_paths:
+            return path
+        if self.static is not None and path.startswith(self.static):
+            return self.static + "{path}"
         return "(no route)"

@@ -24,7 +24,7 @@ from rungs.api.ingest import ingest_router
 from rungs.api.limits import DEFAULT_MAX_BODY, BodyLimit, Rate
 from rungs.api.links import links_router
 from rungs.api.oncall import oncall_router
-from rungs.api.openapi import install_docs, install_openapi
+from rungs.api.openapi import DOCS_PAGES, DOCS_STATIC, install_docs, install_openapi
 from rungs.api.routes import Metrics, cases_router, clock_router, health_router, policy_router
 from rungs.engine import Engine
 from rungs.notify.links import Links
@@ -147,6 +147,9 @@ def create_app(
         partial(FastAPI.__call__, app), lanes, auth=auth, max_body=max_body, latency=metrics.latency
     )
     app.access = AccessLog(  # a log line per request, and the ingest counters
-        app.route_request, safe_paths=frozenset(lanes), on_request=counters.request
+        app.route_request,
+        safe_paths=frozenset(lanes) | DOCS_PAGES,
+        on_request=counters.request,
+        static=DOCS_STATIC,
     )
     return app

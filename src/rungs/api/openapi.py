@@ -24,9 +24,11 @@ from swagger_ui_bundle import swagger_ui_path
 
 from rungs.api.auth import required_role
 
-__all__ = ["DOCS", "ERROR_SCHEMA", "install_docs", "install_openapi"]
+__all__ = ["DOCS", "DOCS_PAGES", "DOCS_STATIC", "ERROR_SCHEMA", "install_docs", "install_openapi"]
 
 DOCS = "/docs"  # the app is created with docs_url=None: this module serves the page
+DOCS_STATIC = f"{DOCS}/static/"  # its assets
+DOCS_PAGES = frozenset({DOCS, f"{DOCS}/oauth2-redirect"})
 
 ERROR_SCHEMA: dict[str, Any] = {
     "title": "Error",
@@ -134,7 +136,7 @@ def install_openapi(app: FastAPI) -> None:
 def install_docs(app: FastAPI) -> None:
     """`/docs` (Swagger UI) with its assets from `/docs/static/`, no CDN; no ReDoc page (its
     script would come from a CDN)."""
-    static = f"{DOCS}/static"
+    static = DOCS_STATIC.rstrip("/")
     redirect = f"{DOCS}/oauth2-redirect"
     app.mount(static, StaticFiles(directory=str(swagger_ui_path)), name="swagger-ui")
 
