@@ -388,9 +388,7 @@ def _summary(h: dict[str, Any], m: Matrix | None) -> str:
             late = f", {s['overdue']} overdue" if s["overdue"] else ""
             clocks.append(f"{s['metric']} breached{late} (target {s['target_text']})")
         elif s["state"] == "running" and s["remaining"] is not None:
-            clocks.append(
-                f"{s['metric']} {s['remaining']} left of {s['target_text']} (due {s['due']})"
-            )
+            clocks.append(f"{s['metric']} {s['remaining']} left (due {s['due']})")
         elif s["state"] == "paused" and s["remaining"] is not None:
             clocks.append(f"{s['metric']} paused with {s['remaining']} left")
     text += "; " + ("; ".join(clocks) if clocks else "no SLA clock running") + "."
