@@ -3,9 +3,7 @@ library refuse plain http); half a pair, or a pair that does not load, is one li
 
 from __future__ import annotations
 
-import shutil
 import ssl
-import subprocess
 from pathlib import Path
 
 import httpx
@@ -15,24 +13,14 @@ from typer.testing import CliRunner
 from rungs.cli import app
 from tests.conftest import ROOT
 from tests.procs import Servers, wait_until
+from tests.tls import HAVE_OPENSSL, self_signed
 
 ACME = ROOT / "src" / "rungs" / "examples" / "acme.yaml"
 
 
-def _cert(where: Path) -> tuple[Path, Path]:
-    cert, key = where / "cert.pem", where / "key.pem"
-    subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
-         "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
-         "-keyout", str(key), "-out", str(cert)],
-        check=True, capture_output=True,
-    )  # fmt: skip
-    return cert, key
-
-
-@pytest.mark.skipif(shutil.which("openssl") is None, reason="needs the openssl command")
+@pytest.mark.skipif(not HAVE_OPENSSL, reason="needs the openssl command")
 def test_serve_over_tls(tmp_path: Path) -> None:
-    cert, key = _cert(tmp_path)
+    cert, key = self_signed(tmp_path)
     with Servers(tmp_path) as servers:
         s = servers.start(
             "tls", f"sqlite:///{tmp_path / 'r.db'}", ACME,
@@ -54,9 +42,9 @@ def test_serve_over_tls(tmp_path: Path) -> None:
             httpx.get(f"http://127.0.0.1:{s.port}/healthz", timeout=2)
 
 
-@pytest.mark.skipif(shutil.which("openssl") is None, reason="needs the openssl command")
+@pytest.mark.skipif(not HAVE_OPENSSL, reason="needs the openssl command")
 def test_tls_settings_refused_in_one_line(tmp_path: Path) -> None:
-    cert, key = _cert(tmp_path)
+    cert, key = self_signed(tmp_path)
     runner = CliRunner()
     db = f"sqlite:///{tmp_path / 'r.db'}"
     for extra, says in (

@@ -4,38 +4,25 @@ request (never a key or a token), `/metrics` that say where messages go, change 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
 
-from rungs.bootstrap import build
-from rungs.time.instant import parse_instant
-from tests.conftest import ROOT, auth_headers
+from tests.integration import test_api
 
-ACME = ROOT / "src" / "rungs" / "examples" / "acme.yaml"
-START = "2026-11-24T08:00:00Z"
 KEY = "backups-key-0123456789"
 PD_KEY = "pagerduty-key-0123456789"
 
+# the API tests' client: the example policy on SQLite and PostgreSQL, at 2026-11-24T08:00Z on
+# a virtual clock, with an admin token
+client = test_api.client
 
-@pytest.fixture
-def client(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[TestClient]:
-    monkeypatch.setenv("RUNGS_ALLOW_VIRTUAL_CLOCK", "1")
+
+@pytest.fixture(autouse=True)
+def _keys(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The example policy's integration keys (its `key_env`s), set before the client starts."""
     monkeypatch.setenv("RUNGS_BACKUPS_KEY", KEY)
     monkeypatch.setenv("RUNGS_PAGERDUTY_KEY", PD_KEY)
-    service, app = build(
-        db_url=f"sqlite:///{tmp_path / 'rungs.db'}",
-        policy_file=ACME,
-        virtual_start=parse_instant(START),
-    )
-    try:
-        with TestClient(app, headers=auth_headers(service)) as c:
-            yield c
-    finally:
-        service.stop()
-        service.db.dispose()
 
 
 def test_docs_are_served_without_the_internet(client: TestClient) -> None:
