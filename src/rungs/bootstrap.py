@@ -16,7 +16,9 @@ from typing import Any
 from fastapi import FastAPI
 from sqlalchemy import Engine as Database
 
+from rungs.api.access import configure_logging
 from rungs.api.app import create_app
+from rungs.api.counters import Counters
 from rungs.api.limits import DEFAULT_MAX_BODY, Rate
 from rungs.engine import Engine, PolicyStore
 from rungs.engine.engine import Record
@@ -65,9 +67,24 @@ def build(
     # delivery: every role writes outbox rows; `all` and `dispatcher` deliver (under the
     # virtual clock too: its advance delivers what is due, at the instant it is due)
     dispatch = role in ("all", "dispatcher")
+    counters = Counters()  # deliveries counted on their way to the writer, shown by /metrics
     links = Links(db)  # one per process: the secret is read once, for pages and the API
-    engine = _engine(db, clock, policy_file, links=links if dispatch else None, strict=strict)
-    app = create_app(engine, links=links, role=role, token_rate=token_rate, max_body=max_body)
+    engine = _engine(
+        db,
+        clock,
+        policy_file,
+        links=links if dispatch else None,
+        strict=strict,
+        counters=counters,
+    )
+    app = create_app(
+        engine,
+        links=links,
+        role=role,
+        token_rate=token_rate,
+        max_body=max_body,
+        counters=counters,
+    )
     engine.start(engine=role in ("all", "engine"))
     return engine, app
 
@@ -85,12 +102,15 @@ def _engine(
     *,
     links: Links | None,
     strict: bool,
+    counters: Counters | None = None,
 ) -> Engine:
     """The engine, with a dispatcher when `links` is given (this process delivers)."""
 
     def dispatcher(policies: PolicyStore, writer: Writer, record: Record) -> Dispatcher:
         assert links is not None
         workers = int(os.environ.get("RUNGS_DISPATCH_WORKERS") or 64)  # in flight at once
+        if counters is not None:
+            record = counters.counting(record)
         outbox = Outbox(db, writer)
         return Dispatcher(policies, outbox, record, clock, links=links, workers=workers)
 
@@ -151,6 +171,7 @@ def worker_app() -> FastAPI:
     Every worker runs the same role; they share the database as separate `rungs serve`
     processes would (timers and outbox rows are claimed, writes take turns on SQLite).
     """
+    configure_logging(os.environ.get("RUNGS_LOG_LEVEL") or "info")  # as `rungs serve` did
     settings = json.loads(os.environ[WORKER_ENV])
     if settings.get("token_rate") is not None:
         settings["token_rate"] = Rate(*settings["token_rate"])

@@ -12,17 +12,44 @@ from typing import Annotated, Any, TypeVar
 import typer
 from rich.console import Console
 from rich.table import Table
+from sqlalchemy import Engine as Database
+from sqlalchemy import make_url
+from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
+from rungs import __version__
 from rungs.policy import Policy, Problem, validate_file
 from rungs.policy.advice import advice
 from rungs.policy.diff import diff_texts, render_diff
 from rungs.time.instant import format_local, format_utc, parse_duration, parse_instant
 
-app = typer.Typer(help="Rungs: escalation management. Escalation as code.", no_args_is_help=True)
+# plain help: Rich's panels print a `<bool>` type beside every flag
+app = typer.Typer(
+    help="Rungs: escalation management. Escalation as code.",
+    no_args_is_help=True,
+    rich_markup_mode=None,
+)
 out = Console()
 err = Console(stderr=True)
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        print(f"rungs {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_print_version, is_eager=True, help="Print the version and exit."
+        ),
+    ] = False,
+) -> None:
+    """Rungs: escalation management. Escalation as code."""
 
 
 def _fail(message: str, code: int = 1) -> typer.Exit:
@@ -127,7 +154,7 @@ def simulate(
 ) -> None:
     """Run a story through the escalation core on a virtual clock."""
     from rungs.sim import SimulationError, StoryError, load_story, run_story
-    from rungs.sim.output import timeline_json
+    from rungs.sim.output import timeline_json, timeline_table
 
     policy = _policy_or_exit(policy_file)
     try:
@@ -155,31 +182,26 @@ def simulate(
     if as_json:
         print(json.dumps(entries, indent=2))
         return
-    tz = policy.calendars.get(next(iter(policy.calendars), ""), None)
-    zone = tz.tz if tz else None
-    table = Table(title=f"{story.file}: {len(entries)} timeline entries")
-    for col in ("local", "UTC", "case", "kind", "details"):
-        table.add_column(col)
-    from zoneinfo import ZoneInfo
-
-    local_tz = ZoneInfo(policy.timezone) if policy.timezone else zone
-    for raw, e in zip(sim.timeline, entries, strict=True):
-        details = ", ".join(f"{k}={v}" for k, v in e.items() if k not in ("at", "case", "kind"))
-        table.add_row(format_local(raw["at"], local_tz), e["at"], e["case"], e["kind"], details)
-    out.print(table)
+    zone = policy.timezone or next((c.timezone for c in policy.calendars.values()), "UTC")
+    title = f"{story.file}: {len(entries)} timeline entries"
+    out.print(timeline_table(title, sim.timeline, entries, zone, out.width))
 
 
 @app.command()
 def oncall(
     policy_file: Annotated[str, typer.Argument(metavar="POLICY")],
     schedule: Annotated[str | None, typer.Argument(metavar="SCHEDULE")] = None,
-    at: Annotated[str | None, typer.Option("--at", help="Who is on call at this instant.")] = None,
+    at: Annotated[
+        str | None, typer.Option("--at", help="Who is on call at this instant (default: now).")
+    ] = None,
     start: Annotated[str | None, typer.Option("--from", help="Shifts from this instant.")] = None,
     end: Annotated[str | None, typer.Option("--to", help="Shifts up to this instant.")] = None,
     as_json: JsonFlag = False,
 ) -> None:
-    """Who is on call: now-ish at --at, or every shift between --from and --to."""
-    from rungs.schedules.oncall import on_call, shifts
+    """Who is on call now (or --at), and who is paged instead when nobody is; or every shift
+    between --from and --to."""
+    from rungs.sim.oncall import at_report, render_oncall, shifts_report
+    from rungs.time.clock import SystemClock
 
     policy = _policy_or_exit(policy_file)
     if schedule is not None and schedule not in policy.schedules:
@@ -189,55 +211,25 @@ def oncall(
     chosen = [schedule] if schedule else list(policy.schedules)
     if (start is None) != (end is None):
         raise _fail("--from and --to go together")
-    if at is None and start is None:
-        raise _fail("give --at INSTANT, or --from A --to B")
+    if at is not None and start is not None:
+        raise _fail("give --at INSTANT, or --from A --to B, not both")
     try:
         if start is not None and end is not None:
             a, b = parse_instant(start), parse_instant(end)
             if b <= a:
                 raise _fail("--to must be later than --from")
-            result = {
-                sid: [
-                    {
-                        "start": format_utc(s.start),
-                        "end": format_utc(s.end),
-                        "person": s.person,
-                        "source": s.source,
-                    }
-                    for s in shifts(policy.schedules[sid], a, b)
-                ]
-                for sid in chosen
-            }
+            result: dict[str, Any] = shifts_report(policy, chosen, a, b)
         else:
-            t = parse_instant(at or "")
-            result = {}
-            for sid in chosen:
-                found = on_call(policy.schedules[sid], t)
-                result[sid] = {
-                    "schedule": sid,
-                    "at": format_utc(t),
-                    "on_call": list(found.people),
-                    "source": found.source,
-                }
+            t = parse_instant(at) if at is not None else SystemClock().now()
+            result = at_report(policy, chosen, t)
     except ValueError as exc:
         raise _fail(str(exc)) from None
     if as_json:
         print(json.dumps(result[schedule] if schedule else result, indent=2))
-        return
-    for sid, value in result.items():
-        table = Table(title=f"schedule {sid}")
-        if isinstance(value, list):
-            for col in ("start", "end", "person", "source"):
-                table.add_column(col)
-            for s in value:
-                table.add_row(s["start"], s["end"], s["person"], str(s["source"]))
-        else:
-            for col in ("at", "on call", "source"):
-                table.add_column(col)
-            table.add_row(
-                value["at"], ", ".join(value["on_call"]) or "nobody", str(value["source"])
-            )
-        out.print(table)
+    elif not result:
+        out.print(f"{policy_file} has no schedules", highlight=False)
+    else:
+        render_oncall(policy, result, out)
 
 
 policy_app = typer.Typer(help="Policy files: compare versions.", no_args_is_help=True)
@@ -277,10 +269,9 @@ DbOption = Annotated[
 @db_app.command("upgrade")
 def db_upgrade(db: DbOption = "sqlite:///rungs.db") -> None:
     """Apply the database migrations."""
-    from rungs.store.db import make_engine, upgrade
-
-    upgrade(make_engine(db))
-    out.print(f"database at {db} is up to date", highlight=False)
+    _token_db(db).dispose()
+    shown = make_url(db).render_as_string(hide_password=True)
+    out.print(f"database at {shown} is up to date", highlight=False)
 
 
 token_app = typer.Typer(
@@ -289,11 +280,25 @@ token_app = typer.Typer(
 app.add_typer(token_app, name="token")
 
 
-def _token_db(db: str):  # type: ignore[no-untyped-def]
+def _token_db(db: str) -> Database:
+    """The database at `db`, migrated: a new SQLite file is said so (a mistyped path would
+    otherwise hold tokens no server reads); one that can't be reached is one line."""
     from rungs.store.db import make_engine, upgrade
 
-    engine = make_engine(db)
-    upgrade(engine)
+    try:
+        url = make_url(db)
+        path = url.database if url.get_backend_name() == "sqlite" else None
+        new = bool(path) and path != ":memory:" and not Path(str(path)).exists()
+        engine = make_engine(db)
+        upgrade(engine)
+    except SQLAlchemyError as exc:
+        raise _fail(_db_problem(exc, db)) from None
+    if new:
+        err.print(
+            f"created a new database at {Path(str(path)).resolve()}",
+            highlight=False,
+            soft_wrap=True,
+        )
     return engine
 
 
@@ -425,14 +430,37 @@ def serve(
             "version (for CI pipelines).",
         ),
     ] = False,
+    log_level: Annotated[
+        str,
+        typer.Option(
+            "--log-level",
+            envvar="RUNGS_LOG_LEVEL",
+            help="debug, info (a line per request), warning or error.",
+        ),
+    ] = "info",
+    tls_cert: Annotated[
+        Path | None,
+        typer.Option("--tls-cert", envvar="RUNGS_TLS_CERT", help="Serve HTTPS: certificate (PEM)."),
+    ] = None,
+    tls_key: Annotated[
+        Path | None,
+        typer.Option(
+            "--tls-key", envvar="RUNGS_TLS_KEY", help="Serve HTTPS: its private key (PEM)."
+        ),
+    ] = None,
 ) -> None:
     """Run the API, the engine and the dispatcher on one database."""
+    import os
+
     import uvicorn
 
+    from rungs.api.access import LEVELS, configure_logging
     from rungs.bootstrap import build, settle_heap
 
     if role not in ("api", "engine", "dispatcher", "all"):
         raise _fail(f"--role must be api, engine, dispatcher or all, not '{role}'")
+    if log_level.lower() not in LEVELS:
+        raise _fail(f"--log-level must be one of {', '.join(LEVELS)}, not '{log_level}'")
     start = None
     if virtual_clock is not None:
         start = _option(parse_instant, virtual_clock, "--virtual-clock")
@@ -443,9 +471,14 @@ def serve(
         raise _fail("--max-body must be at least 1024 bytes")
     if workers < 1:
         raise _fail("--workers must be at least 1")
+    tls = _tls_or_exit(tls_cert, tls_key)
+    _port_free_or_exit(host, port)
+    configure_logging(log_level.lower())
+    scheme = "https" if tls else "http"
     if workers > 1:
         if start is not None:
             raise _fail("--virtual-clock needs --workers 1: each worker would have its own clock")
+        os.environ["RUNGS_LOG_LEVEL"] = log_level.lower()  # read in each worker process
         _serve_workers(
             workers,
             host,
@@ -456,9 +489,10 @@ def serve(
             token_rate=token_rate,
             max_body=max_body,
             strict=strict,
+            tls=tls,
         )
         return
-    with _start_errors():
+    with _start_errors(db):
         engine, api = build(
             db_url=db,
             policy_file=policy,
@@ -468,16 +502,16 @@ def serve(
             max_body=max_body,
             strict=strict,
         )
-    print(f"Rungs is serving at http://{host}:{port} (API docs at /docs)", flush=True)
+    print(f"Rungs is serving at {scheme}://{host}:{port} (API docs at /docs)", flush=True)
     settle_heap()
     try:
-        uvicorn.run(api, host=host, port=port, log_level="warning", access_log=False)
+        uvicorn.run(api, host=host, port=port, log_level="warning", access_log=False, **tls)
     finally:
         engine.stop()
 
 
 @contextlib.contextmanager
-def _start_errors() -> Iterator[None]:
+def _start_errors(db: str | None = None) -> Iterator[None]:
     """Errors while starting the service: each policy problem on a line, others as one."""
     from rungs.policy import PolicyError
 
@@ -489,9 +523,63 @@ def _start_errors() -> Iterator[None]:
         raise typer.Exit(1) from None
     except (PermissionError, RuntimeError, OSError) as exc:
         raise _fail(str(exc)) from None
+    except SQLAlchemyError as exc:
+        raise _fail(_db_problem(exc, db)) from None
 
 
-def _serve_workers(workers: int, host: str, port: int, **settings: Any) -> None:
+def _db_problem(exc: SQLAlchemyError, db: str | None = None) -> str:
+    """A database error in one line: the driver's first line (no traceback), and the URL
+    without its password when known."""
+    first = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+    if db is None:
+        return f"cannot use the database: {first}"
+    try:
+        shown = make_url(db).render_as_string(hide_password=True)
+    except ArgumentError:
+        shown = "(a URL that does not parse)"
+    return f"cannot use the database at {shown}: {first}"
+
+
+def _port_free_or_exit(host: str, port: int) -> None:
+    """Refuse at once, naming the settings, when `host:port` cannot be listened on (uvicorn
+    would log a bind error and exit after the engine had started)."""
+    import socket
+
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except OSError as exc:
+        raise _fail(f"--host {host}: {exc}; change it with --host or RUNGS_HOST") from None
+    family, kind, proto, _, address = infos[0]
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(address)
+        except OSError as exc:
+            raise _fail(
+                f"cannot listen on {host}:{port} ({exc.strerror or exc}): choose another port "
+                "with --port or RUNGS_PORT (or another address with --host or RUNGS_HOST)"
+            ) from None
+
+
+def _tls_or_exit(cert: Path | None, key: Path | None) -> dict[str, str]:
+    """uvicorn's TLS settings: both files or neither, each readable, and a pair that loads
+    (checked here, so a mistake is one line rather than a failing worker)."""
+    import ssl
+
+    if cert is None and key is None:
+        return {}
+    if cert is None or key is None:
+        raise _fail("--tls-cert and --tls-key go together")
+    try:
+        ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(cert, key)
+    except (OSError, ssl.SSLError) as exc:
+        raise _fail(f"--tls-cert {cert} / --tls-key {key}: {exc}") from None
+    return {"ssl_certfile": str(cert), "ssl_keyfile": str(key)}
+
+
+def _serve_workers(
+    workers: int, host: str, port: int, tls: dict[str, str], **settings: Any
+) -> None:
     """`rungs serve --workers N`: migrate and store the policy here, then N processes."""
     import os
 
@@ -500,13 +588,14 @@ def _serve_workers(workers: int, host: str, port: int, **settings: Any) -> None:
     from rungs.bootstrap import WORKER_ENV, prepare, worker_settings
 
     strict = settings.pop("strict")
-    with _start_errors():
+    with _start_errors(settings["db_url"]):
         prepare(db_url=settings["db_url"], policy_file=settings["policy_file"], strict=strict)
     # the workers serve the current version, stored above; with a policy file they are
     # file-managed too (PUT refused), and find its text stored already (or, when it has
     # errors, serve the last stored version and say so on /healthz, as this process would)
     os.environ[WORKER_ENV] = worker_settings(**settings)
-    print(f"Rungs is serving at http://{host}:{port} (API docs at /docs)", flush=True)
+    scheme = "https" if tls else "http"
+    print(f"Rungs is serving at {scheme}://{host}:{port} (API docs at /docs)", flush=True)
     uvicorn.run(
         "rungs.bootstrap:worker_app",
         factory=True,
@@ -515,6 +604,7 @@ def _serve_workers(workers: int, host: str, port: int, **settings: Any) -> None:
         port=port,
         log_level="warning",
         access_log=False,
+        **tls,  # type: ignore[arg-type]
     )
 
 

@@ -198,6 +198,13 @@ ROUTES: dict[tuple[str, str], tuple[Callable[[App], Request], int]] = {
         ),
         202,
     ),
+    ("POST", "/v2/change/enqueue"): (
+        lambda a: (
+            "/v2/change/enqueue",
+            {"json": {"routing_key": KEYS["pagerduty"], "payload": {"summary": "deploy"}}},
+        ),
+        202,
+    ),
 }
 # Opsgenie's key travels in the Authorization header itself (GenieKey KEY): a Bearer token of
 # any role is not it, so every identity gets 401; the GenieKey gets 202.

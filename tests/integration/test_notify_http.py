@@ -13,7 +13,6 @@ import asyncio
 import base64
 import shutil
 import ssl
-import subprocess
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -24,6 +23,7 @@ from rungs.notify.channels import Context, DeliveryError, Outgoing, webhook
 from rungs.notify.http import BadRequest, HttpClient
 from rungs.notify.messages import Message
 from rungs.policy.channels import WebhookConfig
+from tests.tls import self_signed
 
 OK = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
 HANG_UP = b""  # an answer of nothing: the server closes the connection without answering
@@ -348,13 +348,7 @@ def test_the_environments_proxy_is_used(monkeypatch: pytest.MonkeyPatch) -> None
 
 @pytest.mark.skipif(shutil.which("openssl") is None, reason="needs the openssl command")
 def test_tls_trusts_ssl_cert_file(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
-    subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
-         "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
-         "-keyout", str(key), "-out", str(cert)],
-        check=True, capture_output=True,
-    )  # fmt: skip
+    cert, key = self_signed(tmp_path)
     tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     tls.load_cert_chain(cert, key)
 

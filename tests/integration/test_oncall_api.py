@@ -100,6 +100,8 @@ def test_cli_oncall_json_agrees_with_shifts(policy_file: Path) -> None:
         "at": "2026-11-25T19:00:00Z",
         "on_call": ["erin"],
         "source": "override",
+        "fallback": "person:frank",
+        "paged": ["erin"],
     }
 
 

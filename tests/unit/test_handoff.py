@@ -160,6 +160,10 @@ def test_sla_over_the_weekend(weekend: dict[str, Any]) -> None:
         "elapsed_seconds": 3600,
         "target": "4h",
         "target_seconds": 14400,
+        "clock": "business",  # the target counts office hours: "4h business"
+        "target_text": "4h business",
+        "overdue": None,
+        "overdue_seconds": None,
         "remaining": "3h",
         "remaining_seconds": 10800,
         "percent": 25,

@@ -15,14 +15,16 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from prometheus_client import Histogram
 
+from rungs.api.access import AccessLog
 from rungs.api.auth import Auth, tokens_router
+from rungs.api.counters import Counters
 from rungs.api.errors import ApiError, unavailable_reply
 from rungs.api.fastpath import FastLanes, Lane
 from rungs.api.ingest import ingest_router
 from rungs.api.limits import DEFAULT_MAX_BODY, BodyLimit, Rate
 from rungs.api.links import links_router
 from rungs.api.oncall import oncall_router
-from rungs.api.openapi import install_openapi
+from rungs.api.openapi import DOCS_PAGES, DOCS_STATIC, install_docs, install_openapi
 from rungs.api.routes import Metrics, cases_router, clock_router, health_router, policy_router
 from rungs.engine import Engine
 from rungs.engine.writer import Unavailable
@@ -35,8 +37,15 @@ class RungsApi(FastAPI):
     """FastAPI, with the happy path of the ingest routes served first by `rungs.api.fastpath`."""
 
     front: FastLanes | None = None
+    access: AccessLog | None = None  # the request log line, around both
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if self.access is None:
+            await self.route_request(scope, receive, send)
+        else:
+            await self.access(scope, receive, send)
+
+    async def route_request(self, scope: Any, receive: Any, send: Any) -> None:
         if self.front is None:
             await super().__call__(scope, receive, send)
         else:
@@ -103,6 +112,7 @@ def create_app(
     role: str = "all",
     token_rate: Rate | None = None,
     max_body: int = DEFAULT_MAX_BODY,
+    counters: Counters | None = None,
 ) -> FastAPI:
     commands, views = engine.commands, engine.views
     auth = Auth(views.tokens, token_rate=token_rate)
@@ -110,11 +120,16 @@ def create_app(
         title="Rungs",
         version="0.1.0",
         description="Escalation management: cases, SLA clocks, escalation matrices.",
+        docs_url=None,  # served by install_docs, with its assets, no CDN
+        redoc_url=None,
         dependencies=[Depends(auth)],  # Bearer tokens and roles on /v1 (see rungs.api.auth)
     )
     app.state.auth = auth
     app.add_middleware(BodyLimit, max_bytes=max_body)
     metrics = Metrics(views)
+    counters = counters if counters is not None else Counters()
+    counters.depth = views  # the outbox's rows by status, read at scrape
+    metrics.registry.register(counters)  # type: ignore[arg-type]
     app.add_middleware(Timing, histogram=metrics.latency)
     app.add_exception_handler(ApiError, _api_error)
     app.add_exception_handler(Unavailable, _unavailable)
@@ -135,7 +150,14 @@ def create_app(
     app.add_exception_handler(HTTPException, _http_error)
 
     install_openapi(app)
+    install_docs(app)
     app.front = FastLanes(
         partial(FastAPI.__call__, app), lanes, auth=auth, max_body=max_body, latency=metrics.latency
+    )
+    app.access = AccessLog(  # a log line per request, and the ingest counters
+        app.route_request,
+        safe_paths=frozenset(lanes) | DOCS_PAGES,
+        on_request=counters.request,
+        static=DOCS_STATIC,
     )
     return app

@@ -4,6 +4,10 @@ FastAPI's generated document is completed here: the Bearer scheme on the routes 
 token (with the least role in the description), the JSON error bodies Rungs answers with
 (`{"detail": ..., "field": ...}` rather than FastAPI's default 422 shape), and the media types
 of the routes that do not answer JSON.
+
+`/docs` is Swagger UI served by Rungs itself (`install_docs`): its script, style sheet and icon
+come from the `swagger-ui-bundle` package under `/docs/static/`, so the page works on a host
+with no way out to the internet (FastAPI's own page loads them from a CDN).
 """
 
 from __future__ import annotations
@@ -11,11 +15,20 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import FastAPI
+from fastapi.openapi.docs import get_swagger_ui_html, get_swagger_ui_oauth2_redirect_html
 from fastapi.openapi.utils import get_openapi
+from starlette.requests import Request
+from starlette.responses import HTMLResponse
+from starlette.staticfiles import StaticFiles
+from swagger_ui_bundle import swagger_ui_path
 
 from rungs.api.auth import required_role
 
-__all__ = ["install_openapi", "ERROR_SCHEMA"]
+__all__ = ["DOCS", "DOCS_PAGES", "DOCS_STATIC", "ERROR_SCHEMA", "install_docs", "install_openapi"]
+
+DOCS = "/docs"  # the app is created with docs_url=None: this module serves the page
+DOCS_STATIC = f"{DOCS}/static/"  # its assets
+DOCS_PAGES = frozenset({DOCS, f"{DOCS}/oauth2-redirect"})
 
 ERROR_SCHEMA: dict[str, Any] = {
     "title": "Error",
@@ -118,3 +131,28 @@ def install_openapi(app: FastAPI) -> None:
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
+
+
+def install_docs(app: FastAPI) -> None:
+    """`/docs` (Swagger UI) with its assets from `/docs/static/`, no CDN; no ReDoc page (its
+    script would come from a CDN)."""
+    static = DOCS_STATIC.rstrip("/")
+    redirect = f"{DOCS}/oauth2-redirect"
+    app.mount(static, StaticFiles(directory=str(swagger_ui_path)), name="swagger-ui")
+
+    async def docs(request: Request) -> HTMLResponse:
+        root = request.scope.get("root_path", "")
+        return get_swagger_ui_html(
+            openapi_url=f"{root}{app.openapi_url}",
+            title=f"{app.title} - API docs",
+            swagger_js_url=f"{root}{static}/swagger-ui-bundle.js",
+            swagger_css_url=f"{root}{static}/swagger-ui.css",
+            swagger_favicon_url=f"{root}{static}/favicon-32x32.png",
+            oauth2_redirect_url=f"{root}{redirect}",
+        )
+
+    async def oauth2_redirect(_: Request) -> HTMLResponse:
+        return get_swagger_ui_oauth2_redirect_html()
+
+    app.add_route(DOCS, docs, include_in_schema=False)
+    app.add_route(redirect, oauth2_redirect, include_in_schema=False)

@@ -20,17 +20,27 @@ from rungs.core.model import Case
 from rungs.core.targets import people_of
 from rungs.core.timeline import entry_json
 from rungs.policy.model import Matrix, Policy
-from rungs.time.instant import SECOND, format_duration, format_utc
+from rungs.time.calendar import Calendar
+from rungs.time.instant import HOUR, SECOND, format_duration, format_utc
 
-__all__ = ["handoff"]
+__all__ = ["CHANGE_WINDOW", "clock_name", "handoff", "recent_changes"]
+
+CHANGE_WINDOW = 2 * HOUR
+"""A change that happened this long before a case opened is one of its "recent changes"."""
 
 _START_KINDS = ("opened", "reopened")
 
 
 def handoff(
-    case: Case, policy: Policy, now: int, timeline: list[dict[str, Any]], level: int | None = None
+    case: Case,
+    policy: Policy,
+    now: int,
+    timeline: list[dict[str, Any]],
+    level: int | None = None,
+    changes: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
-    """The handoff context of `case` at `now` for `level` (the case's current level by default)."""
+    """The handoff context of `case` at `now` for `level` (the case's current level by
+    default); `changes` are stored change events, of which the recent ones are shown."""
     m = _matrix(policy, case.matrix)
     target_level = case.level if level is None else level
     if m is not None and not 1 <= target_level <= len(m.levels):
@@ -50,9 +60,27 @@ def handoff(
         "previous_assignees": previous,
         "moves": moves,
         "timeline": [entry_json(e) for e in entries],
+        "recent_changes": recent_changes(case, changes or []),
     }
     out["summary"] = _summary(out, m)
     return out
+
+
+def recent_changes(case: Case, changes: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The changes (`at` in µs; `customer`, None for any) made within `CHANGE_WINDOW` before
+    the case opened, for its customer or for any: what was deployed or reconfigured just
+    before the trouble started. Latest first, each saying how long before the opening."""
+    start, opened = case.opened_at - CHANGE_WINDOW, case.opened_at
+    found = [
+        c
+        for c in changes
+        if start <= c["at"] <= opened and c.get("customer") in (None, case.customer)
+    ]
+    found.sort(key=lambda c: c["at"], reverse=True)
+    return [
+        {**c, "at": format_utc(c["at"]), "before_opening": format_duration(opened - c["at"])}
+        for c in found
+    ]
 
 
 # -- sections ----------------------------------------------------------------------------------
@@ -116,11 +144,19 @@ def _secs(us: int | None) -> int | None:
     return us // SECOND if us is not None else None
 
 
+def clock_name(calendar: Calendar) -> str:
+    """How a target on `calendar` is counted: `calendar` time (round the clock, no holidays)
+    or `business` time, so "24h" is never read as a day when it means three working days."""
+    always = calendar.hours is None and not calendar.holiday_country and not calendar.holiday_dates
+    return "calendar" if always else "business"
+
+
 def _sla(case: Case, policy: Policy, now: int) -> list[dict[str, Any]]:
     out = []
     for c in sla.read_clocks(case, policy, now):
         ended = c.state == "stopped"  # met, or ended by resolve: not measured any more
         remaining = None if ended else c.remaining
+        overdue = c.elapsed - c.target if c.breached and c.elapsed > c.target else None
         out.append(
             {
                 "metric": c.metric,
@@ -129,6 +165,10 @@ def _sla(case: Case, policy: Policy, now: int) -> list[dict[str, Any]]:
                 "elapsed_seconds": _secs(c.elapsed),
                 "target": _dur(c.target),
                 "target_seconds": _secs(c.target),
+                "clock": clock_name(c.calendar),
+                "target_text": f"{_dur(c.target)} {clock_name(c.calendar)}",
+                "overdue": _dur(overdue),
+                "overdue_seconds": _secs(overdue),
                 "remaining": _dur(remaining),
                 "remaining_seconds": _secs(remaining),
                 "percent": (c.elapsed * 100 // c.target) if c.target else None,
@@ -350,7 +390,8 @@ def _summary(h: dict[str, Any], m: Matrix | None) -> str:
     clocks = []
     for s in h["sla"]:
         if s["breached"]:
-            clocks.append(f"{s['metric']} breached")
+            late = f", {s['overdue']} overdue" if s["overdue"] else ""
+            clocks.append(f"{s['metric']} breached{late} (target {s['target_text']})")
         elif s["state"] == "running" and s["remaining"] is not None:
             clocks.append(f"{s['metric']} {s['remaining']} left (due {s['due']})")
         elif s["state"] == "paused" and s["remaining"] is not None:

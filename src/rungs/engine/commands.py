@@ -25,6 +25,7 @@ from rungs.engine.writer import Writer
 from rungs.policy import Policy
 from rungs.policy.model import Integration
 from rungs.store.cases import find_open, insert_case, load_case, new_case_id, save_case
+from rungs.store.changes import record_change
 from rungs.store.effects import write_effects
 from rungs.store.links import LinkUse, record_use
 from rungs.store.outbox import Row
@@ -246,3 +247,8 @@ class Commands:
         """Revoke the active token with this name; False when there is none."""
         now = self.clock.now()
         return await self.writer.submit_async(lambda conn: revoke_token(conn, name, now))
+
+    async def record_change(self, change: dict[str, Any]) -> int:
+        """Keep a change event (`rungs.store.changes`): it opens nothing, the handoff shows it."""
+        now = self.clock.now()
+        return await self.writer.submit_async(lambda conn: record_change(conn, change, now))

@@ -116,14 +116,17 @@ def tidy(text: str) -> str:
 
 def sla_text(s: dict[str, Any]) -> str:
     name = str(s.get("metric", "")).replace("_", " ")
+    clock = s.get("target_text")  # "24h business": how the target counts
+    target = f"; target {clock}" if clock else ""
     if s.get("breached"):
-        return f"{name}: breached"
+        late = f", {s['overdue']} overdue" if s.get("overdue") else ""
+        return f"{name}: breached{late}" + (f" (target {clock})" if clock else "")
     if s.get("met"):
         return f"{name}: met"
     if s.get("state") == "paused":
         return f"{name}: paused, {human(s.get('remaining_seconds'))} left"
     if s.get("state") == "running":
-        return f"{name}: {human(s.get('remaining_seconds'))} left (due {s.get('due')})"
+        return f"{name}: {human(s.get('remaining_seconds'))} left (due {s.get('due')}{target})"
     return f"{name}: not started"
 
 

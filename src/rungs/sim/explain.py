@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.table import Table
 
 from rungs.core import sla
+from rungs.core.handoff import clock_name
 from rungs.policy.model import METRICS
 from rungs.sim.runner import Simulation
 from rungs.time.calendar import WALL_CLOCK
@@ -47,6 +48,7 @@ def explain_case(sim: Simulation, case_id: str) -> dict[str, Any]:
         "priority": case.priority,
         "sla_policy": policy_sla.id if policy_sla else None,
         "calendar": cal.id,
+        "clock": clock_name(cal),
         "timezone": cal.timezone,
         "metrics": [],
     }
@@ -81,6 +83,7 @@ def explain_case(sim: Simulation, case_id: str) -> dict[str, Any]:
             )
         skipped.sort(key=lambda s: s["from"])
         target, elapsed, due = c.target, c.elapsed, c.due
+        overdue = elapsed - target if m.breached and elapsed > target else None
         events = [
             {"at": format_utc(e["at"]), "kind": e["kind"], "percent": e.get("percent")}
             for e in entries
@@ -97,6 +100,7 @@ def explain_case(sim: Simulation, case_id: str) -> dict[str, Any]:
                 "counted_total_us": total,
                 "remaining": _d(max(0, target - elapsed)),
                 "breached": m.breached,
+                "overdue": _d(overdue),
                 "due": format_utc(due) if due is not None else None,
                 "due_local": format_local(due, tz) if due is not None else None,
                 "counted": counted,
@@ -112,23 +116,32 @@ def _d(us: int | None) -> str | None:
 
 
 def render_explain(report: dict[str, Any], console: Console) -> None:
+    """The report as text: each target with its clock ("80h business", "4h calendar"), how
+    far a breached one is overdue, and no Python `None` anywhere."""
+    sla_policy = report["sla_policy"] or "none"
     console.print(
         f"[bold]case {report['case']}[/bold] at {report['at']}: priority {report['priority']}, "
-        f"SLA policy {report['sla_policy']}, calendar {report['calendar']} ({report['timezone']})"
+        f"SLA policy {sla_policy}, calendar {report['calendar']} ({report['timezone']}, "
+        f"{report['clock']} time)"
     )
     for m in report["metrics"]:
-        head = f"\n[bold]{m['metric']}[/bold]: {m['state']}, target {m['target']}"
+        head = f"\n[bold]{m['metric']}[/bold]: {m['state']}"
+        if m["target"] is not None:
+            head += f", target {m['target']} {report['clock']}"
         if "elapsed" in m:
             head += f", elapsed {m['elapsed']}, remaining {m['remaining']}"
-            head += ", [red]BREACHED[/red]" if m["breached"] else ""
+            if m["breached"]:
+                head += ", [red]BREACHED[/red]"
+                head += f" ({m['overdue']} overdue)" if m["overdue"] else ""
             if m["due"]:
                 head += f", due {m['due']} ({m['due_local']})"
         console.print(head)
         if "counted" not in m:
             continue
         table = Table(show_header=True, header_style="bold")
-        for col in ("from (local)", "to (local)", "counted / why not"):
-            table.add_column(col)
+        for col in ("from (local)", "to (local)"):
+            table.add_column(col, no_wrap=True)
+        table.add_column("counted / why not")
         rows = [
             (_short(c["local_from"]), _short(c["local_to"]), f"counted {c['counted']}")
             for c in m["counted"]

@@ -4,10 +4,24 @@ from __future__ import annotations
 
 from collections import Counter
 from typing import Any
+from zoneinfo import ZoneInfo
+
+from rich.table import Table
 
 from rungs.core.timeline import timeline_json
+from rungs.time.instant import format_local
 
-__all__ = ["timeline_json", "CONTRACT_FIELDS", "LIVE_FIELDS", "compare_timelines"]
+__all__ = [
+    "timeline_json",
+    "timeline_table",
+    "CONTRACT_FIELDS",
+    "LIVE_FIELDS",
+    "compare_timelines",
+    "WIDE",
+]
+
+WIDE = 100
+"""Below this many columns, `timeline_table` leaves out the UTC column rather than cut times."""
 
 CONTRACT_FIELDS: dict[str, tuple[str, ...]] = {
     "opened": (),
@@ -75,3 +89,38 @@ def compare_timelines(expected: list[dict[str, Any]], actual: list[dict[str, Any
         for k in extra.elements():
             problems.append(f"{at}: unexpected {k}")
     return problems
+
+
+def _value(v: object) -> str:
+    """A detail's value as a person reads it: no Python `None`, lists without brackets."""
+    if isinstance(v, list | tuple):
+        return ", ".join(_value(x) for x in v)
+    if isinstance(v, dict):
+        return "{" + ", ".join(f"{k}: {_value(x)}" for k, x in v.items()) + "}"
+    return "-" if v is None else str(v)
+
+
+def timeline_table(
+    title: str, raw: list[dict[str, Any]], entries: list[dict[str, Any]], zone: str, width: int
+) -> Table:
+    """`rungs simulate`'s table: one row per entry. Instants are never cut: they do not wrap,
+    and the UTC column goes when the terminal is narrower than `WIDE` (the local time, in the
+    policy's `zone`, stays); the details wrap instead."""
+    tz = ZoneInfo(zone)
+    table = Table(title=title)
+    table.add_column(f"local ({zone})" if width >= WIDE else "local", no_wrap=True)
+    if width >= WIDE:
+        table.add_column("UTC", no_wrap=True)
+    table.add_column("case", no_wrap=True)
+    table.add_column("kind", no_wrap=True)
+    table.add_column("details", overflow="fold")
+    for r, e in zip(raw, entries, strict=True):
+        details = ", ".join(
+            f"{k}={_value(v)}"
+            for k, v in e.items()
+            if k not in ("at", "case", "kind") and v is not None
+        )
+        local = format_local(r["at"], tz)
+        row = (local, e["at"]) if width >= WIDE else (local,)
+        table.add_row(*row, e["case"], e["kind"], details)
+    return table

@@ -4,6 +4,7 @@
 - Prometheus Alertmanager webhook (version 4): `POST /v1/integrations/{key}/alertmanager`.
 - Opsgenie Alert API: `POST /v2/alerts`, `POST /v2/alerts/{alias}/acknowledge|close`
   (`Authorization: GenieKey KEY`).
+- PagerDuty Change Events: `POST /v2/change/enqueue` (kept for the handoff's recent changes).
 - Rungs' own small JSON format: `POST /v1/integrations/{key}/events`.
 - Heartbeats: `POST /v1/heartbeats/{key}`; `GET /v1/heartbeats` (viewer) lists their state.
 

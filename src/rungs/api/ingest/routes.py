@@ -25,6 +25,7 @@ from rungs.api.ingest.alertmanager import (
     AlertmanagerProblem,
     AlertmanagerWebhook,
 )
+from rungs.api.ingest.change import change_routes
 from rungs.api.ingest.commands import Act, CaseCommand, Invalid, Trigger, Unreadable, new_key
 from rungs.api.ingest.events import RungsEvent
 from rungs.api.ingest.heartbeat import HeartbeatAnswer
@@ -59,6 +60,8 @@ class Commands(Protocol):
     def act_on_key(self, dedup_key: str, event: Event) -> Awaitable[tuple[Case | None, bool]]: ...
 
     def beat(self, integ: Integration) -> Awaitable[BeatState]: ...
+
+    def record_change(self, change: dict[str, Any]) -> Awaitable[int]: ...
 
 
 async def submit(commands: Commands, command: CaseCommand) -> tuple[Case | None, bool]:
@@ -96,6 +99,7 @@ def ingest_router(
     keys = Keys(policies)
     router = _keyed_routes(keys, commands, heartbeat_states)
     router.include_router(_pagerduty_routes(keys, commands, lanes))
+    router.include_router(change_routes(keys, commands))  # PagerDuty change events
     router.include_router(_opsgenie_routes(keys, commands))
     return router
 

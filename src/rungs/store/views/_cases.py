@@ -8,11 +8,12 @@ from typing import Any
 from sqlalchemy import Connection, func, select
 
 from rungs.core import sla
-from rungs.core.handoff import handoff
+from rungs.core.handoff import CHANGE_WINDOW, handoff
 from rungs.core.model import Case
 from rungs.core.timeline import decode_entry, entry_json
 from rungs.policy import Policy
 from rungs.store.cases import load_case
+from rungs.store.changes import changes_between
 from rungs.store.jsonbytes import loads
 from rungs.store.tables import cases, timeline
 from rungs.time.instant import format_utc
@@ -97,7 +98,8 @@ def handoff_of(
     if found is None:
         return None
     case, version = found
-    return handoff(case, policy_of(version), now, entries(conn, case_id), level)
+    changes = changes_between(conn, case.opened_at - CHANGE_WINDOW, case.opened_at)
+    return handoff(case, policy_of(version), now, entries(conn, case_id), level, changes)
 
 
 def paged(conn: Connection, case_id: str) -> set[str]:

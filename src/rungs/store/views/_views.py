@@ -18,6 +18,7 @@ from rungs.store.tokens import TokenCache
 from rungs.store.views._cases import case_json, case_page, handoff_of, paged, timeline_rows
 from rungs.store.views._oncall import ics, on_call_now, shift_rows
 from rungs.store.views._ops import counts, heartbeat_states, ping, token_list
+from rungs.store.views._outbox import outbox_depth
 from rungs.time.clock import Clock
 
 __all__ = ["Policies", "Views"]
@@ -79,6 +80,11 @@ class Views:
             "level": c.level,
             "customer": c.customer,
         }
+
+    def outbox_depth(self) -> list[tuple[str, int]]:
+        """Outbox rows pending, sending and dead, for `/metrics`."""
+        with self.db.connect() as conn:
+            return outbox_depth(conn)
 
     def cases(self, filters: Mapping[str, object], limit: int, offset: int) -> dict[str, Any]:
         with self.db.connect() as conn:
