@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -14,6 +15,7 @@ from rich.console import Console
 from rich.table import Table
 
 from rungs.policy import Policy, Problem, validate_file
+from rungs.policy.secrets import secret_prefix
 from rungs.time.instant import format_local, format_utc, parse_duration, parse_instant
 
 app = typer.Typer(help="Rungs: escalation management. Escalation as code.", no_args_is_help=True)
@@ -40,7 +42,7 @@ def _option(parse: Callable[[Any], T], value: str | None, name: str) -> T:
 
 
 def _policy_or_exit(path: str) -> Policy:
-    policy, problems = validate_file(path)
+    policy, problems = validate_file(path, secret_prefix=secret_prefix(os.environ))
     if policy is None:
         for p in problems:
             err.print(str(p), highlight=False, markup=False, soft_wrap=True)
@@ -56,7 +58,7 @@ def validate(
     """Check policy files; print every error as FILE:LINE:COL: message."""
     problems: list[Problem] = []
     for f in files:
-        problems.extend(validate_file(f)[1])
+        problems.extend(validate_file(f, secret_prefix=secret_prefix(os.environ))[1])
     errors = [p for p in problems if p.severity == "error"]
     if as_json:
         print(json.dumps([p.as_dict() for p in problems], indent=2))

@@ -41,7 +41,7 @@ matrices:
     levels:
       - {{name: L1, notify: [person:ann]}}
 channels:
-  webhook: {{secret_env: NOTIFY_CRASH_SECRET, timeout: 5s}}
+  webhook: {{secret_env: RUNGS_NOTIFY_CRASH_SECRET, timeout: 5s}}
   retry: {{attempts: 5, backoff: 1s, lease: 2s}}
 """
 
@@ -49,7 +49,7 @@ channels:
 def test_dispatcher_killed_mid_delivery_loses_nothing(
     db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("NOTIFY_CRASH_SECRET", SECRET)
+    monkeypatch.setenv("RUNGS_NOTIFY_CRASH_SECRET", SECRET)
     sink = Sink(delay=1.5)  # answers late: deliveries are in flight at the kill
     policy = tmp_path / "policy.yaml"
     policy.write_text(POLICY.format(hook=sink.url("/hook")), encoding="utf-8")

@@ -6,6 +6,7 @@ second stale, because other processes store versions too.
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import replace
 
@@ -13,6 +14,7 @@ from sqlalchemy import Connection, Engine, func, insert, select
 
 from rungs.engine.writer import Writer
 from rungs.policy import Policy, PolicyError, load_policy_text
+from rungs.policy.secrets import secret_prefix
 from rungs.schedules.oncall import Override
 from rungs.store.tables import overrides, policies
 from rungs.time.clock import Clock
@@ -44,7 +46,10 @@ class PolicyStore:
                 ).first()
             if row is None:
                 raise KeyError(f"policy version {version} is not stored")
-            found, problems = load_policy_text(row.yaml, row.source or f"version {version}")
+            # accepted when stored: its `*_env` names are checked where they are read
+            found, problems = load_policy_text(
+                row.yaml, row.source or f"version {version}", secret_prefix=None
+            )
             if found is None:
                 raise PolicyError(problems)
             found = self._with_overrides(found)
@@ -75,7 +80,9 @@ class PolicyStore:
 
     def store(self, yaml_text: str, source: str) -> tuple[int, Policy]:
         """Validate and store a new version (raises PolicyError with every problem)."""
-        policy, problems = load_policy_text(yaml_text, source)
+        policy, problems = load_policy_text(
+            yaml_text, source, secret_prefix=secret_prefix(os.environ)
+        )
         if policy is None:
             raise PolicyError(problems)
         now = self.clock.now()

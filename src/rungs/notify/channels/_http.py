@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 
 from rungs.notify.channels.base import Context, DeliveryError
 from rungs.notify.http import Answer, BadRequest
+from rungs.policy.secrets import SecretRefused, read_secret
 from rungs.store import jsonbytes
 
 __all__ = ["USER_AGENT", "body", "env", "host", "post"]
@@ -31,10 +32,14 @@ def body(value: Any) -> bytes:
 
 
 def env(name: str | None, what: str) -> str:
-    """A secret from the environment, named by the policy (permanent failure without it)."""
+    """A secret from the environment, named by the policy (permanent failure without it, or
+    when the name lacks the deployment's prefix: a policy stored before it was checked)."""
     if not name:
         raise DeliveryError(f"{what} is not configured", permanent=True)
-    value = os.environ.get(name)
+    try:
+        value = read_secret(name, os.environ)
+    except SecretRefused as exc:
+        raise DeliveryError(f"{what}: {exc}: not read", permanent=True) from None
     if not value:
         raise DeliveryError(f"environment variable {name} ({what}) is not set", permanent=True)
     return value

@@ -1,7 +1,8 @@
 """The `channels` section: validated into `rungs.policy.channels.Channels`.
 
-Each channel's fields are checked against `_FIELDS`; secrets only by `*_env` names. With a
-`channels` section every person's contacts must be deliverable by a configured channel.
+Each channel's fields are checked against `_FIELDS`; secrets only by `*_env` names, and only
+names with the deployment's prefix (`rungs.policy.secrets`). With a `channels` section every
+person's contacts must be deliverable by a configured channel.
 """
 
 from __future__ import annotations
@@ -140,6 +141,8 @@ def _channel(r: Reader, name: str, value: Any, p: Path) -> ChannelConfig | None:
                 ok = False
             elif k.endswith("_env") and not _ENV.match(v):
                 r.err((*p, k), f"'{k}' names an environment variable; '{v}' is not a valid name")
+                ok = False
+            elif k.endswith("_env") and not r.env_name((*p, k), k, v.strip()):
                 ok = False
             else:
                 strings[k] = v.strip()
