@@ -174,7 +174,8 @@ class Deliverer:
             error = DeliveryError(f"internal error: {type(exc).__name__}: {exc}")
         else:
             return None
-        log.warning("%s %s: %s", job[0].kind, [r.key for r in job], error.message)
+        detail = f" ({error.detail})" if error.detail else ""  # the log's only
+        log.warning("%s %s: %s%s", job[0].kind, [r.key for r in job], error.message, detail)
         return error
 
     def _settled(self, f: Future[Any], row: Row) -> None:
