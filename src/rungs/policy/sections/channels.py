@@ -333,7 +333,8 @@ def _check_contacts(r: Reader, data: dict[str, Any], configs: dict[str, ChannelC
                 r.err(cp, f"{method} contact must be a phone number such as +4930123456")
             elif method in ("slack", "webhook") and not address.startswith(("http://", "https://")):
                 r.err(cp, f"{method} contact must be an http:// or https:// URL")
-            elif method == "email" and "@" not in address:
+            elif method == "email" and ("@" not in address or not address.isprintable()):
+                # a line break would be a mail header of its own
                 r.err(cp, f"email contact must be an email address, not {address!r}")
             elif method == "apprise" and "://" not in address:
                 r.err(cp, "apprise contact must be an Apprise URL such as 'tgram://TOKEN/CHAT'")
