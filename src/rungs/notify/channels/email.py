@@ -103,6 +103,8 @@ def _send_mail(out: Outgoing) -> None:
 
 
 def _text(raw: Any) -> str:
+    """The server's reply as its status line: the first line, at most 200 characters."""
     if isinstance(raw, bytes):
         raw = raw.decode("utf-8", "replace")
-    return " ".join(str(raw).split())[:200]
+    lines = str(raw).splitlines() or [""]
+    return " ".join(lines[0].split())[:200]
