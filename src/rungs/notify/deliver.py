@@ -169,7 +169,10 @@ class Deliverer:
             await channels.send(self._ctx, out)
         except DeliveryError as exc:
             error = exc
-        except Exception as exc:  # a bug or bad template: retried, and logged
+        except UnicodeError as exc:  # text that cannot be encoded now cannot be later either
+            log.exception("encoding %s failed", [r.key for r in job])
+            error = DeliveryError(f"the message could not be encoded: {exc}", permanent=True)
+        except Exception as exc:  # a bug in a channel: retried, and logged
             log.exception("delivering %s failed", [r.key for r in job])
             error = DeliveryError(f"internal error: {type(exc).__name__}: {exc}")
         else:
