@@ -21,6 +21,7 @@ from rungs.notify.channels import _http as http_channel
 from rungs.notify.channels.base import MAX_ERROR, safe_error
 from rungs.notify.channels.email import build
 from rungs.notify.compose import Composer
+from rungs.notify.deliver import Deliverer
 from rungs.notify.http import Answer, HttpClient
 from rungs.notify.messages import Message, Renderer, one_line
 from rungs.notify.results import outcome
@@ -239,6 +240,23 @@ def test_a_message_that_cannot_be_rendered_is_permanent(tmp_path: Path) -> None:
         assert done.mark["status"] == "dead"
         if done.result is not None:
             assert done.result["permanent"] and not done.result["ok"]
+
+
+def test_a_message_that_cannot_be_encoded_is_permanent(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RUNGS_A", "AC1")
+    monkeypatch.setenv("RUNGS_T", "tok")
+    monkeypatch.delenv("RUNGS_SECRET_PREFIX", raising=False)
+    cfg = TwilioConfig("https://sms.x.test/{account}", "RUNGS_A", "RUNGS_T", "+4930000000")
+
+    class Fixed:
+        def compose(self, *args: Any) -> Outgoing:  # a lone surrogate: JSON's "\udcff"
+            return Outgoing("sms", "+4917011111", cfg, Message("s", "Down \udcff"), "k", 0)
+
+    d = Deliverer(Fixed(), None, None, None, None, workers=1, user_agent="ua")  # type: ignore[arg-type]
+    row = Row(1, "C1", "notify", "C1:n1", {"person": "ann", "channel": "sms"}, 1, 0)
+    error = asyncio.run(d._send([row], None, None, 0))  # type: ignore[arg-type]
+    assert error is not None and error.permanent
+    assert error.message.startswith("the message could not be encoded: ")
 
 
 def test_slacks_fallback_text_is_escaped_like_its_blocks() -> None:
