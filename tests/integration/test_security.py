@@ -27,17 +27,20 @@ from tests.integration.test_notify import (
     PEOPLE,
     Sink,
     Smtp,
-    _secrets,  # noqa: F401  (autouse: the channels' secrets)
+    _secrets,
     deliver,
     entries,
     free_port,
     open_case,
     outbox,
     policy_yaml,
-    sink,  # noqa: F401  (fixture)
-    smtp,  # noqa: F401  (fixture)
-    start,  # noqa: F401  (fixture)
+    sink,
+    smtp,
+    start,
 )
+
+# test_notify's fixtures, asked for by name below (`_secrets` is autouse: the channels' secrets)
+FIXTURES = (_secrets, sink, smtp, start)
 
 # a real server --------------------------------------------------------------------------------
 
@@ -177,7 +180,7 @@ def test_put_policy_refuses_a_variable_outside_the_prefix(
     assert status == 422, answer
     assert answer["detail"].startswith(f"PUT /v1/policy:{line}:")
     assert "DATABASE_URL is not a variable a policy may name" in answer["detail"]
-    assert [e["line"] for e in answer["errors"]] == [line]
+    assert [e["line"] for e in answer["errors"] if e["severity"] == "error"] == [line]
     named = steal.replace("DATABASE_URL", "RUNGS_SMS_ACCOUNT")
     assert s.request("PUT", "/v1/policy", [*admin, *yaml], named.encode())[0] == 200
     # the deployment's prefix, as the server reads it
@@ -197,8 +200,8 @@ def test_a_title_with_line_breaks_is_mailed_on_one_subject_line(
     cid = open_case(service, title="Checkout\r\nBcc: mallory@evil.test\nfails")
     deliver(service)
     (mail,) = smtp.box.to("ann@acme.test")
-    assert mail["Subject"] == f"[Rungs] P2 {cid} level 1: Checkout Bcc: mallory@evil.test fails" \
-        " (Acme Corp)"  # fmt: skip
+    subject = str(mail["Subject"]).strip()  # a long subject is folded: one line, unfolded
+    assert subject == f"[Rungs] P2 {cid} level 1: Checkout Bcc: mallory@evil.test fails (Acme Corp)"
     assert mail["Bcc"] is None
     assert [e["to"] for e in entries(service, cid, "delivered")] == ["ann"]
     assert not entries(service, cid, "delivery_failed")

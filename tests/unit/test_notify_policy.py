@@ -51,7 +51,13 @@ links: {base_url: "https://rungs.x.test", ttl: 12h}
     ch = policy.channels  # type: ignore[attr-defined]
     assert isinstance(ch, Channels) and sorted(ch) == ["email", "sms", "webhook"]
     assert ch["email"] == EmailConfig(
-        "smtp.x.test", "rungs@x.test", 587, "starttls", "RUNGS_SMTP_USER", "RUNGS_SMTP_PASSWORD", 10.0
+        "smtp.x.test",
+        "rungs@x.test",
+        587,
+        "starttls",
+        "RUNGS_SMTP_USER",
+        "RUNGS_SMTP_PASSWORD",
+        10.0,
     )
     assert isinstance(ch["sms"], TwilioConfig) and ch["sms"].inbound_verify
     assert ch.retry == Retry(7, 10_000_000, 300_000_000, 120_000_000)

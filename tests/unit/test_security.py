@@ -57,19 +57,19 @@ def problems_of(text: str, **options: Any) -> list[str]:
 def test_a_policy_may_name_only_variables_with_the_prefix() -> None:
     text = BASE + (
         "integrations:\n"
-        "  - {id: prom, format: alertmanager, key_env: AWS_SECRET_ACCESS_KEY}\n"  # line 10
+        "  - {id: prom, format: alertmanager, key_env: AWS_SECRET_ACCESS_KEY}\n"  # line 11
         "channels:\n"
-        '  sms: {url: "https://attacker.test/{account}", account_env: DATABASE_URL,\n'  # 12
+        '  sms: {url: "https://attacker.test/{account}", account_env: DATABASE_URL,\n'  # 13
         '        token_env: RUNGS_SMS_TOKEN, sender: "+4930000000"}\n'
-        "  webhook: {secret_env: RUNGS_SECRET_PREFIX}\n"  # 14: the prefix's own variable
+        "  webhook: {secret_env: RUNGS_SECRET_PREFIX}\n"  # 15: the prefix's own variable
     )
     errors = problems_of(text)
     assert len(errors) == 3, errors
-    assert errors[0].startswith("p.yaml:10:")
+    assert errors[0].startswith("p.yaml:11:")
     assert "'key_env': AWS_SECRET_ACCESS_KEY is not a variable a policy may name" in errors[0]
     assert "starting with RUNGS_" in errors[0] and "RUNGS_SECRET_PREFIX" in errors[0]
-    assert errors[1].startswith("p.yaml:12:") and "'account_env': DATABASE_URL" in errors[1]
-    assert errors[2].startswith("p.yaml:14:") and "'secret_env': RUNGS_SECRET_PREFIX" in errors[2]
+    assert errors[1].startswith("p.yaml:13:") and "'account_env': DATABASE_URL" in errors[1]
+    assert errors[2].startswith("p.yaml:15:") and "'secret_env': RUNGS_SECRET_PREFIX" in errors[2]
     fine = text.replace("AWS_SECRET_ACCESS_KEY", "RUNGS_PROM_KEY")
     fine = fine.replace("DATABASE_URL", "RUNGS_SMS_ACCOUNT").replace(
         "secret_env: RUNGS_SECRET_PREFIX", "secret_env: RUNGS_HOOK"

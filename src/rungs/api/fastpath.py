@@ -31,7 +31,15 @@ from rungs.store.tokens import RANK, TokenInfo
 if TYPE_CHECKING:
     from rungs.api.auth import Auth
 
-__all__ = ["TWO_AUTHORIZATIONS", "TWO_AUTHORIZATIONS_DETAIL", "FastLanes", "Lane", "Reply", "json_reply", "reply_of"]
+__all__ = [
+    "TWO_AUTHORIZATIONS",
+    "TWO_AUTHORIZATIONS_DETAIL",
+    "FastLanes",
+    "Lane",
+    "Reply",
+    "json_reply",
+    "reply_of",
+]
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]

@@ -99,7 +99,9 @@ def _send_mail(out: Outgoing) -> None:
     except (ValueError, TypeError, LookupError, MessageError) as exc:  # e.g. a non-ASCII
         # address the server cannot take (no SMTPUTF8): the same next time
         what = type(exc).__name__
-        raise DeliveryError(f"SMTP {cfg.host}: cannot send: {what}: {exc}", permanent=True) from None
+        raise DeliveryError(
+            f"SMTP {cfg.host}: cannot send: {what}: {exc}", permanent=True
+        ) from None
 
 
 def _text(raw: Any) -> str:
