@@ -30,18 +30,8 @@ from rungs.policy.channels import EmailConfig, Retry, TwilioConfig, channels_of
 from rungs.policy.model import Policy
 from rungs.policy.secrets import SecretRefused, prefix_problem, read_secret, secret_prefix
 from rungs.store.outbox import Row
+from tests.unit.test_notify_policy import BASE
 
-BASE = """\
-version: 1
-people:
-  - id: ann
-    name: Ann
-    contacts: {email: ann@x.test, sms: "+4917011111", slack: "https://hooks.x.test/s"}
-customers: [{id: acme, name: Acme}]
-matrices:
-  - id: d
-    levels: [{name: L1, notify: [person:ann]}]
-"""
 EMAIL = "  email: {host: smtp.x.test, sender: rungs@x.test}\n"
 LINKS = {"acknowledge": "https://r.x.test/a/1", "resolve": "https://r.x.test/a/2"}
 
