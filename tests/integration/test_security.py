@@ -20,6 +20,7 @@ import uvicorn
 
 from rungs.bootstrap import build
 from rungs.engine import Engine as Service
+from rungs.policy import PolicyError
 from rungs.time.instant import parse_instant
 from tests.conftest import api_token
 from tests.integration.test_ingest import POLICY, _pd
@@ -188,6 +189,22 @@ def test_put_policy_refuses_a_variable_outside_the_prefix(
     assert s.request("PUT", "/v1/policy", [*admin, *yaml], named.encode())[0] == 422
     acme = steal.replace("DATABASE_URL", "ACME_SMS_ACCOUNT").replace("RUNGS_SMS", "ACME_SMS")
     assert s.request("PUT", "/v1/policy", [*admin, *yaml], acme.encode())[0] == 200
+
+
+def test_serve_checks_an_unchanged_policy_file_against_the_prefix(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "policy.yaml"
+    path.write_text(POLICY + "channels:\n  webhook: {secret_env: ACME_HOOK}\n", "utf-8")
+    db = f"sqlite:///{tmp_path / 'rungs.db'}"
+    monkeypatch.setenv("RUNGS_SECRET_PREFIX", "ACME_")
+    service, _ = build(db_url=db, policy_file=path)
+    service.stop()
+    service.db.dispose()
+    monkeypatch.delenv("RUNGS_SECRET_PREFIX")  # deployed again with the default prefix
+    with pytest.raises(PolicyError) as err:
+        build(db_url=db, policy_file=path)
+    assert "ACME_HOOK is not a variable a policy may name" in str(err.value)
 
 
 # deliveries -----------------------------------------------------------------------------------

@@ -80,11 +80,7 @@ class PolicyStore:
 
     def store(self, yaml_text: str, source: str) -> tuple[int, Policy]:
         """Validate and store a new version (raises PolicyError with every problem)."""
-        policy, problems = load_policy_text(
-            yaml_text, source, secret_prefix=secret_prefix(os.environ)
-        )
-        if policy is None:
-            raise PolicyError(problems)
+        policy = _checked(yaml_text, source)
         now = self.clock.now()
 
         def write(conn: Connection) -> int:
@@ -104,6 +100,7 @@ class PolicyStore:
         try:
             current = self.current_version()
             if self.text(current) == yaml_text:
+                _checked(yaml_text, source)  # as a new version is: the prefix may be new
                 self.policy(current)
                 return current
         except RuntimeError:
@@ -155,3 +152,12 @@ class PolicyStore:
             for sid, s in policy.schedules.items()
         }
         return replace(policy, schedules=schedules)
+
+
+def _checked(yaml_text: str, source: str) -> Policy:
+    """The policy a text compiles to, `*_env` names checked against this deployment's
+    prefix (`rungs.policy.secrets`); PolicyError with every problem otherwise."""
+    policy, problems = load_policy_text(yaml_text, source, secret_prefix=secret_prefix(os.environ))
+    if policy is None:
+        raise PolicyError(problems)
+    return policy
