@@ -13,7 +13,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import TypeVar
@@ -61,12 +61,21 @@ class Server:
     """One `rungs serve` process on a free port."""
 
     def __init__(
-        self, name: str, db: str, policy: Path, role: str, log: Path, extra: Sequence[str] = ()
+        self,
+        name: str,
+        db: str,
+        policy: Path,
+        role: str,
+        log: Path,
+        extra: Sequence[str] = (),
+        secrets: Mapping[str, str] | None = None,
     ) -> None:
         self.name, self.db, self.policy, self.role, self.log = name, db, policy, role, log
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
+        # none of this process's RUNGS_ settings; `secrets`: the ones the policy names
         env = {k: v for k, v in os.environ.items() if not k.startswith("RUNGS_")}
+        env.update(secrets or {})
         env["PYTHONUNBUFFERED"] = "1"
         args = [str(RUNGS), "serve", "--policy", str(policy), "--db", db,
                 "--port", str(self.port), "--role", role, *extra]  # fmt: skip
@@ -123,10 +132,16 @@ class Servers:
         self.all: list[Server] = []
 
     def start(
-        self, name: str, db: str, policy: Path, role: str = "all", extra: Sequence[str] = ()
+        self,
+        name: str,
+        db: str,
+        policy: Path,
+        role: str = "all",
+        extra: Sequence[str] = (),
+        secrets: Mapping[str, str] | None = None,
     ) -> Server:
         assert RUNGS.exists(), f"{RUNGS} is missing: install the package (pip install -e .)"
-        server = Server(name, db, policy, role, self.logs / f"{name}.log", extra)
+        server = Server(name, db, policy, role, self.logs / f"{name}.log", extra, secrets)
         self.all.append(server)
         return server
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -20,6 +21,7 @@ from rungs import __version__
 from rungs.policy import Policy, Problem, validate_file
 from rungs.policy.advice import advice
 from rungs.policy.diff import diff_texts, render_diff
+from rungs.policy.secrets import secret_prefix
 from rungs.time.instant import format_local, format_utc, parse_duration, parse_instant
 
 # plain help: Rich's panels print a `<bool>` type beside every flag
@@ -69,7 +71,7 @@ def _option(parse: Callable[[Any], T], value: str | None, name: str) -> T:
 
 
 def _policy_or_exit(path: str) -> Policy:
-    policy, problems = validate_file(path)
+    policy, problems = validate_file(path, secret_prefix=secret_prefix(os.environ))
     if policy is None:
         for p in problems:
             err.print(str(p), highlight=False, markup=False, soft_wrap=True)
@@ -85,7 +87,7 @@ def validate(
     """Check policy files; print every error as FILE:LINE:COL: message (warnings too)."""
     problems: list[Problem] = []
     for f in files:
-        policy, found = validate_file(f)
+        policy, found = validate_file(f, secret_prefix=secret_prefix(os.environ))
         problems.extend(found)
         if policy is not None:  # a valid policy that would page nobody: warnings, exit 0
             problems.extend(advice(f.read_text(encoding="utf-8"), str(f), policy))

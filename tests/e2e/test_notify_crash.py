@@ -41,15 +41,13 @@ matrices:
     levels:
       - {{name: L1, notify: [person:ann]}}
 channels:
-  webhook: {{secret_env: NOTIFY_CRASH_SECRET, timeout: 5s}}
+  webhook: {{secret_env: RUNGS_NOTIFY_CRASH_SECRET, timeout: 5s}}
   retry: {{attempts: 5, backoff: 1s, lease: 2s}}
 """
 
 
-def test_dispatcher_killed_mid_delivery_loses_nothing(
-    db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setenv("NOTIFY_CRASH_SECRET", SECRET)
+def test_dispatcher_killed_mid_delivery_loses_nothing(db_url: str, tmp_path: Path) -> None:
+    secrets = {"RUNGS_NOTIFY_CRASH_SECRET": SECRET}  # what the policy names (RUNGS_ prefix)
     sink = Sink(delay=1.5)  # answers late: deliveries are in flight at the kill
     policy = tmp_path / "policy.yaml"
     policy.write_text(POLICY.format(hook=sink.url("/hook")), encoding="utf-8")
@@ -57,9 +55,11 @@ def test_dispatcher_killed_mid_delivery_loses_nothing(
     db = make_engine(db_url)
     try:
         with Servers(tmp_path) as servers:
-            api = servers.start("api", db_url, policy, role="api")
+            api = servers.start("api", db_url, policy, role="api", secrets=secrets)
             api.wait_healthy()
-            first = servers.start("dispatcher-1", db_url, policy, role="dispatcher")
+            first = servers.start(
+                "dispatcher-1", db_url, policy, role="dispatcher", secrets=secrets
+            )
             first.wait_healthy()
             with httpx.Client(
                 base_url=api.url, headers={"Authorization": f"Bearer {token}"}, timeout=30
@@ -73,7 +73,9 @@ def test_dispatcher_killed_mid_delivery_loses_nothing(
             at_kill = len(sink.at("/hook"))
             sink.delay = 0.0
 
-            second = servers.start("dispatcher-2", db_url, policy, role="dispatcher")
+            second = servers.start(
+                "dispatcher-2", db_url, policy, role="dispatcher", secrets=secrets
+            )
             second.wait_healthy()
 
             def settled() -> bool:

@@ -294,7 +294,8 @@ def test_channels_say_what_is_permanent() -> None:
             lambda n: b"HTTP/1.1 404 Not Found\r\nContent-Length: 4\r\n\r\ngone"
         ) as s:
             e = await send(s.url)
-            assert e.permanent and e.message == "HTTP 404: gone"
+            assert e.permanent and e.message == "HTTP 404 Not Found"  # the status line only
+            assert e.detail == "gone"  # the body: for the log, not the timeline
         busy = b"HTTP/1.1 429 Slow\r\nRetry-After: 3\r\nContent-Length: 0\r\n\r\n"
         async with Server(lambda n: busy) as s:
             e = await send(s.url)

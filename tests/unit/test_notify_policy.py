@@ -37,10 +37,10 @@ def test_channels_compile_to_settings() -> None:
     policy, problems = compile_("""\
 channels:
   email: {host: smtp.x.test, sender: rungs@x.test, security: starttls,
-          username_env: SMTP_USER, password_env: SMTP_PASSWORD}
-  webhook: {secret_env: HOOK_SECRET}
-  sms: {url: "https://sms.x.test/Accounts/{account}/Messages.json", account_env: A,
-        token_env: T, sender: "+4930000000"}
+          username_env: RUNGS_SMTP_USER, password_env: RUNGS_SMTP_PASSWORD}
+  webhook: {secret_env: RUNGS_HOOK_SECRET}
+  sms: {url: "https://sms.x.test/Accounts/{account}/Messages.json", account_env: RUNGS_A,
+        token_env: RUNGS_T, sender: "+4930000000"}
   retry: {attempts: 7, backoff: 10s, max_backoff: 5m, lease: 2m}
   bundle: 30s
   rate_limits: {person: 20/1h, channel: {sms: {count: 5, per: 1m}}}
@@ -51,7 +51,13 @@ links: {base_url: "https://rungs.x.test", ttl: 12h}
     ch = policy.channels  # type: ignore[attr-defined]
     assert isinstance(ch, Channels) and sorted(ch) == ["email", "sms", "webhook"]
     assert ch["email"] == EmailConfig(
-        "smtp.x.test", "rungs@x.test", 587, "starttls", "SMTP_USER", "SMTP_PASSWORD", 10.0
+        "smtp.x.test",
+        "rungs@x.test",
+        587,
+        "starttls",
+        "RUNGS_SMTP_USER",
+        "RUNGS_SMTP_PASSWORD",
+        10.0,
     )
     assert isinstance(ch["sms"], TwilioConfig) and ch["sms"].inbound_verify
     assert ch.retry == Retry(7, 10_000_000, 300_000_000, 120_000_000)
@@ -152,8 +158,8 @@ def test_templates_are_overridden_from_the_policy_folder(tmp_path: Path) -> None
         "ACME ON-CALL {{ item.case.id }} {{ item.customer.name }} reply {{ item.code }}"
     )
     path = tmp_path / "policy.yaml"
-    path.write_text(BASE + "channels:\n  sms: {url: 'https://x/{account}', account_env: A, "
-                    "token_env: T, sender: '+1'}\n", encoding="utf-8")  # fmt: skip
+    path.write_text(BASE + "channels:\n  sms: {url: 'https://x/{account}', account_env: RUNGS_A, "
+                    "token_env: RUNGS_T, sender: '+1'}\n", encoding="utf-8")  # fmt: skip
     policy, problems = validate_file(path)
     assert policy is not None, problems
     case, effects = decide(None, Event("open", data={"customer": "acme", "title": "t"}), 0,

@@ -78,9 +78,9 @@ def test_channels_are_typed_with_or_without_a_section() -> None:
     assert channels_of(quiet) is quiet.channels
     assert channels_of(None) is NO_CHANNELS
     email = "email: {host: smtp.example.test, sender: rungs@example.test}"
-    declared = compile_(PEOPLE + f"channels: {{{email}, webhook: {{secret_env: HOOK}}}}\n")
+    declared = compile_(PEOPLE + f"channels: {{{email}, webhook: {{secret_env: RUNGS_HOOK}}}}\n")
     assert declared.channels.declared
-    assert declared.channels["webhook"] == WebhookConfig("HOOK")
+    assert declared.channels["webhook"] == WebhookConfig("RUNGS_HOOK")
 
 
 def test_channel_hints_name_the_choices_when_nothing_is_close() -> None:

@@ -8,6 +8,7 @@ One FastAPI dependency, installed on the whole app, reads the matched route and 
 - `PUT /v1/policy`, `/v1/tokens...`, schedule overrides, `/v1/clock...`: admin;
 - any other `GET`: viewer; any other method: responder.
 
+400 with two `Authorization` headers, on every path (`rungs.api.fastpath` answers it first);
 401 without a token, or with an unknown or revoked one (an integration key is not a token);
 403 when the token's role is too weak; 429 (with Retry-After) over the per-token rate.
 """
@@ -22,6 +23,7 @@ from sqlalchemy.exc import IntegrityError
 from starlette.concurrency import run_in_threadpool
 
 from rungs.api.errors import ApiError
+from rungs.api.fastpath import TWO_AUTHORIZATIONS_DETAIL
 from rungs.api.limits import Rate, RateLimiter, retry_after
 from rungs.engine import Commands
 from rungs.store.tokens import RANK, ROLES, TokenCache, TokenError, TokenInfo
@@ -65,6 +67,8 @@ class Auth:
         route = request.scope.get("route")
         need = required_role(request.method, getattr(route, "path", request.url.path))
         request.state.token = None
+        if len(request.headers.getlist("authorization")) > 1:  # the front refuses it first
+            raise HTTPException(400, TWO_AUTHORIZATIONS_DETAIL)
         if need is None:
             return None
         header = request.headers.get("authorization")

@@ -8,6 +8,7 @@ Content-Length within the limit, a known token with the right role where the rou
 one, a body that validates) is handled here by the route's own model and handler, each
 route being a `Lane`. Every other request, and every refusal of the checks above, goes on
 to the FastAPI app with its body replayed, so each error keeps exactly one implementation.
+The one check made here for every path: a request with two `Authorization` headers is 400.
 """
 
 from __future__ import annotations
@@ -32,7 +33,15 @@ from rungs.store.tokens import RANK, TokenInfo
 if TYPE_CHECKING:
     from rungs.api.auth import Auth
 
-__all__ = ["FastLanes", "Lane", "Reply", "json_reply", "reply_of"]
+__all__ = [
+    "TWO_AUTHORIZATIONS",
+    "TWO_AUTHORIZATIONS_DETAIL",
+    "FastLanes",
+    "Lane",
+    "Reply",
+    "json_reply",
+    "reply_of",
+]
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -55,6 +64,23 @@ def reply_of(result: Response | BaseModel, status: int) -> Reply:
     if isinstance(result, Response):
         return result.status_code, list(result.raw_headers), bytes(result.body)
     return json_reply(status, result.model_dump(mode="json"))
+
+
+# Two `Authorization` headers are refused on every path, before anything reads either: a
+# proxy, a framework and a handler may each take a different one of them (the first, the
+# last, both joined), so which credential was checked and which one acted would differ.
+TWO_AUTHORIZATIONS_DETAIL = "the request has more than one Authorization header: send one"
+TWO_AUTHORIZATIONS = json_reply(400, {"detail": TWO_AUTHORIZATIONS_DETAIL})
+
+
+def _authorizations(headers: list[tuple[bytes, bytes]]) -> int:
+    return sum(1 for name, _ in headers if name == b"authorization")
+
+
+async def _answer(send: Send, reply: Reply) -> None:
+    status, headers, raw = reply
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": raw})
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,19 +117,27 @@ class FastLanes:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         lane = self.lanes.get(scope["path"]) if scope["type"] == "http" else None
         if lane is None or scope["method"] != "POST" or scope.get("query_string"):
+            if scope["type"] == "http" and _authorizations(scope["headers"]) > 1:
+                await _answer(send, TWO_AUTHORIZATIONS)
+                return
             await self.app(scope, receive, send)
             return
         t0 = time.perf_counter()
         length = -1
         token = b""
+        tokens = 0
         json_type = False
         for name, value in scope["headers"]:
             if name == b"content-length":
                 length = int(value) if value.isdigit() else -1
             elif name == b"authorization":
                 token = value
+                tokens += 1
             elif name == b"content-type":  # exactly JSON; variants are FastAPI's to judge
                 json_type = value == _JSON or value.startswith(b"application/json;")
+        if tokens > 1:
+            await _answer(send, TWO_AUTHORIZATIONS)
+            return
         if not (json_type and 0 <= length <= self.max_body):
             await self.app(scope, receive, send)
             return
@@ -128,13 +162,13 @@ class FastLanes:
             await self.app(scope, replay_body(body, receive), send)
             return
         try:
-            status, headers, raw = await lane.handler(parsed, info)
+            reply = await lane.handler(parsed, info)
         except Unavailable as exc:  # as the app answers it: 503, Retry-After
             status, body, extra = unavailable_reply(exc)
             status, headers, raw = json_reply(status, body)
             headers += [(k.lower().encode(), v.encode()) for k, v in extra.items()]
-        await send({"type": "http.response.start", "status": status, "headers": headers})
-        await send({"type": "http.response.body", "body": raw})
+            reply = (status, headers, raw)
+        await _answer(send, reply)
         self.latency[scope["path"]].observe(time.perf_counter() - t0)
 
     async def _may(self, role: str, header: bytes) -> TokenInfo | None:

@@ -32,6 +32,7 @@ from rungs.engine import Commands
 from rungs.notify.links import Link, LinkError, Links, base_url_of, case_of_code
 from rungs.notify.messages import Renderer
 from rungs.policy.channels import channels_of
+from rungs.policy.secrets import SecretRefused, read_secret
 from rungs.store.links import AlreadyUsed
 from rungs.store.views import Views
 from rungs.time.instant import format_utc
@@ -46,6 +47,15 @@ def twilio_signature(token: str, url: str, params: dict[str, str]) -> str:
     """Twilio's X-Twilio-Signature: base64 HMAC-SHA1 of the URL and the sorted form fields."""
     data = url + "".join(k + params[k] for k in sorted(params))
     return base64.b64encode(hmac.new(token.encode(), data.encode(), hashlib.sha1).digest()).decode()
+
+
+def _secret(name: str | None) -> str:
+    """The SMS token `token_env` names ("" when unset, or when the name lacks the
+    deployment's prefix: the signature check then fails)."""
+    try:
+        return read_secret(name or "", os.environ) or ""
+    except SecretRefused:
+        return ""
 
 
 def _digits(number: str) -> str:
@@ -151,7 +161,7 @@ def links_router(commands: Commands, views: Views, links: Links) -> APIRouter:
         if cfg is None:
             return twiml("SMS replies are not configured.", 404)
         if cfg.inbound_verify:
-            token = os.environ.get(cfg.token_env or "", "")
+            token = _secret(cfg.token_env)
             url = base_url_of(current) + request.url.path
             if request.url.query:
                 url += "?" + request.url.query

@@ -20,6 +20,7 @@ from rungs.core.matrix import SCOPE_FIELDS
 from rungs.policy import Policy
 from rungs.policy.model import Integration
 from rungs.policy.rate import Rate
+from rungs.policy.secrets import SecretRefused, read_secret
 from rungs.time.instant import format_duration, format_utc
 
 __all__ = [
@@ -52,7 +53,7 @@ def _index(policy: Policy) -> dict[str, Integration]:
         return found
     out: dict[str, Integration] = {}
     for integ in policy.integrations.values():
-        key = integ.key if integ.key is not None else os.environ.get(integ.key_env or "")
+        key = integ.key if integ.key is not None else _key_of(integ)
         if not key:
             log.warning(
                 "integration '%s' has no key: $%s is not set; it takes nothing",
@@ -78,6 +79,15 @@ def keys_unset(policy: Policy, environ: Mapping[str, str]) -> list[dict[str, str
         for integ in policy.integrations.values()
         if integ.key is None and integ.key_env is not None and not environ.get(integ.key_env)
     ]
+
+
+def _key_of(integ: Integration) -> str | None:
+    """The key `key_env` names; None (logged) when the name lacks the deployment's prefix."""
+    try:
+        return read_secret(integ.key_env or "", os.environ)
+    except SecretRefused as exc:
+        log.warning("integration '%s': %s: its key is not read", integ.id, exc)
+        return None
 
 
 def integration_for_key(policy: Policy, key: str | None) -> Integration | None:

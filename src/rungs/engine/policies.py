@@ -12,6 +12,7 @@ starts serve. A broken file at start keeps the last stored version serving (`fil
 from __future__ import annotations
 
 import logging
+import os
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -23,6 +24,7 @@ from rungs.engine.writer import Writer
 from rungs.policy import Policy, PolicyError, Problem, load_policy_text
 from rungs.policy.advice import advice
 from rungs.policy.diff import PolicyDiff, diff_texts
+from rungs.policy.secrets import secret_prefix
 from rungs.schedules.oncall import Override
 from rungs.store.tables import overrides, policies
 from rungs.store.usage import in_use
@@ -97,7 +99,10 @@ class PolicyStore:
                 ).first()
             if row is None:
                 raise KeyError(f"policy version {version} is not stored")
-            found, problems = load_policy_text(row.yaml, row.source or f"version {version}")
+            # accepted when stored: its `*_env` names are checked where they are read
+            found, problems = load_policy_text(
+                row.yaml, row.source or f"version {version}", secret_prefix=None
+            )
             if found is None:
                 raise PolicyError(problems)
             found = self._with_overrides(found)
@@ -128,9 +133,7 @@ class PolicyStore:
 
     def store(self, yaml_text: str, source: str) -> tuple[int, Policy]:
         """Validate and store a new version (raises PolicyError with every problem)."""
-        policy, problems = load_policy_text(yaml_text, source)
-        if policy is None:
-            raise PolicyError(problems)
+        policy = _checked(yaml_text, source)
         version = self._store(yaml_text, source, policy)
         return version, self._policies[version]  # with the overrides posted so far
 
@@ -161,7 +164,10 @@ class PolicyStore:
         except (OSError, UnicodeDecodeError) as exc:
             problems = [Problem(str(path), 1, 1, f"cannot read file: {exc}")]
         else:
-            policy, problems = load_policy_text(text, str(path), str(path.parent))
+            prefix = secret_prefix(os.environ)
+            policy, problems = load_policy_text(
+                text, str(path), str(path.parent), secret_prefix=prefix
+            )
             if policy is not None:
                 self.file_error = None
                 return self.ensure(text, str(path))
@@ -187,7 +193,8 @@ class PolicyStore:
         version, and store unless a dry run. Refused (PolicyConflict) when the policy is
         file-managed, or when it removes a customer, matrix or person that open cases use, or
         an integration that received events within a day, unless `force`."""
-        policy, problems = load_policy_text(yaml_text, source)
+        prefix = secret_prefix(os.environ)
+        policy, problems = load_policy_text(yaml_text, source, secret_prefix=prefix)
         if policy is None:
             raise PolicyError(problems)
         if self.managed_by is not None and not dry_run:
@@ -222,6 +229,7 @@ class PolicyStore:
         try:
             current = self.current_version()
             if self.text(current) == yaml_text:
+                _checked(yaml_text, source)  # as a new version is: the prefix may be new
                 self.policy(current)
                 return current
         except RuntimeError:
@@ -273,3 +281,12 @@ class PolicyStore:
             for sid, s in policy.schedules.items()
         }
         return replace(policy, schedules=schedules)
+
+
+def _checked(yaml_text: str, source: str) -> Policy:
+    """The policy a text compiles to, `*_env` names checked against this deployment's
+    prefix (`rungs.policy.secrets`); PolicyError with every problem otherwise."""
+    policy, problems = load_policy_text(yaml_text, source, secret_prefix=secret_prefix(os.environ))
+    if policy is None:
+        raise PolicyError(problems)
+    return policy

@@ -1,9 +1,13 @@
 """What a message says and where it goes: a job (one row, or a bundle of pages to one person
-on one channel) becomes an `Outgoing` for its channel. Rendering is `messages.Renderer`'s."""
+on one channel) becomes an `Outgoing` for its channel. Rendering is `messages.Renderer`'s; a
+message that cannot be rendered is a permanent failure."""
 
 from __future__ import annotations
 
 import hashlib
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from rungs.notify.channels import DeliveryError, Outgoing
@@ -15,6 +19,8 @@ from rungs.policy.versions import PolicyVersions
 from rungs.store.outbox import Row
 
 __all__ = ["Composer"]
+
+log = logging.getLogger("rungs.notify")
 
 
 class Composer:
@@ -41,7 +47,8 @@ class Composer:
             raise DeliveryError(f"channel '{channel}' is not configured", permanent=True)
         by = _person(p.get("by") or "", current)
         notice = {**p, "case_id": row.case_id, "by_name": by.name if by is not None else None}
-        msg = self.renderer.notice(current, channel, notice)
+        with _building():
+            msg = self.renderer.notice(current, channel, notice)
         return Outgoing(channel, person.contacts[channel], settings[channel], msg, row.key, now)
 
     def _page(self, job: list[Row], current: Policy, settings: Channels, now: int) -> Outgoing:
@@ -69,19 +76,36 @@ class Composer:
                 action: self.links.url(base, case.id, action, pid, expires, r.key)
                 for action in ("acknowledge", "resolve")
             }
-            ctx = self.renderer.item_context(
-                case, self.policies.policy(version), now, entries,
-                int(r.payload.get("level") or case.level), str(r.payload.get("reason") or ""),
-                links, words=channel != "webhook",
-            )  # fmt: skip
+            case_policy = self.policies.policy(version)
+            with _building():
+                ctx = self.renderer.item_context(
+                    case, case_policy, now, entries,
+                    int(r.payload.get("level") or case.level), str(r.payload.get("reason") or ""),
+                    links, words=channel != "webhook",
+                )  # fmt: skip
             ctx["key"] = r.key
             items.append(ctx)
         key = job[0].key if len(job) == 1 else _bundle_key(job)
         who = {"id": person.id, "name": person.name}
-        msg = self.renderer.message(
-            current, channel, who, items, webhook_body=lambda c: _webhook_body(c, key, job)
-        )
+        with _building():
+            msg = self.renderer.message(
+                current, channel, who, items, webhook_body=lambda c: _webhook_body(c, key, job)
+            )
         return Outgoing(channel, address, settings[channel], msg, key, now)
+
+
+@contextmanager
+def _building() -> Iterator[None]:
+    """Rendering: a template or value that fails now fails on every later try too, so its
+    error is permanent (no retries) and the core pages the next contact method at once."""
+    try:
+        yield
+    except DeliveryError:
+        raise
+    except Exception as exc:
+        log.exception("building a message failed")
+        what = f"{type(exc).__name__}: {exc}"
+        raise DeliveryError(f"the message could not be built: {what}", permanent=True) from None
 
 
 def _rule_webhook(row: Row, settings: Channels, now: int) -> Outgoing:

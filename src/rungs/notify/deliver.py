@@ -190,12 +190,16 @@ class Deliverer:
             await channels.send(self._ctx, out)
         except DeliveryError as exc:
             error = exc
-        except Exception as exc:  # a bug or bad template: retried, and logged
+        except UnicodeError as exc:  # text that cannot be encoded now cannot be later either
+            log.exception("encoding %s failed", [r.key for r in job])
+            error = DeliveryError(f"the message could not be encoded: {exc}", permanent=True)
+        except Exception as exc:  # a bug in a channel: retried, and logged
             log.exception("delivering %s failed", [r.key for r in job])
             error = DeliveryError(f"internal error: {type(exc).__name__}: {exc}")
         else:
             return None
-        log.warning("%s %s: %s", job[0].kind, [r.key for r in job], error.message)
+        detail = f" ({error.detail})" if error.detail else ""  # the log's only
+        log.warning("%s %s: %s%s", job[0].kind, [r.key for r in job], error.message, detail)
         return error
 
     def _settled(self, f: Future[Any], row: Row) -> None:

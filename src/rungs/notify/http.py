@@ -39,6 +39,7 @@ class Answer:
     status: int
     headers: Mapping[str, str]  # names case-insensitive
     body: bytes  # at most KEEP_BODY bytes of it
+    reason: str = ""  # the status line's words (`Not Found`)
 
     @property
     def text(self) -> str:
@@ -127,7 +128,7 @@ class HttpClient:
             r.close()
             raise
         r.release()
-        return Answer(r.status, r.headers, kept)
+        return Answer(r.status, r.headers, kept, r.reason or "")
 
     def _open(self) -> aiohttp.ClientSession:
         connector = aiohttp.TCPConnector(

@@ -25,7 +25,7 @@ from rungs.core.model import Case
 from rungs.notify.links import sms_code
 from rungs.policy.model import Policy
 
-__all__ = ["Message", "Renderer", "describe", "why", "template_folder"]
+__all__ = ["Message", "Renderer", "describe", "one_line", "why", "template_folder"]
 
 PACKAGE_TEMPLATES = Path(__file__).with_name("templates")
 RECENT = 8  # timeline entries a message shows
@@ -37,6 +37,16 @@ class Message:
     text: str
     html: str | None = None
     data: dict[str, Any] | None = None  # a webhook's JSON body, Slack's payload
+
+
+_BREAKS = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]+")
+
+
+def one_line(text: str) -> str:
+    """`text` on one line: CR, LF and every other control character become a space. A subject
+    or mail header is one line; a case title with a newline must not break it (nor add a
+    header of its own)."""
+    return " ".join(_BREAKS.sub(" ", text).split())
 
 
 def why(reason: str) -> str:
@@ -261,7 +271,7 @@ class Renderer:
                "count": len(items)}  # fmt: skip
         if channel == "webhook":  # JSON only: no template, and no subject to send
             return Message("", "", data=webhook_body(ctx) if webhook_body else {})
-        subject = self.render(policy, "subject.txt", **ctx)
+        subject = one_line(self.render(policy, "subject.txt", **ctx))
         if channel == "email":
             return Message(
                 subject,
@@ -279,7 +289,7 @@ class Renderer:
 
     def notice(self, policy: Policy, channel: str, notice: dict[str, Any]) -> Message:
         """The short "handled by X" message to someone who was paged."""
-        subject = self.render(policy, "notice_subject.txt", notice=notice)
+        subject = one_line(self.render(policy, "notice_subject.txt", notice=notice))
         text = self.render(policy, "notice.txt", notice=notice)
         if channel == "email":
             return Message(subject, text, self.render(policy, "notice.html", notice=notice))
@@ -319,4 +329,4 @@ def slack_payload(subject: str, text: str, items: list[dict[str, Any]]) -> dict[
                 ],
             }
         )
-    return {"text": subject, "blocks": blocks}
+    return {"text": _mrkdwn(subject), "blocks": blocks}  # the fallback: mrkdwn, like blocks

@@ -3,10 +3,10 @@
 ```yaml
 channels:
   email: {host: 127.0.0.1, port: 2525, sender: rungs@acme.test, security: none,  # starttls, tls
-          username_env: SMTP_USER, password_env: SMTP_PASSWORD}                  # both optional
+          username_env: RUNGS_SMTP_USER, password_env: RUNGS_SMTP_PASSWORD}      # both optional
   webhook: {secret_env: RUNGS_WEBHOOK_SECRET}
   sms: {url: "https://provider.example/2010-04-01/Accounts/{account}/Messages.json",
-        account_env: SMS_ACCOUNT, token_env: SMS_TOKEN, sender: "+4930000000"}
+        account_env: RUNGS_SMS_ACCOUNT, token_env: RUNGS_SMS_TOKEN, sender: "+4930000000"}
   voice: {url: ".../Accounts/{account}/Calls.json", account_env: ..., token_env: ..., sender: ...}
   slack: {}            # a person's `slack` contact is an incoming-webhook URL
   apprise: {}          # a person's `apprise` contact is an Apprise URL
@@ -19,7 +19,8 @@ channels:
 ```
 
 Secrets come only from the environment: a field ending in `_env` names the variable, read
-when a message is sent. The section is validated by `rungs.policy.sections.channels`.
+when a message is sent; only names with the deployment's prefix (`rungs.policy.secrets`).
+The section is validated by `rungs.policy.sections.channels`.
 """
 
 from __future__ import annotations

@@ -11,6 +11,7 @@ from rungs.policy import sections as s
 from rungs.policy.loader import Located
 from rungs.policy.model import Policy
 from rungs.policy.reader import Reader, hint, kind_of
+from rungs.policy.secrets import DEFAULT_PREFIX
 from rungs.policy.values import Known
 
 __all__ = ["compile_policy", "SECTIONS"]
@@ -46,9 +47,13 @@ _REFERENCED = (
 )
 
 
-def compile_policy(loc: Located, folder: str = ".") -> Policy | None:
-    """Compile located data; problems go to `loc.problems`; None when any error was found."""
-    r = Reader(loc)
+def compile_policy(
+    loc: Located, folder: str = ".", *, secret_prefix: str | None = DEFAULT_PREFIX
+) -> Policy | None:
+    """Compile located data; problems go to `loc.problems`; None when any error was found.
+    `*_env` names must start with `secret_prefix` (None: a stored version, accepted before,
+    read again; its names are checked where they are read)."""
+    r = Reader(loc, secret_prefix=secret_prefix)
     data = loc.data
     if data is None:
         if not loc.problems:

@@ -14,6 +14,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from rungs.policy.loader import Located, Path
+from rungs.policy.secrets import DEFAULT_PREFIX, prefix_problem
 from rungs.time.instant import DurationError, parse_duration
 
 __all__ = ["Entry", "Reader", "hint", "kind_of", "ID"]
@@ -41,8 +42,9 @@ def kind_of(v: object) -> str:
 class Reader:
     """Typed access to located data that records a problem instead of raising."""
 
-    def __init__(self, loc: Located) -> None:
+    def __init__(self, loc: Located, *, secret_prefix: str | None = DEFAULT_PREFIX) -> None:
         self.loc = loc
+        self.secret_prefix = secret_prefix  # what `*_env` names must start with (None: any)
         self._entries: dict[str, list[Entry]] = {}
 
     @property
@@ -58,6 +60,14 @@ class Reader:
 
     def has_errors(self) -> bool:
         return any(p.severity == "error" for p in self.loc.problems)
+
+    def env_name(self, path: Path, field: str, name: str) -> bool:
+        """Whether `name` (the value of a `*_env` field) is a variable this policy may name;
+        a located error otherwise (see `rungs.policy.secrets`)."""
+        problem = None if self.secret_prefix is None else prefix_problem(name, self.secret_prefix)
+        if problem is not None:
+            self.err(path, f"'{field}': {problem}")
+        return problem is None
 
     def mapping(self, value: Any, path: Path, what: str) -> dict[str, Any] | None:
         if isinstance(value, dict):

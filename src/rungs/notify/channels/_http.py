@@ -2,7 +2,8 @@
 secrets.
 
 HTTP: 2xx is success, 4xx other than 408 and 429 is permanent, anything else (5xx, 408, 429,
-a network error) transient; a 429 or 503 may say when to try again (`Retry-After`).
+a network error) transient; a 429 or 503 may say when to try again (`Retry-After`). A failure
+names the status line only (the body goes to the log, not the timeline).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from urllib.parse import urlsplit
 
 from rungs.notify.channels.base import Context, DeliveryError
 from rungs.notify.http import Answer, BadRequest
+from rungs.policy.secrets import SecretRefused, read_secret
 from rungs.store import jsonbytes
 
 __all__ = ["USER_AGENT", "body", "env", "host", "post"]
@@ -31,10 +33,14 @@ def body(value: Any) -> bytes:
 
 
 def env(name: str | None, what: str) -> str:
-    """A secret from the environment, named by the policy (permanent failure without it)."""
+    """A secret from the environment, named by the policy (permanent failure without it, or
+    when the name lacks the deployment's prefix: a policy stored before it was checked)."""
     if not name:
         raise DeliveryError(f"{what} is not configured", permanent=True)
-    value = os.environ.get(name)
+    try:
+        value = read_secret(name, os.environ)
+    except SecretRefused as exc:
+        raise DeliveryError(f"{what}: {exc}: not read", permanent=True) from None
     if not value:
         raise DeliveryError(f"environment variable {name} ({what}) is not set", permanent=True)
     return value
@@ -61,6 +67,7 @@ async def post(ctx: Context, url: str, timeout: float, raw: bytes, headers: dict
 
 
 def _http_error(r: Answer) -> DeliveryError:
+    """The status line for the timeline (`HTTP 404 Not Found`); the body's start for the log."""
     code = r.status
     text = " ".join(r.text[:200].split())
     retry_after = None
@@ -70,4 +77,5 @@ def _http_error(r: Answer) -> DeliveryError:
         except ValueError:
             retry_after = None
     permanent = 400 <= code < 500 and code not in (408, 429)
-    return DeliveryError(f"HTTP {code}{': ' + text if text else ''}", permanent, retry_after)
+    status = f"HTTP {code} {r.reason}".rstrip()
+    return DeliveryError(status, permanent, retry_after, detail=text or None)

@@ -1,5 +1,6 @@
 """Email over SMTP (smtplib blocks, so it runs on a thread): text and HTML, a Message-ID made
-from the idempotency key. A 5xx reply is permanent, 4xx and connection trouble transient."""
+from the idempotency key. A 5xx reply is permanent, 4xx and connection trouble transient; a
+mail that cannot be built (or encoded for the server) is permanent."""
 
 from __future__ import annotations
 
@@ -7,15 +8,17 @@ import hashlib
 import re
 import smtplib
 import ssl
+from email.errors import MessageError
 from email.message import EmailMessage
 from email.utils import formataddr, formatdate
 from typing import Any
 
 from rungs.notify.channels._http import env
 from rungs.notify.channels.base import Context, DeliveryError, Outgoing
+from rungs.notify.messages import one_line
 from rungs.policy.channels import EmailConfig
 
-__all__ = ["KEY_HEADER", "NAME", "message_id", "send"]
+__all__ = ["KEY_HEADER", "NAME", "build", "message_id", "send"]
 
 NAME = "email"
 KEY_HEADER = "X-Rungs-Idempotency-Key"
@@ -33,20 +36,32 @@ async def send(ctx: Context, out: Outgoing) -> None:
     await ctx.blocking(lambda: _send_mail(out))
 
 
-def _send_mail(out: Outgoing) -> None:
-    cfg, msg, key, address = out.cfg, out.message, out.key, out.address
+def build(out: Outgoing) -> EmailMessage:
+    """The mail, every header on one line (`one_line`). What cannot be built now cannot be
+    built on a later try either: a permanent failure, so the next contact method is paged."""
+    cfg, msg, key = out.cfg, out.message, out.key
     assert isinstance(cfg, EmailConfig)
-    m = EmailMessage()
-    m["From"] = formataddr(("Rungs", cfg.sender))
-    m["To"] = address
-    m["Subject"] = msg.subject
-    m["Date"] = formatdate(localtime=False)
-    m["Message-ID"] = message_id(key, cfg.sender)
-    m[KEY_HEADER] = key
-    m["Auto-Submitted"] = "auto-generated"
-    m.set_content(msg.text)
-    if msg.html:
-        m.add_alternative(msg.html, subtype="html")
+    try:
+        m = EmailMessage()
+        m["From"] = formataddr(("Rungs", one_line(cfg.sender)))
+        m["To"] = one_line(out.address)
+        m["Subject"] = one_line(msg.subject)
+        m["Date"] = formatdate(localtime=False)
+        m["Message-ID"] = message_id(key, one_line(cfg.sender))
+        m[KEY_HEADER] = one_line(key)
+        m["Auto-Submitted"] = "auto-generated"
+        m.set_content(msg.text)
+        if msg.html:
+            m.add_alternative(msg.html, subtype="html")
+    except (ValueError, TypeError, LookupError, MessageError) as exc:
+        raise DeliveryError(f"the mail could not be built: {exc}", permanent=True) from None
+    return m
+
+
+def _send_mail(out: Outgoing) -> None:
+    cfg, address = out.cfg, out.address
+    assert isinstance(cfg, EmailConfig)
+    m = build(out)
     try:
         if cfg.security == "tls":
             ctx = ssl.create_default_context()
@@ -81,9 +96,17 @@ def _send_mail(out: Outgoing) -> None:
     except (smtplib.SMTPException, OSError) as exc:
         what = type(exc).__name__
         raise DeliveryError(f"SMTP {cfg.host}:{cfg.port}: {what}: {exc}") from None
+    except (ValueError, TypeError, LookupError, MessageError) as exc:  # e.g. a non-ASCII
+        # address the server cannot take (no SMTPUTF8): the same next time
+        what = type(exc).__name__
+        raise DeliveryError(
+            f"SMTP {cfg.host}: cannot send: {what}: {exc}", permanent=True
+        ) from None
 
 
 def _text(raw: Any) -> str:
+    """The server's reply as its status line: the first line, at most 200 characters."""
     if isinstance(raw, bytes):
         raw = raw.decode("utf-8", "replace")
-    return " ".join(str(raw).split())[:200]
+    lines = str(raw).splitlines() or [""]
+    return " ".join(lines[0].split())[:200]

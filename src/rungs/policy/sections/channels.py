@@ -1,7 +1,8 @@
 """The `channels` section: validated into `rungs.policy.channels.Channels`.
 
-Each channel's fields are checked against `_FIELDS`; secrets only by `*_env` names. With a
-`channels` section every person's contacts must be deliverable by a configured channel.
+Each channel's fields are checked against `_FIELDS`; secrets only by `*_env` names, and only
+names with the deployment's prefix (`rungs.policy.secrets`). With a `channels` section every
+person's contacts must be deliverable by a configured channel.
 """
 
 from __future__ import annotations
@@ -143,6 +144,8 @@ def _channel(r: Reader, name: str, value: Any, p: Path) -> ChannelConfig | None:
                 ok = False
             elif k.endswith("_env") and not _ENV.match(v):
                 r.err((*p, k), f"'{k}' names an environment variable; '{v}' is not a valid name")
+                ok = False
+            elif k.endswith("_env") and not r.env_name((*p, k), k, v.strip()):
                 ok = False
             else:
                 strings[k] = v.strip()
@@ -335,7 +338,8 @@ def _check_contacts(r: Reader, data: dict[str, Any], configs: dict[str, ChannelC
                 r.err(cp, f"{method} contact must be a phone number such as +4930123456")
             elif method in ("slack", "webhook") and not address.startswith(("http://", "https://")):
                 r.err(cp, f"{method} contact must be an http:// or https:// URL")
-            elif method == "email" and "@" not in address:
+            elif method == "email" and ("@" not in address or not address.isprintable()):
+                # a line break would be a mail header of its own
                 r.err(cp, f"email contact must be an email address, not {address!r}")
             elif method == "apprise" and "://" not in address:
                 r.err(cp, "apprise contact must be an Apprise URL such as 'tgram://TOKEN/CHAT'")

@@ -47,6 +47,9 @@ def compile_integrations(r: Reader, known: Known) -> dict[str, Integration]:
             r.err((*p, "format"), f"unknown integration format {fmt!r} (use {', '.join(FORMATS)})")
         if "key" not in m and "key_env" not in m:
             r.err(p, f"integration '{ident}' needs 'key' or 'key_env'")
+        key_env = r.string(m, "key_env", p)
+        if key_env is not None:
+            r.env_name((*p, "key_env"), "key_env", key_env)
         defaults: dict[str, str] = {}
         if "defaults" in m:
             dp = (*p, "defaults")
@@ -80,7 +83,7 @@ def compile_integrations(r: Reader, known: Known) -> dict[str, Integration]:
             ident,
             str(fmt),
             r.string(m, "key", p),
-            r.string(m, "key_env", p),
+            key_env,
             defaults,
             matrix,
             options,
