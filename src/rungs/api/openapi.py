@@ -43,6 +43,7 @@ WHY = {
     "409": "The case's state does not allow this",
     "413": "Request body too large",
     "414": "Request URL (path and query) too long",
+    "415": "The body is not sent as JSON (Content-Type: application/json)",
     "422": "Invalid input; `field` names the field at fault",
     "429": "Rate limit exceeded; see Retry-After",
 }
@@ -81,6 +82,8 @@ def _complete(schema: dict[str, Any]) -> dict[str, Any]:
             responses.setdefault("414", _error("414"))  # any request: the URL limit
             if "requestBody" in op and invalid is None:
                 responses.setdefault("400", _error("400"))  # a body that does not parse
+                if (method, path) not in REQUEST_MEDIA:  # a JSON body sent as something else
+                    responses.setdefault("415", _error("415"))
             need = required_role(method.upper(), path)
             if need is not None:
                 op["security"] = [{"bearer": []}]

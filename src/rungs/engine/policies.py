@@ -13,7 +13,8 @@ from sqlalchemy import Connection, Engine, func, insert, select
 
 from rungs.engine.writer import Writer
 from rungs.policy import Policy, PolicyError, load_policy_text
-from rungs.schedules.oncall import Override
+from rungs.core.model import Refused
+from rungs.schedules.oncall import Override, override_error
 from rungs.store.tables import overrides, policies
 from rungs.time.clock import Clock
 
@@ -106,7 +107,19 @@ class PolicyStore:
     def add_override(
         self, schedule_id: str, start: int, end: int, who: str, note: str | None
     ) -> int:
-        """Store a temporary on-call override; every cached version sees it from now on."""
+        """Store a temporary on-call override; every cached version sees it from now on.
+
+        Refused (nothing written) for an unknown schedule (404) or person, an instant out of
+        range, or a `to` not after `from` (422 naming the field)."""
+        problem = override_error(Override(start, end, who))
+        if problem is not None:
+            field, why = problem
+            raise Refused(why, 422, field)
+        current = self.current()
+        if schedule_id not in current.schedules:
+            raise Refused(f"unknown schedule '{schedule_id}'", 404, "id")
+        if who not in current.people:
+            raise Refused(f"unknown person '{who}'", 422, "who")
         now = self.clock.now()
 
         def write(conn: Connection) -> int:

@@ -16,7 +16,9 @@ from rungs.core.model import Event, Refused
 from rungs.engine import Commands
 from rungs.store.views import Views
 
-__all__ = ["cases_router", "refused"]
+__all__ = ["MAX_OFFSET", "cases_router", "refused"]
+
+MAX_OFFSET = 2**31 - 1  # any database takes it; no list is this long
 
 
 def refused(exc: Refused) -> ApiError:
@@ -63,7 +65,7 @@ def cases_router(commands: Commands, views: Views, *, lanes: dict[str, Lane]) ->
         level: int | None = Query(None, ge=1, le=100),
         assignee: str | None = Query(None, max_length=200),
         limit: int = Query(50, ge=1, le=500),
-        offset: int = Query(0, ge=0),
+        offset: int = Query(0, ge=0, le=MAX_OFFSET),
     ) -> dict[str, Any]:
         filters = {
             "status": status,
@@ -72,7 +74,10 @@ def cases_router(commands: Commands, views: Views, *, lanes: dict[str, Lane]) ->
             "level": level,
             "assignee": assignee,
         }
-        return views.cases(filters, limit, offset)
+        try:
+            return views.cases(filters, limit, offset)
+        except Refused as exc:  # a filter value that can match no case
+            raise refused(exc) from None
 
     @router.get("/v1/cases/{case_id}")
     def get_case(case_id: str) -> dict[str, Any]:
@@ -87,7 +92,10 @@ def cases_router(commands: Commands, views: Views, *, lanes: dict[str, Lane]) ->
 
     @router.get("/v1/cases/{case_id}/handoff")
     def get_handoff(case_id: str, level: int | None = Query(None, ge=1, le=100)) -> dict[str, Any]:
-        found = views.handoff(case_id, level)
+        try:
+            found = views.handoff(case_id, level)
+        except Refused as exc:  # a level the case's matrix does not have
+            raise refused(exc) from None
         if found is None:
             raise ApiError(404, f"no case '{case_id}'", "id")
         return found

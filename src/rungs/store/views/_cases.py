@@ -9,7 +9,7 @@ from sqlalchemy import Connection, func, select
 
 from rungs.core import sla
 from rungs.core.handoff import handoff
-from rungs.core.model import Case
+from rungs.core.model import STATUSES, Case, Refused
 from rungs.core.timeline import decode_entry, entry_json
 from rungs.policy import Policy
 from rungs.store.cases import load_case
@@ -17,7 +17,16 @@ from rungs.store.jsonbytes import loads
 from rungs.store.tables import cases, timeline
 from rungs.time.instant import format_utc
 
-__all__ = ["FILTERS", "case_json", "case_page", "entries", "handoff_of", "paged", "timeline_rows"]
+__all__ = [
+    "FILTERS",
+    "case_json",
+    "case_page",
+    "entries",
+    "filter_error",
+    "handoff_of",
+    "paged",
+    "timeline_rows",
+]
 
 FILTERS = ("status", "customer", "priority", "level", "assignee")  # columns a list filters on
 
@@ -47,9 +56,22 @@ def case_json(case: Case, version: int, policy: Policy, now: int) -> dict[str, A
 
 
 def case_page(
-    conn: Connection, filters: Mapping[str, object], limit: int, offset: int
+    conn: Connection,
+    filters: Mapping[str, object],
+    limit: int,
+    offset: int,
+    policy: Policy | None = None,
 ) -> tuple[list[tuple[Case, int]], int]:
-    """One page of cases in opening order, with the count of all that match `filters`."""
+    """One page of cases in opening order, with the count of all that match `filters`.
+
+    With `policy`, a filter value that names nothing is refused (Refused, 422 naming the
+    filter) rather than answered with an empty list: see `filter_error`.
+    """
+    if policy is not None:
+        problem = filter_error(conn, filters, policy)
+        if problem is not None:
+            field, message = problem
+            raise Refused(message, 422, field)
     q = select(cases.c.id, cases.c.state, cases.c.policy_version)
     for col in FILTERS:
         value = filters.get(col)
@@ -60,6 +82,30 @@ def case_page(
     rows = conn.execute(q).all()
     total = conn.execute(total_q).scalar_one()
     return [(Case.from_dict(loads(r.state)), r.policy_version) for r in rows], int(total)
+
+
+def filter_error(
+    conn: Connection, filters: Mapping[str, object], policy: Policy
+) -> tuple[str, str] | None:
+    """(filter, why) for the first filter value that can match no case, else None.
+
+    A status must be one of the statuses; a customer or an assignee one the policy names, or
+    one a stored case has (a customer since removed from the policy still lists its cases).
+    """
+    status = filters.get("status")
+    if status is not None and status not in STATUSES:
+        return "status", f"unknown status '{status}' (use {', '.join(STATUSES)})"
+    for col, known, what in (
+        ("customer", policy.customers, "customer"),
+        ("assignee", policy.people, "person"),
+    ):
+        value = filters.get(col)
+        if value is None or value in known:
+            continue
+        stored = conn.execute(select(cases.c.id).where(cases.c[col] == value).limit(1)).first()
+        if stored is None:
+            return col, f"unknown {what} '{value}': neither the policy nor any case names it"
+    return None
 
 
 def entries(conn: Connection, case_id: str, kinds: tuple[str, ...] = ()) -> list[dict[str, Any]]:
@@ -92,12 +138,19 @@ def handoff_of(
     now: int,
     level: int | None,
 ) -> dict[str, Any] | None:
-    """The handoff context of a case (`core.handoff`), None when there is no such case."""
+    """The handoff context of a case (`core.handoff`), None when there is no such case;
+    Refused (422 naming `level`) for a level the case's matrix does not have."""
     found = load_case(conn, case_id, lock=False)
     if found is None:
         return None
     case, version = found
-    return handoff(case, policy_of(version), now, entries(conn, case_id), level)
+    policy = policy_of(version)
+    m = next((x for x in policy.matrices if x.id == case.matrix), None)
+    if level is not None and m is not None and not 1 <= level <= len(m.levels):
+        raise Refused(
+            f"level {level} is not a level of matrix '{m.id}' (1..{len(m.levels)})", 422, "level"
+        )
+    return handoff(case, policy, now, entries(conn, case_id), level)
 
 
 def paged(conn: Connection, case_id: str) -> set[str]:

@@ -78,8 +78,9 @@ class Views:
         }
 
     def cases(self, filters: Mapping[str, object], limit: int, offset: int) -> dict[str, Any]:
+        """A page of cases; Refused (422) for a filter value that can match none."""
         with self.db.connect() as conn:
-            page, total = case_page(conn, filters, limit, offset)
+            page, total = case_page(conn, filters, limit, offset, self.policy())
         items = [self.case_json(case, version) for case, version in page]
         return {"items": items, "total": total, "limit": limit, "offset": offset}
 
