@@ -16,7 +16,6 @@ from __future__ import annotations
 import copy
 import json
 import os
-import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -77,10 +76,10 @@ def _serve(db_url: str, policy_dir: Path) -> Iterator[tuple[Any, dict[str, str]]
 
 
 @pytest.fixture(scope="module")
-def fuzz_app() -> Iterator[tuple[Any, dict[str, str]]]:
-    with tempfile.TemporaryDirectory(prefix="rungs-fuzz-") as d:
-        with _serve(f"sqlite:///{Path(d) / 'rungs.db'}", Path(d)) as served:
-            yield served
+def fuzz_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Any, dict[str, str]]]:
+    d = tmp_path_factory.mktemp("rungs-fuzz")
+    with _serve(f"sqlite:///{d / 'rungs.db'}", d) as served:
+        yield served
 
 
 def _fuzzer(operation: Any, mode: Any, headers: dict[str, str]) -> Any:

@@ -140,9 +140,7 @@ def test_shifts_and_ics_near_year_9999(api: Api, route: str) -> None:
     r = api.client.get(route, params={"from": "8999-12-01T00:00:00Z", "to": "9999-12-31T00:00:00Z"})
     error(r, 422, "to")
     # the last days Rungs takes still have shifts (their handoffs, local times: dates)
-    r = api.client.get(
-        route, params={"from": "8998-12-01T00:00:00Z", "to": "8999-12-31T23:00:00Z"}
-    )
+    r = api.client.get(route, params={"from": "8998-12-01T00:00:00Z", "to": "8999-12-31T23:00:00Z"})
     assert r.status_code == 200, r.text
     assert ("8999-12-" in r.text) if route.endswith("shifts") else ("DTSTART:89991" in r.text)
 
@@ -315,9 +313,11 @@ def test_known_filter_values_list(api: Api) -> None:
 
 
 def test_a_customer_removed_from_the_policy_still_lists_its_cases(api: Api) -> None:
-    """"Unknown" is known to neither the policy nor any stored case. (Last in this module: it
+    """ "Unknown" is known to neither the policy nor any stored case. (Last in this module: it
     changes the policy, then puts the first one back.)"""
-    beta = POLICY.replace("  - {id: acme, name: Acme}", "  - {id: acme, name: Acme}\n  - {id: beta}")
+    beta = POLICY.replace(
+        "  - {id: acme, name: Acme}", "  - {id: acme, name: Acme}\n  - {id: beta}"
+    )
     headers = {"Content-Type": "application/yaml"}
     r = api.client.put("/v1/policy", content=beta.encode(), headers=headers)
     assert r.status_code == 200, r.text

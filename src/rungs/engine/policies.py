@@ -11,9 +11,9 @@ from dataclasses import replace
 
 from sqlalchemy import Connection, Engine, func, insert, select
 
+from rungs.core.model import Refused
 from rungs.engine.writer import Writer
 from rungs.policy import Policy, PolicyError, load_policy_text
-from rungs.core.model import Refused
 from rungs.schedules.oncall import Override, override_error
 from rungs.store.tables import overrides, policies
 from rungs.time.clock import Clock

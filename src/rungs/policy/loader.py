@@ -40,7 +40,7 @@ class _Loader(yaml.SafeLoader):
             raise _TooDeep(problem=f"nested more than {MAX_DEPTH} levels deep", problem_mark=mark)
         self.depth += 1
         try:
-            return super().compose_node(parent, index)  # type: ignore[no-any-return]
+            return super().compose_node(parent, index)
         finally:
             self.depth -= 1
 
@@ -115,6 +115,9 @@ def load_yaml(text: str, file: str) -> Located:
         mark = exc.problem_mark
         line, col = (mark.line + 1, mark.column + 1) if mark is not None else (1, 1)
         loc.problems.append(Problem(file, line, col, f"YAML document {exc.problem}"))
+        loc.data = None
+    except RecursionError:  # a backstop: merge keys (`<<: *a`) that merge themselves
+        loc.problems.append(Problem(file, 1, 1, "YAML document nested too deeply to read"))
         loc.data = None
     except yaml.MarkedYAMLError as exc:
         line, col, message = _syntax_problem(exc)

@@ -73,7 +73,10 @@ def from_us(us: int, tz: tzinfo = UTC) -> datetime:
 EARLIEST = (datetime(1900, 1, 1, tzinfo=UTC) - EPOCH) // _ONE_US
 LATEST = (datetime(9000, 1, 1, tzinfo=UTC) - EPOCH) // _ONE_US
 _RANGE = "from 1900-01-01T00:00:00Z up to 9000-01-01T00:00:00Z"
-_SAFE = 200_000_000_000 * SECOND  # |instants| that format_utc can still write (about 6300 years)
+_DATES = (
+    (datetime.min.replace(tzinfo=UTC) - EPOCH) // _ONE_US,
+    (datetime.max.replace(tzinfo=UTC) - EPOCH) // _ONE_US,
+)
 
 
 def range_error(us: int) -> str | None:
@@ -87,7 +90,10 @@ def checked(us: int) -> int:
     """`us` when it is an instant Rungs takes, else InstantRangeError saying which ones are."""
     why = range_error(us)
     if why is not None:
-        raise InstantRangeError(f"{format_utc(us) if -_SAFE < us < _SAFE else us}: {why}")
+        shown = str(us)  # as a date, if it is one (isoformat: strftime's %Y is not 4 digits)
+        if _DATES[0] <= us <= _DATES[1]:
+            shown = from_us(us).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+        raise InstantRangeError(f"{shown}: {why}")
     return us
 
 
