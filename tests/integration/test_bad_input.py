@@ -31,8 +31,8 @@ POLICY = f"""\
 version: 1
 timezone: UTC
 people:
-  - {{id: ann, contacts: {{sms: "+491701111111"}}}}
-  - {{id: ben, contacts: {{sms: "+491702222222"}}}}
+  - {{id: ann, contacts: {{email: ann@example.com, sms: "+491701111111"}}}}
+  - {{id: ben, contacts: {{email: ben@example.com, sms: "+491702222222"}}}}
 schedules:
   - id: primary
     timezone: Europe/Berlin

@@ -113,7 +113,8 @@ async def _invalid(request: Request, exc: Exception) -> JSONResponse:
         )
     errors = []
     for e in problems:
-        loc = [str(p) for p in e["loc"] if p != "body"]
+        where = e["loc"][1:] if e["loc"][:1] in (("query",), ("path",), ("header",)) else e["loc"]
+        loc = [str(p) for p in where if p != "body"]  # a parameter by its name, as ApiError does
         field = ".".join(loc) or "body"
         msg = "unknown field" if e["type"] == "extra_forbidden" else e["msg"]
         errors.append({"field": field, "message": f"{field}: {msg}"})

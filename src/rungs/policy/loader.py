@@ -108,7 +108,10 @@ def load_yaml(text: str, file: str) -> Located:
         try:
             node = loader.get_single_node()
             if node is not None:
-                loc.data = _Builder(loader, loc).build(node, ())
+                builder = _Builder(loader, loc)
+                loc.data = builder.build(node, ())
+                if builder.stopped:  # what was built is cut short: nothing to check further
+                    loc.data = None
         finally:
             loader.dispose()
     except _TooDeep as exc:
