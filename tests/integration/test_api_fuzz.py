@@ -129,10 +129,8 @@ EXTREMES: list[Any] = [
     -(2**63) - 1,
     10**30,
     -1,
-    0,
     1e308,
     "0001-01-01T00:00:00+14:00",
-    "0001-01-01T00:00:00Z",
     "9999-12-31T23:59:59-14:00",
     "9999-12-31T23:59:59.999999Z",
     "99999999999999999999",
@@ -140,8 +138,22 @@ EXTREMES: list[Any] = [
     "\u202e\ufeff\u2028",
     "\ud800",
     "x" * 70_000,
-    "é" * 5_000,
 ]
+VALID: dict[str, dict[str, Any]] = {  # bodies that get past validation, for the extremes to reach
+    "/v1/cases": {"customer": "acme", "title": "t"},
+    "/v1/schedules/{sid}/overrides": {
+        "from": "2026-03-03T00:00:00Z",
+        "to": "2026-03-04T00:00:00Z",
+        "who": "ann",
+    },
+    "/v1/clock/advance": {"to": "2026-03-02T09:00:00Z"},
+    "/v1/integrations/{key}/events": {"title": "t"},
+    "/v2/enqueue": {
+        "routing_key": KEYS["pagerduty"],
+        "event_action": "trigger",
+        "payload": {"summary": "s", "source": "s", "severity": "critical"},
+    },
+}
 SENDER_FORMATS = ("/v2/enqueue", "/v2/alerts")  # errors in PagerDuty's, Opsgenie's own shape
 
 
@@ -252,10 +264,8 @@ def test_api_extremes(extremes_app: tuple[Any, dict[str, str]]) -> None:
             path_params = {k: known.get(k, v) for k, v in (base.path_parameters or {}).items()}
             query = dict(base.query or {})
             body = base.body if isinstance(base.body, dict) else None
-            if body is not None and "routing_key" in body:
-                body["routing_key"] = KEYS["pagerduty"]
-            if body is not None and "customer" in body:
-                body["customer"] = "acme"
+            if body is not None:
+                body = {**body, **VALID.get(path, {})}
             media = next(iter((op.get("requestBody") or {}).get("content", {})), None)
             schema = (op.get("requestBody") or {}).get("content", {}).get(media or "", {})
             params = [p for p in op.get("parameters", []) if p["in"] in ("path", "query")]
@@ -267,10 +277,11 @@ def test_api_extremes(extremes_app: tuple[Any, dict[str, str]]) -> None:
             for where, name in places:
                 for value in EXTREMES:
                     pp, q, b = dict(path_params), dict(query), body
+                    in_url = value[:9000] if isinstance(value, str) else value  # past MAX_URL
                     if where == "path":
-                        pp[name] = value
+                        pp[name] = in_url
                     elif where == "query":
-                        q[name] = value
+                        q[name] = in_url
                     elif where == "body":
                         b = _with(body, name, value)
                     url = path.format(**{k: _quote(v) for k, v in pp.items()})
@@ -287,7 +298,7 @@ def test_api_extremes(extremes_app: tuple[Any, dict[str, str]]) -> None:
                         kwargs["headers"] = headers
                     r = client.request(method.upper(), url, **kwargs)
                     sent += 1
-                    what = f"{method.upper()} {path} {where} {name}={str(value)[:40]!r}"
+                    what = f"{method.upper()} {url[:200]} {where} {name}={str(value)[:40]!r}"
                     if r.status_code >= 500:
                         failures.append(f"{what}: {r.status_code} {r.text[:300]}")
                     elif r.status_code >= 400 and not path.startswith(SENDER_FORMATS):

@@ -76,6 +76,8 @@ def oncall_router(commands: Commands, views: Views) -> APIRouter:
         to: str | None = Query(None, max_length=64),
     ) -> Response:
         s = schedule(sid)
+        if person is not None and person not in views.policy().people:
+            raise ApiError(422, f"unknown person '{person}'", "person")
         a, b = span(start, to, views.clock.now() - 7 * DAY, 90 * DAY)
         return Response(
             views.ics(s, a, b, person),

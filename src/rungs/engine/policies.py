@@ -110,7 +110,9 @@ class PolicyStore:
         """Store a temporary on-call override; every cached version sees it from now on.
 
         Refused (nothing written) for an unknown schedule (404) or person, an instant out of
-        range, or a `to` not after `from` (422 naming the field)."""
+        range, a `to` not after `from`, or a NUL in the note (422 naming the field)."""
+        if note is not None and "\x00" in note:  # PostgreSQL's text cannot hold it
+            raise Refused("note: a NUL character cannot be stored", 422, "note")
         problem = override_error(Override(start, end, who))
         if problem is not None:
             field, why = problem
