@@ -328,3 +328,41 @@ def test_a_customer_removed_from_the_policy_still_lists_its_cases(api: Api) -> N
     r = api.client.get("/v1/cases", params={"customer": "beta"})
     assert r.status_code == 200 and r.json()["total"] == 1, r.text
     error(api.client.get("/v1/cases", params={"customer": "gamma"}), 422, "customer")
+
+
+# what the extended fuzz test found ----------------------------------------------------------
+
+
+def test_a_lone_surrogate_in_free_form_fields_is_refused_before_anything_is_stored(
+    api: Api,
+) -> None:
+    total = api.client.get("/v1/cases").json()["total"]
+    for fields, field in (
+        ({"k": "\ud800"}, "fields.k"),
+        ({"k": {"\udfff": 1}}, "fields.k"),
+        ({"k": [{"deep": "a\ud800b"}]}, "fields.k"),
+        ({"\udfff": 1}, "fields."),  # the key itself: pydantic's own str check
+    ):
+        text = json.dumps({"customer": "acme", "title": "t", "fields": fields})
+        r = api.client.post(
+            "/v1/cases", content=text.encode(), headers={"Content-Type": "application/json"}
+        )
+        assert r.status_code == 422 and r.json()["field"].startswith(field), r.text
+    assert api.client.get("/v1/cases").json()["total"] == total  # and the list still answers
+
+
+def test_nul_characters_that_no_database_column_could_hold(api: Api) -> None:
+    for url in (f"/v1/cases/{api.case}%00", "/v1/cases?customer=acme%00", "/v1/tokens/a%00b"):
+        assert "NUL" in error(api.client.get(url), 400, "url")
+    r = api.client.post("/v1/cases", json={"customer": "acme", "title": "t", "dedup_key": "a\x00"})
+    assert "NUL" in error(r, 422, "dedup_key")
+    body = {"from": "2026-03-03T00:00:00Z", "to": "2026-03-04T00:00:00Z", "who": "ann"}
+    r = api.client.post("/v1/schedules/primary/overrides", json={**body, "note": "a\x00"})
+    assert "NUL" in error(r, 422, "note")
+
+
+def test_ics_for_an_unknown_person(api: Api) -> None:
+    r = api.client.get("/v1/schedules/primary.ics", params={"person": "x\r\nX-Injected: 1"})
+    assert error(r, 422, "person").startswith("unknown person")
+    r = api.client.get("/v1/schedules/primary.ics", params={"person": "ann"})
+    assert r.status_code == 200 and "SUMMARY:On call: ann (primary)" in r.text

@@ -209,3 +209,11 @@ matrices: [{id: m, levels: [{notify: [person:ann]}]}]
     assert any(p.line == 7 and "instants are taken" in p.message for p in problems), problems
     assert any(p.line == 8 and "out of range" in p.message for p in problems), problems
     assert any(p.line == 10 and "instants are taken" in p.message for p in problems), problems
+
+
+def test_ical_text_never_spans_content_lines() -> None:
+    s = _schedule(parse_instant("2026-03-02T09:00:00Z"))
+    at = parse_instant("2026-03-02T09:00:00Z")
+    out = to_ical(s, shifts(s, at, at + WEEK), person="ann", name="On call\r\nX-Injected: 1")
+    assert not [line for line in out.split(b"\r\n") if line.startswith(b"X-Injected")]
+    assert b"X-WR-CALNAME:On call X-Injected: 1\r\n" in out
