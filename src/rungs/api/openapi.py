@@ -36,7 +36,7 @@ MEDIA = {  # (method, path) -> the media type of the 200 answer
 }
 REQUEST_MEDIA = {("put", "/v1/policy"): "application/yaml"}
 WHY = {
-    "400": "The body is not JSON (or not UTF-8)",
+    "400": "The body is not valid JSON (or not UTF-8), or the URL holds a NUL character",
     "401": "No API token, or an unknown or revoked one",
     "403": "The token's role is too weak for this route",
     "404": "Not found",
@@ -80,10 +80,10 @@ def _complete(schema: dict[str, Any]) -> dict[str, Any]:
                 else:
                     responses["422"] = _error("422")
             responses.setdefault("414", _error("414"))  # any request: the URL limit
-            if "requestBody" in op and invalid is None:
-                responses.setdefault("400", _error("400"))  # a body that does not parse
-                if (method, path) not in REQUEST_MEDIA:  # a JSON body sent as something else
-                    responses.setdefault("415", _error("415"))
+            responses.setdefault("400", _error("400"))  # any request: %00 in the URL
+            json_body = "requestBody" in op and (method, path) not in REQUEST_MEDIA
+            if json_body and invalid is None:  # a JSON body sent as something else
+                responses.setdefault("415", _error("415"))
             need = required_role(method.upper(), path)
             if need is not None:
                 op["security"] = [{"bearer": []}]

@@ -74,10 +74,10 @@ def cases_router(commands: Commands, views: Views, *, lanes: dict[str, Lane]) ->
             "level": level,
             "assignee": assignee,
         }
-        try:
-            return views.cases(filters, limit, offset)
-        except Refused as exc:  # a filter value that can match no case
-            raise refused(exc) from None
+        problem = views.filter_error(filters)  # a value that can match no case: not an empty list
+        if problem is not None:
+            raise ApiError(422, problem[1], problem[0])
+        return views.cases(filters, limit, offset)
 
     @router.get("/v1/cases/{case_id}")
     def get_case(case_id: str) -> dict[str, Any]:
