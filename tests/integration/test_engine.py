@@ -248,11 +248,11 @@ def test_overrides_posted_before_a_new_version_apply_to_it(db: Database) -> None
     e = Engine(db, VirtualClock(START))
     try:
         e.policies.ensure(oncall.read_text(), str(oncall))
-        e.policies.add_override("net", START, START + 60 * MINUTE, "zoe", None)
+        e.policies.add_override("net", START, START + 60 * MINUTE, "frank", None)
         text = oncall.read_text() + "\n# a new version\n"
         version, stored = e.policies.store(text, str(oncall))
         for policy in (stored, e.policies.policy(version)):
             posted = {(o.who, o.start, o.end) for o in policy.schedules["net"].overrides}
-            assert ("zoe", START, START + 60 * MINUTE) in posted
+            assert ("frank", START, START + 60 * MINUTE) in posted
     finally:
         e.stop()

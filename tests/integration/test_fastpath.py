@@ -118,11 +118,11 @@ def test_everything_but_the_happy_path_goes_to_the_framework(client: Any) -> Non
     r = client.post("/v1/cases", json={**good, "colour": "red"}, headers=client.responder)
     assert r.status_code == 422 and r.json()["errors"][0]["field"] == "colour"
     r = client.post("/v1/cases", content=b"{", headers={**client.responder, **_JSON})
-    assert r.status_code == 422
+    assert r.status_code == 400 and "not valid JSON" in r.json()["detail"]  # issue 12 §5
     r = client.post(
         "/v1/cases", content=b'{"customer": "acme", "title": "t"}', headers=client.responder
-    )  # no JSON content type: FastAPI refuses it
-    assert r.status_code == 422, r.text
+    )  # no JSON content type: FastAPI refuses it (415 since issue 12 §5)
+    assert r.status_code == 415, r.text
     assert client.framework.calls == calls + 6
     assert client.get("/v1/cases", headers=client.viewer).json()["items"] == []
 
@@ -195,7 +195,7 @@ def test_content_type_variants_and_query_strings_go_to_the_framework(client: Any
     r = client.post(
         "/v1/cases", content=body, headers={**client.responder, "Content-Type": "application/jsonx"}
     )
-    assert r.status_code == 422  # FastAPI does not take application/jsonx for JSON
+    assert r.status_code == 415  # FastAPI does not take application/jsonx for JSON
     r = client.post("/v1/cases?" + "x" * 9000, content=body, headers={**client.responder, **_JSON})
     assert r.status_code == 414 and r.json()["field"] == "url"
     r = client.post(

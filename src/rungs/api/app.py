@@ -6,6 +6,7 @@ read through the engine's `views` and write through its `commands`, never the da
 
 from __future__ import annotations
 
+import json
 import time
 from functools import partial
 from typing import Any
@@ -76,10 +77,22 @@ class Timing:
             self.histogram.labels(path).observe(time.perf_counter() - t0)
 
 
+class ErrorAnswer(JSONResponse):
+    """An error's JSON body, written even when it echoes text that UTF-8 cannot carry (a lone
+    surrogate sent as `"\\ud800"` in a JSON body): then as ASCII with escapes, which reads
+    back as the same JSON."""
+
+    def render(self, content: Any) -> bytes:
+        try:
+            return super().render(content)
+        except UnicodeEncodeError:
+            return json.dumps(content, separators=(",", ":")).encode("ascii")
+
+
 async def _api_error(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, ApiError)
     status, body = exc.answer()
-    return JSONResponse(body, status_code=status)
+    return ErrorAnswer(body, status_code=status)
 
 
 async def _unavailable(_: Request, exc: Exception) -> JSONResponse:
@@ -88,21 +101,50 @@ async def _unavailable(_: Request, exc: Exception) -> JSONResponse:
     return JSONResponse(body, status_code=status, headers=headers)
 
 
-async def _invalid(_: Request, exc: Exception) -> JSONResponse:
+def _json_position(doc: object, pos: object) -> str:
+    """`line L, column C` of character `pos` in the body, when both are known."""
+    if not isinstance(doc, str) or not isinstance(pos, int):
+        return "in the body"
+    line = doc.count("\n", 0, pos) + 1
+    column = pos - doc.rfind("\n", 0, pos)
+    return f"at line {line}, column {column} (character {pos + 1})"
+
+
+async def _invalid(request: Request, exc: Exception) -> JSONResponse:
+    """422 naming the field(s) at fault; 400 for a body that is not JSON, 415 for a body sent
+    as another media type (FastAPI hands such a body on as bytes, unread)."""
     assert isinstance(exc, RequestValidationError)
+    problems = exc.errors()
+    for e in problems:
+        if e["type"] == "json_invalid":
+            why = (e.get("ctx") or {}).get("error", "invalid JSON")
+            where = _json_position(exc.body, e["loc"][-1])
+            return ErrorAnswer({"detail": f"the body is not valid JSON: {why} {where}"}, 400)
+    if isinstance(exc.body, bytes | bytearray) and exc.body:
+        given = request.headers.get("content-type")
+        sent = f"'{given}'" if given else "no Content-Type"
+        return ErrorAnswer(
+            {"detail": f"send the body as JSON with 'Content-Type: application/json' ({sent})"},
+            415,
+        )
     errors = []
-    for e in exc.errors():
-        loc = [str(p) for p in e["loc"] if p != "body"]
+    for e in problems:
+        where = e["loc"][1:] if e["loc"][:1] in (("query",), ("path",), ("header",)) else e["loc"]
+        loc = [str(p) for p in where if p != "body"]  # a parameter by its name, as ApiError does
         field = ".".join(loc) or "body"
         msg = "unknown field" if e["type"] == "extra_forbidden" else e["msg"]
         errors.append({"field": field, "message": f"{field}: {msg}"})
-    detail = "; ".join(x["message"] for x in errors)
-    return JSONResponse({"detail": detail, "errors": errors}, status_code=422)
+    body: dict[str, Any] = {"detail": "; ".join(x["message"] for x in errors)}
+    fields = {x["field"] for x in errors}
+    if len(fields) == 1:  # one field at fault: name it, as every other error does
+        body["field"] = fields.pop()
+    body["errors"] = errors
+    return ErrorAnswer(body, status_code=422)
 
 
 async def _http_error(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, HTTPException)
-    return JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=exc.headers)
+    return ErrorAnswer({"detail": exc.detail}, status_code=exc.status_code, headers=exc.headers)
 
 
 def create_app(

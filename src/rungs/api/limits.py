@@ -56,7 +56,7 @@ def retry_after(wait_s: float) -> str:
 
 class BodyLimit:
     """Pure ASGI middleware: a body larger than `max_bytes` gets 413 before any route sees it
-    (and a URL longer than MAX_URL gets 414).
+    (and a URL longer than MAX_URL gets 414, one with a NUL character 400).
 
     A declared Content-Length over the limit is refused without reading; otherwise the body
     is read (counting, up to the limit) and handed on whole.
@@ -73,6 +73,10 @@ class BodyLimit:
         url = len(scope.get("raw_path") or scope["path"]) + len(scope.get("query_string") or b"")
         if url > MAX_URL:
             await _reject(send, 414, f"request URL longer than {MAX_URL} bytes", "url")
+            return
+        if b"%00" in (scope.get("raw_path") or b"") or b"%00" in (scope.get("query_string") or b""):
+            # no id, key or name holds one, and PostgreSQL cannot even look one up
+            await _reject(send, 400, "the URL holds a NUL character (%00)", "url")
             return
         if scope.get("method") not in _BODY_METHODS:
             await self.app(scope, receive, send)

@@ -165,8 +165,10 @@ def links_router(commands: Commands, views: Views, links: Links) -> APIRouter:
             url = base_url_of(current) + request.url.path
             if request.url.query:
                 url += "?" + request.url.query
-            given = request.headers.get("x-twilio-signature", "")
-            want = twilio_signature(token, url, form) if token else ""
+            # compared as bytes: a header is any Latin-1 text, and `compare_digest` refuses
+            # non-ASCII strings (the header's raw bytes, as sent)
+            given = request.headers.get("x-twilio-signature", "").encode("latin-1")
+            want = twilio_signature(token, url, form).encode() if token else b""
             if not token or not hmac.compare_digest(given, want):
                 return twiml("Signature check failed.", 403)
         sender = _digits(form.get("From", ""))

@@ -9,12 +9,15 @@ from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from rungs.api.errors import ApiError
+from rungs.core.model import Refused
 from rungs.engine import Commands
 from rungs.schedules.oncall import Schedule
 from rungs.store.views import Views
 from rungs.time.instant import DAY, format_utc, parse_instant
 
-__all__ = ["oncall_router", "OverrideBody"]
+__all__ = ["MAX_SPAN", "oncall_router", "OverrideBody"]
+
+MAX_SPAN = 400 * DAY  # the most shifts (`/shifts`, `.ics`) one request asks for
 
 
 class OverrideBody(BaseModel):
@@ -36,6 +39,16 @@ def oncall_router(commands: Commands, views: Views) -> APIRouter:
         except ValueError as exc:
             raise ApiError(422, f"{name}: {exc}", name) from None
 
+    def span(start: str | None, to: str | None, since: int, length: int) -> tuple[int, int]:
+        """[from, to) of a shifts query: `since` and `length` by default, at most MAX_SPAN."""
+        a = instant(start, "from", since)
+        b = instant(to, "to", a + length)
+        if b <= a:
+            raise ApiError(422, "'to' must be later than 'from'", "to")
+        if b - a > MAX_SPAN:
+            raise ApiError(422, f"ask for at most {MAX_SPAN // DAY} days of shifts at once", "to")
+        return a, b
+
     def schedule(sid: str) -> Schedule:
         found = views.schedule(sid)
         if found is None:
@@ -52,12 +65,7 @@ def oncall_router(commands: Commands, views: Views) -> APIRouter:
         start: str | None = Query(None, alias="from", max_length=64),
         to: str | None = Query(None, max_length=64),
     ) -> list[dict[str, Any]]:
-        a = instant(start, "from", views.clock.now())
-        b = instant(to, "to", a + 7 * DAY)
-        if b <= a:
-            raise ApiError(422, "'to' must be later than 'from'", "to")
-        if b - a > 400 * DAY:
-            raise ApiError(422, "ask for at most 400 days of shifts at once", "to")
+        a, b = span(start, to, views.clock.now(), 7 * DAY)
         return views.shifts(schedule(sid), a, b)
 
     @router.get("/v1/schedules/{sid}.ics")
@@ -68,10 +76,9 @@ def oncall_router(commands: Commands, views: Views) -> APIRouter:
         to: str | None = Query(None, max_length=64),
     ) -> Response:
         s = schedule(sid)
-        a = instant(start, "from", views.clock.now() - 7 * DAY)
-        b = instant(to, "to", a + 90 * DAY)
-        if b <= a:
-            raise ApiError(422, "'to' must be later than 'from'", "to")
+        if person is not None and person not in views.policy().people:
+            raise ApiError(422, f"unknown person '{person}'", "person")
+        a, b = span(start, to, views.clock.now() - 7 * DAY, 90 * DAY)
         return Response(
             views.ics(s, a, b, person),
             media_type="text/calendar; charset=utf-8",
@@ -82,11 +89,10 @@ def oncall_router(commands: Commands, views: Views) -> APIRouter:
     async def post_override(sid: str, body: OverrideBody) -> dict[str, Any]:
         schedule(sid)
         a, b = instant(body.start, "from", 0), instant(body.to, "to", 0)
-        if b <= a:
-            raise ApiError(422, "'to' must be later than 'from'", "to")
-        if body.who not in views.policy().people:
-            raise ApiError(422, f"unknown person '{body.who}'", "who")
-        oid = await commands.add_override(sid, a, b, body.who, body.note)
+        try:  # checked there before anything is written: order, range, schedule, person
+            oid = await commands.add_override(sid, a, b, body.who, body.note)
+        except Refused as exc:
+            raise ApiError.refused(exc) from None
         return {
             "id": oid,
             "schedule": sid,

@@ -49,13 +49,14 @@ MEDIA = {  # (method, path) -> the media type of the 200 answer
 }
 REQUEST_MEDIA = {("put", "/v1/policy"): "application/yaml"}
 WHY = {
-    "400": "The body is not JSON (or not UTF-8)",
+    "400": "The body is not valid JSON (or not UTF-8), or the URL holds a NUL character",
     "401": "No API token, or an unknown or revoked one",
     "403": "The token's role is too weak for this route (or to act as another person)",
     "404": "Not found",
     "409": "The case's state does not allow this",
     "413": "Request body too large",
     "414": "Request URL (path and query) too long",
+    "415": "The body is not sent as JSON (Content-Type: application/json)",
     "422": "Invalid input; `field` names the field at fault",
     "429": "Rate limit exceeded; see Retry-After",
 }
@@ -92,8 +93,10 @@ def _complete(schema: dict[str, Any]) -> dict[str, Any]:
                 else:
                     responses["422"] = _error("422")
             responses.setdefault("414", _error("414"))  # any request: the URL limit
-            if "requestBody" in op and invalid is None:
-                responses.setdefault("400", _error("400"))  # a body that does not parse
+            responses.setdefault("400", _error("400"))  # any request: %00 in the URL
+            json_body = "requestBody" in op and (method, path) not in REQUEST_MEDIA
+            if json_body and invalid is None:  # a JSON body sent as something else
+                responses.setdefault("415", _error("415"))
             need = required_role(method.upper(), path)
             if need is not None:
                 op["security"] = [{"bearer": []}]

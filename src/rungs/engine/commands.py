@@ -227,7 +227,8 @@ class Commands:
     async def add_override(
         self, schedule_id: str, start: int, end: int, who: str, note: str | None
     ) -> int:
-        """A temporary on-call override of a schedule."""
+        """A temporary on-call override of a schedule; Refused, with nothing written, when it
+        cannot be (see `PolicyStore.add_override`)."""
         return await asyncio.to_thread(
             self.policies.add_override, schedule_id, start, end, who, note
         )

@@ -20,12 +20,13 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, func, insert, select
 
+from rungs.core.model import Refused
 from rungs.engine.writer import Writer
 from rungs.policy import Policy, PolicyError, Problem, load_policy_text
 from rungs.policy.advice import advice
 from rungs.policy.diff import PolicyDiff, diff_texts
 from rungs.policy.secrets import secret_prefix
-from rungs.schedules.oncall import Override
+from rungs.schedules.oncall import Override, override_error
 from rungs.store.tables import overrides, policies
 from rungs.store.usage import in_use
 from rungs.time.clock import Clock
@@ -239,7 +240,21 @@ class PolicyStore:
     def add_override(
         self, schedule_id: str, start: int, end: int, who: str, note: str | None
     ) -> int:
-        """Store a temporary on-call override; every cached version sees it from now on."""
+        """Store a temporary on-call override; every cached version sees it from now on.
+
+        Refused (nothing written) for an unknown schedule (404) or person, an instant out of
+        range, a `to` not after `from`, or a NUL in the note (422 naming the field)."""
+        if note is not None and "\x00" in note:  # PostgreSQL's text cannot hold it
+            raise Refused("note: a NUL character cannot be stored", 422, "note")
+        problem = override_error(Override(start, end, who))
+        if problem is not None:
+            field, why = problem
+            raise Refused(why, 422, field)
+        current = self.current()
+        if schedule_id not in current.schedules:
+            raise Refused(f"unknown schedule '{schedule_id}'", 404, "id")
+        if who not in current.people:
+            raise Refused(f"unknown person '{who}'", 422, "who")
         now = self.clock.now()
 
         def write(conn: Connection) -> int:

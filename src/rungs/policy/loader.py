@@ -2,7 +2,10 @@
 
 PyYAML's composer gives nodes with marks; we build plain dicts/lists from them and keep a
 `path -> (line, col)` table so every later error can point at the offending value.
-Duplicate keys, which PyYAML would silently overwrite, are reported.
+Duplicate keys, which PyYAML would silently overwrite, are reported. So is a document nested
+deeper than `MAX_DEPTH` or whose aliases expand to more than `MAX_VALUES` values: a policy is a
+few levels deep, and anything beyond is an accident or an attack on the parser (PyYAML composes
+recursively, and aliases can expand exponentially).
 """
 
 from __future__ import annotations
@@ -12,9 +15,34 @@ from typing import Any
 
 import yaml
 
-__all__ = ["Located", "Problem", "load_yaml", "Path"]
+__all__ = ["Located", "Problem", "load_yaml", "Path", "MAX_DEPTH", "MAX_VALUES"]
 
 Path = tuple[str | int, ...]
+
+MAX_DEPTH = 64  # mappings and lists inside each other
+MAX_VALUES = 250_000  # values in the document once aliases are expanded
+
+
+class _TooDeep(yaml.MarkedYAMLError):
+    """Raised by the composer past MAX_DEPTH, before Python's recursion limit is near."""
+
+
+class _Loader(yaml.SafeLoader):
+    """PyYAML's safe loader, refusing to compose past MAX_DEPTH."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__(text)
+        self.depth = 0
+
+    def compose_node(self, parent: yaml.Node | None, index: object) -> yaml.Node | None:
+        if self.depth >= MAX_DEPTH:
+            mark = self.peek_event().start_mark
+            raise _TooDeep(problem=f"nested more than {MAX_DEPTH} levels deep", problem_mark=mark)
+        self.depth += 1
+        try:
+            return super().compose_node(parent, index)
+        finally:
+            self.depth -= 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,13 +104,24 @@ def load_yaml(text: str, file: str) -> Located:
     """Parse one YAML document; syntax errors become located problems, never exceptions."""
     loc = Located(file=file, data=None)
     try:
-        loader = yaml.SafeLoader(text)
+        loader = _Loader(text)
         try:
             node = loader.get_single_node()
             if node is not None:
-                loc.data = _build(node, (), loader, loc)
+                builder = _Builder(loader, loc)
+                loc.data = builder.build(node, ())
+                if builder.stopped:  # what was built is cut short: nothing to check further
+                    loc.data = None
         finally:
             loader.dispose()
+    except _TooDeep as exc:
+        mark = exc.problem_mark
+        line, col = (mark.line + 1, mark.column + 1) if mark is not None else (1, 1)
+        loc.problems.append(Problem(file, line, col, f"YAML document {exc.problem}"))
+        loc.data = None
+    except RecursionError:  # a backstop: merge keys (`<<: *a`) that merge themselves
+        loc.problems.append(Problem(file, 1, 1, "YAML document nested too deeply to read"))
+        loc.data = None
     except yaml.MarkedYAMLError as exc:
         line, col, message = _syntax_problem(exc)
         loc.problems.append(Problem(file, line, col, f"YAML syntax error: {message}"))
@@ -150,26 +189,57 @@ def _scalar(node: yaml.Node, loader: yaml.SafeLoader, loc: Located) -> Any:
     return node.value if isinstance(node.value, str) else None
 
 
-def _build(node: yaml.Node, path: Path, loader: yaml.SafeLoader, loc: Located) -> Any:
-    loc.values[path] = _pos(node)
-    if isinstance(node, yaml.MappingNode):
-        loader.flatten_mapping(node)
-        out: dict[Any, Any] = {}
-        for knode, vnode in node.value:
-            key = _scalar(knode, loader, loc)
-            if not isinstance(key, str | int) or isinstance(key, bool):
-                key = str(key)
-            child = (*path, key)
-            if key in out:
-                line, col = _pos(knode)
-                first = loc.keys[child][0]
-                loc.problems.append(
-                    Problem(loc.file, line, col, f"duplicate key '{key}' (first at line {first})")
+class _Builder:
+    """Plain data from composed nodes, with every position noted; aliases are expanded, within
+    MAX_DEPTH levels and MAX_VALUES values (a recursive alias reaches the first)."""
+
+    def __init__(self, loader: yaml.SafeLoader, loc: Located) -> None:
+        self.loader, self.loc = loader, loc
+        self.values = 0
+        self.stopped = False
+
+    def build(self, node: yaml.Node, path: Path, depth: int = 0) -> Any:
+        loc = self.loc
+        self.values += 1
+        if depth > MAX_DEPTH or self.values > MAX_VALUES:
+            if not self.stopped:  # report once, where it happened
+                self.stopped = True
+                line, col = _pos(node)
+                what = (
+                    f"nested more than {MAX_DEPTH} levels deep (through aliases)"
+                    if depth > MAX_DEPTH
+                    else f"more than {MAX_VALUES} values once aliases are expanded"
                 )
-                continue
-            loc.keys[child] = _pos(knode)
-            out[key] = _build(vnode, child, loader, loc)
-        return out
-    if isinstance(node, yaml.SequenceNode):
-        return [_build(item, (*path, i), loader, loc) for i, item in enumerate(node.value)]
-    return _scalar(node, loader, loc)
+                loc.problems.append(Problem(loc.file, line, col, f"YAML document {what}"))
+            return None
+        loc.values[path] = _pos(node)
+        if isinstance(node, yaml.MappingNode):
+            self.loader.flatten_mapping(node)
+            out: dict[Any, Any] = {}
+            for knode, vnode in node.value:
+                if not isinstance(knode, yaml.ScalarNode):  # `? [a, b]`: never a policy key
+                    line, col = _pos(knode)
+                    what = "a list" if isinstance(knode, yaml.SequenceNode) else "a mapping"
+                    loc.problems.append(
+                        Problem(loc.file, line, col, f"a key must be a plain value, not {what}")
+                    )
+                    continue
+                key = _scalar(knode, self.loader, loc)
+                if not isinstance(key, str | int) or isinstance(key, bool):
+                    key = str(key)
+                child = (*path, key)
+                if key in out:
+                    line, col = _pos(knode)
+                    first = loc.keys[child][0]
+                    loc.problems.append(
+                        Problem(
+                            loc.file, line, col, f"duplicate key '{key}' (first at line {first})"
+                        )
+                    )
+                    continue
+                loc.keys[child] = _pos(knode)
+                out[key] = self.build(vnode, child, depth + 1)
+            return out
+        if isinstance(node, yaml.SequenceNode):
+            return [self.build(item, (*path, i), depth + 1) for i, item in enumerate(node.value)]
+        return _scalar(node, self.loader, loc)

@@ -7,6 +7,8 @@ module never reads a clock). Times are written in UTC; calendar clients show the
 
 from __future__ import annotations
 
+import re
+
 from icalendar import Calendar, Event
 
 from rungs.schedules.oncall import Schedule, Shift
@@ -15,6 +17,12 @@ from rungs.time.instant import from_us
 __all__ = ["to_ical"]
 
 PRODID = "-//rungs//on-call schedule//EN"
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]+")  # no content line may hold them (CR, LF above all)
+
+
+def _text(value: str) -> str:
+    """A text value on one content line: control characters folded to a space."""
+    return _CONTROL.sub(" ", value)
 
 
 def to_ical(
@@ -36,19 +44,19 @@ def to_ical(
     cal.add("version", "2.0")
     cal.add("calscale", "GREGORIAN")
     default_name = f"On call: {schedule.id}" + (f" ({person})" if person else "")
-    cal.add("x-wr-calname", name or default_name)
-    cal.add("x-wr-timezone", schedule.timezone)
+    cal.add("x-wr-calname", _text(name or default_name))
+    cal.add("x-wr-timezone", _text(schedule.timezone))
     for shift in shifts:
         if person is not None and shift.person != person:
             continue
         event = Event()
-        event.add("uid", f"{schedule.id}-{shift.start}-{shift.person}@rungs")
+        event.add("uid", _text(f"{schedule.id}-{shift.start}-{shift.person}@rungs"))
         event.add("dtstamp", from_us(shift.start if stamp is None else stamp))
         event.add("dtstart", from_us(shift.start))
         event.add("dtend", from_us(shift.end))
-        event.add("summary", f"On call: {shift.person} ({schedule.id})")
+        event.add("summary", _text(f"On call: {shift.person} ({schedule.id})"))
         origin = "override" if shift.source == "override" else f"layer {shift.source}"
-        event.add("description", f"Source: {origin}")
+        event.add("description", _text(f"Source: {origin}"))
         event.add("categories", ["on-call"])
         cal.add_component(event)
     return cal.to_ical()

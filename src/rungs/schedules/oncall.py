@@ -42,6 +42,7 @@ from rungs.time.instant import (
     DurationError,
     from_us,
     parse_duration,
+    range_error,
     to_us,
 )
 
@@ -53,6 +54,7 @@ __all__ = [
     "Shift",
     "layer_error",
     "on_call",
+    "override_error",
     "shifts",
 ]
 
@@ -121,6 +123,9 @@ _MINUTES_PER_WEEK = 7 * _MINUTES_PER_DAY
 # week containing it began three days earlier.
 _WEEK_ORIGIN = -3 * DAY
 _HANDOFF_CACHE_MAX = 65_536
+# A handoff a shift away from any instant Rungs takes must still be a date (see
+# `rungs.time.instant.EARLIEST`): no rotation has longer shifts than this.
+_LONGEST_SHIFT = 100 * 52 * WEEK
 # Zone transitions are searched for by sampling the offset at this step (a pair of
 # transitions closer together than this that cancel out would go unnoticed; tzdata has none
 # in modern times).
@@ -144,6 +149,23 @@ def layer_error(layer: Layer) -> str | None:
         ZoneInfo(layer.timezone)
     except (ZoneInfoNotFoundError, ValueError, TypeError):
         return f"unknown time zone '{layer.timezone}'"
+    why = range_error(layer.start)
+    if why is not None:
+        return f"start: {why}"  # handoffs are computed from it, as dates
+    if step > _LONGEST_SHIFT:
+        return f"shift '{layer.shift}' is longer than 100 years"
+    return None
+
+
+def override_error(override: Override) -> tuple[str, str] | None:
+    """(field, why) when `override` cannot be stored (`from` or `to` out of range, `to` not
+    after `from`), else None. Checked before an override is written, never after."""
+    for name, at in (("from", override.start), ("to", override.end)):
+        why = range_error(at)
+        if why is not None:
+            return name, f"{name}: {why}"
+    if override.end <= override.start:
+        return "to", "'to' must be later than 'from'"
     return None
 
 

@@ -36,14 +36,29 @@ def dumps_text(value: Any) -> str:
 
 def finite(value: Any) -> Any:
     """`value` when it holds no NaN or infinity anywhere (JSON has no such numbers, and
-    encoders disagree on them); a pydantic after-validator for free-form JSON fields."""
+    encoders disagree on them) and no lone surrogate in any string or key (`"\\ud800"` is
+    valid JSON but no Unicode text: no answer could be written with it); a pydantic
+    after-validator for free-form JSON fields."""
     stack = [value]
     while stack:
         v = stack.pop()
         if isinstance(v, float) and not math.isfinite(v):
             raise ValueError("NaN and Infinity are not JSON numbers")
-        if isinstance(v, dict):
+        if isinstance(v, str):
+            _text(v)
+        elif isinstance(v, dict):
+            for k in v:
+                if isinstance(k, str):
+                    _text(k)
             stack.extend(v.values())
         elif isinstance(v, list):
             stack.extend(v)
     return value
+
+
+def _text(s: str) -> None:
+    if not s.isascii():
+        try:
+            s.encode("utf-8")
+        except UnicodeEncodeError:
+            raise ValueError("a string holds a lone surrogate (\\ud800-\\udfff)") from None

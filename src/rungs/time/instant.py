@@ -26,6 +26,11 @@ __all__ = [
     "parse_duration",
     "format_duration",
     "DurationError",
+    "EARLIEST",
+    "LATEST",
+    "InstantRangeError",
+    "range_error",
+    "checked",
 ]
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -45,6 +50,10 @@ class DurationError(ValueError):
     """A duration string that does not parse."""
 
 
+class InstantRangeError(ValueError):
+    """An instant outside the years Rungs takes (see `EARLIEST`, `LATEST`)."""
+
+
 def to_us(dt: datetime) -> int:
     """Microseconds since the Unix epoch of an aware datetime."""
     if dt.tzinfo is None or dt.utcoffset() is None:
@@ -58,15 +67,50 @@ def from_us(us: int, tz: tzinfo = UTC) -> datetime:
     return dt if tz is UTC else dt.astimezone(tz)
 
 
+# The instants Rungs takes from outside (API, CLI, stories, policies): far from both ends of the
+# calendar, so that a range of shifts, a local wall clock or a due time computed from any of
+# them (days, zones, weeks of shifts) is a date too. `datetime` ends at years 1 and 9999.
+EARLIEST = (datetime(1900, 1, 1, tzinfo=UTC) - EPOCH) // _ONE_US
+LATEST = (datetime(9000, 1, 1, tzinfo=UTC) - EPOCH) // _ONE_US
+_RANGE = "from 1900-01-01T00:00:00Z up to 9000-01-01T00:00:00Z"
+_DATES = (
+    (datetime.min.replace(tzinfo=UTC) - EPOCH) // _ONE_US,
+    (datetime.max.replace(tzinfo=UTC) - EPOCH) // _ONE_US,
+)
+
+
+def range_error(us: int) -> str | None:
+    """Why an instant is not one Rungs takes, or None when it is (in [EARLIEST, LATEST))."""
+    if EARLIEST <= us < LATEST:
+        return None
+    return f"instants are taken {_RANGE}"
+
+
+def checked(us: int) -> int:
+    """`us` when it is an instant Rungs takes, else InstantRangeError saying which ones are."""
+    why = range_error(us)
+    if why is not None:
+        shown = str(us)  # as a date, if it is one (isoformat: strftime's %Y is not 4 digits)
+        if _DATES[0] <= us <= _DATES[1]:
+            shown = from_us(us).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+        raise InstantRangeError(f"{shown}: {why}")
+    return us
+
+
 def parse_instant(text: str) -> int:
-    """Parse ISO 8601 with an offset (or `Z`); a string without one is refused."""
+    """Parse ISO 8601 with an offset (or `Z`); a string without one, or an instant outside
+    [EARLIEST, LATEST), is refused (a ValueError saying why)."""
     try:
         dt = datetime.fromisoformat(text.strip())
     except ValueError as exc:
         raise ValueError(f"'{text}' is not an ISO 8601 instant") from exc
     if dt.tzinfo is None:
         raise NaiveDatetimeError(f"'{text}' has no UTC offset (write e.g. '{text}+01:00' or 'Z')")
-    return to_us(dt)
+    us = to_us(dt)
+    why = range_error(us)
+    if why is not None:
+        raise InstantRangeError(f"'{text}' is out of range: {why}")
+    return us
 
 
 def format_utc(us: int) -> str:

@@ -18,7 +18,9 @@ from rungs.engine import Commands
 from rungs.store.tokens import TokenInfo
 from rungs.store.views import Views
 
-__all__ = ["cases_router"]
+__all__ = ["MAX_OFFSET", "cases_router"]
+
+MAX_OFFSET = 2**31 - 1  # any database takes it; no list is this long
 
 
 def cases_router(commands: Commands, views: Views, *, lanes: dict[str, Lane]) -> APIRouter:
@@ -67,7 +69,7 @@ def cases_router(commands: Commands, views: Views, *, lanes: dict[str, Lane]) ->
         level: int | None = Query(None, ge=1, le=100),
         assignee: str | None = Query(None, max_length=200),
         limit: int = Query(50, ge=1, le=500),
-        offset: int = Query(0, ge=0),
+        offset: int = Query(0, ge=0, le=MAX_OFFSET),
     ) -> dict[str, Any]:
         filters = {
             "status": status,
@@ -76,6 +78,9 @@ def cases_router(commands: Commands, views: Views, *, lanes: dict[str, Lane]) ->
             "level": level,
             "assignee": assignee,
         }
+        problem = views.filter_error(filters)  # a value that can match no case: not an empty list
+        if problem is not None:
+            raise ApiError(422, problem[1], problem[0])
         return views.cases(filters, limit, offset)
 
     @router.get("/v1/cases/{case_id}")
@@ -91,7 +96,10 @@ def cases_router(commands: Commands, views: Views, *, lanes: dict[str, Lane]) ->
 
     @router.get("/v1/cases/{case_id}/handoff")
     def get_handoff(case_id: str, level: int | None = Query(None, ge=1, le=100)) -> dict[str, Any]:
-        found = views.handoff(case_id, level)
+        try:
+            found = views.handoff(case_id, level)
+        except Refused as exc:  # a level the case's matrix does not have
+            raise ApiError.refused(exc) from None
         if found is None:
             raise ApiError(404, f"no case '{case_id}'", "id")
         return found

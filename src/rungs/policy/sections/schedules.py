@@ -8,7 +8,7 @@ from rungs.policy.loader import Path
 from rungs.policy.reader import Reader, hint, kind_of
 from rungs.policy.values import Known, hours, target, zone
 from rungs.schedules.oncall import Layer, Override, Schedule, layer_error
-from rungs.time.instant import DurationError, parse_duration, parse_instant, to_us
+from rungs.time.instant import DurationError, checked, parse_duration, parse_instant, to_us
 
 __all__ = ["compile_schedules"]
 
@@ -119,7 +119,7 @@ def _instant(r: Reader, v: Any, path: Path) -> int | None:
     """An instant written as text, or a date and time YAML already read as one."""
     try:
         if hasattr(v, "tzinfo"):
-            return to_us(v)
+            return checked(to_us(v))
         return parse_instant(str(v))
     except ValueError as exc:
         r.err(path, str(exc))

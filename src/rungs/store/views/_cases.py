@@ -9,7 +9,7 @@ from sqlalchemy import Connection, func, select
 
 from rungs.core import sla
 from rungs.core.handoff import CHANGE_WINDOW, handoff
-from rungs.core.model import Case
+from rungs.core.model import STATUSES, Case, Refused
 from rungs.core.timeline import decode_entry, entry_json
 from rungs.policy import Policy
 from rungs.store.cases import load_case
@@ -18,7 +18,16 @@ from rungs.store.jsonbytes import loads
 from rungs.store.tables import cases, timeline
 from rungs.time.instant import format_utc
 
-__all__ = ["FILTERS", "case_json", "case_page", "entries", "handoff_of", "paged", "timeline_rows"]
+__all__ = [
+    "FILTERS",
+    "case_json",
+    "case_page",
+    "entries",
+    "filter_error",
+    "handoff_of",
+    "paged",
+    "timeline_rows",
+]
 
 FILTERS = ("status", "customer", "priority", "level", "assignee")  # columns a list filters on
 
@@ -63,6 +72,30 @@ def case_page(
     return [(Case.from_dict(loads(r.state)), r.policy_version) for r in rows], int(total)
 
 
+def filter_error(
+    conn: Connection, filters: Mapping[str, object], policy: Policy
+) -> tuple[str, str] | None:
+    """(filter, why) for the first filter value that can match no case, else None.
+
+    A status must be one of the statuses; a customer or an assignee one the policy names, or
+    one a stored case has (a customer since removed from the policy still lists its cases).
+    """
+    status = filters.get("status")
+    if status is not None and status not in STATUSES:
+        return "status", f"unknown status '{status}' (use {', '.join(STATUSES)})"
+    for col, known, what in (
+        ("customer", policy.customers, "customer"),
+        ("assignee", policy.people, "person"),
+    ):
+        value = filters.get(col)
+        if value is None or value in known:
+            continue
+        stored = conn.execute(select(cases.c.id).where(cases.c[col] == value).limit(1)).first()
+        if stored is None:
+            return col, f"unknown {what} '{value}': neither the policy nor any case names it"
+    return None
+
+
 def entries(conn: Connection, case_id: str, kinds: tuple[str, ...] = ()) -> list[dict[str, Any]]:
     """The case's stored timeline entries, decoded, in order (only `kinds` when given)."""
     q = select(timeline.c.entry).where(timeline.c.case_id == case_id)
@@ -93,13 +126,20 @@ def handoff_of(
     now: int,
     level: int | None,
 ) -> dict[str, Any] | None:
-    """The handoff context of a case (`core.handoff`), None when there is no such case."""
+    """The handoff context of a case (`core.handoff`), None when there is no such case;
+    Refused (422 naming `level`) for a level the case's matrix does not have."""
     found = load_case(conn, case_id, lock=False)
     if found is None:
         return None
     case, version = found
+    policy = policy_of(version)
+    m = next((x for x in policy.matrices if x.id == case.matrix), None)
+    if level is not None and m is not None and not 1 <= level <= len(m.levels):
+        raise Refused(
+            f"level {level} is not a level of matrix '{m.id}' (1..{len(m.levels)})", 422, "level"
+        )
     changes = changes_between(conn, case.opened_at - CHANGE_WINDOW, case.opened_at)
-    return handoff(case, policy_of(version), now, entries(conn, case_id), level, changes)
+    return handoff(case, policy, now, entries(conn, case_id), level, changes)
 
 
 def paged(conn: Connection, case_id: str) -> set[str]:

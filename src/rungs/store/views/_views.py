@@ -15,7 +15,14 @@ from rungs.policy.versions import PolicyVersions
 from rungs.schedules.oncall import Schedule
 from rungs.store.cases import load_case
 from rungs.store.tokens import TokenCache
-from rungs.store.views._cases import case_json, case_page, handoff_of, paged, timeline_rows
+from rungs.store.views._cases import (
+    case_json,
+    case_page,
+    filter_error,
+    handoff_of,
+    paged,
+    timeline_rows,
+)
 from rungs.store.views._oncall import ics, on_call_now, shift_rows
 from rungs.store.views._ops import counts, heartbeat_states, ping, token_list
 from rungs.store.views._outbox import outbox_depth
@@ -91,6 +98,11 @@ class Views:
             page, total = case_page(conn, filters, limit, offset)
         items = [self.case_json(case, version) for case, version in page]
         return {"items": items, "total": total, "limit": limit, "offset": offset}
+
+    def filter_error(self, filters: Mapping[str, object]) -> tuple[str, str] | None:
+        """(filter, why) for a list filter value that can match no case, else None."""
+        with self.db.connect() as conn:
+            return filter_error(conn, filters, self.policy())
 
     def timeline(self, case_id: str) -> list[dict[str, Any]] | None:
         with self.db.connect() as conn:
