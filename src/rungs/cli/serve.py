@@ -1,0 +1,223 @@
+"""`rungs serve`: the API, engine and dispatcher in one process, or `--workers N`."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from sqlalchemy.exc import SQLAlchemyError
+
+from rungs.cli.common import _db_problem, _fail, _option, app, err
+from rungs.cli.store import DbOption
+from rungs.time.instant import parse_instant
+
+
+@app.command()
+def serve(
+    policy: Annotated[
+        Path | None, typer.Option("--policy", envvar="RUNGS_POLICY", help="Policy file to load.")
+    ] = None,
+    db: DbOption = "sqlite:///rungs.db",
+    host: Annotated[str, typer.Option("--host", envvar="RUNGS_HOST")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", envvar="RUNGS_PORT")] = 8080,
+    role: Annotated[
+        str, typer.Option("--role", envvar="RUNGS_ROLE", help="api, engine, dispatcher or all.")
+    ] = "all",
+    virtual_clock: Annotated[
+        str | None,
+        typer.Option("--virtual-clock", metavar="START", help="Tests: time stands still at START."),
+    ] = None,
+    token_rate_limit: Annotated[
+        str | None,
+        typer.Option(
+            "--token-rate-limit",
+            envvar="RUNGS_TOKEN_RATE_LIMIT",
+            metavar="PER_SECOND[:BURST]",
+            help="Requests per second per API token (default: no limit).",
+        ),
+    ] = None,
+    max_body: Annotated[
+        int,
+        typer.Option("--max-body", envvar="RUNGS_MAX_BODY", help="Largest request body, in bytes."),
+    ] = 1024 * 1024,
+    workers: Annotated[
+        int,
+        typer.Option(
+            "--workers",
+            envvar="RUNGS_WORKERS",
+            help="Processes serving the port, each with the same role (one interpreter per core).",
+        ),
+    ] = 1,
+    strict: Annotated[
+        bool,
+        typer.Option(
+            "--strict",
+            help="Exit when the --policy file has errors, instead of serving the last stored "
+            "version (for CI pipelines).",
+        ),
+    ] = False,
+    log_level: Annotated[
+        str,
+        typer.Option(
+            "--log-level",
+            envvar="RUNGS_LOG_LEVEL",
+            help="debug, info (a line per request), warning or error.",
+        ),
+    ] = "info",
+    tls_cert: Annotated[
+        Path | None,
+        typer.Option("--tls-cert", envvar="RUNGS_TLS_CERT", help="Serve HTTPS: certificate (PEM)."),
+    ] = None,
+    tls_key: Annotated[
+        Path | None,
+        typer.Option(
+            "--tls-key", envvar="RUNGS_TLS_KEY", help="Serve HTTPS: its private key (PEM)."
+        ),
+    ] = None,
+) -> None:
+    """Run the API, the engine and the dispatcher on one database."""
+
+    import uvicorn
+
+    from rungs.api.access import LEVELS, configure_logging
+    from rungs.bootstrap import build, settle_heap
+
+    if role not in ("api", "engine", "dispatcher", "all"):
+        raise _fail(f"--role must be api, engine, dispatcher or all, not '{role}'")
+    if log_level.lower() not in LEVELS:
+        raise _fail(f"--log-level must be one of {', '.join(LEVELS)}, not '{log_level}'")
+    start = None
+    if virtual_clock is not None:
+        start = _option(parse_instant, virtual_clock, "--virtual-clock")
+    from rungs.api.limits import parse_rate
+
+    token_rate = _option(parse_rate, token_rate_limit, "--token-rate-limit")
+    if max_body < 1024:
+        raise _fail("--max-body must be at least 1024 bytes")
+    if workers < 1:
+        raise _fail("--workers must be at least 1")
+    tls = _tls_or_exit(tls_cert, tls_key)
+    _port_free_or_exit(host, port)
+    configure_logging(log_level.lower())
+    scheme = "https" if tls else "http"
+    if workers > 1:
+        if start is not None:
+            raise _fail("--virtual-clock needs --workers 1: each worker would have its own clock")
+        os.environ["RUNGS_LOG_LEVEL"] = log_level.lower()  # read in each worker process
+        _serve_workers(
+            workers,
+            host,
+            port,
+            db_url=db,
+            policy_file=policy,
+            role=role,
+            token_rate=token_rate,
+            max_body=max_body,
+            strict=strict,
+            tls=tls,
+        )
+        return
+    with _start_errors(db):
+        engine, api = build(
+            db_url=db,
+            policy_file=policy,
+            virtual_start=start,
+            role=role,
+            token_rate=token_rate,
+            max_body=max_body,
+            strict=strict,
+        )
+    print(f"Rungs is serving at {scheme}://{host}:{port} (API docs at /docs)", flush=True)
+    settle_heap()
+    try:
+        uvicorn.run(api, host=host, port=port, log_level="warning", access_log=False, **tls)
+    finally:
+        engine.stop()
+
+
+@contextlib.contextmanager
+def _start_errors(db: str | None = None) -> Iterator[None]:
+    """Errors while starting the service: each policy problem on a line, others as one."""
+    from rungs.policy import PolicyError
+
+    try:
+        yield
+    except PolicyError as exc:
+        for p in exc.problems:
+            err.print(str(p), highlight=False, markup=False, soft_wrap=True)
+        raise typer.Exit(1) from None
+    except (PermissionError, RuntimeError, OSError) as exc:
+        raise _fail(str(exc)) from None
+    except SQLAlchemyError as exc:
+        raise _fail(_db_problem(exc, db)) from None
+
+
+def _port_free_or_exit(host: str, port: int) -> None:
+    """Refuse at once, naming the settings, when `host:port` cannot be listened on (uvicorn
+    would log a bind error and exit after the engine had started)."""
+    import socket
+
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except OSError as exc:
+        raise _fail(f"--host {host}: {exc}; change it with --host or RUNGS_HOST") from None
+    family, kind, proto, _, address = infos[0]
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(address)
+        except OSError as exc:
+            raise _fail(
+                f"cannot listen on {host}:{port} ({exc.strerror or exc}): choose another port "
+                "with --port or RUNGS_PORT (or another address with --host or RUNGS_HOST)"
+            ) from None
+
+
+def _tls_or_exit(cert: Path | None, key: Path | None) -> dict[str, str]:
+    """uvicorn's TLS settings: both files or neither, each readable, and a pair that loads
+    (checked here, so a mistake is one line rather than a failing worker)."""
+    import ssl
+
+    if cert is None and key is None:
+        return {}
+    if cert is None or key is None:
+        raise _fail("--tls-cert and --tls-key go together")
+    try:
+        ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(cert, key)
+    except (OSError, ssl.SSLError) as exc:
+        raise _fail(f"--tls-cert {cert} / --tls-key {key}: {exc}") from None
+    return {"ssl_certfile": str(cert), "ssl_keyfile": str(key)}
+
+
+def _serve_workers(
+    workers: int, host: str, port: int, tls: dict[str, str], **settings: Any
+) -> None:
+    """`rungs serve --workers N`: migrate and store the policy here, then N processes."""
+
+    import uvicorn
+
+    from rungs.bootstrap import WORKER_ENV, prepare, worker_settings
+
+    strict = settings.pop("strict")
+    with _start_errors(settings["db_url"]):
+        prepare(db_url=settings["db_url"], policy_file=settings["policy_file"], strict=strict)
+    # the workers serve the current version, stored above; with a policy file they are
+    # file-managed too (PUT refused), and find its text stored already (or, when it has
+    # errors, serve the last stored version and say so on /healthz, as this process would)
+    os.environ[WORKER_ENV] = worker_settings(**settings)
+    scheme = "https" if tls else "http"
+    print(f"Rungs is serving at {scheme}://{host}:{port} (API docs at /docs)", flush=True)
+    uvicorn.run(
+        "rungs.bootstrap:worker_app",
+        factory=True,
+        workers=workers,
+        host=host,
+        port=port,
+        log_level="warning",
+        access_log=False,
+        **tls,  # type: ignore[arg-type]
+    )
