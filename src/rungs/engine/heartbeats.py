@@ -10,47 +10,30 @@ dedup key `INTEGRATION:heartbeat` and clears `due`; the next beat resolves that 
 from __future__ import annotations
 
 import logging
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, insert, select, update
 
-from rungs.core.model import Case, Event, Refused
+from rungs.core.model import Event, Refused
 from rungs.engine.integrations import heartbeat_case, heartbeat_key
 from rungs.engine.policies import PolicyStore
 from rungs.engine.wake import Wake
-from rungs.policy import Policy
 from rungs.policy.model import HeartbeatOptions, Integration
 from rungs.store.cases import find_open
 from rungs.store.claims import claim_due, first_due
 from rungs.store.tables import heartbeats
 from rungs.time.clock import Clock, VirtualClock
 
-__all__ = ["Decisions", "Heartbeats", "beat_in"]
+if TYPE_CHECKING:  # for annotations only: commands.py imports this module (`beat_in`)
+    from rungs.engine.commands import Commands
+
+__all__ = ["Heartbeats", "beat_in"]
 
 log = logging.getLogger("rungs.engine")
 
 
-class Decisions(Protocol):
-    """The decisions a heartbeat takes inside its transaction (the engine's `Commands`)."""
-
-    def decide_in(
-        self, conn: Connection, case_id: str, event: Event, now: int
-    ) -> tuple[Case, int]: ...
-
-    def open_in(
-        self,
-        conn: Connection,
-        data: dict[str, Any],
-        version: int,
-        policy: Policy,
-        now: int,
-        *,
-        repeat: dict[str, Any] | None = None,
-    ) -> tuple[Case, bool]: ...
-
-
 def beat_in(
-    conn: Connection, decisions: Decisions, wake: Wake, integ: Integration, now: int
+    conn: Connection, decisions: Commands, wake: Wake, integ: Integration, now: int
 ) -> dict[str, Any]:
     """Record a beat at `now`: the next one is due an interval later; an open
     missed-heartbeat case is resolved in the same transaction."""
@@ -86,7 +69,7 @@ class Heartbeats:
     name = "heartbeats"
 
     def __init__(
-        self, decisions: Decisions, policies: PolicyStore, clock: Clock, *, batch: int = 500
+        self, decisions: Commands, policies: PolicyStore, clock: Clock, *, batch: int = 500
     ) -> None:
         self.decisions = decisions
         self.policies = policies
