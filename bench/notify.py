@@ -47,7 +47,7 @@ from _util import (
     source_revision,
 )
 
-SECRET_ENV = "BENCH_WEBHOOK_SECRET"
+SECRET_ENV = "RUNGS_BENCH_WEBHOOK_SECRET"  # a name the deployment's secret prefix allows
 TITLE = re.compile(rb'"title":"bench #(\d+)"')
 POLICY = """\
 version: 1
