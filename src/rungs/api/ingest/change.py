@@ -12,14 +12,13 @@ from __future__ import annotations
 from collections.abc import Awaitable
 from typing import Annotated, Any, Literal, Protocol
 
-from fastapi import APIRouter, Request
-from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, Response
+from fastapi import APIRouter
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from rungs.api.ingest.commands import Invalid
-from rungs.api.ingest.http import Keys, format_route, message
-from rungs.api.ingest.pagerduty import PagerDutyInvalid, PagerDutyLink, PagerDutyThrottled
+from rungs.api.ingest.http import PD_RESPONSES, Keys, format_route, pd_invalid, pd_validation
+from rungs.api.ingest.pagerduty import PagerDutyLink, PagerDutyThrottled
 from rungs.api.ingest.wire import Strict, bounded, clean
 from rungs.api.limits import retry_after
 from rungs.api.schemas import JsonValue
@@ -83,16 +82,8 @@ def to_change(event: ChangeEvent, integ: Integration, policy: Policy) -> dict[st
     }
 
 
-def _invalid(errors: list[str]) -> JSONResponse:
-    return JSONResponse(PagerDutyInvalid(errors=errors).model_dump(), status_code=400)
-
-
-def _validation(_: Request, exc: RequestValidationError) -> Response:
-    return _invalid([message(e) for e in exc.errors()])
-
-
 def change_routes(keys: Keys, commands: ChangeCommands) -> APIRouter:
-    router = APIRouter(tags=["ingest"], route_class=format_route(_validation))
+    router = APIRouter(tags=["ingest"], route_class=format_route(pd_validation))
 
     @router.post(
         "/v2/change/enqueue",
@@ -100,11 +91,7 @@ def change_routes(keys: Keys, commands: ChangeCommands) -> APIRouter:
         status_code=202,
         response_model=ChangeAccepted,
         summary="PagerDuty Change Events API",
-        responses={
-            400: {"model": PagerDutyInvalid, "description": "Invalid event"},
-            413: {"description": "Request body too large"},
-            429: {"model": PagerDutyThrottled, "description": "Rate limit exceeded"},
-        },
+        responses=PD_RESPONSES,
         openapi_extra={"x-rungs-invalid-status": 400},
     )
     async def change_enqueue(event: ChangeEvent) -> Any:
@@ -112,7 +99,7 @@ def change_routes(keys: Keys, commands: ChangeCommands) -> APIRouter:
         within two hours after it. `routing_key` is a `pagerduty` integration's key."""
         integ = keys.integration(event.routing_key)
         if integ is None or integ.format != "pagerduty":
-            return _invalid(["Invalid routing key"])
+            return pd_invalid(["Invalid routing key"])
         wait = keys.wait(integ)
         if wait:
             throttled = PagerDutyThrottled(
@@ -126,7 +113,7 @@ def change_routes(keys: Keys, commands: ChangeCommands) -> APIRouter:
         try:
             change = to_change(event, integ, keys.policy())
         except Invalid as exc:
-            return _invalid([exc.message])
+            return pd_invalid([exc.message])
         await commands.record_change(change)
         return ChangeAccepted()
 

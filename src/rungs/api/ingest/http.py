@@ -7,9 +7,10 @@ from collections.abc import Awaitable, Callable
 
 from fastapi import Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import Response
+from fastapi.responses import JSONResponse, Response
 from fastapi.routing import APIRoute
 
+from rungs.api.ingest.pagerduty import PagerDutyInvalid, PagerDutyThrottled
 from rungs.api.ingest.wire import message, where
 from rungs.api.limits import RateLimiter
 from rungs.engine.integrations import integration_for_key, rate_of
@@ -17,7 +18,16 @@ from rungs.policy import Policy
 from rungs.policy.model import Integration
 from rungs.policy.versions import PolicyVersions
 
-__all__ = ["Answer", "Keys", "format_route", "message", "where"]
+__all__ = [
+    "PD_RESPONSES",
+    "Answer",
+    "Keys",
+    "format_route",
+    "message",
+    "pd_invalid",
+    "pd_validation",
+    "where",
+]
 
 
 class Keys:
@@ -69,3 +79,21 @@ def format_route(
             return run
 
     return FormatRoute
+
+
+# PagerDuty's own error answers, for its events and change events routes alike
+PD_RESPONSES: dict[int | str, dict[str, object]] = {
+    400: {"model": PagerDutyInvalid, "description": "Invalid event"},
+    413: {"description": "Request body too large"},
+    429: {"model": PagerDutyThrottled, "description": "Rate limit exceeded"},
+}
+
+
+def pd_invalid(errors: list[str], status: int = 400) -> JSONResponse:
+    """PagerDuty's answer to an event it cannot take."""
+    return JSONResponse(PagerDutyInvalid(errors=errors).model_dump(), status_code=status)
+
+
+def pd_validation(_: Request, exc: RequestValidationError) -> Response:
+    """A body PagerDuty's schema refuses, answered as PagerDuty would."""
+    return pd_invalid([message(e) for e in exc.errors()])

@@ -29,12 +29,20 @@ from rungs.api.ingest.change import change_routes
 from rungs.api.ingest.commands import Act, CaseCommand, Invalid, Trigger, Unreadable, new_key
 from rungs.api.ingest.events import RungsEvent
 from rungs.api.ingest.heartbeat import HeartbeatAnswer
-from rungs.api.ingest.http import Answer, Keys, format_route, message, where
+from rungs.api.ingest.http import (
+    PD_RESPONSES,
+    Answer,
+    Keys,
+    format_route,
+    message,
+    pd_invalid,
+    pd_validation,
+    where,
+)
 from rungs.api.ingest.opsgenie import OpsgenieAction, OpsgenieAlert, OpsgenieAnswer, OpsgenieError
 from rungs.api.ingest.pagerduty import (
     PagerDutyAccepted,
     PagerDutyEvent,
-    PagerDutyInvalid,
     PagerDutyThrottled,
 )
 from rungs.api.ingest.wire import IngestAnswer
@@ -107,16 +115,8 @@ def ingest_router(
 # PagerDuty ------------------------------------------------------------------------------------
 
 
-def _pd_invalid(errors: list[str], status: int = 400) -> JSONResponse:
-    return JSONResponse(PagerDutyInvalid(errors=errors).model_dump(), status_code=status)
-
-
-def _pd_validation(_: Request, exc: RequestValidationError) -> Response:
-    return _pd_invalid([message(e) for e in exc.errors()])
-
-
 def _pagerduty_routes(keys: Keys, commands: Commands, lanes: dict[str, Lane]) -> APIRouter:
-    pd = APIRouter(tags=["ingest"], route_class=format_route(_pd_validation))
+    pd = APIRouter(tags=["ingest"], route_class=format_route(pd_validation))
 
     @pd.post(
         "/v2/enqueue",
@@ -124,18 +124,14 @@ def _pagerduty_routes(keys: Keys, commands: Commands, lanes: dict[str, Lane]) ->
         status_code=202,
         response_model=PagerDutyAccepted,
         summary="PagerDuty Events API v2",
-        responses={
-            400: {"model": PagerDutyInvalid, "description": "Invalid event"},
-            413: {"description": "Request body too large"},
-            429: {"model": PagerDutyThrottled, "description": "Rate limit exceeded"},
-        },
+        responses=PD_RESPONSES,
         openapi_extra={"x-rungs-invalid-status": 400},
     )
     async def pagerduty_enqueue(event: PagerDutyEvent) -> Any:
         """PagerDuty's Events API v2 body: `routing_key` is the integration key."""
         integ = keys.integration(event.routing_key)
         if integ is None or integ.format != "pagerduty":
-            return _pd_invalid(["Invalid routing key"])
+            return pd_invalid(["Invalid routing key"])
         wait = keys.wait(integ)
         if wait:
             return JSONResponse(
@@ -150,7 +146,7 @@ def _pagerduty_routes(keys: Keys, commands: Commands, lanes: dict[str, Lane]) ->
             (command,) = pagerduty.to_commands(event, integ, policy=keys.policy(), fresh=new_key)
             await submit(commands, command)
         except (Invalid, Refused) as exc:
-            return _pd_invalid([exc.message])
+            return pd_invalid([exc.message])
         return PagerDutyAccepted(dedup_key=command.key)
 
     async def pagerduty_reply(event: PagerDutyEvent, _token: TokenInfo | None) -> Reply:
