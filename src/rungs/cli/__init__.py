@@ -1,5 +1,9 @@
 """The `rungs` command (Typer + Rich): one module per group of commands, registered on `app`
-when imported here."""
+when imported here.
+
+The commands import the server (FastAPI, uvicorn, the engine) inside their functions, on
+purpose: `rungs validate` or `simulate` starts in a fraction of the time without them.
+"""
 
 from __future__ import annotations
 

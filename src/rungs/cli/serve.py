@@ -13,6 +13,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from rungs.cli.common import _db_problem, _fail, _option, app, err
 from rungs.cli.store import DbOption
+from rungs.policy import PolicyError
 from rungs.time.instant import parse_instant
 
 
@@ -84,6 +85,7 @@ def serve(
     import uvicorn
 
     from rungs.api.access import LEVELS, configure_logging
+    from rungs.api.limits import parse_rate
     from rungs.bootstrap import build, settle_heap
 
     if role not in ("api", "engine", "dispatcher", "all"):
@@ -93,7 +95,6 @@ def serve(
     start = None
     if virtual_clock is not None:
         start = _option(parse_instant, virtual_clock, "--virtual-clock")
-    from rungs.api.limits import parse_rate
 
     token_rate = _option(parse_rate, token_rate_limit, "--token-rate-limit")
     if max_body < 1024:
@@ -142,7 +143,6 @@ def serve(
 @contextlib.contextmanager
 def _start_errors(db: str | None = None) -> Iterator[None]:
     """Errors while starting the service: each policy problem on a line, others as one."""
-    from rungs.policy import PolicyError
 
     try:
         yield

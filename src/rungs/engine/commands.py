@@ -212,10 +212,6 @@ class Commands:
             lambda conn: beat_in(conn, self, self.wake, integ, self.clock.now())
         )
 
-    async def store_policy(self, yaml_text: str, source: str) -> tuple[int, Policy]:
-        """Validate and store a new policy version (PolicyError lists every problem)."""
-        return await asyncio.to_thread(self.policies.store, yaml_text, source)
-
     async def change_policy(
         self, yaml_text: str, source: str, *, dry_run: bool = False, force: bool = False
     ) -> PolicyChange:

@@ -77,8 +77,16 @@ def keys_unset(policy: Policy, environ: Mapping[str, str]) -> list[dict[str, str
     return [
         {"integration": integ.id, "key_env": integ.key_env}
         for integ in policy.integrations.values()
-        if integ.key is None and integ.key_env is not None and not environ.get(integ.key_env)
+        if integ.key is None and integ.key_env is not None and not _readable(integ.key_env, environ)
     ]
+
+
+def _readable(name: str, environ: Mapping[str, str]) -> str | None:
+    """The variable's value, None when unset, empty, or refused for lacking the prefix."""
+    try:
+        return read_secret(name, environ) or None
+    except SecretRefused:
+        return None
 
 
 def _key_of(integ: Integration) -> str | None:

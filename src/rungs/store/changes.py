@@ -9,7 +9,18 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import BigInteger, Column, Connection, Index, Integer, String, Table, Text, select
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Connection,
+    Index,
+    Integer,
+    String,
+    Table,
+    Text,
+    or_,
+    select,
+)
 
 from rungs.store.jsonbytes import dumps_text, loads
 from rungs.store.tables import metadata
@@ -46,15 +57,14 @@ def record_change(conn: Connection, change: dict[str, Any], now: int) -> int:
 
 
 def changes_between(
-    conn: Connection, start: int, end: int, limit: int = 50
+    conn: Connection, start: int, end: int, customer: str | None = None, limit: int = 50
 ) -> list[dict[str, Any]]:
-    """Changes that happened in [start, end], latest first (at most `limit`)."""
-    q = (
-        select(changes)
-        .where(changes.c.at >= start, changes.c.at <= end)
-        .order_by(changes.c.at.desc(), changes.c.id.desc())
-        .limit(limit)
-    )
+    """Changes that happened in [start, end], latest first (at most `limit`); with a
+    `customer`, only that customer's and those for any customer."""
+    q = select(changes).where(changes.c.at >= start, changes.c.at <= end)
+    if customer is not None:
+        q = q.where(or_(changes.c.customer.is_(None), changes.c.customer == customer))
+    q = q.order_by(changes.c.at.desc(), changes.c.id.desc()).limit(limit)
     return [
         {
             "integration": r.integration,

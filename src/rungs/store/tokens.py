@@ -104,7 +104,8 @@ def stored_people(conn: Connection) -> Mapping[str, object] | None:
     ).first()
     if row is None:
         return None
-    policy, _ = load_policy_text(row.yaml, row.source or "the stored policy")
+    # accepted when stored: as `PolicyStore.policy` reads it, whatever the secret prefix now
+    policy, _ = load_policy_text(row.yaml, row.source or "the stored policy", secret_prefix=None)
     return None if policy is None else policy.people
 
 

@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, Connection, or_, select
 
 from rungs.core.model import ENDED
+from rungs.store.changes import changes
 from rungs.store.jsonbytes import loads
 from rungs.store.tables import cases, heartbeats
 
@@ -80,4 +81,10 @@ def in_use(
             )
         ).all()
         used.setdefault("integrations", set()).update(r.integration for r in beats)
+        sent = conn.execute(
+            select(changes.c.integration).where(
+                changes.c.integration.in_(integrations), changes.c.received_at >= since
+            )
+        ).all()
+        used["integrations"].update(r.integration for r in sent)
     return {k: sorted(v) for k, v in used.items() if v}

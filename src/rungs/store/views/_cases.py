@@ -138,7 +138,7 @@ def handoff_of(
         raise Refused(
             f"level {level} is not a level of matrix '{m.id}' (1..{len(m.levels)})", 422, "level"
         )
-    changes = changes_between(conn, case.opened_at - CHANGE_WINDOW, case.opened_at)
+    changes = changes_between(conn, case.opened_at - CHANGE_WINDOW, case.opened_at, case.customer)
     return handoff(case, policy, now, entries(conn, case_id), level, changes)
 
 

@@ -1,8 +1,7 @@
 """Change events (PagerDuty's Change Events API), for the handoff's "recent changes".
 
 Revision ID: 0006
-Revises: 0004 (0005 is issue 12's tokens-with-a-person migration, on another branch: when the
-two meet, this one revises 0005)
+Revises: 0005
 """
 
 import sqlalchemy as sa
