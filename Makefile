@@ -3,7 +3,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run demo audit test test-unit test-integration test-e2e lint imports bench clean alertmanager
+.PHONY: run demo audit test test-unit test-integration test-e2e lint imports bench clean debian-packages
 
 # Installs the versions pinned in constraints.txt (what the tests passed with).
 $(STAMP): pyproject.toml constraints.txt
@@ -21,7 +21,7 @@ demo: $(STAMP)
 
 # Every tier: unit (pure, no I/O), integration (databases, servers, sockets), e2e (real
 # processes); the layer contract first, so a layer violation fails the run.
-test: $(STAMP) alertmanager imports
+test: $(STAMP) debian-packages imports
 	$(BIN)/python -m pytest -n 2 -p no:cacheprovider tests/unit tests/integration tests/e2e
 
 test-unit: $(STAMP)
@@ -30,17 +30,21 @@ test-unit: $(STAMP)
 test-integration: $(STAMP)
 	$(BIN)/python -m pytest -n 2 -p no:cacheprovider tests/integration
 
-test-e2e: $(STAMP) alertmanager
+test-e2e: $(STAMP) debian-packages
 	$(BIN)/python -m pytest -n 2 -p no:cacheprovider tests/e2e
 
 # The layers of ARCHITECTURE.md, as import-linter contracts in pyproject.toml.
 imports: $(STAMP)
 	$(BIN)/lint-imports
 
-# The real Prometheus Alertmanager for tests/integration/test_ingest_alertmanager.py (Debian's
-# package installs /usr/bin/prometheus-alertmanager).
-alertmanager:
-	@command -v prometheus-alertmanager >/dev/null || (apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y prometheus-alertmanager)
+# The real peers the tests start, from Debian's packages: Prometheus Alertmanager
+# (tests/integration/test_ingest_alertmanager.py), Chromium for the console's browser tests
+# (Playwright drives /usr/bin/chromium; its own browser download cannot work here) and Dovecot
+# for the IMAP poller's tests. Installed only when one is missing.
+DEBIAN_PACKAGES := prometheus-alertmanager chromium dovecot-imapd
+debian-packages:
+	@missing=""; for p in $(DEBIAN_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y $$missing; fi
 
 lint: $(STAMP) imports
 	$(BIN)/ruff check .
