@@ -14,6 +14,7 @@ from rungs.policy.redact import public_yaml
 from rungs.policy.versions import PolicyVersions
 from rungs.schedules.oncall import Schedule
 from rungs.store.cases import load_case
+from rungs.store.credentials import Credential, credential
 from rungs.store.tokens import TokenCache
 from rungs.store.views._cases import (
     case_json,
@@ -169,3 +170,10 @@ class Views:
     def heartbeats(self) -> list[dict[str, Any]]:
         with self.db.connect() as conn:
             return heartbeat_states(conn)
+
+    # console -----------------------------------------------------------------------------
+
+    def credential(self, person: str) -> Credential | None:
+        """A person's console password hash and lockout state (`store.credentials`)."""
+        with self.db.connect() as conn:
+            return credential(conn, person)
