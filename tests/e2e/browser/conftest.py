@@ -18,15 +18,14 @@ import os
 import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
+from tests.console import PASSWORD, PEOPLE, START, console_policy
 from tests.procs import RUNGS, Server, Servers, cli_token
 
-ROOT = Path(__file__).resolve().parents[3]
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
     "--headless",
@@ -37,23 +36,14 @@ CHROMIUM_ARGS = [
     "--disable-sync",
     "--no-first-run",
 ]
-START = "2026-12-02T09:00:00Z"  # a Wednesday, inside Berlin's office hours
-PASSWORD = "correct horse battery"
 DESKTOP = {"width": 1440, "height": 900}
 PHONE = {"width": 375, "height": 667}
-ROLES = {"alice": "admin", "erin": "viewer"}  # everyone else: responder (the default)
 SERIOUS = ("serious", "critical")
 
 
-def console_policy() -> str:
-    """The example policy, with console roles: alice admin, erin viewer, the rest responders."""
-    text = (ROOT / "src/rungs/examples/acme.yaml").read_text("utf-8")
-    for person, role in ROLES.items():
-        text = text.replace(f"  - id: {person}\n", f"  - id: {person}\n    console_role: {role}\n")
-    return text
-
-
-def set_password(db: str, person: str, password: str = PASSWORD) -> subprocess.CompletedProcess[str]:
+def set_password(
+    db: str, person: str, password: str = PASSWORD
+) -> subprocess.CompletedProcess[str]:
     """`rungs user password PERSON --db DB`, the password on standard input."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("RUNGS_")}
     return subprocess.run(
@@ -102,7 +92,7 @@ def console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Console]:
             secrets={"RUNGS_ALLOW_VIRTUAL_CLOCK": "1"},
         )  # fmt: skip
         server.wait_healthy()
-        for person in ("alice", "bob", "erin"):
+        for person in PEOPLE:
             done = set_password(db, person)
             assert done.returncode == 0, done.stderr
         yield Console(server, cli_token(db, "admin", "browser-tests"))
