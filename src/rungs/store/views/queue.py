@@ -9,19 +9,19 @@ age.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
+import orjson
 from sqlalchemy import Connection, func, or_, select
 
 from rungs.core.targets import people_of
 from rungs.policy import Policy
-from rungs.store.jsonbytes import loads
 from rungs.store.tables import cases
 
 __all__ = ["QueueRow", "holders", "queue_page"]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class QueueRow:
     id: str
     title: str | None  # None for a case stored before the column
@@ -73,26 +73,24 @@ def queue_page(
         .order_by(c.sla_due.is_(None), c.sla_due, c.opened_at, c.id)
         .limit(limit)
     )
-    rows = [QueueRow(*r[:-1], loads(r[-1])["matrix"]) for r in conn.execute(q)]
+    rows = [QueueRow(*r[:-1], orjson.loads(r[-1])["matrix"]) for r in conn.execute(q)]
     total = conn.execute(select(func.count()).select_from(cases).where(*where)).scalar_one()
     return rows, int(total)
 
 
 def holders(rows: list[QueueRow], policy_of: Callable[[int], Policy], now: int) -> list[QueueRow]:
-    """Each row with `holder`: its assignee (`person:ann` as `ann`), else the people its
+    """Each row given its `holder`: its assignee (`person:ann` as `ann`), else the people its
     current level pages at `now` (looked up once per policy version, matrix and level)."""
     seen: dict[tuple[int, str, int], str] = {}
-    out = []
     for r in rows:
         if r.assignee:
-            holder = r.assignee.removeprefix("person:")
-        else:
-            key = (r.policy_version, r.matrix, r.level)
-            if key not in seen:
-                seen[key] = _level_people(policy_of(r.policy_version), r.matrix, r.level, now)
-            holder = seen[key]
-        out.append(replace(r, holder=holder))
-    return out
+            r.holder = r.assignee.removeprefix("person:")
+            continue
+        key = (r.policy_version, r.matrix, r.level)
+        if key not in seen:
+            seen[key] = _level_people(policy_of(r.policy_version), r.matrix, r.level, now)
+        r.holder = seen[key]
+    return rows
 
 
 def _level_people(policy: Policy, matrix_id: str, level: int, now: int) -> str:
