@@ -59,16 +59,19 @@ def test_sign_in_see_act_escalate_sign_out(page: Any, console: Console, size: st
     expect(row.locator('td[data-label="Next SLA breach"]')).to_contain_text("in 15m")
     check_axe(page)
     assert_no_horizontal_scroll(page)
+    console.advance_by(minutes=10)  # the first-response warning (50%) fires on the way
+    page.reload()
+    expect(row.locator('td[data-label="Next SLA breach"]')).to_contain_text("in 5m")
     _shot(page, f"queue-{size}")
 
     page.get_by_role("link", name=case_id, exact=True).click()
     expect(page.get_by_role("heading", name=f"{case_id}: {title}")).to_be_visible()
     _live(page)
+    _shot(page, f"case-{size}")
     page.get_by_text("why?").first.click()
-    expect(page.get_by_text("Counted").first).to_be_visible()
+    expect(page.get_by_text("Counted 10m of 15m").first).to_be_visible()
     check_axe(page)
     assert_no_horizontal_scroll(page)
-    _shot(page, f"case-{size}")
 
     page.get_by_role("button", name="Acknowledge").click()
     expect(page.locator("#toasts")).to_contain_text(f"{case_id} acknowledged")
