@@ -151,3 +151,20 @@ def test_another_process_writing_reaches_the_console_on_postgresql(
     finally:
         other.stop()
         api.stop()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--trusted-header", "X-Forwarded-Email"], "--trusted-header needs --trusted-proxy"),
+        (["--trusted-proxy", "10.0.0.1"], "--trusted-proxy is used with --trusted-header"),
+        (["--trusted-header", "X-Email", "--trusted-proxy", "proxy.lan"], "not an IP address"),
+        (["--trusted-header", "X Email", "--trusted-proxy", "10.0.0.1"], "not a header name"),
+    ],
+)
+def test_serve_refuses_a_half_configured_trusted_header(
+    args: list[str], message: str, tmp_path: Path
+) -> None:
+    done = CliRunner().invoke(cli, ["serve", "--db", f"sqlite:///{tmp_path / 's.db'}", *args])
+    assert done.exit_code == 1 and message in done.output, done.output
+    assert not (tmp_path / "s.db").exists()  # refused before anything started

@@ -99,3 +99,30 @@ def test_sign_in_see_act_escalate_sign_out(page: Any, console: Console, size: st
     expect(page).to_have_url(console.url + "/login")
     page.goto(console.url + f"/cases/{case_id}")
     expect(page).to_have_url(f"{console.url}/login?next=/cases/{case_id}")
+
+
+def test_the_queue_keys_and_bulk_acknowledge(page: Any, console: Console) -> None:
+    page.set_viewport_size(DESKTOP)
+    signed_in(page, console, "bob")
+    one = console.api_post("/v1/cases", {"customer": "initech", "title": "keys one"})["id"]
+    two = console.api_post("/v1/cases", {"customer": "initech", "title": "keys two"})["id"]
+    page.goto(console.url + "/?q=keys+one")
+    page.keyboard.press("j")  # the first (only) row becomes the current one
+    expect(page.locator(f'tr[data-case="{one}"]')).to_have_class("current")
+    page.keyboard.press("a")  # acknowledges it
+    expect(page.locator("#toasts")).to_contain_text(f"{one} acknowledged")
+    expect(page.locator(f'tr[data-case="{one}"] td[data-label="Status"]')).to_have_text(
+        "acknowledged"
+    )
+    page.keyboard.press("/")
+    expect(page.locator("#q")).to_be_focused()
+
+    page.goto(console.url + "/?q=keys")  # bulk: select both, Resolve selected
+    page.get_by_label(f"Select {one}").check()
+    page.get_by_label(f"Select {two}").check()
+    page.get_by_role("button", name="Resolve selected").click()
+    expect(page.locator("#toasts")).to_contain_text("Resolved 2 cases.")
+    expect(page.locator("table.cases tbody")).to_contain_text("No case matches.")
+    timeline = console.api_get(f"/v1/cases/{two}/timeline")
+    [resolved] = [e for e in timeline if e["kind"] == "resolved"]
+    assert (resolved["by"], resolved["actor"]) == ("bob", "web")
