@@ -122,6 +122,8 @@ def test_a_refused_action_is_a_toast_not_an_error(service: Any) -> None:
     assert "cannot reopen a case that is open" in r.text
     r = c.get("/cases/C999999")
     assert r.status_code == 404 and "No case C999999" in r.text
+    r = c.post("/bulk", data={"action": "resolve", "ids": ["C1\x00"], "csrf": token})
+    assert r.status_code == 200 and "NUL character is not allowed" in r.text
 
 
 def test_a_viewer_sees_no_actions_and_cannot_act(service: Any) -> None:
