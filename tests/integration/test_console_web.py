@@ -221,3 +221,17 @@ def test_sign_out_needs_its_token_and_ends_the_session(service: Any) -> None:
     r = c.post("/logout", data={"csrf": token})
     assert r.url.path == "/login" and "signed out" in r.text
     assert c.get("/", follow_redirects=False).status_code == 303
+
+
+def test_a_session_ends_after_two_idle_hours(service: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    from itsdangerous.timed import TimestampSigner
+
+    from rungs.api.web.session import IDLE
+
+    c = client(service)
+    sign_in(c, "bob")
+    real = TimestampSigner.get_timestamp
+    monkeypatch.setattr(TimestampSigner, "get_timestamp", lambda s: real(s) + IDLE - 60)
+    assert c.get("/", follow_redirects=False).status_code == 200  # still in time: renewed
+    monkeypatch.setattr(TimestampSigner, "get_timestamp", lambda s: real(s) + 2 * IDLE)
+    assert c.get("/", follow_redirects=False).status_code == 303
