@@ -30,7 +30,7 @@ def levels_from(
                     name,
                     f"is {at}m after the alert; Rungs pages level 1 at once: written at once",
                 )
-            matrix.levels.append(Level(0, list(targets), unless))
+            matrix.levels.append(Level(0, list(targets), unless, name))
             continue
         last = matrix.levels[-1]
         if at <= last.after:
@@ -41,7 +41,7 @@ def levels_from(
             )
             last.notify += [t for t in targets if t not in last.notify]
             continue
-        matrix.levels.append(Level(at, list(targets), unless))
+        matrix.levels.append(Level(at, list(targets), unless, name))
 
 
 def loop_repeat(draft: Draft, matrix: Matrix, every: int, times: int, vendor: str) -> None:

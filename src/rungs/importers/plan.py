@@ -77,6 +77,7 @@ class Level:
     after: int  # minutes from the opening
     notify: list[str]  # targets: person:ID, team:ID, schedule:ID
     unless: str = "acknowledged"
+    name: str = ""
 
 
 @dataclass

@@ -117,7 +117,7 @@ def _matrix(m: Matrix, vendor: str) -> list[str]:
         "    levels:",
     ]
     for n, lv in enumerate(m.levels, 1):
-        lines.append(f"      - name: {_q(f'{m.name} step {n}')}")
+        lines.append(f"      - name: {_q(lv.name or f'{m.name} step {n}')}")
         if n > 1:
             lines.append(f"        after: {lv.after}m")
             lines.append(f"        unless: {lv.unless}")
