@@ -33,11 +33,17 @@ def levels_from(
             matrix.levels.append(Level(0, list(targets), unless, name))
             continue
         last = matrix.levels[-1]
-        if at <= last.after:
+        if at == last.after:  # paged at the same instant: one level
+            if unless != last.unless and len(matrix.levels) > 1:
+                draft.cannot(kind, name, f"unless {unless} at the instant of an unless "
+                             f"{last.unless} step: merged into it, as unless {last.unless}")
+            last.notify += [t for t in targets if t not in last.notify]
+            continue
+        if at < last.after:
             draft.cannot(
                 kind,
                 name,
-                f"is at {at}m, not after the step before ({last.after}m): merged into that level",
+                f"is at {at}m, before the step before ({last.after}m): merged into that level",
             )
             last.notify += [t for t in targets if t not in last.notify]
             continue
