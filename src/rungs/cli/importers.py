@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -13,7 +13,7 @@ from rungs.cli.common import _fail, _option, app, err, out
 from rungs.time.instant import parse_instant
 
 
-class Vendor(str, Enum):
+class Vendor(StrEnum):
     pagerduty = "pagerduty"
     opsgenie = "opsgenie"
     goalert = "goalert"

@@ -30,7 +30,9 @@ def active(layers: list[Layer], start: int, end: int) -> list[tuple[int, int, st
     if not layers or end <= start:
         return []
     compiled = tuple(
-        OnCallLayer(la.name, tuple(la.members), la.shift, la.start, la.timezone, _hours(la.restrict))
+        OnCallLayer(
+            la.name, tuple(la.members), la.shift, la.start, la.timezone, _hours(la.restrict)
+        )
         for la in layers
     )
     sched = OnCallSchedule("draft", layers[0].timezone, compiled)

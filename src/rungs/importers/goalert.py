@@ -26,7 +26,11 @@ __all__ = ["read"]
 
 VENDOR = "GoAlert"
 _CHANNELS = {"EMAIL": "email", "SMS": "sms", "VOICE": "voice"}
-_DEST = {"builtin-smtp-email": "email", "builtin-twilio-sms": "sms", "builtin-twilio-voice": "voice"}
+_DEST = {
+    "builtin-smtp-email": "email",
+    "builtin-twilio-sms": "sms",
+    "builtin-twilio-voice": "voice",
+}
 _UNITS = {"hourly": "h", "daily": "d", "weekly": "w"}
 _ANCHOR = parse_instant("2000-01-03T00:00:00Z")  # a Monday: user targets have one member
 
@@ -53,11 +57,25 @@ def read(dump: Node, now: int) -> Draft:
         for k in svc["integrationKeys"].items() if svc.has("integrationKeys") else []:
             label = f"{svc.text('name')}: {k.text('name', k.text('type'))}"
             if k.text("type") != "prometheusAlertmanager":
-                draft.cannot("integration key", label, f"type {k.text('type')}: Rungs takes Alertmanager webhooks from GoAlert's senders")
+                draft.cannot(
+                    "integration key",
+                    label,
+                    f"type {k.text('type')}: Rungs takes Alertmanager webhooks from GoAlert's "
+                    "senders",
+                )
                 continue
             iid = slugs.new("integrations", svc.text("name"), "integration")
             matrix = policies.get(svc.text("escalationPolicyID", ""))
-            draft.integrations.append(Integration(iid, label, k.text("id"), "alertmanager", matrix, "POST /v1/integrations/KEY/alertmanager"))
+            draft.integrations.append(
+                Integration(
+                    iid,
+                    label,
+                    k.text("id"),
+                    "alertmanager",
+                    matrix,
+                    "POST /v1/integrations/KEY/alertmanager",
+                )
+            )
     return draft
 
 
@@ -68,7 +86,9 @@ def _user(draft: Draft, people: Directory, u: Node) -> None:
     for cm in u["contactMethods"].items() if u.has("contactMethods") else []:
         label = f"{name}: {cm.text('name', cm.text('id'))}"
         dest = cm.get("dest")
-        channel = _CHANNELS.get(cm.text("type", "")) or (_DEST.get(dest.text("type", "")) if dest else None)
+        channel = _CHANNELS.get(cm.text("type", "")) or (
+            _DEST.get(dest.text("type", "")) if dest else None
+        )
         if channel is None:
             draft.cannot("contact method", label, "no Rungs channel for it")
             continue
@@ -80,7 +100,11 @@ def _user(draft: Draft, people: Directory, u: Node) -> None:
     for nr in u["notificationRules"].items() if u.has("notificationRules") else []:
         channel = channel_of.get(nr.text("contactMethodID", ""))
         if channel is None:
-            draft.cannot("notification rule", f"{name}: {nr.text('id', '?')}", "its contact method was not translated")
+            draft.cannot(
+                "notification rule",
+                f"{name}: {nr.text('id', '?')}",
+                "its contact method was not translated",
+            )
             continue
         person.notify.append((nr.number("delayMinutes", 0), channel))
     person.notify.sort()
@@ -89,6 +113,7 @@ def _user(draft: Draft, people: Directory, u: Node) -> None:
 def _windows(rule: Node) -> list[tuple[int, int]]:
     """A rule's weekly windows (`start` == `end` is the whole day; an end before the start
     runs past midnight)."""
+
     def clock(key: str) -> int:
         text = rule.text(key)
         try:
@@ -100,16 +125,22 @@ def _windows(rule: Node) -> list[tuple[int, int]]:
     s, e = clock("start"), clock("end")
     days = [bool(x.value) for x in rule["weekdayFilter"].items()]
     if len(days) != 7:
-        raise DumpError(f"{rule.path}.weekdayFilter", "a weekday filter has 7 entries, Sunday first")
+        raise DumpError(
+            f"{rule.path}.weekdayFilter", "a weekday filter has 7 entries, Sunday first"
+        )
     length = (e - s) % 1440 or 1440
     return [(((i - 1) % 7) * 1440 + s, length) for i, on in enumerate(days) if on]
 
 
-def _rotation_layer(draft: Draft, people: Directory, r: Node, now: int, tz: str | None) -> Layer | None:
+def _rotation_layer(
+    draft: Draft, people: Directory, r: Node, now: int, tz: str | None
+) -> Layer | None:
     label = r.text("name")
     unit = _UNITS.get(r.text("type"))
     if unit is None:
-        draft.cannot("rotation", label, f"{r.text('type')} turns: Rungs turns are hours, days or weeks")
+        draft.cannot(
+            "rotation", label, f"{r.text('type')} turns: Rungs turns are hours, days or weeks"
+        )
         return None
     ids = [people.get(x.text()) for x in r["userIDs"].items()]
     if None in ids or not ids:
@@ -118,8 +149,14 @@ def _rotation_layer(draft: Draft, people: Directory, r: Node, now: int, tz: str 
     members = [i for i in ids if i]
     rtz = zone_of(r, "timeZone", "UTC")
     if tz is not None and rtz != tz:
-        draft.cannot("rotation", label, f"hands off in {rtz} while its schedule's rules are in {tz}: written in {tz}")
-    layer = Layer(label, members, f"{r.number('shiftLength', 1)}{unit}", r.instant("start"), tz or rtz)
+        draft.cannot(
+            "rotation",
+            label,
+            f"hands off in {rtz} while its schedule's rules are in {tz}: written in {tz}",
+        )
+    layer = Layer(
+        label, members, f"{r.number('shiftLength', 1)}{unit}", r.instant("start"), tz or rtz
+    )
     on_now = active([layer], now, now + 1)
     if on_now and r.has("activeUserIndex"):
         k = members.index(on_now[0][2])
@@ -128,7 +165,9 @@ def _rotation_layer(draft: Draft, people: Directory, r: Node, now: int, tz: str 
     return layer
 
 
-def _schedule(draft: Draft, slugs: Slugs, people: Directory, rotations: dict[str, Node], s: Node, now: int) -> list[Schedule]:
+def _schedule(
+    draft: Draft, slugs: Slugs, people: Directory, rotations: dict[str, Node], s: Node, now: int
+) -> list[Schedule]:
     name, tz = s.text("name"), zone_of(s, "timeZone", "UTC")
     layers = []
     for t in s["targets"].items() if s.has("targets") else []:
@@ -144,7 +183,11 @@ def _schedule(draft: Draft, slugs: Slugs, people: Directory, rotations: dict[str
         elif kind == "user" and people.get(tid):
             layer = Layer(target.text("name", tid), [people.get(tid) or ""], "1w", _ANCHOR, tz)
         else:
-            draft.cannot("schedule target", f"{name}: {target.text('name', tid)}", f"a {kind} Rungs cannot put on call")
+            draft.cannot(
+                "schedule target",
+                f"{name}: {target.text('name', tid)}",
+                f"a {kind} Rungs cannot put on call",
+            )
         if layer is not None:
             layer.restrict = restrict
             layers.append(layer)
@@ -155,32 +198,66 @@ def _schedule(draft: Draft, slugs: Slugs, people: Directory, rotations: dict[str
     for tmp in s["temporarySchedules"].items() if s.has("temporarySchedules") else []:
         _temporary(draft, people, name, scheds, tmp)
     if s.has("shifts"):
-        pieces = [(x.instant("start"), x.instant("end"), people.get(x.text("userID")) or "unknown") for x in s["shifts"].items()]
+        pieces = [
+            (x.instant("start"), x.instant("end"), people.get(x.text("userID")) or "unknown")
+            for x in s["shifts"].items()
+        ]
         if pieces:
-            draft.finals.append(Final(name, [x.id for x in scheds], pieces, min(p[0] for p in pieces), max(p[1] for p in pieces)))
+            draft.finals.append(
+                Final(
+                    name,
+                    [x.id for x in scheds],
+                    pieces,
+                    min(p[0] for p in pieces),
+                    max(p[1] for p in pieces),
+                )
+            )
     return scheds
 
 
-def _temporary(draft: Draft, people: Directory, name: str, scheds: list[Schedule], tmp: Node) -> None:
+def _temporary(
+    draft: Draft, people: Directory, name: str, scheds: list[Schedule], tmp: Node
+) -> None:
     """A temporary schedule replaces the rules from `start` to `end` with its own shifts:
     Rungs overrides, when they leave no gap (an override cannot say "nobody")."""
     a, b = tmp.instant("start"), tmp.instant("end")
-    pieces = sorted((max(a, x.instant("start")), min(b, x.instant("end")), people.get(x.text("userID"))) for x in tmp["shifts"].items())
+    pieces = sorted(
+        (max(a, x.instant("start")), min(b, x.instant("end")), people.get(x.text("userID")))
+        for x in tmp["shifts"].items()
+    )
     covered = a
     for pa, pb, who in pieces:
         if pa > covered or who is None or pa < covered:
-            draft.cannot("temporary schedule", f"{name} from {tmp.text('start')}", "has gaps, overlaps or unknown users: Rungs overrides cannot say nobody or two people")
+            draft.cannot(
+                "temporary schedule",
+                f"{name} from {tmp.text('start')}",
+                "has gaps, overlaps or unknown users: Rungs overrides cannot say nobody "
+                "or two people",
+            )
             return
         covered = pb
     if covered < b:
-        draft.cannot("temporary schedule", f"{name} from {tmp.text('start')}", "ends its shifts before its end: Rungs overrides cannot say nobody")
+        draft.cannot(
+            "temporary schedule",
+            f"{name} from {tmp.text('start')}",
+            "ends its shifts before its end: Rungs overrides cannot say nobody",
+        )
         return
     if len(scheds) > 1:
-        draft.cannot("temporary schedule", f"{name} from {tmp.text('start')}", f"written on {scheds[0].id} only; {', '.join(s.id for s in scheds[1:])} keep their own on-call")
-    scheds[0].overrides += [Override(pa, pb, who, "temporary schedule") for pa, pb, who in pieces if who]
+        draft.cannot(
+            "temporary schedule",
+            f"{name} from {tmp.text('start')}",
+            f"written on {scheds[0].id} only; "
+            f"{', '.join(s.id for s in scheds[1:])} keep their own on-call",
+        )
+    scheds[0].overrides += [
+        Override(pa, pb, who, "temporary schedule") for pa, pb, who in pieces if who
+    ]
 
 
-def _override(draft: Draft, people: Directory, schedules: dict[str, list[Schedule]], o: Node) -> None:
+def _override(
+    draft: Draft, people: Directory, schedules: dict[str, list[Schedule]], o: Node
+) -> None:
     label = o.text("id")
     target = o["target"]
     scheds = schedules.get(target.text("id"), []) if target.text("type") == "schedule" else []
@@ -194,12 +271,29 @@ def _override(draft: Draft, people: Directory, schedules: dict[str, list[Schedul
                 if who == remove:
                     s.overrides.append(Override(pa, pb, add, label))
     elif add:
-        draft.cannot("user override", label, "adds someone beside whoever is on call: Rungs puts one person on call")
+        draft.cannot(
+            "user override",
+            label,
+            "adds someone beside whoever is on call: Rungs puts one person on call",
+        )
     else:
-        draft.cannot("user override", label, "removes someone without a replacement: Rungs overrides name who is on call")
+        draft.cannot(
+            "user override",
+            label,
+            "removes someone without a replacement: Rungs overrides name who is on call",
+        )
 
 
-def _policy(draft: Draft, slugs: Slugs, people: Directory, schedules: dict[str, list[Schedule]], rotations: dict[str, Node], rot_scheds: dict[str, str], ep: Node, now: int) -> Matrix | None:
+def _policy(
+    draft: Draft,
+    slugs: Slugs,
+    people: Directory,
+    schedules: dict[str, list[Schedule]],
+    rotations: dict[str, Node],
+    rot_scheds: dict[str, str],
+    ep: Node,
+    now: int,
+) -> Matrix | None:
     name = ep.text("name")
     m = Matrix(slugs.new("matrices", name, "policy"), name, ep.text("id"))
     steps, at = [], 0
@@ -212,12 +306,18 @@ def _policy(draft: Draft, slugs: Slugs, people: Directory, schedules: dict[str, 
             elif kind == "schedule" and schedules.get(tid):
                 targets += [f"schedule:{s.id}" for s in schedules[tid]]
             elif kind == "rotation" and tid in rotations:
-                sid = rot_scheds.get(tid) or _rotation_schedule(draft, slugs, people, rotations[tid], now)
+                sid = rot_scheds.get(tid) or _rotation_schedule(
+                    draft, slugs, people, rotations[tid], now
+                )
                 if sid:
                     rot_scheds[tid] = sid
                     targets.append(f"schedule:{sid}")
             else:
-                draft.cannot("escalation target", f"{name} step {st.number('stepNumber', 0) + 1}", f"a {kind} ({t.text('name', tid)}) Rungs cannot page")
+                draft.cannot(
+                    "escalation target",
+                    f"{name} step {st.number('stepNumber', 0) + 1}",
+                    f"a {kind} ({t.text('name', tid)}) Rungs cannot page",
+                )
         steps.append((at, targets, "acknowledged"))
         at += st.number("delayMinutes")
     levels_from(draft, m, steps, "escalation step")
@@ -229,11 +329,19 @@ def _policy(draft: Draft, slugs: Slugs, people: Directory, schedules: dict[str, 
     return m
 
 
-def _rotation_schedule(draft: Draft, slugs: Slugs, people: Directory, r: Node, now: int) -> str | None:
+def _rotation_schedule(
+    draft: Draft, slugs: Slugs, people: Directory, r: Node, now: int
+) -> str | None:
     """A rotation paged directly: a Rungs schedule of that rotation alone."""
     layer = _rotation_layer(draft, people, r, now, None)
     if layer is None:
         return None
-    sched = Schedule(slugs.new("schedules", r.text("name"), "rotation"), r.text("name"), f"rotation {r.text('id')}", layer.timezone, [layer])
+    sched = Schedule(
+        slugs.new("schedules", r.text("name"), "rotation"),
+        r.text("name"),
+        f"rotation {r.text('id')}",
+        layer.timezone,
+        [layer],
+    )
     draft.schedules.append(sched)
     return sched.id

@@ -45,7 +45,12 @@ def read(dump: Node, now: int) -> Draft:
     draft, slugs = Draft(VENDOR), Slugs()
     people = Directory(draft, slugs)
     for u in listing(dump, "users"):
-        person = people.add(u.text("id"), u.text("username", u.text("email")), u.text("email"), u.text("username", ""))
+        person = people.add(
+            u.text("id"),
+            u.text("username", u.text("email")),
+            u.text("email"),
+            u.text("username", ""),
+        )
         if u.has("timezone"):
             person.timezone = zone_of(u, "timezone")
     _rules(draft, people, listing(dump, "personal_notification_rules"))
@@ -85,17 +90,31 @@ def _rules(draft: Draft, people: Directory, rules: list[Node]) -> None:
             draft.cannot("notification rule", uid, "belongs to a user not in the dump")
             continue
         at = 0
-        for r in sorted((r for r in mine if not r.flag("important")), key=lambda r: r.number("position", 0)):
+        for r in sorted(
+            (r for r in mine if not r.flag("important")), key=lambda r: r.number("position", 0)
+        ):
             kind = r.text("type")
             if kind == "wait":
                 at += r.number("duration", 0) // 60
             elif kind in _RULES:
                 person.notify.append((at, _RULES[kind]))
             else:
-                why = "the API does not export phone numbers" if "sms" in kind or "phone" in kind else "no Rungs channel"
-                draft.cannot("notification rule", f"{person.name}: {kind}", f"{why}; add the contact and step by hand")
+                why = (
+                    "the API does not export phone numbers"
+                    if "sms" in kind or "phone" in kind
+                    else "no Rungs channel"
+                )
+                draft.cannot(
+                    "notification rule",
+                    f"{person.name}: {kind}",
+                    f"{why}; add the contact and step by hand",
+                )
         if any(r.flag("important") for r in mine):
-            draft.cannot("notification rule", f"{person.name}: important", "Rungs has one set of rules per person (the default ones are kept)")
+            draft.cannot(
+                "notification rule",
+                f"{person.name}: important",
+                "Rungs has one set of rules per person (the default ones are kept)",
+            )
 
 
 def _members(draft: Draft, people: Directory, label: str, sh: Node) -> list[str] | None:
@@ -104,17 +123,25 @@ def _members(draft: Draft, people: Directory, label: str, sh: Node) -> list[str]
     for g in groups:
         ids = [people.get(x.text()) for x in g.items()]
         if len(ids) != 1 or ids[0] is None:
-            draft.cannot("shift", label, "a turn with several (or unknown) users: Rungs has one person per turn")
+            draft.cannot(
+                "shift",
+                label,
+                "a turn with several (or unknown) users: Rungs has one person per turn",
+            )
             return None
         out.append(ids[0])
     idx = sh.number("start_rotation_from_user_index", 0) % len(out) if out else 0
     return out[idx:] + out[:idx]
 
 
-def _layer(draft: Draft, people: Directory, label: str, sh: Node, tz: str, now: int) -> Layer | None:
+def _layer(
+    draft: Draft, people: Directory, label: str, sh: Node, tz: str, now: int
+) -> Layer | None:
     freq = sh.text("frequency", "")
     if freq not in _PERIOD:
-        draft.cannot("shift", label, f"frequency {freq or 'none'}: Rungs turns are hours, days or weeks")
+        draft.cannot(
+            "shift", label, f"frequency {freq or 'none'}: Rungs turns are hours, days or weeks"
+        )
         return None
     members = _members(draft, people, label, sh)
     if members is None:
@@ -125,7 +152,9 @@ def _layer(draft: Draft, people: Directory, label: str, sh: Node, tz: str, now: 
     by_day = [d.text() for d in sh["by_day"].items()] if sh.has("by_day") else []
     period = size * interval
     if duration > period or (by_day and freq != "weekly"):
-        draft.cannot("shift", label, "occurrences overlap or by_day on a non-weekly shift: not written")
+        draft.cannot(
+            "shift", label, "occurrences overlap or by_day on a non-weekly shift: not written"
+        )
         return None
     local = instant_text(start, tz)
     minute = int(local[11:13]) * 60 + int(local[14:16])
@@ -139,36 +168,75 @@ def _layer(draft: Draft, people: Directory, label: str, sh: Node, tz: str, now: 
         elif freq == "weekly" and interval == 1:
             restrict = restrict_of([(weekday * 1440 + minute, duration)])
         else:
-            draft.cannot("shift", label, "covers part of a turn that is not a day or a week: not written")
+            draft.cannot(
+                "shift", label, "covers part of a turn that is not a day or a week: not written"
+            )
             return None
     for key, why in (("until", "ends"), ("rotation_start", "starts")):
         if sh.has(key) and (key == "until" or local_instant(sh, key, tz) > max(start, now)):
-            draft.cannot("shift", label, f"{why} at {sh.text(key)}; Rungs layers have no dates: written without")
-    return Layer(sh.text("name", label), members, f"{interval}{unit}", start, sh.text("time_zone") if sh.has("time_zone") else tz, restrict)
+            draft.cannot(
+                "shift",
+                label,
+                f"{why} at {sh.text(key)}; Rungs layers have no dates: written without",
+            )
+    return Layer(
+        sh.text("name", label),
+        members,
+        f"{interval}{unit}",
+        start,
+        sh.text("time_zone") if sh.has("time_zone") else tz,
+        restrict,
+    )
 
 
-def _schedule(draft: Draft, slugs: Slugs, people: Directory, s: Node, shifts: dict[str, Node], fin: Node | None, now: int) -> str | None:
+def _schedule(
+    draft: Draft,
+    slugs: Slugs,
+    people: Directory,
+    s: Node,
+    shifts: dict[str, Node],
+    fin: Node | None,
+    now: int,
+) -> str | None:
     name, tz = s.text("name"), zone_of(s, "time_zone", "UTC")
     if s.text("type", "web") == "ical":
-        draft.cannot("schedule", name, "an iCal schedule: its calendar is not in the API; not written")
+        draft.cannot(
+            "schedule", name, "an iCal schedule: its calendar is not in the API; not written"
+        )
         return None
-    mine = [shifts[x.text()] for x in s["shifts"].items() if x.text() in shifts] if s.has("shifts") else []
-    mine += [sh for sh in shifts.values() if sh.text("schedule", "") == s.text("id") and sh not in mine]
+    mine = (
+        [shifts[x.text()] for x in s["shifts"].items() if x.text() in shifts]
+        if s.has("shifts")
+        else []
+    )
+    mine += [
+        sh for sh in shifts.values() if sh.text("schedule", "") == s.text("id") and sh not in mine
+    ]
     levels = [sh.number("level", 0) for sh in mine if sh.text("type") != "override"]
     top = max(levels, default=0)
     layered: list[tuple[int, Layer]] = []
     overrides: list[Override] = []
     for sh in mine:
         label, kind = f"{name}: {sh.text('name', sh.text('id'))}", sh.text("type")
-        if kind == "override" or (kind == "single_event" and sh.number("level", 0) >= top and len(sh["users"].items()) == 1):
-            who = people.get(sh["users"].items()[0].text()) if sh.has("users") and sh["users"].items() else None
+        if kind == "override" or (
+            kind == "single_event"
+            and sh.number("level", 0) >= top
+            and len(sh["users"].items()) == 1
+        ):
+            who = (
+                people.get(sh["users"].items()[0].text())
+                if sh.has("users") and sh["users"].items()
+                else None
+            )
             if who is None:
                 draft.cannot("override", label, "names no user Rungs knows")
                 continue
             a = local_instant(sh, "start", sh.text("time_zone") if sh.has("time_zone") else tz)
             overrides.append(Override(a, a + sh.number("duration") * 1_000_000, who, sh.text("id")))
         elif kind == "single_event":
-            draft.cannot("shift", label, "a one-off shift below another level: Rungs has no one-off layer")
+            draft.cannot(
+                "shift", label, "a one-off shift below another level: Rungs has no one-off layer"
+            )
         elif kind in ("rolling_users", "recurrent_event"):
             layer = _layer(draft, people, label, sh, tz, now)
             if layer is not None:
@@ -179,19 +247,43 @@ def _schedule(draft: Draft, slugs: Slugs, people: Directory, s: Node, shifts: di
         draft.cannot("schedule", name, "has no shift Rungs can use: not written")
         return None
     layered.sort(key=lambda x: x[0])  # stable: ascending level, the highest on top
-    sched = Schedule(slugs.new("schedules", name, "schedule"), name, s.text("id"), tz, [la for _, la in layered], overrides)
+    sched = Schedule(
+        slugs.new("schedules", name, "schedule"),
+        name,
+        s.text("id"),
+        tz,
+        [la for _, la in layered],
+        overrides,
+    )
     draft.schedules.append(sched)
     if fin is not None:
         pieces = [
-            (e.instant("shift_start"), e.instant("shift_end"), people.get(e.text("user_pk", "")) or people.get(e.text("user_email", "")) or "unknown")
+            (
+                e.instant("shift_start"),
+                e.instant("shift_end"),
+                people.get(e.text("user_pk", ""))
+                or people.get(e.text("user_email", ""))
+                or "unknown",
+            )
             for e in listing(Node({"results": fin.value}, fin.path), "results")
         ]
         if pieces:
-            draft.finals.append(Final(name, [sched.id], pieces, min(p[0] for p in pieces), max(p[1] for p in pieces)))
+            draft.finals.append(
+                Final(
+                    name, [sched.id], pieces, min(p[0] for p in pieces), max(p[1] for p in pieces)
+                )
+            )
     return sched.id
 
 
-def _chain(draft: Draft, slugs: Slugs, people: Directory, schedules: dict[str, str], c: Node, policies: list[Node]) -> Matrix | None:
+def _chain(
+    draft: Draft,
+    slugs: Slugs,
+    people: Directory,
+    schedules: dict[str, str],
+    c: Node,
+    policies: list[Node],
+) -> Matrix | None:
     name = c.text("name")
     m = Matrix(slugs.new("matrices", name, "chain"), name, c.text("id"))
     steps: list[tuple[int, list[str], str]] = []
@@ -223,15 +315,30 @@ def _chain(draft: Draft, slugs: Slugs, people: Directory, schedules: dict[str, s
     return m
 
 
-def _integration(draft: Draft, slugs: Slugs, chains: dict[str, str], i: Node, routes: list[Node]) -> None:
+def _integration(
+    draft: Draft, slugs: Slugs, chains: dict[str, str], i: Node, routes: list[Node]
+) -> None:
     name, kind = i.text("name"), i.text("type")
     if kind not in ("alertmanager", "grafana_alerting"):
-        draft.cannot("integration", name, f"type {kind}: Rungs takes Alertmanager webhooks (alertmanager, grafana_alerting)")
+        draft.cannot(
+            "integration",
+            name,
+            f"type {kind}: Rungs takes Alertmanager webhooks (alertmanager, grafana_alerting)",
+        )
         return
     default = i.get("default_route")
     chain = chains.get(default.text("escalation_chain_id", "")) if default is not None else None
     for r in routes:
         if not r.flag("is_the_last_route"):
-            draft.cannot("route", f"{name}: {r.text('routing_regex', r.text('id'))}", "routes by a template or regex; Rungs routes by matrix match: the default route is kept")
+            draft.cannot(
+                "route",
+                f"{name}: {r.text('routing_regex', r.text('id'))}",
+                "routes by a template or regex; Rungs routes by matrix match: "
+                "the default route is kept",
+            )
     iid = slugs.new("integrations", name, "integration")
-    draft.integrations.append(Integration(iid, name, i.text("id"), "alertmanager", chain, "POST /v1/integrations/KEY/alertmanager"))
+    draft.integrations.append(
+        Integration(
+            iid, name, i.text("id"), "alertmanager", chain, "POST /v1/integrations/KEY/alertmanager"
+        )
+    )

@@ -35,8 +35,12 @@ def levels_from(
         last = matrix.levels[-1]
         if at == last.after:  # paged at the same instant: one level
             if unless != last.unless and len(matrix.levels) > 1:
-                draft.cannot(kind, name, f"unless {unless} at the instant of an unless "
-                             f"{last.unless} step: merged into it, as unless {last.unless}")
+                draft.cannot(
+                    kind,
+                    name,
+                    f"unless {unless} at the instant of an unless "
+                    f"{last.unless} step: merged into it, as unless {last.unless}",
+                )
             last.notify += [t for t in targets if t not in last.notify]
             continue
         if at < last.after:

@@ -43,7 +43,9 @@ def read(dump: Node, now: int) -> Draft:
             if (pid := people.get(m["user"].text("id", m["user"].text("username", ""))))
         ]
         if members:
-            team = Team(slugs.new("teams", t.text("name"), "team"), t.text("name"), t.text("id"), members)
+            team = Team(
+                slugs.new("teams", t.text("name"), "team"), t.text("name"), t.text("id"), members
+            )
             draft.teams.append(team)
             team_ids[t.text("id")] = team.id
         else:
@@ -80,8 +82,15 @@ def _user(draft: Draft, people: Directory, u: Node) -> None:
         people.set_contact(person, _CHANNELS[method], address, method)
     for rule in u["notificationRules"].items() if u.has("notificationRules") else []:
         label = f"{name}: {rule.text('name', rule.text('id', '?'))}"
-        if rule.text("actionType", "create-alert") != "create-alert" or not rule.flag("enabled", True):
-            draft.cannot("notification rule", label, f"{rule.text('actionType')} rules have no Rungs equivalent (only new-alert rules are)")
+        if rule.text("actionType", "create-alert") != "create-alert" or not rule.flag(
+            "enabled", True
+        ):
+            draft.cannot(
+                "notification rule",
+                label,
+                f"{rule.text('actionType')} rules have no Rungs equivalent "
+                "(only new-alert rules are)",
+            )
             continue
         for st in rule["steps"].items() if rule.has("steps") else []:
             if not st.flag("enabled", True):
@@ -128,7 +137,9 @@ def _windows(tr: Node) -> list[tuple[int, int]]:
     raise DumpError(tr.path, f"unknown timeRestriction type '{kind}'")
 
 
-def _schedule(draft: Draft, slugs: Slugs, people: Directory, s: Node, ov: Node | None, tl: Node | None) -> list[str]:
+def _schedule(
+    draft: Draft, slugs: Slugs, people: Directory, s: Node, ov: Node | None, tl: Node | None
+) -> list[str]:
     name, tz = s.text("name"), zone_of(s, "timezone", "UTC")
     layers: list[Layer] = []
     by_rotation: dict[str, Layer] = {}
@@ -136,22 +147,45 @@ def _schedule(draft: Draft, slugs: Slugs, people: Directory, s: Node, ov: Node |
         label = f"{name}: {rot.text('name', rot.text('id', '?'))}"
         members = []
         for p in rot["participants"].items():
-            pid = people.get(p.text("id", p.text("username", ""))) if p.text("type") == "user" else None
+            pid = (
+                people.get(p.text("id", p.text("username", "")))
+                if p.text("type") == "user"
+                else None
+            )
             if pid is None:
-                draft.cannot("rotation participant", label, f"a {p.text('type')} participant: Rungs rotates people only; left out")
+                draft.cannot(
+                    "rotation participant",
+                    label,
+                    f"a {p.text('type')} participant: Rungs rotates people only; left out",
+                )
             else:
                 members.append(pid)
         if rot.has("endDate"):
-            draft.cannot("rotation", label, f"ends at {rot.text('endDate')}; Rungs layers do not end: written without an end")
+            draft.cannot(
+                "rotation",
+                label,
+                f"ends at {rot.text('endDate')}; Rungs layers do not end: written without an end",
+            )
         kind = rot.text("type")
         unit = {"hourly": "h", "daily": "d", "weekly": "w"}.get(kind)
         if unit is None:
             raise DumpError(rot.path, f"unknown rotation type '{kind}' (hourly, daily, weekly)")
-        restrict = restrict_of(_windows(rot["timeRestriction"])) if rot.has("timeRestriction") else None
+        restrict = (
+            restrict_of(_windows(rot["timeRestriction"])) if rot.has("timeRestriction") else None
+        )
         if not members or restrict == {}:
-            draft.cannot("rotation", label, "has nobody Rungs can put on call, or no hours: not written")
+            draft.cannot(
+                "rotation", label, "has nobody Rungs can put on call, or no hours: not written"
+            )
             continue
-        layer = Layer(rot.text("name", f"rotation {len(layers) + 1}"), members, f"{rot.number('length', 1)}{unit}", rot.instant("startDate"), tz, restrict)
+        layer = Layer(
+            rot.text("name", f"rotation {len(layers) + 1}"),
+            members,
+            f"{rot.number('length', 1)}{unit}",
+            rot.instant("startDate"),
+            tz,
+            restrict,
+        )
         layers.append(layer)
         by_rotation[rot.text("id", layer.name)] = layer
     if not layers:
@@ -164,7 +198,11 @@ def _schedule(draft: Draft, slugs: Slugs, people: Directory, s: Node, ov: Node |
             draft.cannot("override", o.text("alias", "?"), "names someone not in the dump")
             continue
         a, b = o.instant("startDate"), o.instant("endDate")
-        named = [r.text("id", r.text("name", "")) for r in o["rotations"].items()] if o.has("rotations") else []
+        named = (
+            [r.text("id", r.text("name", "")) for r in o["rotations"].items()]
+            if o.has("rotations")
+            else []
+        )
         for sched in scheds:
             if not named or all(la in [by_rotation.get(n) for n in named] for la in sched.layers):
                 sched.overrides.append(Override(a, b, who, o.text("alias", "")))
@@ -194,14 +232,29 @@ def _final(people: Directory, name: str, ids: list[str], tl: Node) -> Final:
     for rot in final["rotations"].items():
         for p in rot["periods"].items() if rot.has("periods") else []:
             r = p["recipient"]
-            who = people.get(r.text("id", "")) or people.get(r.text("name", "")) or f"unknown {r.text('name', '?')}"
+            who = (
+                people.get(r.text("id", ""))
+                or people.get(r.text("name", ""))
+                or f"unknown {r.text('name', '?')}"
+            )
             pieces.append((p.instant("startDate"), p.instant("endDate"), who))
-    start = data.instant("startDate") if data.has("startDate") else min((p[0] for p in pieces), default=0)
+    start = (
+        data.instant("startDate")
+        if data.has("startDate")
+        else min((p[0] for p in pieces), default=0)
+    )
     end = data.instant("endDate") if data.has("endDate") else max((p[1] for p in pieces), default=0)
     return Final(name, ids, pieces, start, end)
 
 
-def _escalation(draft: Draft, slugs: Slugs, people: Directory, schedules: dict[str, list[str]], teams: dict[str, str], e: Node) -> Matrix | None:
+def _escalation(
+    draft: Draft,
+    slugs: Slugs,
+    people: Directory,
+    schedules: dict[str, list[str]],
+    teams: dict[str, str],
+    e: Node,
+) -> Matrix | None:
     name = e.text("name")
     m = Matrix(slugs.new("matrices", name, "escalation"), name, e.text("id"))
     steps = []
@@ -210,15 +263,25 @@ def _escalation(draft: Draft, slugs: Slugs, people: Directory, schedules: dict[s
         r, notify = rule["recipient"], rule.text("notifyType", "default")
         kind, rid = r.text("type"), r.text("id", r.text("name", r.text("username", "")))
         targets: list[str] = []
-        if kind == "user" and people.get(rid) or kind == "user" and people.get(r.text("username", "")):
-            targets = [f"person:{people.get(rid) or people.get(r.text('username', ''))}"]
+        who = people.get(rid) or people.get(r.text("username", "")) if kind == "user" else None
+        if who is not None:
+            targets = [f"person:{who}"]
         elif kind == "schedule" and notify == "default" and rid in schedules:
             targets = [f"schedule:{x}" for x in schedules[rid]]
         elif kind == "team" and notify == "all" and rid in teams:
             targets = [f"team:{teams[rid]}"]
         else:
-            draft.cannot("escalation rule", label, f"notifies {kind} {r.text('name', rid)} ({notify}): Rungs pages a person, a schedule's on-call or all of a team")
-        unless = "resolved" if rule.text("condition", "if-not-acked") == "if-not-closed" else "acknowledged"
+            draft.cannot(
+                "escalation rule",
+                label,
+                f"notifies {kind} {r.text('name', rid)} ({notify}): Rungs pages a person, "
+                "a schedule's on-call or all of a team",
+            )
+        unless = (
+            "resolved"
+            if rule.text("condition", "if-not-acked") == "if-not-closed"
+            else "acknowledged"
+        )
         steps.append((_minutes(rule["delay"]), targets, unless))
     levels_from(draft, m, steps, "escalation rule")
     if not m.levels:
@@ -226,7 +289,13 @@ def _escalation(draft: Draft, slugs: Slugs, people: Directory, schedules: dict[s
         return None
     rep = e.get("repeat")
     if rep is not None and rep.number("count", 0) > 0:
-        loop_repeat(draft, m, m.levels[-1].after + rep.number("waitInterval", 0), rep.number("count"), VENDOR)
+        loop_repeat(
+            draft,
+            m,
+            m.levels[-1].after + rep.number("waitInterval", 0),
+            rep.number("count"),
+            VENDOR,
+        )
         for key in ("resetRecipientStates", "closeAlertAfterAll"):
             if rep.flag(key):
                 draft.cannot("escalation", name, f"repeat {key}: Rungs has no such option")
@@ -237,9 +306,18 @@ def _escalation(draft: Draft, slugs: Slugs, people: Directory, schedules: dict[s
 def _integration(draft: Draft, slugs: Slugs, owners: dict[str, str], i: Node) -> None:
     name, kind = i.text("name"), i.text("type")
     if kind not in ("API", "Prometheus"):
-        draft.cannot("integration", name, f"type {kind} posts to its own Opsgenie endpoint; Rungs takes Opsgenie's Alert API (API, Prometheus)")
+        draft.cannot(
+            "integration",
+            name,
+            f"type {kind} posts to its own Opsgenie endpoint; "
+            "Rungs takes Opsgenie's Alert API (API, Prometheus)",
+        )
         return
     owner = i.get("ownerTeam")
     matrix = owners.get(owner.text("id", owner.text("name", ""))) if owner is not None else None
     iid = slugs.new("integrations", name, "integration")
-    draft.integrations.append(Integration(iid, name, i.text("id"), "opsgenie", matrix, "POST /v2/alerts (Opsgenie Alert API)"))
+    draft.integrations.append(
+        Integration(
+            iid, name, i.text("id"), "opsgenie", matrix, "POST /v2/alerts (Opsgenie Alert API)"
+        )
+    )

@@ -126,7 +126,7 @@ def _user(draft: Draft, people: Directory, u: Node, teams: dict[str, list[str]])
 def _seconds_of_day(node: Node) -> int:
     text = node.text("start_time_of_day")
     try:
-        h, m, s = (int(x) for x in (text.split(":") + ["0"])[:3])
+        h, m, s = (int(x) for x in [*text.split(":"), "0"][:3])
     except ValueError:
         raise DumpError(node.path, f"start_time_of_day '{text}' is not HH:MM:SS") from None
     return h * 3600 + m * 60 + s
@@ -180,7 +180,8 @@ def _schedule(draft: Draft, slugs: Slugs, people: Directory, s: Node, now: int) 
             draft.cannot(
                 "layer",
                 label,
-                f"starts at {instant_text(start, tz)}; Rungs layers have no start date: written as in effect now",
+                f"starts at {instant_text(start, tz)}; Rungs layers have no start date: "
+                "written as in effect now",
             )
         members = []
         for u in lay["users"].items():
@@ -254,7 +255,8 @@ def _policy(
                 draft.cannot(
                     "escalation target",
                     f"{name} step {i + 1}",
-                    f"{kind} {tid} cannot be paged by Rungs (not in the dump, or not a user or schedule)",
+                    f"{kind} {tid} cannot be paged by Rungs "
+                    "(not in the dump, or not a user or schedule)",
                 )
             else:
                 targets.append(f"{'person' if kind.startswith('user') else 'schedule'}:{found}")

@@ -161,7 +161,8 @@ class Draft:
     def repoint(self) -> list[str]:
         """The senders to re-point: vendors do not export routing keys."""
         return [
-            f"{i.name} ({self.vendor} {i.source}): send to {i.endpoint} with the key in ${i.key_env}"
+            f"{i.name} ({self.vendor} {i.source}): send to {i.endpoint} "
+            f"with the key in ${i.key_env}"
             for i in self.integrations
         ]
 
