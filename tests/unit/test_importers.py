@@ -238,6 +238,20 @@ def test_a_changed_final_schedule_fails_the_check_at_that_shift() -> None:
             "$.schedules[0].schedule_layers[1].rotation_turn_length_seconds",
         ),
         (
+            "pagerduty",
+            lambda d: d["schedules"][0]["schedule_layers"][0].update(
+                rotation_turn_length_seconds=0
+            ),
+            "$.schedules[0].schedule_layers[0].rotation_turn_length_seconds",
+        ),
+        (
+            "opsgenie",
+            lambda d: d["overrides"]["d875alp4-9b4e-4219-alp3-0c26936d18de"]["data"][0].pop(
+                "endDate"
+            ),
+            "$.overrides.d875alp4-9b4e-4219-alp3-0c26936d18de.data[0]",
+        ),
+        (
             "opsgenie",
             lambda d: d["schedules"]["data"][0]["rotations"][1].update(type="fortnightly"),
             "$.schedules.data[0].rotations[1]",

@@ -24,9 +24,12 @@ __all__ = [
     "duration_text",
     "instant_text",
     "listing",
+    "person_zone",
+    "positive",
     "local_instant",
     "restrict_of",
     "slug",
+    "unwrap",
     "zone_of",
 ]
 
@@ -126,12 +129,14 @@ class Node:
 
 
 def listing(dump: Node, key: str) -> list[Node]:
-    """The list a dump holds under `key`: the list itself or a vendor's list response around it
-    (`{"users": [...]}`, `{"data": [...]}`, `{"results": [...]}`, GraphQL's `{"nodes": [...]}`);
-    an absent key is an empty list."""
+    """The list a dump holds under `key` (see `unwrap`); an absent key is an empty list."""
     node = dump.get(key)
-    if node is None:
-        return []
+    return [] if node is None else unwrap(node, key)
+
+
+def unwrap(node: Node, key: str) -> list[Node]:
+    """A list, or a vendor's list response around it (`{"users": [...]}`, `{"data": [...]}`,
+    `{"results": [...]}`, GraphQL's `{"nodes": [...]}`, nested up to four deep)."""
     seen = 0
     while isinstance(node.value, dict) and seen < 4:
         seen += 1
@@ -143,6 +148,22 @@ def listing(dump: Node, key: str) -> list[Node]:
         else:
             raise DumpError(node.path, f"expected a list of {key} or a list response holding one")
     return node.items()
+
+
+def positive(node: Node, key: str, default: int | None = None) -> int:
+    """A whole number above zero (a turn length, an interval)."""
+    n = node.number(key, default)
+    if n <= 0:
+        raise DumpError(f"{node.path}.{key}", f"expected a number above zero, found {n}")
+    return n
+
+
+def person_zone(node: Node, key: str) -> str | None:
+    """A person's time zone when it is an IANA name, else None (the caller reports it)."""
+    try:
+        return zone_of(node, key) if node.has(key) else None
+    except DumpError:
+        return None
 
 
 def slug(name: str, fallback: str = "item") -> str:

@@ -16,7 +16,15 @@ whole policy again.
 from __future__ import annotations
 
 from rungs.importers.clip import active, schedules_for
-from rungs.importers.common import DumpError, Node, Slugs, listing, restrict_of, zone_of
+from rungs.importers.common import (
+    DumpError,
+    Node,
+    Slugs,
+    listing,
+    positive,
+    restrict_of,
+    zone_of,
+)
 from rungs.importers.ladder import levels_from, loop_repeat
 from rungs.importers.people import Directory
 from rungs.importers.plan import Draft, Final, Integration, Layer, Matrix, Override, Schedule
@@ -155,7 +163,7 @@ def _rotation_layer(
             f"hands off in {rtz} while its schedule's rules are in {tz}: written in {tz}",
         )
     layer = Layer(
-        label, members, f"{r.number('shiftLength', 1)}{unit}", r.instant("start"), tz or rtz
+        label, members, f"{positive(r, 'shiftLength', 1)}{unit}", r.instant("start"), tz or rtz
     )
     on_now = active([layer], now, now + 1)
     if on_now and r.has("activeUserIndex"):

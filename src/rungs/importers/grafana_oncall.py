@@ -24,7 +24,10 @@ from rungs.importers.common import (
     instant_text,
     listing,
     local_instant,
+    person_zone,
+    positive,
     restrict_of,
+    unwrap,
     zone_of,
 )
 from rungs.importers.ladder import levels_from, loop_repeat
@@ -51,8 +54,7 @@ def read(dump: Node, now: int) -> Draft:
             u.text("email"),
             u.text("username", ""),
         )
-        if u.has("timezone"):
-            person.timezone = zone_of(u, "timezone")
+        person.timezone = person_zone(u, "timezone")
     _rules(draft, people, listing(dump, "personal_notification_rules"))
     shifts = {s.text("id"): s for s in listing(dump, "on_call_shifts")}
     finals = dump.get("final_shifts")
@@ -147,7 +149,8 @@ def _layer(
     if members is None:
         return None
     size, unit = _PERIOD[freq]
-    interval, duration = sh.number("interval", 1), sh.number("duration") // 60
+    tz = zone_of(sh, "time_zone") if sh.has("time_zone") else tz
+    interval, duration = positive(sh, "interval", 1), positive(sh, "duration") // 60
     start = local_instant(sh, "start", tz)
     by_day = [d.text() for d in sh["by_day"].items()] if sh.has("by_day") else []
     period = size * interval
@@ -179,14 +182,7 @@ def _layer(
                 label,
                 f"{why} at {sh.text(key)}; Rungs layers have no dates: written without",
             )
-    return Layer(
-        sh.text("name", label),
-        members,
-        f"{interval}{unit}",
-        start,
-        sh.text("time_zone") if sh.has("time_zone") else tz,
-        restrict,
-    )
+    return Layer(sh.text("name", label), members, f"{interval}{unit}", start, tz, restrict)
 
 
 def _schedule(
@@ -265,7 +261,7 @@ def _schedule(
                 or people.get(e.text("user_email", ""))
                 or "unknown",
             )
-            for e in listing(Node({"results": fin.value}, fin.path), "results")
+            for e in unwrap(fin, "results")
         ]
         if pieces:
             draft.finals.append(

@@ -15,7 +15,17 @@ minutes after its last rule. Rotations of one schedule are all on call at once.
 from __future__ import annotations
 
 from rungs.importers.clip import active, schedules_for
-from rungs.importers.common import DumpError, Node, Slugs, listing, restrict_of, zone_of
+from rungs.importers.common import (
+    DumpError,
+    Node,
+    Slugs,
+    listing,
+    person_zone,
+    positive,
+    restrict_of,
+    unwrap,
+    zone_of,
+)
 from rungs.importers.ladder import levels_from, loop_repeat
 from rungs.importers.people import Directory
 from rungs.importers.plan import Draft, Final, Integration, Layer, Matrix, Override, Team
@@ -71,8 +81,11 @@ def read(dump: Node, now: int) -> Draft:
 def _user(draft: Draft, people: Directory, u: Node) -> None:
     name = u.text("fullName", u.text("username"))
     person = people.add(u.text("id"), name, u.text("username"), u.text("username"))
-    if u.has("timeZone"):
-        person.timezone = zone_of(u, "timeZone")
+    person.timezone = person_zone(u, "timeZone")
+    if u.has("timeZone") and person.timezone is None:
+        draft.cannot(
+            "user", name, f"time zone {u.text('timeZone')!r} is not an IANA name: left out"
+        )
     for c in u["contacts"].items() if u.has("contacts") else []:
         method, to = c.text("method"), c.text("to")
         if method not in _CHANNELS:
@@ -181,7 +194,7 @@ def _schedule(
         layer = Layer(
             rot.text("name", f"rotation {len(layers) + 1}"),
             members,
-            f"{rot.number('length', 1)}{unit}",
+            f"{positive(rot, 'length', 1)}{unit}",
             rot.instant("startDate"),
             tz,
             restrict,
@@ -192,7 +205,7 @@ def _schedule(
         draft.cannot("schedule", name, "has no rotation Rungs can use: not written")
         return []
     scheds = schedules_for(draft, slugs, name, s.text("id"), tz, layers, VENDOR)
-    for o in listing(Node({"data": ov.value}, ov.path), "data") if ov is not None else []:
+    for o in unwrap(ov, "overrides") if ov is not None else []:
         who = people.get(o["user"].text("id", o["user"].text("username", "")))
         if who is None:
             draft.cannot("override", o.text("alias", "?"), "names someone not in the dump")

@@ -21,7 +21,10 @@ from rungs.importers.common import (
     duration_text,
     instant_text,
     listing,
+    person_zone,
+    positive,
     restrict_of,
+    unwrap,
     zone_of,
 )
 from rungs.importers.ladder import levels_from, loop_repeat
@@ -61,7 +64,7 @@ def read(dump: Node, now: int) -> Draft:
         schedule_ids[s.text("id")] = sched.id
         found = overrides.get(s.text("id")) if overrides is not None else None
         if found is not None:
-            for o in listing(Node({"overrides": found.value}, found.path), "overrides"):
+            for o in unwrap(found, "overrides"):
                 who = people.get(o["user"].text("id"))
                 if who is None:
                     draft.cannot("override", o.text("id", "?"), "names a user not in the dump")
@@ -82,8 +85,11 @@ def read(dump: Node, now: int) -> Draft:
 def _user(draft: Draft, people: Directory, u: Node, teams: dict[str, list[str]]) -> None:
     name = u.text("name", u.text("email"))
     person = people.add(u.text("id"), name, u.text("email"))
-    if u.has("time_zone"):
-        person.timezone = zone_of(u, "time_zone")
+    person.timezone = person_zone(u, "time_zone")
+    if u.has("time_zone") and person.timezone is None:
+        draft.cannot(
+            "user", name, f"time zone {u.text('time_zone')!r} is not an IANA name: left out"
+        )
     for t in u["teams"].items() if u.has("teams") else []:
         teams.setdefault(t.text("id"), []).append(person.id)
     channel_of: dict[str, str] = {}  # contact method id -> channel kept
@@ -201,7 +207,7 @@ def _schedule(draft: Draft, slugs: Slugs, people: Directory, s: Node, now: int) 
         if restrict == {}:
             draft.cannot("layer", label, "its restrictions cover no time: not written")
             continue
-        turn = lay.number("rotation_turn_length_seconds")
+        turn = positive(lay, "rotation_turn_length_seconds")
         layer = Layer(
             lay.text("name", f"layer {len(sched.layers) + 1}"),
             members,
