@@ -22,7 +22,9 @@ class Vendor(StrEnum):
 
 @app.command("import")
 def import_(
-    vendor: Annotated[Vendor, typer.Argument(help="The tool the dump comes from.")],
+    vendor: Annotated[
+        Vendor, typer.Argument(metavar="VENDOR", help="The tool the dump comes from.")
+    ],
     input_file: Annotated[
         Path, typer.Option("--input", help="The dump: one JSON object of API list responses.")
     ],
