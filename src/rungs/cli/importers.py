@@ -83,4 +83,9 @@ def import_(
         out_file.write_text(result.text, encoding="utf-8")
     except OSError as exc:
         raise _fail(f"cannot write {out_file}: {exc}") from None
-    out.print(f"wrote {out_file}; check it with: rungs validate {out_file}", highlight=False)
+    out.print(
+        f"wrote {out_file}; check it with: rungs validate {out_file}",
+        highlight=False,
+        markup=False,
+        soft_wrap=True,
+    )
