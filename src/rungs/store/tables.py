@@ -27,6 +27,8 @@ __all__ = [
     "secrets",
     "api_tokens",
     "heartbeats",
+    "journal",
+    "verifications",
 ]
 
 metadata = MetaData()
@@ -164,4 +166,29 @@ heartbeats = Table(
     Column("due", BigInteger),  # when a missed beat opens a case; NULL once it has
     Column("missed_at", BigInteger),
     Index("ix_heartbeats_due", "due"),
+)
+
+journal = Table(  # the input journal: every input a decision took (see store/journal.py)
+    "journal",
+    metadata,
+    Column(
+        "id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    ),
+    Column("case_id", String(64), nullable=False),
+    Column("at", BigInteger, nullable=False),  # the instant it was decided at
+    Column("policy_version", Integer, nullable=False),  # the version that decided it
+    Column("event", Text, nullable=False),  # JSON: rungs.sim.inputs.encode_event
+    Index("ix_journal_case", "case_id", "id"),
+)
+
+verifications = Table(  # each `rungs verify` run's result, the latest shown by /metrics
+    "verifications",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("at", BigInteger, nullable=False),
+    Column("cases", Integer, nullable=False),  # replayable cases checked
+    Column("reproduced", Integer, nullable=False),
+    Column("not_replayable", Integer, nullable=False),
+    Column("divergences", Integer, nullable=False),
+    Column("detail", Text, nullable=False),  # JSON: the first divergences, [{case, first}]
 )
