@@ -52,6 +52,7 @@ def build(
     token_rate: Rate | None = None,
     max_body: int = DEFAULT_MAX_BODY,
     strict: bool = False,
+    verify_every: int | None = None,
 ) -> tuple[Engine, FastAPI]:
     """Migrate, load the policy (validated; a new version only when its text changed), wire,
     start. The engine's `stop()` stops it all; its `db`, `commands`, `views`, `loop` serve
@@ -76,6 +77,7 @@ def build(
         links=links if dispatch else None,
         strict=strict,
         counters=counters,
+        verify_every=verify_every if role in ("all", "engine") else None,
     )
     app = create_app(
         engine,
@@ -103,6 +105,7 @@ def _engine(
     links: Links | None,
     strict: bool,
     counters: Counters | None = None,
+    verify_every: int | None = None,
 ) -> Engine:
     """The engine, with a dispatcher when `links` is given (this process delivers)."""
 
@@ -116,7 +119,9 @@ def _engine(
 
     managed_by = None if policy_file is None else str(policy_file)
     delivery = dispatcher if links is not None else None
-    engine = Engine(db, clock, dispatcher=delivery, policy_file=managed_by)
+    engine = Engine(
+        db, clock, dispatcher=delivery, policy_file=managed_by, verify_every=verify_every
+    )
     try:
         if policy_file is not None:
             engine.policies.load_file(Path(policy_file), strict=strict)
