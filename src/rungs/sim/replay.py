@@ -30,7 +30,7 @@ from rungs.policy.model import Policy
 from rungs.sim.inputs import NOT_REPLAYABLE, Input
 from rungs.sim.runner import Simulation
 
-__all__ = ["Rerun", "rerun", "first_divergence", "same_entries"]
+__all__ = ["Encode", "Rerun", "compact", "first_divergence", "rerun", "same_entries", "same_entry"]
 
 PolicyOf = Callable[[Input], Policy]
 
@@ -138,43 +138,63 @@ def _sent(sim: Simulation, d: Any) -> bool:
     return False
 
 
+Encode = Callable[[Entry], str]
+"""How the store wrote an entry (its JSON text): a re-run entry encoded the same way is
+compared as text, and decoded only when the texts differ."""
+
+
+def compact(e: Entry) -> str:
+    """Compact JSON, the store's format for ordinary values (the default `Encode`)."""
+    return json.dumps(e, ensure_ascii=False, separators=(",", ":"))
+
+
 def _plain(e: Entry) -> Entry:
     """An entry as the store reads it back (JSON: tuples become lists)."""
     return json.loads(json.dumps(e))
 
 
-def same_entries(a: Sequence[Entry], b: Sequence[Entry]) -> bool:
-    """Whether two timelines hold the same entries in the same order (JSON-equal)."""
-    return len(a) == len(b) and all(
-        x == y or _plain(x) == _plain(y) for x, y in zip(a, b, strict=True)
+def same_entry(stored: str, entry: Entry, encode: Encode = compact) -> bool:
+    """Whether a stored entry (its JSON text) is `entry`: as text, else as JSON values."""
+    return encode(entry) == stored or json.loads(stored) == _plain(entry)
+
+
+def same_entries(stored: Sequence[str], again: Sequence[Entry], encode: Encode = compact) -> bool:
+    """Whether a stored timeline (JSON texts) holds the re-run's entries, in order."""
+    return len(stored) == len(again) and all(
+        same_entry(s, e, encode) for s, e in zip(stored, again, strict=True)
     )
 
 
 def first_divergence(
-    stored: Sequence[Entry],
+    stored: Sequence[str],
     versions: Sequence[int],
     outbox: Sequence[str],
     again: Rerun,
+    encode: Encode = compact,
 ) -> str | None:
-    """Where the stored timeline first differs from the exact re-run, in words (None: same).
+    """Where the stored timeline (JSON texts) first differs from the exact re-run, in words
+    (None: nowhere).
 
     Every entry is the core's (delivery results and `not_sent` included, since their inputs
     are journaled), so each is compared whole, with its policy version; the shell's own
     writes are checked for consistency: the outbox holds exactly the messages decided.
     """
     for i, (s, r) in enumerate(zip(stored, again.timeline, strict=False)):
-        if s != r and s != _plain(r):
-            return f"entry {i + 1}: stored {_show(s)}; re-run {_show(_plain(r))}"
+        if not same_entry(s, r, encode):
+            return f"entry {i + 1}: stored {_show(json.loads(s))}; re-run {_show(_plain(r))}"
         if versions[i] != again.versions[i]:
+            kind = json.loads(s).get("kind")
             return (
-                f"entry {i + 1} ({s.get('kind')}): stored with policy version {versions[i]}, "
+                f"entry {i + 1} ({kind}): stored with policy version {versions[i]}, "
                 f"decided by version {again.versions[i]}"
             )
     if again.problem is not None:
         return again.problem
     n, m = len(stored), len(again.timeline)
     if n > m:
-        return f"entry {m + 1}: stored {_show(stored[m])}; the re-run records nothing more"
+        return (
+            f"entry {m + 1}: stored {_show(json.loads(stored[m]))}; the re-run records nothing more"
+        )
     if m > n:
         return f"entry {n + 1}: the re-run records {_show(_plain(again.timeline[n]))}; not stored"
     missing = sorted(set(again.keys) - set(outbox))

@@ -8,13 +8,14 @@ timeline differs), `summary` with `escalations`, `pages` and `sla_breaches`, eac
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from difflib import SequenceMatcher
 from typing import Any
 
 from rungs.core.timeline import Entry
-from rungs.sim.replay import same_entries
+from rungs.sim.replay import Encode, compact, same_entries
 
 __all__ = ["COUNTED", "Changed", "WhatIf", "entry_line", "side_by_side"]
 
@@ -31,6 +32,10 @@ class Changed:
     after: list[Entry]
 
 
+def _decoded(texts: Sequence[str]) -> list[Entry]:
+    return [json.loads(t) for t in texts]
+
+
 def _zero() -> dict[str, dict[str, int]]:
     return {name: {"before": 0, "after": 0} for name in COUNTED.values()}
 
@@ -45,24 +50,31 @@ class WhatIf:
     shown: list[Changed] = field(default_factory=list)
     summary: dict[str, dict[str, int]] = field(default_factory=_zero)
     by_customer: dict[str, dict[str, dict[str, int]]] = field(default_factory=dict)
+    encode: Encode = compact  # the store's JSON of an entry (see `same_entry`)
 
     def add(
-        self, case: str, customer: str, before: Sequence[Entry], after: Sequence[Entry]
+        self,
+        case: str,
+        customer: str,
+        before: Sequence[str],
+        kinds: Sequence[str],
+        after: Sequence[Entry],
     ) -> None:
+        """One case: its stored entries (JSON texts) and their kinds, and the re-run's."""
         self.cases += 1
         mine = self.by_customer.get(customer)
         if mine is None:
             mine = self.by_customer[customer] = _zero()
-        for side, entries in (("before", before), ("after", after)):
-            for e in entries:
-                name = COUNTED.get(e["kind"])
+        for side, names in (("before", kinds), ("after", [e["kind"] for e in after])):
+            for kind in names:
+                name = COUNTED.get(kind)
                 if name is not None:
                     self.summary[name][side] += 1
                     mine[name][side] += 1
-        if not same_entries(before, after):
+        if not same_entries(before, after, self.encode):
             self.changed.append(case)
             if len(self.shown) < SHOWN:
-                self.shown.append(Changed(case, list(before), list(after)))
+                self.shown.append(Changed(case, _decoded(before), list(after)))
 
     def as_dict(self) -> dict[str, Any]:
         return {

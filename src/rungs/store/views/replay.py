@@ -18,12 +18,12 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, func, insert, select
 
-from rungs.core.timeline import Entry, decode_entry
 from rungs.policy import Policy, PolicyError, load_policy_text
 from rungs.schedules.oncall import Override
 from rungs.sim.inputs import Input, decode_input
 from rungs.sim.replay import first_divergence, rerun
 from rungs.sim.whatif import WhatIf
+from rungs.store.jsonbytes import dumps_text
 from rungs.store.tables import cases, journal, outbox, overrides, policies, timeline, verifications
 
 __all__ = [
@@ -47,7 +47,8 @@ class History:
     case: str
     customer: str
     inputs: list[Input]
-    entries: list[Entry]
+    entries: list[str]  # the timeline's JSON texts (decoded only where they differ)
+    kinds: list[str]
     versions: list[int]
     keys: list[str]
     horizon: int
@@ -100,12 +101,14 @@ def _chunk(conn: Connection, rows: list[Any], end: int | None) -> Iterator[Histo
     q = q.where(journal.c.case_id.in_(ids), journal.c.at <= limit).order_by(journal.c.id)
     for case_id, at, version, event in conn.execute(q):
         inputs[case_id].append(decode_input(case_id, at, version, json.loads(event)))
-    entries: dict[str, list[Entry]] = {i: [] for i in ids}
+    entries: dict[str, list[str]] = {i: [] for i in ids}
+    kinds: dict[str, list[str]] = {i: [] for i in ids}
     versions: dict[str, list[int]] = {i: [] for i in ids}
-    q = select(timeline.c.case_id, timeline.c.policy_version, timeline.c.entry)
+    q = select(timeline.c.case_id, timeline.c.policy_version, timeline.c.kind, timeline.c.entry)
     q = q.where(timeline.c.case_id.in_(ids), timeline.c.at <= limit).order_by(timeline.c.id)
-    for case_id, version, entry in conn.execute(q):
-        entries[case_id].append(decode_entry(entry))
+    for case_id, version, kind, entry in conn.execute(q):
+        entries[case_id].append(entry)
+        kinds[case_id].append(kind)
         versions[case_id].append(version)
     keys: dict[str, list[str]] = {i: [] for i in ids}
     q = select(outbox.c.case_id, outbox.c.key)
@@ -115,7 +118,9 @@ def _chunk(conn: Connection, rows: list[Any], end: int | None) -> Iterator[Histo
     for r in rows:
         mine = inputs[r.id]
         horizon = mine[-1].at if mine else 0
-        yield History(r.id, r.customer, mine, entries[r.id], versions[r.id], keys[r.id], horizon)
+        yield History(
+            r.id, r.customer, mine, entries[r.id], kinds[r.id], versions[r.id], keys[r.id], horizon
+        )
 
 
 class _Policies:
@@ -185,7 +190,7 @@ def verify(db: Engine, now: int, start: int | None = None, end: int | None = Non
             result.not_replayable += 1
             continue
         result.cases += 1
-        why = first_divergence(h.entries, h.versions, h.keys, again)
+        why = first_divergence(h.entries, h.versions, h.keys, again, dumps_text)
         if why is not None:
             result.divergences.append((h.case, why))
     return result
@@ -200,7 +205,7 @@ def whatif(
     progress: Callable[[int], None] | None = None,
 ) -> WhatIf:
     """Re-run every case opened in the window under `draft`; before against after."""
-    out = WhatIf()
+    out = WhatIf(encode=dumps_text)
     with db.connect() as conn:
         folded = _Policies(conn, draft)
     for h in histories(db, start, end):
@@ -208,7 +213,7 @@ def whatif(
         if not again.replayable:
             out.not_replayable += 1
             continue
-        out.add(h.case, h.customer, h.entries, again.timeline)
+        out.add(h.case, h.customer, h.entries, h.kinds, again.timeline)
         if progress is not None:
             progress(out.cases)
     return out
