@@ -24,7 +24,7 @@ from rungs.sim.inputs import Input, decode_input
 from rungs.sim.replay import first_divergence, rerun
 from rungs.sim.whatif import WhatIf
 from rungs.store.jsonbytes import dumps_text
-from rungs.store.tables import cases, journal, outbox, overrides, policies, timeline, verifications
+from rungs.store.tables import cases, overrides, policies, verifications
 
 __all__ = [
     "History",
@@ -93,27 +93,40 @@ def histories(db: Engine, start: int | None, end: int | None) -> Iterator[Histor
             yield from _chunk(conn, rows[i : i + CHUNK], end)
 
 
+_JOURNAL = "SELECT case_id, at, policy_version, event FROM journal WHERE case_id IN ({ids})"
+_TIMELINE = "SELECT case_id, policy_version, kind, entry FROM timeline WHERE case_id IN ({ids})"
+_OUTBOX = "SELECT case_id, key FROM outbox WHERE case_id IN ({ids}) AND created_at <= {at}"
+_UPTO = " AND at <= {at} ORDER BY id"  # in the order they were decided
+
+
+def _rows(conn: Connection, sql: str, ids: list[str], limit: int) -> list[Any]:
+    """`sql` for these cases up to `limit`, on the driver's cursor: read in bulk (a month of
+    history is millions of rows), without SQLAlchemy's work per row."""
+    mark = "%s" if conn.dialect.name == "postgresql" else "?"
+    text = sql.format(ids=", ".join([mark] * len(ids)), at=mark)
+    cur = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    try:
+        cur.execute(text, [*ids, limit])
+        return list(cur.fetchall())
+    finally:
+        cur.close()
+
+
 def _chunk(conn: Connection, rows: list[Any], end: int | None) -> Iterator[History]:
     ids = [r.id for r in rows]
     limit = end if end is not None else 2**62
     inputs: dict[str, list[Input]] = {i: [] for i in ids}
-    q = select(journal.c.case_id, journal.c.at, journal.c.policy_version, journal.c.event)
-    q = q.where(journal.c.case_id.in_(ids), journal.c.at <= limit).order_by(journal.c.id)
-    for case_id, at, version, event in conn.execute(q):
+    for case_id, at, version, event in _rows(conn, _JOURNAL + _UPTO, ids, limit):
         inputs[case_id].append(decode_input(case_id, at, version, json.loads(event)))
     entries: dict[str, list[str]] = {i: [] for i in ids}
     kinds: dict[str, list[str]] = {i: [] for i in ids}
     versions: dict[str, list[int]] = {i: [] for i in ids}
-    q = select(timeline.c.case_id, timeline.c.policy_version, timeline.c.kind, timeline.c.entry)
-    q = q.where(timeline.c.case_id.in_(ids), timeline.c.at <= limit).order_by(timeline.c.id)
-    for case_id, version, kind, entry in conn.execute(q):
+    for case_id, version, kind, entry in _rows(conn, _TIMELINE + _UPTO, ids, limit):
         entries[case_id].append(entry)
         kinds[case_id].append(kind)
         versions[case_id].append(version)
     keys: dict[str, list[str]] = {i: [] for i in ids}
-    q = select(outbox.c.case_id, outbox.c.key)
-    q = q.where(outbox.c.case_id.in_(ids), outbox.c.created_at <= limit)
-    for case_id, key in conn.execute(q):
+    for case_id, key in _rows(conn, _OUTBOX, ids, limit):
         keys[case_id].append(key)
     for r in rows:
         mine = inputs[r.id]
