@@ -218,3 +218,46 @@ def test_replay_route_and_the_engine_verifying_itself(lived: dict) -> None:
     finally:
         service.stop()
         service.db.dispose()
+
+
+def test_cases_stored_before_the_journal_are_not_replayable(tmp_path: Path) -> None:
+    """Migration 0010 marks the cases it finds; verify counts them apart, and passes."""
+    from alembic import command
+    from alembic.config import Config
+    from sqlalchemy import insert
+
+    from rungs.store.db import MIGRATIONS, make_engine, upgrade
+    from rungs.store.tables import cases
+
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    engine = make_engine(url)
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "0006")
+    with engine.begin() as conn:
+        conn.execute(
+            insert(cases).values(
+                id="C1",
+                status="open",
+                customer="wally",
+                priority="P2",
+                level=1,
+                policy_version=1,
+                state="{}",
+                opened_at=T0,
+                updated_at=T0,
+            )
+        )
+    upgrade(engine)
+    with engine.connect() as conn:
+        marks = conn.execute(select(journal.c.case_id, journal.c.event)).all()
+    engine.dispose()
+    assert [(c, json.loads(e)) for c, e in marks] == [("C1", {"kind": "not_replayable"})]
+    r = CliRunner().invoke(cli, ["verify", "--db", url])
+    assert r.exit_code == 0, r.output
+    assert r.output.splitlines() == [
+        "0 cases reproduced",
+        "1 cases not replayable (stored before the input journal)",
+    ]
