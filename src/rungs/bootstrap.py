@@ -56,6 +56,7 @@ def build(
     strict: bool = False,
     trusted_header: str | None = None,
     trusted_proxies: list[str] | tuple[str, ...] = (),
+    verify_every: int | None = None,
 ) -> tuple[Engine, FastAPI]:
     """Migrate, load the policy (validated; a new version only when its text changed), wire,
     start. The engine's `stop()` stops it all; its `db`, `commands`, `views`, `loop` serve
@@ -83,6 +84,7 @@ def build(
         links=links if dispatch else None,
         strict=strict,
         counters=counters,
+        verify_every=verify_every if role in ("all", "engine") else None,
     )
     app = create_app(
         engine,
@@ -115,6 +117,7 @@ def _engine(
     links: Links | None,
     strict: bool,
     counters: Counters | None = None,
+    verify_every: int | None = None,
 ) -> Engine:
     """The engine, with a dispatcher when `links` is given (this process delivers)."""
 
@@ -128,7 +131,9 @@ def _engine(
 
     managed_by = None if policy_file is None else str(policy_file)
     delivery = dispatcher if links is not None else None
-    engine = Engine(db, clock, dispatcher=delivery, policy_file=managed_by)
+    engine = Engine(
+        db, clock, dispatcher=delivery, policy_file=managed_by, verify_every=verify_every
+    )
     try:
         if policy_file is not None:
             engine.policies.load_file(Path(policy_file), strict=strict)

@@ -1,8 +1,8 @@
 """Every story, run through the live API on the virtual clock, matches `rungs simulate`.
 
 For each event: advance the clock to its instant, then call its action over HTTP (`open` is
-`POST /v1/cases` with the `with` fields). Then advance to `until` and read every timeline.
-On SQLite and on PostgreSQL.
+`POST /v1/cases` with the `with` fields). Then advance to `until` and read every timeline, and
+`rungs verify` the database: the stored history re-runs exactly. On SQLite and on PostgreSQL.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from rungs.bootstrap import build
 from rungs.policy import load_policy
 from rungs.sim import load_story, run_story
 from rungs.sim.output import compare_timelines, timeline_json
+from rungs.store.views.replay import verify
 from rungs.time.instant import format_utc
 from tests.conftest import ROOT, api_token, shared_scenarios
 
@@ -78,6 +79,8 @@ def test_story_over_api_matches_simulator(
                 for e in r.json():
                     e["case"] = name
                     actual.append(e)
+        verified = verify(service.db, 0)  # the stored history is what the core decides
+        assert verified.ok and verified.cases == len(ids), verified.divergences
     finally:
         service.stop()
         service.db.dispose()

@@ -27,6 +27,7 @@ from rungs.api.links import links_router
 from rungs.api.oncall import oncall_router
 from rungs.api.openapi import DOCS_PAGES, DOCS_STATIC, install_docs, install_openapi
 from rungs.api.routes import Metrics, cases_router, clock_router, health_router, policy_router
+from rungs.api.routes.replay import VerifyGauges, replay_router
 from rungs.api.web import WebSettings, web_router
 from rungs.engine import Engine
 from rungs.engine.writer import Unavailable
@@ -174,6 +175,7 @@ def create_app(
     counters = counters if counters is not None else Counters()
     counters.depth = views  # the outbox's rows by status, read at scrape
     metrics.registry.register(counters)  # type: ignore[arg-type]
+    metrics.registry.register(VerifyGauges(engine.db))  # type: ignore[arg-type]
     app.add_middleware(Timing, histogram=metrics.latency)
     app.add_exception_handler(ApiError, _api_error)
     app.add_exception_handler(Unavailable, _unavailable)
@@ -182,6 +184,7 @@ def create_app(
     lanes: dict[str, Lane] = {}
     app.include_router(health_router(views, metrics, engine, role=role))
     app.include_router(policy_router(commands, views))
+    app.include_router(replay_router(views))  # POST /v1/policy/replay
     app.include_router(cases_router(commands, views, lanes=lanes))
     app.include_router(oncall_router(commands, views))
     app.include_router(links_router(commands, views, links))  # /a/{token}, /inbound/sms: signed

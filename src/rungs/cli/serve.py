@@ -14,7 +14,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from rungs.cli.common import _db_problem, _fail, _option, app, err
 from rungs.cli.store import DbOption
 from rungs.policy import PolicyError
-from rungs.time.instant import parse_instant
+from rungs.time.instant import parse_duration, parse_instant
 
 
 @app.command()
@@ -69,6 +69,15 @@ def serve(
             help="debug, info (a line per request), warning or error.",
         ),
     ] = "info",
+    verify_every: Annotated[
+        str | None,
+        typer.Option(
+            "--verify-every",
+            envvar="RUNGS_VERIFY_EVERY",
+            metavar="DURATION",
+            help="Run `rungs verify` in the engine this often (e.g. 24h); /metrics shows it.",
+        ),
+    ] = None,
     tls_cert: Annotated[
         Path | None,
         typer.Option("--tls-cert", envvar="RUNGS_TLS_CERT", help="Serve HTTPS: certificate (PEM)."),
@@ -113,6 +122,11 @@ def serve(
     if virtual_clock is not None:
         start = _option(parse_instant, virtual_clock, "--virtual-clock")
 
+    every = (
+        None if verify_every is None else _option(parse_duration, verify_every, "--verify-every")
+    )
+    if every is not None and every < 60_000_000:
+        raise _fail("--verify-every must be at least 1m")
     token_rate = _option(parse_rate, token_rate_limit, "--token-rate-limit")
     if max_body < 1024:
         raise _fail("--max-body must be at least 1024 bytes")
@@ -140,6 +154,7 @@ def serve(
             tls=tls,
             trusted_header=trusted_header,
             trusted_proxies=proxies,
+            verify_every=every,
         )
         return
     with _start_errors(db):
@@ -153,6 +168,7 @@ def serve(
             strict=strict,
             trusted_header=trusted_header,
             trusted_proxies=proxies,
+            verify_every=every,
         )
     print(f"Rungs is serving at {scheme}://{host}:{port} (API docs at /docs)", flush=True)
     settle_heap()

@@ -36,6 +36,7 @@ __all__ = [
     "StepTimer",
     "cancel_all",
     "due_timer",
+    "timer_key",
 ]
 
 
@@ -162,3 +163,19 @@ def due_timer(key: str, due: int, payload: Payload) -> DueTimer:
     if kind == "rule":
         return RuleTimer(payload[0], payload[1], due)
     raise ValueError(f"unknown timer key {key!r}")
+
+
+def timer_key(t: DueTimer) -> str:
+    """The key a due timer was stored under: `due_timer`'s inverse, for the input journal."""
+    match t:
+        case SlaTimer():
+            return _SLA_KEYS[t.metric]
+        case LevelTimer():
+            return "level"
+        case StepTimer():
+            return f"step:{t.seq}"
+        case RepeatTimer():
+            return "repeat"
+        case RuleTimer():
+            return f"rule:{t.rule}"
+    raise ValueError(f"unknown timer {t!r}")

@@ -4,7 +4,8 @@ A command is a function of the writer's connection: it loads the case (row-locke
 PostgreSQL), runs `decide` with the case's policy version, and writes the new state and the
 effects (`rungs.store.effects`) in the same transaction. The writer commits many at once.
 Managers (timers, heartbeats, the dispatcher's results) decide inside their own
-transactions through `decide_in` and `open_in`.
+transactions through `decide_in` and `open_in`: the two places every decision goes
+through, where its input is journaled too (`rungs.store.journal`, for verify and replay).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from rungs.engine.wake import Wake
 from rungs.engine.writer import Writer
 from rungs.policy import Policy
 from rungs.policy.model import Integration
+from rungs.store import journal
 from rungs.store.cases import find_open, insert_case, load_case, new_case_id, save_case
 from rungs.store.changes import record_change
 from rungs.store.credentials import record_sign_in
@@ -83,6 +85,7 @@ class Commands:
         policy = self.policies.policy(version)
         new, effects = decide(case, event, now, policy)
         save_case(conn, new, version, policy)
+        journal.append(conn, case_id, event, now, version)
         return new, self._write(conn, new, effects, version, policy, now, fresh=False)
 
     def open_in(
@@ -108,8 +111,10 @@ class Commands:
                 assert loaded is not None
                 return loaded[0], False
         case_id = new_case_id(conn)
-        case, effects = decide(None, Event("open", data=data), now, policy, case_id=case_id)
+        event = Event("open", data=data)
+        case, effects = decide(None, event, now, policy, case_id=case_id)
         insert_case(conn, case, version, policy)
+        journal.append(conn, case_id, event, now, version)
         self._write(conn, case, effects, version, policy, now, fresh=True)
         return case, True
 

@@ -29,6 +29,7 @@ from rungs.engine.integrations import keys_unset
 from rungs.engine.loop import DueWork, Loop
 from rungs.engine.policies import PolicyStore
 from rungs.engine.timers import Timers
+from rungs.engine.verifier import Verifier
 from rungs.engine.wake import Wake
 from rungs.engine.writer import Writer
 from rungs.store.outbox import Outcome, recorder
@@ -64,6 +65,7 @@ class Engine:
         batch: int = 500,
         dispatcher: DispatcherFactory | None = None,
         policy_file: str | None = None,
+        verify_every: int | None = None,
     ) -> None:
         self.db = db
         self.clock = clock
@@ -86,6 +88,8 @@ class Engine:
         self.views = Views(db, self.policies, clock)
         self.timers = Timers(self.commands, clock, batch=batch)
         self.heartbeats = Heartbeats(self.commands, self.policies, clock, batch=batch)
+        # `serve --verify-every`: the engine re-runs its history through the core now and then
+        self.verifier = Verifier(db, self.writer, clock, verify_every) if verify_every else None
         self.loop = Loop(
             db,
             self.writer,
@@ -94,6 +98,7 @@ class Engine:
             self.policies,
             [self.timers, self.heartbeats],
             deliveries=self.dispatcher,
+            virtual_only=[self.verifier] if self.verifier is not None else [],
         )
         self._started = False
 
@@ -113,6 +118,8 @@ class Engine:
         self.changes.start()
         if engine:
             self.loop.start()
+            if self.verifier is not None and not self.clock.virtual:
+                self.verifier.start()
 
     def keys_unset(self) -> list[dict[str, str]]:
         """The current policy's integrations whose `key_env` variable is unset here."""
@@ -137,6 +144,8 @@ class Engine:
             self.dispatcher.stop()
         self.changes.stop()
         self.loop.stop()
+        if self.verifier is not None:
+            self.verifier.stop()
         self.writer.close()
 
     def _committed(self, ok: bool) -> None:

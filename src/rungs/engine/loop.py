@@ -65,6 +65,7 @@ class Loop:
         managers: Sequence[Manager],
         *,
         deliveries: DueWork | None = None,
+        virtual_only: Sequence[DueWork] = (),
     ) -> None:
         self.db = db
         self.writer = writer
@@ -73,6 +74,7 @@ class Loop:
         self.policies = policies
         self.managers = list(managers)
         self.deliveries = deliveries
+        self.virtual_only = list(virtual_only)  # run by `advance`; threads of their own else
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._listener: threading.Thread | None = None
@@ -177,6 +179,7 @@ class Loop:
         sources: list[DueWork] = [_InWriter(m, self.db, self.writer) for m in self.managers]
         if self.deliveries is not None:
             sources.append(_AtDue(self.deliveries, clock))
+        sources += [_AtDue(w, clock) for w in self.virtual_only]
         total = 0
         while True:
             dues = sorted(

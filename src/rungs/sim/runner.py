@@ -7,7 +7,7 @@ live service), in due order, ties in the order they were set.
 from __future__ import annotations
 
 import gc
-from collections.abc import Iterable, Iterator
+from collections.abc import Container, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from heapq import heappop, heappush
@@ -80,27 +80,48 @@ class Simulation:
         self.cases[case_id] = new
         self.apply(effects)
 
-    def run_until(self, until: int) -> None:
-        """Fire every timer due at or before `until`, in order."""
+    def run_until(self, until: int, held: Container[tuple[str, str, int]] = ()) -> None:
+        """Fire every timer due at or before `until`, in order, but those `held` (case, key,
+        due): a replay fires those later, where the live engine did (`fire`)."""
         heap = self.heap
         if heap and heap[0][0] <= until:
-            self._fire(until)
+            self._fire(until, held)
         if until > self.now:
             self.now = until
 
-    def _fire(self, until: int) -> None:
+    def _fire(self, until: int, held: Container[tuple[str, str, int]]) -> None:
         heap, timers = self.heap, self.timers
+        kept = []
         while heap and heap[0][0] <= until:
-            due, seq, case_id, key = heappop(heap)
+            due, seq, case_id, key = top = heappop(heap)
             mine = timers.get(case_id)
             current = mine.get(key) if mine else None
             if current is None or current[1] != seq:
                 continue  # cancelled or replaced
+            if held and (case_id, key, due) in held:
+                kept.append(top)
+                continue
             del mine[key]  # type: ignore[union-attr]
             self.fired += 1
             if due > self.now:
                 self.now = due
             self.handle(case_id, Event("timer", timer=due_timer(key, due, current[2])), due)
+        for top in kept:
+            heappush(heap, top)
+
+    def fire(self, case_id: str, key: str, due: int, at: int, *, any_due: bool = False) -> bool:
+        """Fire the case's pending timer `key` due at `due` (any due instant when `any_due`)
+        at `at`, as the live engine recorded it; False when no such timer is pending."""
+        mine = self.timers.get(case_id)
+        current = mine.get(key) if mine else None
+        if current is None or (current[0] != due and not any_due):
+            return False
+        del mine[key]  # type: ignore[union-attr]
+        self.fired += 1
+        if at > self.now:
+            self.now = at
+        self.handle(case_id, Event("timer", timer=due_timer(key, due, current[2])), at)
+        return True
 
     def pending_timers(self) -> list[tuple[int, str, str]]:
         return sorted(

@@ -28,6 +28,8 @@ __all__ = [
     "api_tokens",
     "heartbeats",
     "credentials",
+    "journal",
+    "verifications",
 ]
 
 metadata = MetaData()
@@ -177,4 +179,29 @@ credentials = Table(  # console sign-in: one password per person of the policy
     Column("failures", Integer, nullable=False, default=0),  # failed sign-ins in a row
     Column("locked_until", BigInteger),  # refused until then after too many failures
     Column("changed_at", BigInteger, nullable=False),
+)
+
+journal = Table(  # the input journal: every input a decision took (see store/journal.py)
+    "journal",
+    metadata,
+    Column(
+        "id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    ),
+    Column("case_id", String(64), nullable=False),
+    Column("at", BigInteger, nullable=False),  # the instant it was decided at
+    Column("policy_version", Integer, nullable=False),  # the version that decided it
+    Column("event", Text, nullable=False),  # JSON: rungs.sim.inputs.encode_event
+    Index("ix_journal_case", "case_id", "id"),
+)
+
+verifications = Table(  # each `rungs verify` run's result, the latest shown by /metrics
+    "verifications",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("at", BigInteger, nullable=False),
+    Column("cases", Integer, nullable=False),  # replayable cases checked
+    Column("reproduced", Integer, nullable=False),
+    Column("not_replayable", Integer, nullable=False),
+    Column("divergences", Integer, nullable=False),
+    Column("detail", Text, nullable=False),  # JSON: the first divergences, [{case, first}]
 )
