@@ -282,3 +282,33 @@ def test_a_dump_that_is_not_an_object_is_refused() -> None:
     with pytest.raises(DumpError, match="one JSON object"):
         import_dump("pagerduty", [], SINCE)
     assert not import_dump("pagerduty", {}, SINCE).draft.usable()
+
+
+def test_pagerduty_daily_restriction_applies_every_day() -> None:
+    data = dump("pagerduty")
+    layer = data["schedules"][0]["schedule_layers"][0]
+    layer["restrictions"] = [
+        {"type": "daily_restriction", "start_time_of_day": "22:00:00", "duration_seconds": 28800}
+    ]
+    data["schedules"][0].pop("final_schedule")
+    result = run("pagerduty", data)
+    restrict = next(la for la in result.draft.schedules[0].layers if la.name == "Business hours")
+    assert restrict.restrict == {
+        day: "00:00-06:00,22:00-24:00" for day in ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+    }
+
+
+def test_opsgenie_override_of_one_rotation_is_cut_to_its_hours() -> None:
+    data = dump("opsgenie")
+    (override,) = data["overrides"]["d875alp4-9b4e-4219-alp3-0c26936d18de"]["data"]
+    override["rotations"] = [{"id": "rot-night", "name": "Night"}]
+    data.pop("timelines")
+    sched = run("opsgenie", data).draft.schedules[0]
+    # 12:00-20:00 local asked for the Night rotation only: it is on call from 18:00
+    assert [(o.start, o.end, o.who) for o in sched.overrides] == [
+        (
+            parse_instant("2026-12-08T18:00:00+01:00"),
+            parse_instant("2026-12-08T20:00:00+01:00"),
+            "erin-shah",
+        )
+    ]

@@ -205,6 +205,8 @@ def _schedule(
         draft.cannot("schedule", name, "has no rotation Rungs can use: not written")
         return []
     scheds = schedules_for(draft, slugs, name, s.text("id"), tz, layers, VENDOR)
+    if not s.flag("enabled", True):
+        draft.cannot("schedule", name, "is disabled in Opsgenie; Rungs schedules are always on")
     for o in unwrap(ov, "overrides") if ov is not None else []:
         who = people.get(o["user"].text("id", o["user"].text("username", "")))
         if who is None:
