@@ -16,6 +16,7 @@ from rungs.notify.messages import Message, Renderer
 from rungs.policy.channels import Channels
 from rungs.policy.model import Person, Policy
 from rungs.policy.versions import PolicyVersions
+from rungs.store.deliveries import TEST_KIND
 from rungs.store.outbox import Row
 
 __all__ = ["Composer"]
@@ -35,6 +36,8 @@ class Composer:
             return _rule_webhook(first, settings, now)
         if first.kind == "notice":
             return self._notice(first, current, settings, now)
+        if first.kind == TEST_KIND:
+            return self._test(first, current, settings, now)
         return self._page(job, current, settings, now)
 
     def _notice(self, row: Row, current: Policy, settings: Channels, now: int) -> Outgoing:
@@ -49,6 +52,23 @@ class Composer:
         notice = {**p, "case_id": row.case_id, "by_name": by.name if by is not None else None}
         with _building():
             msg = self.renderer.notice(current, channel, notice)
+        return Outgoing(channel, person.contacts[channel], settings[channel], msg, row.key, now)
+
+    def _test(self, row: Row, current: Policy, settings: Channels, now: int) -> Outgoing:
+        """A test notification (`rungs.store.deliveries`): to the contact as the policy in
+        force has it, sent through the channel as a page would be."""
+        p = row.payload
+        channel = p["channel"]
+        person = _person(p["person"], current)
+        if person is None or not person.contacts.get(channel):
+            raise DeliveryError(f"person '{p['person']}' has no {channel} contact", permanent=True)
+        if channel not in settings:
+            raise DeliveryError(f"channel '{channel}' is not configured", permanent=True)
+        by = _person(p.get("by") or "", current)
+        test = {"person": person.id, "name": person.name, "channel": channel, "by": p.get("by"),
+                "by_name": by.name if by is not None else None, "key": row.key}  # fmt: skip
+        with _building():
+            msg = self.renderer.test(current, channel, test)
         return Outgoing(channel, person.contacts[channel], settings[channel], msg, row.key, now)
 
     def _page(self, job: list[Row], current: Policy, settings: Channels, now: int) -> Outgoing:

@@ -299,6 +299,18 @@ class Renderer:
             return Message(subject, text, data={"type": "notice", "text": text, **notice})
         return Message(subject, text)
 
+    def test(self, policy: Policy, channel: str, test: dict[str, Any]) -> Message:
+        """A test notification: proof that a contact works, asked for from the console."""
+        subject = one_line(self.render(policy, "test_subject.txt", test=test))
+        text = self.render(policy, "test.txt", test=test)
+        if channel == "email":
+            return Message(subject, text, self.render(policy, "test.html", test=test))
+        if channel == "slack":
+            return Message(subject, text, data={"text": _mrkdwn(text)})
+        if channel == "webhook":
+            return Message(subject, text, data={"type": "test", "text": text, **test})
+        return Message(subject, text)
+
 
 def slack_payload(subject: str, text: str, items: list[dict[str, Any]]) -> dict[str, Any]:
     """Slack blocks: a header, the message, and the action links as buttons per case."""
