@@ -19,16 +19,19 @@ from rungs.engine import Engine as Service
 from tests.integration.test_notify import (  # the real servers and the service they page
     Sink,
     Smtp,
-    _secrets,  # noqa: F401 (autouse: the channels' secrets, the virtual clock allowed)
+    _secrets,
     deliver,
     entries,
     open_case,
     outbox,
     policy_yaml,
-    sink,  # noqa: F401 (fixtures)
-    smtp,  # noqa: F401
-    start,  # noqa: F401
+    sink,
+    smtp,
+    start,
 )
+
+# test_notify's fixtures, asked for by name below (`_secrets` is autouse: the channels' secrets)
+FIXTURES = (_secrets, sink, smtp, start)
 
 T = TypeVar("T")
 
