@@ -26,6 +26,7 @@ from rungs.policy import Policy
 from rungs.policy.model import Integration
 from rungs.store.cases import find_open, insert_case, load_case, new_case_id, save_case
 from rungs.store.changes import record_change
+from rungs.store.credentials import record_sign_in
 from rungs.store.deliveries import insert_test, retry_dead, test_in_flight
 from rungs.store.effects import write_effects
 from rungs.store.feeds import renew_feed, revoke_feed
@@ -79,7 +80,7 @@ class Commands:
             version = self.policies.current_version()  # decided by the version it reopens under
         policy = self.policies.policy(version)
         new, effects = decide(case, event, now, policy)
-        save_case(conn, new, version)
+        save_case(conn, new, version, policy)
         return new, self._write(conn, new, effects, version, policy, now, fresh=False)
 
     def open_in(
@@ -106,7 +107,7 @@ class Commands:
                 return loaded[0], False
         case_id = new_case_id(conn)
         case, effects = decide(None, Event("open", data=data), now, policy, case_id=case_id)
-        insert_case(conn, case, version)
+        insert_case(conn, case, version, policy)
         self._write(conn, case, effects, version, policy, now, fresh=True)
         return case, True
 
@@ -203,7 +204,7 @@ class Commands:
             case = loaded[0]
             if not any(m.id == case.matrix for m in policy.matrices):
                 raise Refused(f"policy version {version} has no matrix '{case.matrix}'", 409)
-            save_case(conn, case, version)
+            save_case(conn, case, version, policy)
             return case
 
         return await self.writer.submit_async(run)
@@ -251,6 +252,12 @@ class Commands:
         """Keep a change event (`rungs.store.changes`): it opens nothing, the handoff shows it."""
         now = self.clock.now()
         return await self.writer.submit_async(lambda conn: record_change(conn, change, now))
+
+    async def record_sign_in(self, person: str, ok: bool) -> int | None:
+        """Count a console sign-in attempt (`store.credentials.record_sign_in`): the instant
+        the person is locked out until, or None."""
+        now = self.clock.now()
+        return await self.writer.submit_async(lambda conn: record_sign_in(conn, person, ok, now))
 
     # the console's (issue 13) ----------------------------------------------------------------
 

@@ -27,6 +27,7 @@ __all__ = [
     "secrets",
     "api_tokens",
     "heartbeats",
+    "credentials",
 ]
 
 metadata = MetaData()
@@ -60,6 +61,8 @@ cases = Table(
     Column("state", Text, nullable=False),  # Case.to_dict() as JSON
     Column("opened_at", BigInteger, nullable=False),
     Column("updated_at", BigInteger, nullable=False),
+    Column("title", Text),  # the console's queue shows and searches it (from `state`)
+    Column("sla_due", BigInteger),  # next SLA breach (`core.sla.next_breach`), the queue's order
     Index("ix_cases_open_key", "open_key", unique=True),
     Index("ix_cases_status", "status", "opened_at"),
 )
@@ -164,4 +167,14 @@ heartbeats = Table(
     Column("due", BigInteger),  # when a missed beat opens a case; NULL once it has
     Column("missed_at", BigInteger),
     Index("ix_heartbeats_due", "due"),
+)
+
+credentials = Table(  # console sign-in: one password per person of the policy
+    "credentials",
+    metadata,
+    Column("person", String(200), primary_key=True),
+    Column("hash", Text, nullable=False),  # argon2id; the password is never stored
+    Column("failures", Integer, nullable=False, default=0),  # failed sign-ins in a row
+    Column("locked_until", BigInteger),  # refused until then after too many failures
+    Column("changed_at", BigInteger, nullable=False),
 )

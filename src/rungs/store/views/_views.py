@@ -17,6 +17,7 @@ from rungs.policy.secrets import secret_prefix
 from rungs.policy.versions import PolicyVersions
 from rungs.schedules.oncall import Schedule
 from rungs.store.cases import load_case
+from rungs.store.credentials import Credential, credential
 from rungs.store.deliveries import DeadRow, TestSend, dead_rows, test_sends
 from rungs.store.feeds import feed_nonce
 from rungs.store.tokens import TokenCache
@@ -177,6 +178,13 @@ class Views:
     def heartbeats(self) -> list[dict[str, Any]]:
         with self.db.connect() as conn:
             return heartbeat_states(conn)
+
+    # console -----------------------------------------------------------------------------
+
+    def credential(self, person: str) -> Credential | None:
+        """A person's console password hash and lockout state (`store.credentials`)."""
+        with self.db.connect() as conn:
+            return credential(conn, person)
 
     # the console's pages (issue 13) ------------------------------------------------------
 
