@@ -19,6 +19,7 @@ from fastapi.responses import Response
 from starlette.staticfiles import StaticFiles
 
 from rungs.api.web.login import login_routes
+from rungs.api.web.pages import CONSOLE_B_PAGES  # On call, Policy, People, Admin
 from rungs.api.web.session import Sessions, WebSettings
 from rungs.engine import Engine
 from rungs.store.links import stored_secret
@@ -26,7 +27,7 @@ from rungs.store.links import stored_secret
 __all__ = ["PAGES", "WebSettings", "web_router"]
 
 STATIC = Path(__file__).parent / "static"
-PAGES: tuple[Callable[[Engine], APIRouter], ...] = (login_routes,)
+PAGES: tuple[Callable[[Engine], APIRouter], ...] = (login_routes, *CONSOLE_B_PAGES)
 
 
 def web_router(engine: Engine, settings: WebSettings | None = None) -> APIRouter:
