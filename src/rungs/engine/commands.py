@@ -18,6 +18,7 @@ from sqlalchemy.exc import IntegrityError
 
 from rungs.core.decide import decide
 from rungs.core.model import Case, Effect, Event, Refused
+from rungs.engine.changes import Changes
 from rungs.engine.heartbeats import beat_in
 from rungs.engine.policies import PolicyChange, PolicyStore
 from rungs.engine.wake import Wake
@@ -60,8 +61,11 @@ class Commands:
         wake: Wake,
         *,
         deliveries: Deliveries | None = None,
+        changes: Changes | None = None,
     ) -> None:
         self.writer = writer
+        self.changes = changes  # told the ids of the cases each commit wrote (console SSE)
+        self._changed: set[str] = set()
         self.policies = policies
         self.clock = clock
         self.wake = wake
@@ -125,6 +129,8 @@ class Commands:
         d = self.deliveries
         lease = None if d is None else partial(d.lease, policy)
         written = write_effects(conn, effects, version, now, fresh=fresh, lease=lease, case=case)
+        if self.changes is not None:
+            self._changed.add(case.id)
         self.wake.timer_set(conn, written.earliest)
         if written.claimed:
             self._claimed.extend(written.claimed)
@@ -133,6 +139,10 @@ class Commands:
     def committed(self, ok: bool) -> None:
         """On the writer's thread after each transaction: wake the loop, hand rows over."""
         self.wake.committed(ok)
+        if self._changed:
+            ids, self._changed = frozenset(self._changed), set()
+            if ok and self.changes is not None:
+                self.changes.publish(ids)
         if self._claimed:
             rows, self._claimed = self._claimed, []
             if ok and self.deliveries is not None:

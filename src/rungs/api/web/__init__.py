@@ -18,8 +18,11 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 from starlette.staticfiles import StaticFiles
 
+from rungs.api.web.case import case_routes
+from rungs.api.web.events import events_routes
 from rungs.api.web.login import login_routes
 from rungs.api.web.pages import CONSOLE_B_PAGES  # On call, Policy, People, Admin
+from rungs.api.web.queue import queue_routes
 from rungs.api.web.session import Sessions, WebSettings
 from rungs.engine import Engine
 from rungs.store.links import stored_secret
@@ -27,7 +30,13 @@ from rungs.store.links import stored_secret
 __all__ = ["PAGES", "WebSettings", "web_router"]
 
 STATIC = Path(__file__).parent / "static"
-PAGES: tuple[Callable[[Engine], APIRouter], ...] = (login_routes, *CONSOLE_B_PAGES)
+PAGES: tuple[Callable[[Engine], APIRouter], ...] = (
+    login_routes,
+    queue_routes,
+    case_routes,
+    events_routes,
+    *CONSOLE_B_PAGES,
+)
 
 
 def web_router(engine: Engine, settings: WebSettings | None = None) -> APIRouter:

@@ -8,7 +8,7 @@ from typing import Any
 
 from markupsafe import Markup
 
-from rungs.time.instant import format_utc
+from rungs.time.instant import format_utc, parse_instant
 
 __all__ = ["FILTERS", "human_span", "when"]
 
@@ -29,20 +29,23 @@ def human_span(us: int) -> str:
     return " ".join(p for p in parts if not p.startswith("0") or len(parts) == 1) or "0m"
 
 
-def when(us: int | None) -> Markup:
-    """An instant as a `<time>` element (UTC until the script converts it)."""
+def when(us: int | str | None) -> Markup:
+    """An instant (µs, or the API's `YYYY-MM-DDTHH:MM:SSZ`) as a `<time>` element (UTC
+    until the script converts it)."""
     if us is None:
         return Markup("—")
-    iso = format_utc(us)
+    iso = format_utc(us) if isinstance(us, int) else str(us)
     text = iso.replace("T", " ").removesuffix(":00Z")[:16] + " UTC"
     return Markup(f'<time data-local datetime="{iso}" title="{iso}">{text}</time>')
 
 
-def due_in(at: int | None, now: int) -> Markup:
-    """How long until `at`: `in 1h 5m`, or `-15m breached` once past (the word, not only a
-    colour); `—` when nothing runs."""
+def due_in(at: int | str | None, now: int) -> Markup:
+    """How long until `at` (µs or ISO): `in 1h 5m`, or `-15m breached` once past (the word,
+    not only a colour); `—` when nothing runs."""
     if at is None:
         return Markup("—")
+    if isinstance(at, str):
+        at = parse_instant(at)
     iso = format_utc(at)
     if at > now:
         return Markup(f'<time datetime="{iso}" title="{iso}">in {human_span(at - now)}</time>')

@@ -16,6 +16,9 @@
     var m = document.querySelector('meta[name="csrf-token"]');
     if (m) { e.detail.headers["X-CSRF-Token"] = m.content; }
   });
+  // Live updates connected (tests wait for it; a stylesheet could show it).
+  document.addEventListener("htmx:sseOpen", function () { document.body.setAttribute("data-live", "1"); });
+  document.addEventListener("htmx:sseError", function () { document.body.setAttribute("data-live", "0"); });
   // The queue: j/k move, a acknowledges the current row, / focuses the search.
   function rows() { return Array.prototype.slice.call(document.querySelectorAll("table.cases tbody tr[data-case]")); }
   document.addEventListener("keydown", function (e) {
