@@ -283,3 +283,28 @@ def test_an_admin_retries_a_dead_letter_from_the_page(
     assert alice.post(f"/admin/deliveries/{rid}/retry", {}).status_code == 303
     assert "not dead-lettered" in alice.get("/admin").text
     assert people["bob"].post(f"/admin/deliveries/{rid}/retry", {}).status_code == 403
+
+
+def test_calendar_links_are_made_renewed_and_turned_off_by_their_person(
+    service: Service, people: dict[str, Browser]
+) -> None:
+    bob, carol, alice = people["bob"], people["carol"], people["alice"]
+    assert "No calendar link yet." in bob.get("/oncall").text
+    assert bob.post("/oncall/feed", {"action": "renew"}).status_code == 303
+    link = re.search(r'<code class="feed-link">http://[^/]+(/calendar/[^<]+\.ics)</code>',
+                     bob.get("/oncall").text)  # fmt: skip
+    assert link, "the link shows on the page"
+    ics = bob.get(link.group(1))
+    assert ics.status_code == 200 and b"BEGIN:VCALENDAR" in ics.content
+    assert b"On call: bob" in ics.content
+    assert "feed-link" not in carol.get("/people/bob").text, "nobody else sees it"
+    r = carol.post("/oncall/feed", {"action": "off", "person": "bob", "back": "/people/bob"})
+    assert r.status_code == 303 and bob.get(link.group(1)).status_code == 200, "not carol's"
+    assert "feed-link" in alice.get("/people/bob").text, "an admin manages anyone's"
+    r = alice.post("/oncall/feed", {"action": "renew", "person": "bob", "back": "/people/bob"})
+    assert r.status_code == 303 and r.headers["location"] == "/people/bob"
+    assert bob.get(link.group(1)).status_code == 404, "renewed: the old link stops"
+    assert bob.post("/oncall/feed", {"action": "off"}).status_code == 303
+    assert "No calendar link yet." in bob.get("/oncall").text
+    bad = bob.post("/oncall/feed", {"action": "renew", "back": "https://evil.test/"})
+    assert bad.status_code == 422, "back is a console page only"
