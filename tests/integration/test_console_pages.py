@@ -130,6 +130,17 @@ def test_a_viewer_reads_but_cannot_save_the_policy_or_create_tokens(
     assert "Only an admin saves the policy" in page.text
     assert "channels: &lt;redacted&gt;" in page.text, "secrets removed, as for viewer tokens"
     assert "log: {}" in people["alice"].get("/policy").text, "an admin sees the text as stored"
+    shown = service.views.policy_yaml(redact=True)[1]
+    check = carol.post("/policy/check", {"yaml": shown}, headers={"HX-Request": "true"})
+    assert "No errors: the policy is valid." in check.text, "secrets' stand-ins compile"
+    sim = carol.post(
+        "/policy/simulate",
+        {"yaml": shown.replace("after: 15m", "after: 20m"), "customer": "globex",
+         "priority": "P1", "category": "network", "start": "2026-11-27T17:55",
+         "tz": "Europe/Berlin", "horizon": "1d"},
+        headers={"HX-Request": "true"},
+    )  # fmt: skip
+    assert 'title="2026-11-27T17:15:00Z"' in sim.text, "her edit (20m, not 15m) simulated"
     edited = ACME.replace("name: Initech", "name: Initech (by carol)")
     assert carol.post("/policy", {"yaml": edited}).status_code == 403
     assert carol.get("/admin").status_code == 403

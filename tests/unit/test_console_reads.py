@@ -8,7 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from rungs.policy import load_policy
+from rungs.api.web.inputs import BadInput, local_instant, zone
+from rungs.policy import load_policy, load_policy_text
+from rungs.policy.redact import public_yaml, stand_ins
 from rungs.schedules.oncall import Override
 from rungs.sim import SimulationError
 from rungs.sim.preview import preview
@@ -85,3 +87,42 @@ def test_an_override_shows_on_the_board_and_in_the_persons_shifts() -> None:
         "override",
     )
     assert person_shifts(policy, "nobody", at) == []
+
+
+def test_a_text_without_secrets_checks_and_simulates_with_stand_ins() -> None:
+    text = ACME.read_text().replace(
+        "contacts: {email: bob@acme.test}",
+        'contacts: {email: bob@acme.test, webhook: "https://hooks.example/T0/secret"}',
+    )
+    policy, _ = load_policy_text(text, "acme.yaml")
+    assert policy is not None
+    shown = public_yaml(text, policy)
+    assert "hooks.example" not in shown and "channels: <redacted>" in shown
+    assert load_policy_text(shown, "shown")[0] is None, "as shown it does not compile"
+    filled = stand_ins(shown)
+    compiled, problems = load_policy_text(filled, "shown")
+    assert compiled is not None and problems == []
+    assert compiled.people["bob"].contacts["webhook"] == "https://redacted.invalid/"
+    assert "hooks.example" not in filled
+    broken = shown.replace("warn_at:\n    - 50", "warn_at:\n    - 500", 1)
+    line = broken.splitlines().index("    - 500") + 1
+    _, found = load_policy_text(stand_ins(broken), "shown")
+    assert [(p.line, p.severity) for p in found] == [(line, "error")], "lines stay put"
+
+
+def test_a_form_instant_is_read_in_its_zone() -> None:
+    berlin = zone("Europe/Berlin")
+    assert local_instant("2026-11-27T17:55", berlin, "start") == FRIDAY
+    assert local_instant("2026-11-27T16:55:00Z", berlin, "start") == FRIDAY, "an offset wins"
+    summer = local_instant("2026-07-01T12:00", berlin, "start")
+    assert summer == parse_instant("2026-07-01T10:00:00Z"), "CEST"
+    for value, why in (
+        ("", "give a date"),
+        ("tomorrow", "not a date"),
+        ("0001-01-01T00:00", "range"),
+    ):
+        with pytest.raises(BadInput, match=why) as bad:
+            local_instant(value, berlin, "start")
+        assert bad.value.field == "start"
+    with pytest.raises(BadInput, match="unknown time zone"):
+        zone("Mars/Olympus")

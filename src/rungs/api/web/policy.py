@@ -23,6 +23,7 @@ from rungs.api.web.session import Viewer, require
 from rungs.engine import Engine, PolicyConflict
 from rungs.policy import Policy, PolicyError, Problem
 from rungs.policy.model import PRIORITIES
+from rungs.policy.redact import stand_ins
 from rungs.sim import SimulationError
 from rungs.sim.preview import preview
 from rungs.time.instant import DAY
@@ -51,6 +52,11 @@ def policy_routes(engine: Engine) -> APIRouter:
     def shown_text(viewer: Viewer) -> tuple[int, str]:
         """The current version's YAML: as stored for admins, secrets removed for others."""
         return views.policy_yaml(redact=not viewer.can("admin"))
+
+    def checked(viewer: Viewer, text: str) -> tuple[Policy | None, list[Problem]]:
+        """`rungs validate` of an edit; a non-admin's (made from the text without secrets)
+        with stand-ins where the secrets were (`rungs.policy.redact.stand_ins`)."""
+        return views.check_policy(text if viewer.can("admin") else stand_ins(text), SOURCE)
 
     def context(viewer: Viewer, version: int | None, text: str | None) -> dict[str, Any]:
         current, stored = shown_text(viewer)
@@ -104,16 +110,13 @@ def policy_routes(engine: Engine) -> APIRouter:
         viewer: Viewer = Depends(require("viewer")),
     ) -> Response:
         """`rungs validate` of the editor's text: errors and warnings, each beside its line."""
-        _, problems = await run_in_threadpool(views.check_policy, yaml, SOURCE)
+        _, problems = await run_in_threadpool(checked, viewer, yaml)
         return await show(
             request, viewer, text=yaml, block="problems", problems=_lines(yaml, problems)
         )
 
     def simulate_in(viewer: Viewer, text: str, data: dict[str, Any], at: int, until: int) -> Any:
-        policy: Policy | None
-        policy, problems = views.check_policy(text, SOURCE)
-        if policy is None and text == shown_text(viewer)[1]:
-            policy = views.policy()  # the redacted text a viewer sees: the policy it shows
+        policy, problems = checked(viewer, text)
         if policy is None:
             return {"problems": _lines(text, problems)}
         try:
