@@ -37,6 +37,7 @@ def admin_routes(engine: Engine) -> APIRouter:
             "integrations": views.integration_states(unset),
             "heartbeats": views.heartbeats(),
             "workers": engine.health(),
+            "virtual": engine.clock.virtual,
             "file_error": views.policy_file_error(),
             "letters": letters,
             "dead": dead,

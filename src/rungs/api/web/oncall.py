@@ -31,7 +31,9 @@ def oncall_routes(engine: Engine) -> APIRouter:
         policy = views.policy()
         now = views.clock.now()
         person = policy.people.get(viewer.person)
+        ids = sorted(policy.people)
         return {
+            "colors": {pid: i % 6 for i, pid in enumerate(ids)},  # a bar's colour per person
             "board": views.oncall_board(now),
             "people": sorted(policy.people.values(), key=lambda p: p.name.lower()),
             "names": {p.id: p.name for p in policy.people.values()},
