@@ -16,22 +16,20 @@ from sqlalchemy import text
 
 from rungs.core.model import Refused
 from rungs.engine import Engine as Service
-from tests.integration.test_notify import (  # the real servers and the service they page
+from tests.integration import test_notify as notify
+from tests.integration.test_notify import (
     Sink,
     Smtp,
-    _secrets,
     deliver,
     entries,
     open_case,
     outbox,
     policy_yaml,
-    sink,
-    smtp,
-    start,
 )
 
-# test_notify's fixtures, asked for by name below (`_secrets` is autouse: the channels' secrets)
-FIXTURES = (_secrets, sink, smtp, start)
+# the notify tests' fixtures: real SMTP and HTTP servers, the service on a virtual clock and
+# (autouse) its secrets
+smtp, sink, start, _secrets = notify.smtp, notify.sink, notify.start, notify._secrets
 
 T = TypeVar("T")
 
