@@ -18,7 +18,7 @@ from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
 from rungs.api.web.inputs import BadInput, local_instant, zone
-from rungs.api.web.render import page, redirect
+from rungs.api.web.render import is_htmx, page, redirect
 from rungs.api.web.session import Viewer, require
 from rungs.engine import Engine, PolicyConflict
 from rungs.policy import Policy, PolicyError, Problem
@@ -91,6 +91,8 @@ def policy_routes(engine: Engine) -> APIRouter:
         toast: tuple[str, str] | None = None,
         **extra: Any,
     ) -> Response:
+        if block is not None and is_htmx(request):  # the block needs only what `extra` has
+            return page(request, "policy.html", extra, block=block, status=status, toast=toast)
         ctx = await run_in_threadpool(context, viewer, version, text)
         ctx.update(extra)
         return page(request, "policy.html", ctx, block=block, status=status, toast=toast)
