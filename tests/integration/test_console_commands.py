@@ -16,6 +16,7 @@ from sqlalchemy import text
 
 from rungs.core.model import Refused
 from rungs.engine import Engine as Service
+from rungs.store.deliveries import MAX_TESTS, TEST_WINDOW
 from tests.integration import test_notify as notify
 from tests.integration.test_notify import (
     Sink,
@@ -76,6 +77,14 @@ def test_a_test_notification_reaches_the_mailbox_and_no_case(
     with service.db.connect() as conn:
         assert conn.execute(text("SELECT count(*) FROM timeline")).scalar_one() == 0
         assert conn.execute(text("SELECT count(*) FROM cases")).scalar_one() == 0
+    for _ in range(MAX_TESTS - 1):  # delivered one by one: the fifth in ten minutes is the last
+        run(service.commands.send_test("bob", "email", "bob"))
+        deliver(service)
+    with pytest.raises(Refused) as many:
+        run(service.commands.send_test("bob", "email", "bob"))
+    assert many.value.status == 429 and "wait" in many.value.message
+    deliver(service, after=TEST_WINDOW / 1e6 + 1)  # ten minutes on: allowed again
+    run(service.commands.send_test("bob", "email", "bob"))
     for who, channel, status in (("nobody", "email", 404), ("bob", "sms", 422)):
         with pytest.raises(Refused) as refused:
             run(service.commands.send_test(who, channel, "ann"))

@@ -28,7 +28,7 @@ from rungs.policy.model import Integration
 from rungs.store.cases import find_open, insert_case, load_case, new_case_id, save_case
 from rungs.store.changes import record_change
 from rungs.store.credentials import record_sign_in
-from rungs.store.deliveries import insert_test, retry_dead, test_in_flight
+from rungs.store.deliveries import TEST_WINDOW, insert_test, retry_dead, test_refused
 from rungs.store.effects import write_effects
 from rungs.store.feeds import renew_feed, revoke_feed
 from rungs.store.links import LinkUse, record_use
@@ -274,8 +274,8 @@ class Commands:
     async def send_test(self, person: str, channel: str, by: str | None) -> int:
         """A test notification to one of `person`'s contacts, through the outbox and the
         channel as a page goes; its outcome stays on the row (`rungs.store.deliveries`), no
-        case is touched. Refused for an unknown person or contact, or while a test to the
-        same contact is still on its way (one at a time)."""
+        case is touched. Refused for an unknown person or contact, while a test to the same
+        contact is still on its way, or past `MAX_TESTS` to the person in ten minutes."""
         policy = await asyncio.to_thread(self.policies.current)
         found = policy.people.get(person)
         if found is None:
@@ -287,9 +287,9 @@ class Commands:
         lease = None if d is None else d.lease(policy)
 
         def run(conn: Connection) -> int:
-            if test_in_flight(conn, person, channel):
-                raise Refused(f"a test to {person} by {channel} is on its way already", 409,
-                              "channel")  # fmt: skip
+            refused = test_refused(conn, person, channel, now - TEST_WINDOW)
+            if refused is not None:
+                raise Refused(refused[1], refused[0], "channel")
             rid, row = insert_test(conn, person, channel, by, now, lease)
             if row is not None:
                 self._claimed.append(row)

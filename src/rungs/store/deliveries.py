@@ -13,7 +13,7 @@ import secrets
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, and_, func, insert, select, update
+from sqlalchemy import Connection, and_, func, insert, or_, select, update
 
 from rungs.store import jsonbytes
 from rungs.store.outbox import ACTIVE, Row, wake_dispatchers
@@ -27,10 +27,14 @@ __all__ = [
     "insert_test",
     "retry_dead",
     "test_sends",
-    "test_in_flight",
+    "test_refused",
+    "MAX_TESTS",
+    "TEST_WINDOW",
 ]
 
 TEST_KIND = "test"
+MAX_TESTS = 5  # test notifications to one person per TEST_WINDOW
+TEST_WINDOW = 10 * 60 * 1_000_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,16 +94,27 @@ def insert_test(
     return int(rid), Row(int(rid), "", TEST_KIND, key, payload, 1, now)
 
 
-def test_in_flight(conn: Connection, person: str, channel: str) -> bool:
-    """Whether a test to this person on this channel is still on its way (one at a time)."""
+def test_refused(conn: Connection, person: str, channel: str, since: int) -> tuple[int, str] | None:
+    """Why a test to this person on this channel must wait (an HTTP status and the reason),
+    or None: one to the same contact is still on its way (409), or `MAX_TESTS` went to the
+    person since `since` (429)."""
     rows = conn.execute(
-        select(outbox.c.payload).where(outbox.c.kind == TEST_KIND, outbox.c.status.in_(ACTIVE))
+        select(outbox.c.payload, outbox.c.status).where(
+            outbox.c.kind == TEST_KIND,
+            or_(outbox.c.status.in_(ACTIVE), outbox.c.created_at >= since),
+        )
     ).all()
+    recent = 0
     for r in rows:
         p = jsonbytes.loads(r.payload)
-        if p.get("person") == person and p.get("channel") == channel:
-            return True
-    return False
+        if p.get("person") != person:
+            continue
+        if r.status in ACTIVE and p.get("channel") == channel:
+            return 409, f"a test to {person} by {channel} is on its way already"
+        recent += 1
+    if recent >= MAX_TESTS:
+        return 429, f"{person} had {recent} test notifications in ten minutes: wait a little"
+    return None
 
 
 def test_sends(conn: Connection, person: str, limit: int = 20) -> list[TestSend]:
