@@ -4,6 +4,7 @@ stored pieces: `rungs user password` and `console_role` in the policy."""
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import pytest
@@ -106,3 +107,64 @@ def test_an_unknown_console_role_is_a_located_error() -> None:
     line = text.splitlines().index("    console_role: boss") + 1
     assert (p.file, p.line) == ("p.yaml", line)
     assert "viewer, responder, admin" in p.message and "'boss'" in p.message
+
+
+def test_changes_name_the_cases_a_commit_wrote(tmp_path: Path) -> None:
+    """The SSE feed's source: in one process, the ids of the cases each commit wrote."""
+    engine, _ = console_app(f"sqlite:///{tmp_path / 'c.db'}", tmp_path, passwords=False)
+
+    async def run() -> tuple[str, set[str]]:
+        async with engine.changes.subscribe() as sub:
+            case, _ = await engine.commands.open({"customer": "globex", "title": "x"})
+            await asyncio.wait_for(sub.wait(), 5)
+            return case.id, sub.take()
+
+    try:
+        case_id, told = asyncio.run(run())
+        assert told == {case_id}
+    finally:
+        engine.stop()
+
+
+def test_another_process_writing_reaches_the_console_on_postgresql(
+    pg_url: str, tmp_path: Path
+) -> None:
+    """An engine node's write (another process) is NOTIFYed: the API node's feed says ANY."""
+    from rungs.engine.changes import ANY
+    from tests.conftest import reset_database
+
+    reset_database(pg_url)
+    api, _ = console_app(pg_url, tmp_path, passwords=False)
+    (tmp_path / "other").mkdir()
+    other, _ = console_app(pg_url, tmp_path / "other", passwords=False)
+
+    async def run() -> set[str]:
+        async with api.changes.subscribe() as sub:
+            await asyncio.sleep(0.5)  # the listener (started with the engine) has connected
+            sub.take()
+            await other.commands.open({"customer": "globex", "title": "elsewhere"})
+            await asyncio.wait_for(sub.wait(), 5)
+            return sub.take()
+
+    try:
+        assert asyncio.run(run()) == set(ANY)
+    finally:
+        other.stop()
+        api.stop()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--trusted-header", "X-Forwarded-Email"], "--trusted-header needs --trusted-proxy"),
+        (["--trusted-proxy", "10.0.0.1"], "--trusted-proxy is used with --trusted-header"),
+        (["--trusted-header", "X-Email", "--trusted-proxy", "proxy.lan"], "not an IP address"),
+        (["--trusted-header", "X Email", "--trusted-proxy", "10.0.0.1"], "not a header name"),
+    ],
+)
+def test_serve_refuses_a_half_configured_trusted_header(
+    args: list[str], message: str, tmp_path: Path
+) -> None:
+    done = CliRunner().invoke(cli, ["serve", "--db", f"sqlite:///{tmp_path / 's.db'}", *args])
+    assert done.exit_code == 1 and message in done.output, done.output
+    assert not (tmp_path / "s.db").exists()  # refused before anything started

@@ -122,6 +122,8 @@ def test_a_refused_action_is_a_toast_not_an_error(service: Any) -> None:
     assert "cannot reopen a case that is open" in r.text
     r = c.get("/cases/C999999")
     assert r.status_code == 404 and "No case C999999" in r.text
+    r = c.post("/bulk", data={"action": "resolve", "ids": ["C1\x00"], "csrf": token})
+    assert r.status_code == 200 and "NUL character is not allowed" in r.text
 
 
 def test_a_viewer_sees_no_actions_and_cannot_act(service: Any) -> None:
@@ -218,4 +220,18 @@ def test_sign_out_needs_its_token_and_ends_the_session(service: Any) -> None:
     token = sign_in(c, "bob")
     r = c.post("/logout", data={"csrf": token})
     assert r.url.path == "/login" and "signed out" in r.text
+    assert c.get("/", follow_redirects=False).status_code == 303
+
+
+def test_a_session_ends_after_two_idle_hours(service: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    from itsdangerous.timed import TimestampSigner
+
+    from rungs.api.web.session import IDLE
+
+    c = client(service)
+    sign_in(c, "bob")
+    real = TimestampSigner.get_timestamp
+    monkeypatch.setattr(TimestampSigner, "get_timestamp", lambda s: real(s) + IDLE - 60)
+    assert c.get("/", follow_redirects=False).status_code == 200  # still in time: renewed
+    monkeypatch.setattr(TimestampSigner, "get_timestamp", lambda s: real(s) + 2 * IDLE)
     assert c.get("/", follow_redirects=False).status_code == 303

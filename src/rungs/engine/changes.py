@@ -1,9 +1,11 @@
 """Which cases changed: told after each commit, for the console's live updates (SSE).
 
 The command object adds the id of every case it writes and, once the writer's transaction
-has committed, publishes them here (on the writer's thread). Each subscriber is an asyncio
-queue on its own event loop, fed thread-safely; a slow subscriber loses nothing but merges
-(the set of ids waiting grows until it reads).
+has committed, publishes them here (on the writer's thread). On PostgreSQL other processes
+write too (timers fired by an engine node, say): each transaction that writes cases sends one
+`NOTIFY rungs_cases`, and every process's listener publishes `ANY` ("some case changed").
+Each subscriber is an asyncio queue on its own event loop, fed thread-safely; a slow
+subscriber loses nothing but merges (the set of ids waiting grows until it reads).
 """
 
 from __future__ import annotations
@@ -13,7 +15,14 @@ import contextlib
 import threading
 from collections.abc import AsyncIterator
 
-__all__ = ["Changes"]
+from sqlalchemy import Connection
+from sqlalchemy import Engine as Database
+
+from rungs.store.listen import CASES_CHANNEL, listen_thread, notify_once
+
+__all__ = ["ANY", "Changes"]
+
+ANY = frozenset(("*",))  # a case changed in another process (which one is not said)
 
 
 class _Subscriber:
@@ -38,9 +47,24 @@ class _Subscriber:
 
 
 class Changes:
-    def __init__(self) -> None:
+    def __init__(self, db: Database) -> None:
+        self._db = db
+        self._postgres = db.dialect.name == "postgresql"
         self._lock = threading.Lock()
         self._subs: list[_Subscriber] = []
+        self._stop = threading.Event()
+
+    def start(self) -> None:
+        """Listen for other processes' writes (PostgreSQL only)."""
+        listen_thread(self._db, CASES_CHANNEL, lambda: self.publish(ANY), self._stop)
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def written(self, conn: Connection) -> None:
+        """In a transaction that writes a case: tell other processes at its commit."""
+        if self._postgres:
+            notify_once(conn, CASES_CHANNEL)
 
     def publish(self, ids: frozenset[str]) -> None:
         """Cases committed just now (any thread)."""

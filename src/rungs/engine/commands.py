@@ -131,6 +131,7 @@ class Commands:
         written = write_effects(conn, effects, version, now, fresh=fresh, lease=lease, case=case)
         if self.changes is not None:
             self._changed.add(case.id)
+            self.changes.written(conn)
         self.wake.timer_set(conn, written.earliest)
         if written.claimed:
             self._claimed.extend(written.claimed)

@@ -74,7 +74,7 @@ class Engine:
         # results are decided by the command object, made after the dispatcher it is given
         record = recorder(self.writer, lambda *a: self.commands.decide_in(*a), clock)
         self.dispatcher = dispatcher(self.policies, self.writer, record) if dispatcher else None
-        self.changes = Changes()  # cases written, after each commit (the console's SSE)
+        self.changes = Changes(db)  # cases written, after each commit (the console's SSE)
         self.commands = Commands(
             self.writer,
             self.policies,
@@ -110,6 +110,7 @@ class Engine:
             )
         if self.dispatcher is not None:
             self.dispatcher.start()
+        self.changes.start()
         if engine:
             self.loop.start()
 
@@ -134,6 +135,7 @@ class Engine:
         """Deliveries under way finish, the loop stops, then the writer drains and closes."""
         if self.dispatcher is not None:
             self.dispatcher.stop()
+        self.changes.stop()
         self.loop.stop()
         self.writer.close()
 

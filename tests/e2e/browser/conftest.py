@@ -71,8 +71,12 @@ class Console:
         assert r.status_code == 200, r.text
         return r.json()
 
-    def advance(self, to: str) -> Any:
-        return self.api_post("/v1/clock/advance", {"to": to})
+    def advance_by(self, *, minutes: int) -> Any:
+        """Move the server's virtual clock forward (what comes due runs on the way)."""
+        from rungs.time.instant import format_utc, parse_instant
+
+        now = parse_instant(self.api_get("/v1/clock")["now"])
+        return self.api_post("/v1/clock/advance", {"to": format_utc(now + minutes * 60_000_000)})
 
     def _auth(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.token}"}

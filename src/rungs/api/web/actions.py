@@ -44,6 +44,8 @@ async def act(
     """Decide `action` on the case; None when done, else why not (nothing was written)."""
     if action not in WEB_ACTIONS:
         return f"unknown action '{action}'"
+    if any("\x00" in (v or "") for v in (case_id, reason, to, priority)):
+        return "a NUL character is not allowed in a form field"  # no database stores it
     event = Event(action, viewer.person, reason, to_level, to, priority, actor=ACTOR)
     try:
         await engine.commands.act(case_id, event)

@@ -2,8 +2,9 @@
 
 Every commit that writes cases (`engine.changes`) becomes one `cases` event (the ids, comma
 separated) and one `case-ID` event per case, so the queue refreshes its rows and a case page
-itself, with htmx's SSE extension (`hx-trigger="sse:cases"`). Bursts are merged over
-`COALESCE` seconds: a refresh per burst, not per case.
+itself, with htmx's SSE extension (`hx-trigger="sse:cases"`). A write by another process
+(PostgreSQL) names no case: `cases` then says `*` and `case-any` tells every case page.
+Bursts are merged over `COALESCE` seconds: a refresh per burst, not per case.
 """
 
 from __future__ import annotations
@@ -39,7 +40,8 @@ def events_routes(engine: Engine) -> APIRouter:
                     ordered = sorted(sub.take())
                     yield {"event": "cases", "data": ",".join(ordered[:MAX_IDS])}
                     for case_id in ordered[:MAX_IDS]:
-                        yield {"event": f"case-{case_id}", "data": case_id}
+                        name = "case-any" if case_id == "*" else f"case-{case_id}"
+                        yield {"event": name, "data": case_id}
 
         return EventSourceResponse(stream(), ping=15)
 

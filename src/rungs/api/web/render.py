@@ -71,13 +71,13 @@ def _context(request: Request, ctx: dict[str, Any], toast: Toast | None) -> dict
 
 def _finish(request: Request, response: Response, *, flash: Toast | None = None) -> Response:
     """Renew the session cookie when due; set or clear the toast cookie."""
-    _, s = session_of(request)
+    sessions, s = session_of(request)
+    args = session_cookie_args(request)
     if s.dirty:
-        sessions, _ = session_of(request)
-        response.set_cookie(COOKIE, sessions.cookie(s), **session_cookie_args(request))
+        response.set_cookie(COOKIE, sessions.cookie(s), **args)
     if flash is not None:
         value = quote(f"{flash[0]}:{flash[1][:500]}")
-        response.set_cookie(FLASH, value, max_age=60, httponly=True, samesite="lax", path="/")
+        response.set_cookie(FLASH, value, **{**args, "max_age": 60})
     elif FLASH in request.cookies:
         response.delete_cookie(FLASH, path="/")
     return response
