@@ -64,7 +64,7 @@ class Server:
         self,
         name: str,
         db: str,
-        policy: Path,
+        policy: Path | None,
         role: str,
         log: Path,
         extra: Sequence[str] = (),
@@ -77,7 +77,9 @@ class Server:
         env = {k: v for k, v in os.environ.items() if not k.startswith("RUNGS_")}
         env.update(secrets or {})
         env["PYTHONUNBUFFERED"] = "1"
-        args = [str(RUNGS), "serve", "--policy", str(policy), "--db", db,
+        # policy None: the database's stored policy serves (database-managed)
+        managed = ["--policy", str(policy)] if policy is not None else []
+        args = [str(RUNGS), "serve", *managed, "--db", db,
                 "--port", str(self.port), "--role", role, *extra]  # fmt: skip
         with log.open("ab") as out:
             out.write(f"$ {' '.join(args)}\n".encode())
@@ -135,7 +137,7 @@ class Servers:
         self,
         name: str,
         db: str,
-        policy: Path,
+        policy: Path | None,
         role: str = "all",
         extra: Sequence[str] = (),
         secrets: Mapping[str, str] | None = None,

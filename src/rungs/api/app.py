@@ -21,6 +21,7 @@ from rungs.api.auth import Auth, tokens_router
 from rungs.api.counters import Counters
 from rungs.api.errors import ApiError, unavailable_reply
 from rungs.api.fastpath import FastLanes, Lane
+from rungs.api.feeds import Feeds, feeds_router
 from rungs.api.ingest import ingest_router
 from rungs.api.limits import DEFAULT_MAX_BODY, BodyLimit, Rate
 from rungs.api.links import links_router
@@ -192,6 +193,7 @@ def create_app(
         ingest_router(engine.policies, commands, heartbeat_states=views.heartbeats, lanes=lanes)
     )
     app.include_router(tokens_router(commands, views, auth))
+    app.include_router(feeds_router(Feeds(links, views)))  # /calendar/{token}.ics: signed
     if engine.clock.virtual:
         app.include_router(clock_router(engine.loop))
     app.include_router(web_router(engine, web))  # the console: pages under /, signed in

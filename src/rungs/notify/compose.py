@@ -16,6 +16,7 @@ from rungs.notify.messages import Message, Renderer
 from rungs.policy.channels import Channels
 from rungs.policy.model import Person, Policy
 from rungs.policy.versions import PolicyVersions
+from rungs.store.deliveries import TEST_KIND
 from rungs.store.outbox import Row
 
 __all__ = ["Composer"]
@@ -35,9 +36,24 @@ class Composer:
             return _rule_webhook(first, settings, now)
         if first.kind == "notice":
             return self._notice(first, current, settings, now)
+        if first.kind == TEST_KIND:
+            return self._test(first, current, settings, now)
         return self._page(job, current, settings, now)
 
     def _notice(self, row: Row, current: Policy, settings: Channels, now: int) -> Outgoing:
+        return self._short(row, current, settings, now, "notice", {"case_id": row.case_id})
+
+    def _test(self, row: Row, current: Policy, settings: Channels, now: int) -> Outgoing:
+        """A test notification (`rungs.store.deliveries`): to the contact as the policy in
+        force has it, sent through the channel as a page would be."""
+        return self._short(row, current, settings, now, "test", {"key": row.key})
+
+    def _short(
+        self, row: Row, current: Policy, settings: Channels, now: int, kind: str,
+        extra: dict[str, Any],
+    ) -> Outgoing:  # fmt: skip
+        """A notice or a test: to the person's contact on the row's channel, with who it is
+        from (`by`) and the person's name."""
         p = row.payload
         channel = p["channel"]
         person = _person(p["person"], current)
@@ -46,9 +62,9 @@ class Composer:
         if channel not in settings:
             raise DeliveryError(f"channel '{channel}' is not configured", permanent=True)
         by = _person(p.get("by") or "", current)
-        notice = {**p, "case_id": row.case_id, "by_name": by.name if by is not None else None}
+        ctx = {**p, **extra, "name": person.name, "by_name": by.name if by is not None else None}
         with _building():
-            msg = self.renderer.notice(current, channel, notice)
+            msg = self.renderer.short(current, channel, kind, ctx)
         return Outgoing(channel, person.contacts[channel], settings[channel], msg, row.key, now)
 
     def _page(self, job: list[Row], current: Policy, settings: Channels, now: int) -> Outgoing:

@@ -289,14 +289,23 @@ class Renderer:
 
     def notice(self, policy: Policy, channel: str, notice: dict[str, Any]) -> Message:
         """The short "handled by X" message to someone who was paged."""
-        subject = one_line(self.render(policy, "notice_subject.txt", notice=notice))
-        text = self.render(policy, "notice.txt", notice=notice)
+        return self.short(policy, channel, "notice", notice)
+
+    def test(self, policy: Policy, channel: str, test: dict[str, Any]) -> Message:
+        """A test notification: proof that a contact works, asked for from the console."""
+        return self.short(policy, channel, "test", test)
+
+    def short(self, policy: Policy, channel: str, kind: str, ctx: dict[str, Any]) -> Message:
+        """A message about no case's handoff: `{kind}_subject.txt`, `{kind}.txt` and, for
+        email, `{kind}.html`, each given `ctx` as `{kind}`; a webhook's JSON says `type`."""
+        subject = one_line(self.render(policy, f"{kind}_subject.txt", **{kind: ctx}))
+        text = self.render(policy, f"{kind}.txt", **{kind: ctx})
         if channel == "email":
-            return Message(subject, text, self.render(policy, "notice.html", notice=notice))
+            return Message(subject, text, self.render(policy, f"{kind}.html", **{kind: ctx}))
         if channel == "slack":
             return Message(subject, text, data={"text": _mrkdwn(text)})
         if channel == "webhook":
-            return Message(subject, text, data={"type": "notice", "text": text, **notice})
+            return Message(subject, text, data={"type": kind, "text": text, **ctx})
         return Message(subject, text)
 
 

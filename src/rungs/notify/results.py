@@ -2,10 +2,11 @@
 
 A result becomes the row's new status (`sent`; `pending` again with exponential backoff and
 jitter after a transient failure; `dead` after a permanent failure or the last attempt, when
-the core pages the person's next contact method) and, but for notices, a `delivery` event for
-the core. Results go to `record` in bursts (at most `flush` apart): one writer command, one
-transaction and one fsync for all; should it fail, its results go again one by one. Until then
-the row stays claimed, so a crash only means a resend with the same key.
+the core pages the person's next contact method) and, but for notices and test
+notifications, a `delivery` event for the core. Results go to `record` in bursts (at most
+`flush` apart): one writer command, one transaction and one fsync for all; should it fail,
+its results go again one by one. Until then the row stays claimed, so a crash only means a
+resend with the same key.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from typing import Any
 from rungs.notify.channels import DeliveryError
 from rungs.notify.limits import backoff
 from rungs.policy.channels import Retry
+from rungs.store.deliveries import TEST_KIND
 from rungs.store.outbox import Outcome, Row, Stale, mark_params
 
 __all__ = ["Counts", "Record", "Results", "outcome"]
@@ -54,7 +56,7 @@ def outcome(row: Row, error: DeliveryError | None, retry: Retry, now: int) -> Ou
         status, nxt, last, permanent = "pending", now + wait, error.message, False
     p = row.payload
     result: dict[str, Any] | None = None
-    if row.kind != "notice":
+    if row.kind not in ("notice", TEST_KIND):  # no case to tell: the row keeps the outcome
         if row.kind == "webhook":
             person, channel = str(p.get("url") or ""), "webhook"
             level = (p.get("body") or {}).get("level")

@@ -9,6 +9,7 @@ name leaks nothing. Comments are not carried over (they may hold anything).
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import yaml
@@ -16,9 +17,11 @@ import yaml
 from rungs.policy.loader import load_yaml
 from rungs.policy.model import Policy
 
-__all__ = ["REDACTED", "SECRET_CONTACTS", "public_yaml", "secrets_of"]
+__all__ = ["REDACTED", "SECRET_CONTACTS", "public_yaml", "secrets_of", "stand_ins"]
 
 REDACTED = "<redacted>"
+STAND_IN = "https://redacted.invalid/"  # what a removed secret compiles as (`stand_ins`)
+_CHANNELS = re.compile(r"^channels: " + re.escape(REDACTED) + r"[ \t]*$", re.M)
 SECRET_CONTACTS = ("webhook", "slack", "apprise")  # contacts that are URLs holding a credential
 
 _HEADER = (
@@ -65,3 +68,12 @@ def public_yaml(text: str, policy: Policy, file: str = "<policy>") -> str:
     clean = _scrub(data, secrets)
     body = yaml.safe_dump(clean, sort_keys=False, allow_unicode=True, width=100)
     return _HEADER + body
+
+
+def stand_ins(text: str) -> str:
+    """A text `public_yaml` wrote (and someone may have edited since), with every removed
+    secret replaced by a stand-in that compiles, so that it can be checked and simulated: the
+    removed `channels` section becomes a comment, each other secret a URL of the reserved
+    `.invalid` domain. Lines and columns of everything else stay where they were."""
+    text = _CHANNELS.sub("# channels: removed (secrets)", text)
+    return text.replace(REDACTED, STAND_IN)

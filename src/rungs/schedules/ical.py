@@ -14,7 +14,7 @@ from icalendar import Calendar, Event
 from rungs.schedules.oncall import Schedule, Shift
 from rungs.time.instant import from_us
 
-__all__ = ["to_ical"]
+__all__ = ["person_ical", "to_ical"]
 
 PRODID = "-//rungs//on-call schedule//EN"
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]+")  # no content line may hold them (CR, LF above all)
@@ -39,13 +39,36 @@ def to_ical(
     `stamp` (µs) becomes every event's DTSTAMP, defaulting to the event's own start so that
     re-exporting an unchanged rota yields identical bytes.
     """
+    default_name = f"On call: {schedule.id}" + (f" ({person})" if person else "")
+    cal = _calendar(name or default_name)
+    cal.add("x-wr-timezone", _text(schedule.timezone))
+    _add_shifts(cal, schedule, shifts, person, stamp)
+    return cal.to_ical()
+
+
+def person_ical(
+    person: str, parts: list[tuple[Schedule, list[Shift]]], *, stamp: int | None = None
+) -> bytes:
+    """One person's shifts in every schedule as one VCALENDAR: the calendar a person
+    subscribes to (`parts`: each schedule with its shifts)."""
+    cal = _calendar(f"On call: {person}")
+    for schedule, shifts in parts:
+        _add_shifts(cal, schedule, shifts, person, stamp)
+    return cal.to_ical()
+
+
+def _calendar(name: str) -> Calendar:
     cal = Calendar()
     cal.add("prodid", PRODID)
     cal.add("version", "2.0")
     cal.add("calscale", "GREGORIAN")
-    default_name = f"On call: {schedule.id}" + (f" ({person})" if person else "")
-    cal.add("x-wr-calname", _text(name or default_name))
-    cal.add("x-wr-timezone", _text(schedule.timezone))
+    cal.add("x-wr-calname", _text(name))
+    return cal
+
+
+def _add_shifts(
+    cal: Calendar, schedule: Schedule, shifts: list[Shift], person: str | None, stamp: int | None
+) -> None:
     for shift in shifts:
         if person is not None and shift.person != person:
             continue
@@ -59,4 +82,3 @@ def to_ical(
         event.add("description", _text(f"Source: {origin}"))
         event.add("categories", ["on-call"])
         cal.add_component(event)
-    return cal.to_ical()

@@ -21,6 +21,7 @@ from starlette.staticfiles import StaticFiles
 from rungs.api.web.case import case_routes
 from rungs.api.web.events import events_routes
 from rungs.api.web.login import login_routes
+from rungs.api.web.pages import CONSOLE_B_PAGES  # On call, Policy, People, Admin
 from rungs.api.web.queue import queue_routes
 from rungs.api.web.session import Sessions, WebSettings
 from rungs.engine import Engine
@@ -34,6 +35,7 @@ PAGES: tuple[Callable[[Engine], APIRouter], ...] = (
     queue_routes,
     case_routes,
     events_routes,
+    *CONSOLE_B_PAGES,
 )
 
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 from rungs.policy import Policy
-from rungs.schedules.ical import to_ical
+from rungs.schedules.ical import person_ical, to_ical
 from rungs.schedules.oncall import Schedule, on_call, shifts
 from rungs.time.instant import format_utc
 
-__all__ = ["ics", "on_call_now", "shift_rows"]
+__all__ = ["ics", "on_call_now", "person_ics", "shift_rows"]
 
 
 def on_call_now(policy: Policy, at: int) -> list[dict[str, Any]]:
@@ -42,3 +42,9 @@ def shift_rows(schedule: Schedule, start: int, end: int) -> list[dict[str, Any]]
 def ics(schedule: Schedule, start: int, end: int, person: str | None) -> bytes:
     """The schedule's shifts in [start, end) as iCalendar (one person's when given)."""
     return to_ical(schedule, shifts(schedule, start, end), person=person)
+
+
+def person_ics(policy: Policy, person: str, start: int, end: int) -> bytes:
+    """The person's shifts in every schedule over [start, end), as one iCalendar feed."""
+    parts = [(s, shifts(s, start, end)) for s in policy.schedules.values()]
+    return person_ical(person, parts)

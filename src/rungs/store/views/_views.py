@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from typing import Any, Protocol
 
@@ -9,14 +10,20 @@ from sqlalchemy import Engine
 
 from rungs.core import sla
 from rungs.core.model import Case
-from rungs.policy import Policy
+from rungs.policy import Policy, Problem, load_policy_text
+from rungs.policy.advice import advice
 from rungs.policy.redact import public_yaml
+from rungs.policy.secrets import secret_prefix
 from rungs.policy.versions import PolicyVersions
 from rungs.schedules.oncall import Schedule
 from rungs.sim.explain import explain
 from rungs.store.cases import load_case
 from rungs.store.credentials import Credential, credential
+from rungs.store.deliveries import DeadRow, TestSend, dead_rows, test_sends
+from rungs.store.feeds import feed_nonce
 from rungs.store.tokens import TokenCache
+from rungs.store.views._admin import held_cases, integration_states
+from rungs.store.views._board import board, person_shifts
 from rungs.store.views._cases import (
     case_json,
     case_page,
@@ -26,9 +33,10 @@ from rungs.store.views._cases import (
     paged,
     timeline_rows,
 )
-from rungs.store.views._oncall import ics, on_call_now, shift_rows
+from rungs.store.views._oncall import ics, on_call_now, person_ics, shift_rows
 from rungs.store.views._ops import counts, heartbeat_states, ping, token_list
 from rungs.store.views._outbox import outbox_depth
+from rungs.store.views._policies import history, version_diff
 from rungs.store.views.queue import QueueRow, holders, queue_page
 from rungs.time.clock import Clock
 
@@ -207,3 +215,59 @@ class Views:
         """A person's console password hash and lockout state (`store.credentials`)."""
         with self.db.connect() as conn:
             return credential(conn, person)
+
+    # the console's pages (issue 13) ------------------------------------------------------
+
+    def oncall_board(self, at: int) -> dict[str, Any]:
+        """Who is on call at `at` per schedule and per matrix level, and the shifts ahead."""
+        return board(self.policy(), at)
+
+    def person_shifts(self, person: str, at: int) -> list[dict[str, Any]]:
+        """The person's shifts in every schedule over the next two weeks."""
+        return person_shifts(self.policy(), person, at)
+
+    def held_cases(self, person: str) -> list[dict[str, Any]]:
+        """The open cases assigned to the person, or paging them this round."""
+        with self.db.connect() as conn:
+            return held_cases(conn, person)
+
+    def test_sends(self, person: str) -> list[TestSend]:
+        """The person's latest test notifications and how each went."""
+        with self.db.connect() as conn:
+            return test_sends(conn, person)
+
+    def dead_letters(self, limit: int = 100) -> tuple[list[DeadRow], int]:
+        """The newest outbox rows given up for good, and how many there are."""
+        with self.db.connect() as conn:
+            return dead_rows(conn, limit)
+
+    def integration_states(self, unset: list[dict[str, str]]) -> list[dict[str, Any]]:
+        """Each integration's last event and health (`unset`: `Engine.keys_unset()`)."""
+        with self.db.connect() as conn:
+            return integration_states(conn, self.policy(), unset)
+
+    def policy_history(self, limit: int = 50) -> tuple[list[dict[str, Any]], int]:
+        """The newest stored policy versions, who stored each and when, and the count."""
+        with self.db.connect() as conn:
+            return history(conn, limit)
+
+    def policy_diff(self, version: int) -> dict[str, Any] | None:
+        """What a stored version changed from the one before it."""
+        with self.db.connect() as conn:
+            return version_diff(conn, version)
+
+    def check_policy(self, text: str, source: str) -> tuple[Policy | None, list[Problem]]:
+        """A policy text as `rungs validate` checks it: every error and warning, located."""
+        policy, problems = load_policy_text(text, source, secret_prefix=secret_prefix(os.environ))
+        if policy is not None:
+            problems = problems + advice(text, source, policy)
+        return policy, problems
+
+    def feed_nonce(self, person: str) -> str | None:
+        """The nonce of the person's calendar feed (`rungs.store.feeds`), None when off."""
+        with self.db.connect() as conn:
+            return feed_nonce(conn, person)
+
+    def person_ics(self, person: str, start: int, end: int) -> bytes:
+        """The person's shifts in every schedule over [start, end), as one iCalendar feed."""
+        return person_ics(self.policy(), person, start, end)
