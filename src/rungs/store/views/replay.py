@@ -91,6 +91,12 @@ def histories(
     if end is not None:
         q = q.where(cases.c.opened_at <= end)
     with db.connect() as conn:
+        # one snapshot for the whole pass: a decision committed meanwhile is either wholly
+        # seen (its input, entries and messages) or not at all, even on a live database
+        if conn.dialect.name == "postgresql":
+            conn = conn.execution_options(isolation_level="REPEATABLE READ")
+        else:
+            conn.exec_driver_sql("BEGIN")  # a read transaction: WAL keeps its snapshot
         rows = conn.execute(q).all()
         for i in range(0, len(rows), CHUNK):
             yield from _chunk(conn, rows[i : i + CHUNK], end, messages)
