@@ -261,3 +261,10 @@ def test_cases_stored_before_the_journal_are_not_replayable(tmp_path: Path) -> N
         "0 cases reproduced",
         "1 cases not replayable (stored before the input journal)",
     ]
+
+
+@pytest.mark.parametrize("every", ["5s", "soon"])
+def test_verify_every_is_a_duration_of_a_minute_or_more(every: str) -> None:
+    r = CliRunner().invoke(cli, ["serve", "--verify-every", every])
+    assert r.exit_code == 1
+    assert "--verify-every" in r.output

@@ -110,13 +110,14 @@ def _draft_step(
     if inp.kind == "timer":
         assert inp.key is not None and inp.due is not None
         mark = (case, inp.key, inp.due)
-        held[mark] -= 1
-        if held[mark] <= 0:
-            del held[mark]
-        sim.run_until(inp.at, held.keys() | {mark})
+        sim.run_until(inp.at, held)  # the others due by now; this one is still held
         sim.fire(case, inp.key, inp.due, inp.at)
+        if held[mark] <= 1:
+            del held[mark]
+        else:
+            held[mark] -= 1
         return
-    sim.run_until(inp.at, held.keys())
+    sim.run_until(inp.at, held)
     ev = inp.event
     assert ev is not None
     if ev.kind == "delivery" and not _sent(sim, ev.data or {}):

@@ -113,6 +113,7 @@ outbox = Table(
     Column("created_at", BigInteger, nullable=False),
     Column("last_error", Text),
     Index("ix_outbox_due", "status", "next_attempt"),
+    # ix_outbox_case (case_id): migration 0010, not here (0001 creates this table from this)
 )
 
 overrides = Table(

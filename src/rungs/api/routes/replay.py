@@ -49,11 +49,15 @@ def replay_router(views: Views) -> APIRouter:
         request: Request,
         start: Annotated[
             str | None,
-            Query(alias="from", description="Cases opened at or after (ISO 8601)."),
+            Query(alias="from", max_length=40, description="Cases opened at or after (ISO 8601)."),
         ] = None,
         end: Annotated[
             str | None,
-            Query(alias="to", description="Cases opened up to (ISO 8601); re-runs stop there."),
+            Query(
+                alias="to",
+                max_length=40,
+                description="Cases opened up to (ISO 8601); re-runs stop there.",
+            ),
         ] = None,
     ) -> dict[str, Any]:
         """Re-run the stored inputs of the window's cases under the draft in the body."""

@@ -79,23 +79,35 @@ class Verification:
         }
 
 
-def histories(db: Engine, start: int | None, end: int | None) -> Iterator[History]:
-    """Cases opened in [start, end] (either open-ended), in id order, each up to its horizon:
-    the last instant the engine recorded for it, or `end` if sooner."""
+def histories(
+    db: Engine, start: int | None, end: int | None, *, messages: bool = True
+) -> Iterator[History]:
+    """Cases opened in [start, end] (either open-ended), in opening order, each up to its
+    horizon: the last instant the engine recorded for it, or `end` if sooner; with their
+    outbox keys when `messages`."""
     q = select(cases.c.id, cases.c.customer).order_by(cases.c.opened_at, cases.c.id)
     if start is not None:
         q = q.where(cases.c.opened_at >= start)
     if end is not None:
         q = q.where(cases.c.opened_at <= end)
     with db.connect() as conn:
+        # one snapshot for the whole pass: a decision committed meanwhile is either wholly
+        # seen (its input, entries and messages) or not at all, even on a live database
+        if conn.dialect.name == "postgresql":
+            conn = conn.execution_options(isolation_level="REPEATABLE READ")
+        else:
+            conn.exec_driver_sql("BEGIN")  # a read transaction: WAL keeps its snapshot
         rows = conn.execute(q).all()
         for i in range(0, len(rows), CHUNK):
-            yield from _chunk(conn, rows[i : i + CHUNK], end)
+            yield from _chunk(conn, rows[i : i + CHUNK], end, messages)
 
 
 _JOURNAL = "SELECT case_id, at, policy_version, event FROM journal WHERE case_id IN ({ids})"
 _TIMELINE = "SELECT case_id, policy_version, kind, entry FROM timeline WHERE case_id IN ({ids})"
-_OUTBOX = "SELECT case_id, key FROM outbox WHERE case_id IN ({ids}) AND created_at <= {at}"
+_OUTBOX = (  # the messages the core decides (other kinds are not its)
+    "SELECT case_id, key FROM outbox WHERE case_id IN ({ids}) AND created_at <= {at}"
+    " AND kind IN ('notify', 'webhook', 'notice')"
+)
 _UPTO = " AND at <= {at} ORDER BY id"  # in the order they were decided
 
 
@@ -112,7 +124,7 @@ def _rows(conn: Connection, sql: str, ids: list[str], limit: int) -> list[Any]:
         cur.close()
 
 
-def _chunk(conn: Connection, rows: list[Any], end: int | None) -> Iterator[History]:
+def _chunk(conn: Connection, rows: list[Any], end: int | None, messages: bool) -> Iterator[History]:
     ids = [r.id for r in rows]
     limit = end if end is not None else 2**62
     inputs: dict[str, list[Input]] = {i: [] for i in ids}
@@ -126,7 +138,7 @@ def _chunk(conn: Connection, rows: list[Any], end: int | None) -> Iterator[Histo
         kinds[case_id].append(kind)
         versions[case_id].append(version)
     keys: dict[str, list[str]] = {i: [] for i in ids}
-    for case_id, key in _rows(conn, _OUTBOX, ids, limit):
+    for case_id, key in _rows(conn, _OUTBOX, ids, limit) if messages else ():
         keys[case_id].append(key)
     for r in rows:
         mine = inputs[r.id]
@@ -221,7 +233,7 @@ def whatif(
     out = WhatIf(encode=dumps_text)
     with db.connect() as conn:
         folded = _Policies(conn, draft)
-    for h in histories(db, start, end):
+    for h in histories(db, start, end, messages=False):
         again = rerun(h.case, h.inputs, folded.at, horizon=h.horizon, exact=False)
         if not again.replayable:
             out.not_replayable += 1

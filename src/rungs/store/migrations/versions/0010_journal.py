@@ -1,5 +1,5 @@
 """The input journal (`rungs verify`, `rungs replay`): every input a decision took; and
-each verification's result.
+each verification's result; an index of the outbox by case (verify reads a case's messages).
 
 Cases stored before it have no journal: each gets one `not_replayable` row, so verify and
 replay say so instead of re-running half a history.
@@ -28,6 +28,7 @@ def upgrade() -> None:
         sa.Column("event", sa.Text, nullable=False),
     )
     op.create_index("ix_journal_case", "journal", ["case_id", "id"])
+    op.create_index("ix_outbox_case", "outbox", ["case_id"])  # verify reads a case's messages
     op.create_table(
         "verifications",
         sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
@@ -47,5 +48,6 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_table("verifications")
+    op.drop_index("ix_outbox_case", "outbox")
     op.drop_index("ix_journal_case", "journal")
     op.drop_table("journal")
