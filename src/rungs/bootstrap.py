@@ -19,6 +19,7 @@ from sqlalchemy import Engine as Database
 from rungs.api.access import configure_logging
 from rungs.api.app import create_app
 from rungs.api.counters import Counters
+from rungs.api.inbound import blob_dir_for
 from rungs.api.limits import DEFAULT_MAX_BODY, Rate
 from rungs.engine import Engine, PolicyStore
 from rungs.engine.engine import Record
@@ -52,6 +53,7 @@ def build(
     token_rate: Rate | None = None,
     max_body: int = DEFAULT_MAX_BODY,
     strict: bool = False,
+    blob_dir: str | Path | None = None,
 ) -> tuple[Engine, FastAPI]:
     """Migrate, load the policy (validated; a new version only when its text changed), wire,
     start. The engine's `stop()` stops it all; its `db`, `commands`, `views`, `loop` serve
@@ -84,6 +86,7 @@ def build(
         token_rate=token_rate,
         max_body=max_body,
         counters=counters,
+        blob_dir=Path(blob_dir) if blob_dir else blob_dir_for(db_url),
     )
     engine.start(engine=role in ("all", "engine"))
     return engine, app

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import time
 from functools import partial
+from pathlib import Path
 from typing import Any
 
 from fastapi import Depends, FastAPI, HTTPException, Request
@@ -21,6 +22,7 @@ from rungs.api.auth import Auth, tokens_router
 from rungs.api.counters import Counters
 from rungs.api.errors import ApiError, unavailable_reply
 from rungs.api.fastpath import FastLanes, Lane
+from rungs.api.inbound import Blobs, inbound_router
 from rungs.api.ingest import ingest_router
 from rungs.api.limits import DEFAULT_MAX_BODY, BodyLimit, Rate
 from rungs.api.links import links_router
@@ -155,6 +157,7 @@ def create_app(
     token_rate: Rate | None = None,
     max_body: int = DEFAULT_MAX_BODY,
     counters: Counters | None = None,
+    blob_dir: Path = Path("rungs-blobs"),
 ) -> FastAPI:
     commands, views = engine.commands, engine.views
     auth = Auth(views.tokens, token_rate=token_rate)
@@ -187,6 +190,7 @@ def create_app(
         ingest_router(engine.policies, commands, heartbeat_states=views.heartbeats, lanes=lanes)
     )
     app.include_router(tokens_router(commands, views, auth))
+    app.include_router(inbound_router(views, Blobs(blob_dir)))  # mail attachments, unmatched
     if engine.clock.virtual:
         app.include_router(clock_router(engine.loop))
     app.add_exception_handler(HTTPException, _http_error)

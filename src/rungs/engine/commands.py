@@ -19,6 +19,7 @@ from sqlalchemy.exc import IntegrityError
 from rungs.core.decide import decide
 from rungs.core.model import Case, Effect, Event, Refused
 from rungs.engine.heartbeats import beat_in
+from rungs.engine.mail import Compose, Inbound, Taken, take_in
 from rungs.engine.policies import PolicyChange, PolicyStore
 from rungs.engine.wake import Wake
 from rungs.engine.writer import Writer
@@ -28,7 +29,8 @@ from rungs.store.cases import find_open, insert_case, load_case, new_case_id, sa
 from rungs.store.changes import record_change
 from rungs.store.effects import write_effects
 from rungs.store.links import LinkUse, record_use
-from rungs.store.outbox import Row
+from rungs.store.outbox import NewRow, Row, wake_dispatchers, write_new
+from rungs.store.sql import savepoint
 from rungs.store.tokens import check_person, create_token, revoke_token
 from rungs.time.clock import Clock
 
@@ -249,3 +251,33 @@ class Commands:
         """Keep a change event (`rungs.store.changes`): it opens nothing, the handoff shows it."""
         now = self.clock.now()
         return await self.writer.submit_async(lambda conn: record_change(conn, change, now))
+
+    # customers' mail (issue 15) --------------------------------------------------------------
+
+    def queue_in(self, conn: Connection, rows: list[NewRow], now: int) -> None:
+        """Outbox rows the shell makes (mail to customers) in this transaction: claimed by
+        this process's dispatcher and handed over at commit, like a decision's."""
+        if not rows:
+            return
+        until = None
+        if self.deliveries is not None:
+            until = self.deliveries.lease(self.policies.policy(self.policies.current_version()))
+        self._claimed.extend(write_new(conn, rows, now, until, None))
+        if until is None:
+            wake_dispatchers(conn)
+
+    async def take_mail(self, mail: Inbound, compose: Compose) -> Taken:
+        """A customer's mail (see `rungs.engine.mail`): answered once all it leads to is
+        committed. A mail the core refuses (no matrix for it) leaves nothing behind."""
+
+        def run(conn: Connection) -> Taken:
+            now = self.clock.now()
+            with savepoint(conn, "rungs_mail"):
+                taken = take_in(conn, self, mail, now, compose)
+                self.queue_in(conn, taken.rows, now)
+            return taken
+
+        try:
+            return await self.writer.submit_async(run)
+        except IntegrityError:  # the same mail taken by another process at the same moment
+            return await self.writer.submit_async(run)

@@ -35,6 +35,8 @@ class Composer:
             return _rule_webhook(first, settings, now)
         if first.kind == "notice":
             return self._notice(first, current, settings, now)
+        if first.kind == "mail":
+            return _customer_mail(first, settings, now)
         return self._page(job, current, settings, now)
 
     def _notice(self, row: Row, current: Policy, settings: Channels, now: int) -> Outgoing:
@@ -112,6 +114,19 @@ def _rule_webhook(row: Row, settings: Channels, now: int) -> Outgoing:
     url = str(row.payload.get("url") or "")
     body = {"type": "rule", "key": row.key, **(row.payload.get("body") or {})}
     return Outgoing("webhook", url, settings["webhook"], Message("", "", data=body), row.key, now)
+
+
+def _customer_mail(row: Row, settings: Channels, now: int) -> Outgoing:
+    """A mail to a customer (an answer, a survey): written whole by the engine, threaded by
+    the headers in its payload (see `rungs.engine.mail.outgoing`)."""
+    if "email" not in settings:
+        raise DeliveryError("channel 'email' is not configured: add channels.email", permanent=True)
+    p = row.payload
+    headers = {k: p.get(k) for k in ("message_id", "in_reply_to", "references", "auto_submitted")}
+    msg = Message(
+        str(p["subject"]), str(p["text"]), data={"mail": {**headers, "reply_to": p.get("from")}}
+    )
+    return Outgoing("email", str(p["to"]), settings["email"], msg, row.key, now)
 
 
 def _person(pid: str, *policies: Policy) -> Person | None:

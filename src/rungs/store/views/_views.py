@@ -15,6 +15,7 @@ from rungs.policy.versions import PolicyVersions
 from rungs.schedules.oncall import Schedule
 from rungs.store.cases import load_case
 from rungs.store.tokens import TokenCache
+from rungs.store.views import inbound
 from rungs.store.views._cases import (
     case_json,
     case_page,
@@ -169,3 +170,21 @@ class Views:
     def heartbeats(self) -> list[dict[str, Any]]:
         with self.db.connect() as conn:
             return heartbeat_states(conn)
+
+    # customers' mail and surveys (issue 15; `rungs.store.views.inbound`) ---------------------
+
+    def unmatched_mail(self, limit: int, before: int | None = None) -> list[dict[str, Any]]:
+        with self.db.connect() as conn:
+            return inbound.unmatched(conn, limit=limit, before=before)
+
+    def attachments(self, case_id: str) -> list[dict[str, Any]]:
+        with self.db.connect() as conn:
+            return inbound.attachments(conn, case_id)
+
+    def survey(self, token: str) -> dict[str, Any] | None:
+        with self.db.connect() as conn:
+            return inbound.survey(conn, token)
+
+    def csat(self, since: int | None = None, until: int | None = None) -> dict[str, Any]:
+        with self.db.connect() as conn:
+            return inbound.csat(conn, since, until)
