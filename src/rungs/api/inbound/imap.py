@@ -44,6 +44,7 @@ class ImapPoller:
         self.idle_s = idle_s  # how long one IDLE waits before checking for stop
         self.ssl_context = ssl_context
         self.taken = 0
+        self._too_big: set[int] = set()  # left unseen, said once
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="rungs-imap", daemon=True)
 
@@ -99,12 +100,15 @@ class ImapPoller:
         for uid in client.search(["UNSEEN"]):
             if self._stop.is_set():
                 return
+            if uid in self._too_big:
+                continue
             fetched = client.fetch([uid], ["BODY.PEEK[]"]).get(uid) or {}
             raw = fetched.get(b"BODY[]")
             if not isinstance(raw, bytes):
                 continue
             if len(raw) > self.intake.max_size:
                 log.warning("IMAP message %s is over the size limit: left unseen", uid)
+                self._too_big.add(uid)
                 continue
             try:
                 loop.run_until_complete(self.intake.take(raw))
