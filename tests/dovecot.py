@@ -9,8 +9,8 @@ import os
 import pwd
 import shutil
 import signal
-import tempfile
 import subprocess
+import tempfile
 from pathlib import Path
 
 import pytest
