@@ -29,6 +29,7 @@ from rungs.api.links import links_router
 from rungs.api.oncall import oncall_router
 from rungs.api.openapi import DOCS_PAGES, DOCS_STATIC, install_docs, install_openapi
 from rungs.api.routes import Metrics, cases_router, clock_router, health_router, policy_router
+from rungs.api.web.survey import survey_router
 from rungs.engine import Engine
 from rungs.engine.writer import Unavailable
 from rungs.notify.links import Links
@@ -191,6 +192,7 @@ def create_app(
     )
     app.include_router(tokens_router(commands, views, auth))
     app.include_router(inbound_router(views, Blobs(blob_dir)))  # mail attachments, unmatched
+    app.include_router(survey_router(commands, views))  # /s/{token}: the token is the credential
     if engine.clock.virtual:
         app.include_router(clock_router(engine.loop))
     app.add_exception_handler(HTTPException, _http_error)

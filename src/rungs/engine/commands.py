@@ -21,6 +21,7 @@ from rungs.core.model import Case, Effect, Event, Refused
 from rungs.engine.heartbeats import beat_in
 from rungs.engine.mail import Compose, Inbound, Taken, take_in
 from rungs.engine.policies import PolicyChange, PolicyStore
+from rungs.engine.surveys import answer_in, opt_out_in, watch
 from rungs.engine.wake import Wake
 from rungs.engine.writer import Writer
 from rungs.policy import Policy
@@ -80,7 +81,10 @@ class Commands:
         policy = self.policies.policy(version)
         new, effects = decide(case, event, now, policy)
         save_case(conn, new, version)
-        return new, self._write(conn, new, effects, version, policy, now, fresh=False)
+        earliest = self._write(conn, new, effects, version, policy, now, fresh=False)
+        if new.status != case.status:  # resolved or reopened: surveys (`rungs.engine.surveys`)
+            watch(self, conn, case, new, event, now)
+        return new, earliest
 
     def open_in(
         self,
@@ -281,3 +285,16 @@ class Commands:
             return await self.writer.submit_async(run)
         except IntegrityError:  # the same mail taken by another process at the same moment
             return await self.writer.submit_async(run)
+
+    async def answer_survey(self, token: str, rating: int, comment: str) -> dict[str, Any]:
+        """`POST /s/{token}`: recorded once (`rungs.engine.surveys.Gone` afterwards, or once
+        expired; ValueError for a rating off the scale)."""
+        return await self.writer.submit_async(
+            lambda conn: answer_in(self, conn, token, rating, comment, self.clock.now())
+        )
+
+    async def survey_opt_out(self, token: str) -> str:
+        """The survey's requester wants no more surveys; returns the requester."""
+        return await self.writer.submit_async(
+            lambda conn: opt_out_in(conn, token, self.clock.now())
+        )

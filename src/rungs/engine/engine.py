@@ -27,6 +27,7 @@ from rungs.engine.heartbeats import Heartbeats
 from rungs.engine.integrations import keys_unset
 from rungs.engine.loop import DueWork, Loop
 from rungs.engine.policies import PolicyStore
+from rungs.engine.surveys import Surveys
 from rungs.engine.timers import Timers
 from rungs.engine.wake import Wake
 from rungs.engine.writer import Writer
@@ -83,13 +84,14 @@ class Engine:
         self.views = Views(db, self.policies, clock)
         self.timers = Timers(self.commands, clock, batch=batch)
         self.heartbeats = Heartbeats(self.commands, self.policies, clock, batch=batch)
+        self.surveys = Surveys(self.commands, clock)
         self.loop = Loop(
             db,
             self.writer,
             clock,
             self.wake,
             self.policies,
-            [self.timers, self.heartbeats],
+            [self.timers, self.heartbeats, self.surveys],
             deliveries=self.dispatcher,
         )
         self._started = False

@@ -45,6 +45,7 @@ __all__ = [
     "last_answer",
     "mark_answered",
     "seen_in",
+    "thread_of",
     "unmatched",
 ]
 
@@ -210,3 +211,10 @@ def attachments_of(conn: Connection, case_id: str) -> list[dict[str, Any]]:
          "at": r.at, "message_id": r.message_id}
         for r in rows
     ]  # fmt: skip
+
+
+def thread_of(conn: Connection, case_id: str, limit: int = 20) -> list[str]:
+    """The case's mail, in and out, as Message-IDs from the oldest (the last `limit`)."""
+    t = mail_messages
+    q = select(t.c.message_id).where(t.c.case_id == case_id).order_by(t.c.id.desc()).limit(limit)
+    return [r[0] for r in conn.execute(q)][::-1]
