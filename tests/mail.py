@@ -98,12 +98,15 @@ def send_over(s: smtplib.SMTP, m: EmailMessage, sender: str | None = None) -> tu
 class Desk:
     """The service (virtual clock at the wall clock's now) with its SMTP listener."""
 
-    def __init__(self, tmp: Path, sink: Sink, policy: str = POLICY, **doors: Any) -> None:
+    def __init__(
+        self, tmp: Path, sink: Sink, policy: str = POLICY, *, db_url: str | None = None,
+        **doors: Any,
+    ) -> None:  # fmt: skip
         path = tmp / "policy.yaml"
         path.write_text(policy.replace("port: 1,", f"port: {sink.port},"), encoding="utf-8")
         self.sink = sink
         self.engine, self.app = build(
-            db_url=f"sqlite:///{tmp / 'rungs.db'}",
+            db_url=db_url or f"sqlite:///{tmp / 'rungs.db'}",
             policy_file=path,
             virtual_start=SystemClock().now(),
             blob_dir=tmp / "blobs",

@@ -153,3 +153,34 @@ def test_one_survey_per_contact_within_the_window(
         assert len(surveys_to(d, "ops@globex.test")) == 1
     finally:
         d.stop()
+
+
+def test_mail_and_surveys_on_each_database(
+    tmp_path: Path, sink: Sink, db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The whole way once on SQLite and on PostgreSQL: a mail opens a case, a reply threads,
+    an escalation is requested, the survey goes out and records once."""
+    monkeypatch.setenv("RUNGS_ALLOW_VIRTUAL_CLOCK", "1")
+    sink.messages.clear()
+    d = Desk(tmp_path, sink, db_url=db_url)
+    try:
+        first = mail("ops@globex.test", "Slow", "The portal is slow.")
+        assert d.send(first) == (250, "2.0.0 OK C1")
+        reply = mail("ops@globex.test", "Re: Slow", "Still slow.", to="escalations@acme.test",
+                     headers={"In-Reply-To": str(first["Message-ID"])})  # fmt: skip
+        assert d.send(reply) == (250, "2.0.0 OK C1")
+        assert d.send(first) == (250, "2.0.0 OK C1")  # taken once
+        assert [e["level"] for e in d.entries("C1", "escalated")] == [2]
+        sync.act(d.engine, "C1", Event("resolve", by="bob"))
+        d.deliver(25 * HOUR)
+        path = link(surveys_to(d, "ops@globex.test")[0], 2)
+        client = TestClient(d.app)
+        assert client.post(path, data={"rating": "2", "comment": "meh"}).status_code == 200
+        assert client.post(path, data={"rating": "2"}).status_code == 410
+        csat = d.engine.views.csat()
+        assert csat["escalated"]["escalated"]["answered"] == 1
+        assert csat["overall"]["csat"] == 0.0
+        assert [e["to"] for e in d.entries("C1", "notified") if e["reason"] == "survey_followup"] \
+            == ["carol"]  # fmt: skip
+    finally:
+        d.stop()
