@@ -137,7 +137,7 @@ def test_a_reply_keeps_its_text_and_an_escalation_request_at_the_top_pages_again
         "customer_replied", "more", "ops@globex.test", "email")  # fmt: skip
     ask = Event("request_escalation", reason="customer_request", data={**data, "at_top": "page"})
     case, eff = decide(case, ask, T0 + 2, policy)
-    assert [x["kind"] for x in entries(eff)][0] == "escalated" and case.level == 2
+    assert next(x["kind"] for x in entries(eff)) == "escalated" and case.level == 2
     case, eff = decide(case, ask, T0 + 3, policy)  # the last level: recorded, paged again
     got = entries(eff)
     assert got[0]["kind"] == "escalation_requested" and got[0]["level"] == 2
@@ -177,7 +177,8 @@ def test_csat_figures() -> None:
     ]
     got = figures(rows)
     assert got == {"sent": 6, "answered": 4, "good": 3, "csat": 0.75,
-                   "response_rate": round(4 / 6, 4), "distribution": {"2": 2, "4": 1, "5": 1}}  # fmt: skip
+                   "response_rate": round(4 / 6, 4),
+                   "distribution": {"2": 2, "4": 1, "5": 1}}  # fmt: skip
     assert figures([])["csat"] is None
 
 
