@@ -188,3 +188,12 @@ def test_survey_mail_has_one_link_per_rating_and_an_opt_out() -> None:
     assert "https://r.test/s/tok?rating=1" in text and "https://r.test/s/tok?rating=2" in text
     assert "rating=3" not in text and "https://r.test/s/tok/opt_out" in text
     assert "<b>x</b>" not in html and "&lt;b&gt;x&lt;/b&gt;" in html
+
+
+def test_parse_decodes_transfer_encoding_and_charset() -> None:
+    m = EmailMessage()
+    m["From"] = "a@b.test"
+    m["Subject"] = "=?utf-8?q?Gr=C3=BC=C3=9Fe?="
+    m.set_content("Grüße aus Köln\n", charset="iso-8859-1", cte="quoted-printable")
+    got = parse(bytes(m), fallback_id="<f@x>")
+    assert (got.subject, got.text) == ("Grüße", "Grüße aus Köln")

@@ -59,7 +59,15 @@ def parse(raw: bytes, *, envelope_from: str | None = None, fallback_id: str) -> 
     second delivery of the same bytes is recognised)."""
     msg = message_from_bytes(raw, policy=email_policy.default)
     assert isinstance(msg, EmailMessage)
-    headers = {k.lower(): _header(msg, k) for k in set(msg.keys())}
+    # raw values, unfolded: only the subject needs decoding (the others are addresses and
+    # ids, or are only tested), and the structured parse of every header costs a third of it
+    headers: dict[str, str] = {}
+    for k, v in msg.raw_items():
+        headers.setdefault(k.lower(), " ".join(str(v).split()))
+    headers["subject"] = _header(msg, "subject")
+    # a mail of one part (most are) is its own body: no MIME walk, which parses Content-Type
+    # again at every step
+    single = msg.get_content_type() if not msg.is_multipart() else None
     sender = _address(headers.get("from", "")) or (envelope_from or "").strip().lower()
     recipients = tuple(
         a.lower() for _, a in getaddresses([headers.get("to", ""), headers.get("cc", "")]) if a
@@ -70,12 +78,12 @@ def parse(raw: bytes, *, envelope_from: str | None = None, fallback_id: str) -> 
         sender=sender,
         recipients=recipients,
         subject=" ".join(headers.get("subject", "").split())[:MAX_SUBJECT],
-        text=_text(msg),
+        text=_text(msg, single),
         date=headers.get("date") or None,
         in_reply_to=tuple(_IDS.findall(headers.get("in-reply-to", "")))[:5],
         references=tuple(_IDS.findall(headers.get("references", "")))[-30:],
         headers=headers,
-        attachments=tuple(_attachments(msg)),
+        attachments=() if single is not None else tuple(_attachments(msg)),
     )
 
 
@@ -92,20 +100,27 @@ def _address(value: str) -> str:
     return addr if "@" in addr else ""
 
 
-def _text(msg: EmailMessage) -> str:
+def _text(msg: EmailMessage, single: str | None) -> str:
     """The new text of the mail: plain part preferred, else HTML as text; quoted replies and
-    signatures stripped."""
-    body = msg.get_body(preferencelist=("plain", "html"))
+    signatures stripped. `single`: the content type of a mail of one part."""
+    if single is not None:
+        body: EmailMessage | None = msg if single in ("text/plain", "text/html") else None
+        ctype = single
+    else:
+        found = msg.get_body(preferencelist=("plain", "html"))
+        body = found if isinstance(found, EmailMessage) else None
+        ctype = body.get_content_type() if body is not None else ""
     if body is None:
         return ""
-    try:
-        content = body.get_content()
-    except (LookupError, ValueError, AssertionError):  # unknown charset, broken encoding
-        payload = body.get_payload(decode=True)
-        content = payload.decode("utf-8", "replace") if isinstance(payload, bytes) else ""
-    if not isinstance(content, str):
+    # what `get_content` does (transfer encoding, then charset), with one Content-Type parse
+    payload = body.get_payload(decode=True)
+    if not isinstance(payload, bytes):
         return ""
-    if body.get_content_type() == "text/html":
+    try:
+        content = payload.decode(body.get_content_charset() or "utf-8", "replace")
+    except LookupError:  # a charset Python does not know
+        content = payload.decode("utf-8", "replace")
+    if ctype == "text/html":
         conv = html2text.HTML2Text(bodywidth=0)
         conv.ignore_images = True
         content = conv.handle(content)
