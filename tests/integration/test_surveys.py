@@ -85,6 +85,8 @@ def test_the_survey_arrives_after_the_delay_threaded_and_records_once(desk: Desk
                                "response_rate": 1.0, "distribution": {"4": 1}}  # fmt: skip
     assert csat["escalated"]["not_escalated"]["csat"] == 1.0
     assert csat["resolved_by"]["alice"]["answered"] == 1
+    assert csat["team"]["desk"]["answered"] == 1 and csat["customer"]["globex"]["sent"] == 1
+    assert csat["comments"][0]["comment"] == "Quick and kind."
 
 
 def test_a_reopen_before_the_delay_cancels_the_survey(desk: Desk) -> None:
@@ -133,6 +135,7 @@ def test_opted_out_requesters_get_no_more_surveys(desk: Desk) -> None:
     client = TestClient(desk.app)
     assert client.get(f"{token_path}/opt_out").status_code == 200  # asks, records nothing
     assert client.post(f"{token_path}/opt_out").status_code == 200
+    assert [e["requester"] for e in desk.entries("C1", "survey_opt_out")] == ["ops@globex.test"]
     second = resolved_case(desk, subject="Again")
     desk.deliver(25 * HOUR)
     assert len(surveys_to(desk, "ops@globex.test")) == 1

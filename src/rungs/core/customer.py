@@ -30,6 +30,7 @@ OBSERVED = frozenset(
         "survey_expired",
         "survey_cancelled",
         "survey_followup",
+        "survey_opt_out",
         "auto_reply",
     )
 )

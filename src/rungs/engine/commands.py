@@ -296,5 +296,5 @@ class Commands:
     async def survey_opt_out(self, token: str) -> str:
         """The survey's requester wants no more surveys; returns the requester."""
         return await self.writer.submit_async(
-            lambda conn: opt_out_in(conn, token, self.clock.now())
+            lambda conn: opt_out_in(self, conn, token, self.clock.now())
         )

@@ -183,10 +183,12 @@ def answer_in(
     return {**row, "status": "answered", "rating": rating}
 
 
-def opt_out_in(conn: Connection, token: str, now: int) -> str:
-    """The requester of this survey asks for no more surveys (honoured from now on)."""
+def opt_out_in(commands: Commands, conn: Connection, token: str, now: int) -> str:
+    """The requester of this survey asks for no more surveys (honoured from now on; a
+    `survey_opt_out` entry on the survey's case the first time)."""
     row = store.by_token(conn, token)
     if row is None:
         raise Gone(token)
-    store.opt_out(conn, row["requester"], now)
+    if store.opt_out(conn, row["requester"], now):
+        _entry(commands, conn, row["case_id"], now, "survey_opt_out", requester=row["requester"])
     return str(row["requester"])

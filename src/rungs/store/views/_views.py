@@ -186,5 +186,9 @@ class Views:
             return inbound.survey(conn, token)
 
     def csat(self, since: int | None = None, until: int | None = None) -> dict[str, Any]:
+        teams: dict[str, list[str]] = {}
+        for team in self.policy().teams.values():
+            for person in team.members:
+                teams.setdefault(person, []).append(team.id)
         with self.db.connect() as conn:
-            return inbound.csat(conn, since, until)
+            return inbound.csat(conn, since, until, teams)

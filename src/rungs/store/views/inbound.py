@@ -3,13 +3,14 @@ its token, and the CSAT figures the reports use.
 
 CSAT is good ÷ answered (good: 4 or 5 on the 5-point scale, 2 on the 2-point one); the
 response rate is answered ÷ sent (every survey that went out: answered, expired or still
-open). `csat` splits by escalated vs not, by reason, by who resolved, by customer and tier.
+open). `csat` splits by escalated vs not, by reason, by who resolved and their team, by customer and
+tier, and lists the latest comments.
 """
 
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import Connection, select
@@ -60,8 +61,14 @@ def figures(rows: Iterable[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
-def csat(conn: Connection, since: int | None = None, until: int | None = None) -> dict[str, Any]:
-    """CSAT over surveys of cases resolved in [since, until), overall and split."""
+def csat(
+    conn: Connection,
+    since: int | None = None,
+    until: int | None = None,
+    teams_of: Mapping[str, Sequence[str]] | None = None,
+) -> dict[str, Any]:
+    """CSAT over surveys of cases resolved in [since, until), overall and split (`teams_of`:
+    person -> their teams, for the split by the resolver's team)."""
     q = select(surveys).where(surveys.c.status.in_(_SENT))
     if since is not None:
         q = q.where(surveys.c.resolved_at >= since)
@@ -81,6 +88,11 @@ def csat(conn: Connection, since: int | None = None, until: int | None = None) -
         for r in rows:
             groups[key(r)].append(r)
         out[name] = {k: figures(v) for k, v in sorted(groups.items())}
+    by_team: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for r in rows:  # a resolver in two teams counts for both
+        for team in (teams_of or {}).get(r["resolved_by"] or "", ()) or ("none",):
+            by_team[team].append(r)
+    out["team"] = {k: figures(v) for k, v in sorted(by_team.items())}
     out["comments"] = [
         {"case": r["case_id"], "rating": r["rating"], "comment": r["comment"],
          "at": r["answered_at"]}
