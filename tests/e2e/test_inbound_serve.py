@@ -3,8 +3,8 @@ SIGKILL right after, and the automatic answer reaches a real SMTP server."""
 
 from __future__ import annotations
 
-import smtplib
 import signal
+import smtplib
 from pathlib import Path
 
 import httpx
