@@ -71,7 +71,7 @@ class Answer:
     text: str
 
 
-# (mail, case id or None for unmatched, the case's title) -> the answer's subject and text
+# (mail, the case opened, or None for unmatched mail) -> the answer's subject and text
 Compose = Callable[[Inbound, str | None], Answer]
 
 

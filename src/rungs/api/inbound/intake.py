@@ -8,7 +8,8 @@ import hashlib
 from collections.abc import Sequence
 
 from rungs.engine import Engine
-from rungs.engine.mail import Taken
+from rungs.engine.mail import Inbound, Taken
+from rungs.policy import Policy
 
 from .answers import compose
 from .attachments import Blobs
@@ -26,7 +27,8 @@ class Intake:
         self.blobs = blobs
         self.max_size = max_size
 
-    def policy(self):  # type: ignore[no-untyped-def]  # the policy in force, compiled
+    def policy(self) -> Policy:
+        """The policy in force, compiled."""
         p = self.engine.policies
         return p.policy(p.current_version())
 
@@ -41,7 +43,7 @@ class Intake:
         """Take one mail: returns once its case (or its unmatched row) is committed."""
         fallback = f"<{hashlib.sha256(raw).hexdigest()[:40]}@rungs.invalid>"
 
-        def prepare():  # type: ignore[no-untyped-def]
+        def prepare() -> Inbound:
             parsed = parse(raw, envelope_from=envelope_from, fallback_id=fallback)
             stored = self.blobs.keep(parsed.attachments)
             return inbound(parsed, rcpts, self.policy(), stored, envelope_from=envelope_from)

@@ -22,7 +22,8 @@ def inbound_router(views: Views, blobs: Blobs) -> APIRouter:
 
     @router.get("/v1/inbound/unmatched")
     def unmatched(
-        limit: int = Query(50, ge=1, le=500), before: int | None = Query(None, ge=1)
+        limit: int = Query(50, ge=1, le=500),
+        before: int | None = Query(None, ge=1, le=2**62, description="ids below this one"),
     ) -> list[dict[str, Any]]:
         """Mail from senders no customer owns (kept when the policy has no default_customer)."""
         return views.unmatched_mail(limit, before)
