@@ -8,6 +8,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from rungs.api.inbound.parse import parse
 from rungs.api.inbound.replies import is_automatic
@@ -197,3 +199,20 @@ def test_parse_decodes_transfer_encoding_and_charset() -> None:
     m.set_content("Grüße aus Köln\n", charset="iso-8859-1", cte="quoted-printable")
     got = parse(bytes(m), fallback_id="<f@x>")
     assert (got.subject, got.text) == ("Grüße", "Grüße aus Köln")
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.binary(max_size=600),
+    st.sampled_from(
+        [
+            b"",
+            b"From: a@b.test\r\n",
+            b"Content-Type: "
+            b"multipart/mixed; boundary=x\r\n\r\n--x\r\nContent-Type: text/html; charset=x-bad\r\n",
+        ]
+    ),
+)
+def test_parse_takes_any_bytes(tail: bytes, head: bytes) -> None:
+    got = parse(head + tail, fallback_id="<f@x>")  # a mail it cannot read is still a mail
+    assert got.message_id and len(got.text) <= 100_000
