@@ -216,3 +216,13 @@ def test_parse_decodes_transfer_encoding_and_charset() -> None:
 def test_parse_takes_any_bytes(tail: bytes, head: bytes) -> None:
     got = parse(head + tail, fallback_id="<f@x>")  # a mail it cannot read is still a mail
     assert got.message_id and len(got.text) <= 100_000
+
+
+def test_without_an_owner_a_followup_pages_the_highest_level_reached(policy: Policy) -> None:
+    open_ = Event("open", data={"customer": "initech", "title": "t"})  # initech has no owner
+    case = decide(None, open_, T0, policy)[0]
+    case, _ = decide(case, Event("escalate", by="alice", reason="outage"), T0 + 1, policy)
+    case, _ = decide(case, Event("resolve", by="bob"), T0 + 2, policy)
+    follow = Event("observed", data={"entry": "survey_followup", "rating": 2, "comment": "slow"})
+    _, eff = decide(case, follow, T0 + 3, policy)
+    assert [x["to"] for x in entries(eff) if x["kind"] == "notified"] == ["bob"]  # level 2
