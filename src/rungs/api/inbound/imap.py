@@ -2,14 +2,17 @@
 IMAPClient. Unseen messages are fetched with `BODY.PEEK[]` (which leaves them unseen), taken,
 and flagged `\\Seen` only once their case is committed, so a crash in between takes them
 again (the Message-ID makes the second time a no-op). It waits with IDLE where the server
-offers it, else polls every `poll_s` seconds; a lost connection is tried again with backoff.
+offers it (searching again at least every `idle_s` seconds), else polls every `poll_s`
+seconds; a lost connection is tried again with backoff; `stop()` cuts a wait at once.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
+import socket
 import ssl
 import threading
 
@@ -35,24 +38,33 @@ class ImapPoller:
         settings: Imap,
         *,
         poll_s: float = 30.0,
-        idle_s: float = 2.0,
+        idle_s: float = 5.0,
         ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         self.intake = intake
         self.settings = settings
         self.poll_s = poll_s
-        self.idle_s = idle_s  # how long one IDLE waits before checking for stop
+        # how long one IDLE waits before searching again anyway: a new message's EXISTS can
+        # reach the client together with IDLE's continuation line and sit in imaplib's read
+        # buffer, where IMAPClient's poll of the socket does not see it
+        self.idle_s = idle_s
         self.ssl_context = ssl_context
         self.taken = 0
         self._too_big: set[int] = set()  # left unseen, said once
         self._stop = threading.Event()
+        self._client: IMAPClient | None = None  # the connection in use (stop() cuts it)
         self._thread = threading.Thread(target=self._run, name="rungs-imap", daemon=True)
 
     def start(self) -> None:
         self._thread.start()
 
     def stop(self) -> None:
+        """Stop at once: a wait in IDLE is cut by shutting the connection's socket."""
         self._stop.set()
+        client = self._client
+        if client is not None:
+            with contextlib.suppress(OSError):
+                client.socket().shutdown(socket.SHUT_RDWR)
         self._thread.join(timeout=10)
 
     def _run(self) -> None:
@@ -62,9 +74,12 @@ class ImapPoller:
             while not self._stop.is_set():
                 try:
                     with self._connect() as client:
+                        self._client = client
                         backoff = 1.0
                         self._serve(client, loop)
                 except (IMAPClientError, OSError, KeyError, ssl.SSLError) as exc:
+                    if self._stop.is_set():
+                        break
                     log.warning("IMAP %s: %s; trying again in %.0fs", self.settings.host, exc,
                                 backoff)  # fmt: skip
                     self._stop.wait(backoff)
