@@ -276,3 +276,14 @@ def test_starttls_is_offered_with_a_certificate(
         assert (code, reply) == (250, "2.0.0 OK C1")
     finally:
         d.stop()
+
+
+def test_an_address_the_policy_does_not_list_is_refused(desk: Desk) -> None:
+    import smtplib
+
+    with smtplib.SMTP("127.0.0.1", desk.smtp_port, timeout=30) as s:
+        s.ehlo()
+        s.mail("ops@globex.test")
+        code, _ = s.rcpt("someone-else@elsewhere.test")
+    assert code == 550
+    assert desk.cases() == []
