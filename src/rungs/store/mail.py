@@ -23,12 +23,12 @@ from sqlalchemy import (
     String,
     Table,
     Text,
-    func,
     insert,
     select,
     update,
 )
 
+from rungs.store.sql import Sql, run
 from rungs.store.tables import metadata
 
 __all__ = [
@@ -107,24 +107,31 @@ class Attachment:
                 "sha256": self.sha256}  # fmt: skip
 
 
+# Every mail runs these: straight on the driver's cursor (`rungs.store.sql`), as the hot
+# statements of decisions do.
+_SEEN = Sql("SELECT 1 FROM mail_messages WHERE message_id = :m AND direction = 'in' LIMIT 1")
+_CASE_OF = Sql(
+    "SELECT case_id FROM mail_messages WHERE message_id = :m AND case_id IS NOT NULL LIMIT 1"
+)
+_KEEP = Sql(
+    "INSERT INTO mail_messages (message_id, direction, case_id, kind, peer, subject, date, at) "
+    "VALUES (:message_id, :direction, :case_id, :kind, :peer, :subject, :date, :at)"
+)
+_LAST_ANSWER = Sql("SELECT max(at) FROM mail_messages WHERE peer = :p AND kind = 'answer'")
+
+
 def seen_in(conn: Connection, message_id: str) -> bool:
     """Whether this mail was taken before (a sender's retry, a second poll): take it once."""
-    q = select(mail_messages.c.id).where(
-        mail_messages.c.message_id == message_id, mail_messages.c.direction == "in"
-    )
-    return conn.execute(q.limit(1)).first() is not None
+    return run(conn, _SEEN, {"m": message_id[:998]}) is not None
 
 
 def case_of_ids(conn: Connection, ids: Sequence[str]) -> str | None:
     """The case of the latest of `ids` (In-Reply-To first, then References, newest first)
     that Rungs has kept, in or out; None when none belongs to a case."""
     for mid in ids:
-        q = select(mail_messages.c.case_id).where(
-            mail_messages.c.message_id == mid, mail_messages.c.case_id.is_not(None)
-        )
-        found = conn.execute(q.limit(1)).scalar()
+        found = run(conn, _CASE_OF, {"m": mid[:998]})
         if found is not None:
-            return str(found)
+            return str(found[0])
     return None
 
 
@@ -139,21 +146,17 @@ def keep_message(
     at: int,
     date: str | None = None,
 ) -> None:
-    conn.execute(
-        insert(mail_messages).values(
-            message_id=message_id[:998], direction=direction, case_id=case_id, kind=kind,
-            peer=peer[:320], subject=subject, date=(date or None) and date[:200], at=at,
-        )
-    )  # fmt: skip
+    run(conn, _KEEP, {
+        "message_id": message_id[:998], "direction": direction, "case_id": case_id,
+        "kind": kind, "peer": peer[:320], "subject": subject,
+        "date": (date or None) and date[:200], "at": at,
+    })  # fmt: skip
 
 
 def last_answer(conn: Connection, peer: str) -> int | None:
     """When `peer` was last sent an automatic answer (None: never)."""
-    q = select(func.max(mail_messages.c.at)).where(
-        mail_messages.c.peer == peer, mail_messages.c.kind == "answer"
-    )
-    found = conn.execute(q).scalar()
-    return None if found is None else int(found)
+    found = run(conn, _LAST_ANSWER, {"p": peer[:320]})
+    return None if found is None or found[0] is None else int(found[0])
 
 
 def keep_unmatched(
