@@ -45,7 +45,7 @@ test: $(STAMP) assets debian-packages imports
 test-unit: $(STAMP)
 	$(BIN)/python -m pytest -n 2 -p no:cacheprovider tests/unit
 
-test-integration: $(STAMP) assets
+test-integration: $(STAMP) assets debian-packages
 	$(BIN)/python -m pytest -n 2 -p no:cacheprovider tests/integration
 
 test-e2e: $(STAMP) assets debian-packages
@@ -58,7 +58,8 @@ imports: $(STAMP)
 # The real peers the tests start, from Debian's packages: Prometheus Alertmanager
 # (tests/integration/test_ingest_alertmanager.py), Chromium for the console's browser tests
 # (Playwright drives /usr/bin/chromium; its own browser download cannot work here) and Dovecot
-# for the IMAP poller's tests. Installed only when one is missing.
+# for the IMAP poller's tests (tests/dovecot.py starts one per module). Installed only when one
+# is missing.
 DEBIAN_PACKAGES := prometheus-alertmanager chromium dovecot-imapd
 debian-packages:
 	@missing=""; for p in $(DEBIAN_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \

@@ -19,6 +19,7 @@ from sqlalchemy import Engine as Database
 from rungs.api.access import configure_logging
 from rungs.api.app import create_app
 from rungs.api.counters import Counters
+from rungs.api.inbound import blob_dir_for
 from rungs.api.limits import DEFAULT_MAX_BODY, Rate
 from rungs.api.web import WebSettings
 from rungs.engine import Engine, PolicyStore
@@ -57,6 +58,7 @@ def build(
     trusted_header: str | None = None,
     trusted_proxies: list[str] | tuple[str, ...] = (),
     verify_every: int | None = None,
+    blob_dir: str | Path | None = None,
 ) -> tuple[Engine, FastAPI]:
     """Migrate, load the policy (validated; a new version only when its text changed), wire,
     start. The engine's `stop()` stops it all; its `db`, `commands`, `views`, `loop` serve
@@ -98,6 +100,7 @@ def build(
             trusted_proxies=tuple(trusted_proxies),
             secret=os.environ.get(WEB_SECRET_ENV) or None,
         ),
+        blob_dir=Path(blob_dir) if blob_dir else blob_dir_for(db_url),
     )
     engine.start(engine=role in ("all", "engine"))
     return engine, app

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import time
 from functools import partial
+from pathlib import Path
 from typing import Any
 
 from fastapi import Depends, FastAPI, HTTPException, Request
@@ -22,6 +23,7 @@ from rungs.api.counters import Counters
 from rungs.api.errors import ApiError, unavailable_reply
 from rungs.api.fastpath import FastLanes, Lane
 from rungs.api.feeds import Feeds, feeds_router
+from rungs.api.inbound import Blobs, inbound_router
 from rungs.api.ingest import ingest_router
 from rungs.api.limits import DEFAULT_MAX_BODY, BodyLimit, Rate
 from rungs.api.links import links_router
@@ -30,6 +32,7 @@ from rungs.api.openapi import DOCS_PAGES, DOCS_STATIC, install_docs, install_ope
 from rungs.api.routes import Metrics, cases_router, clock_router, health_router, policy_router
 from rungs.api.routes.replay import VerifyGauges, replay_router
 from rungs.api.web import WebSettings, web_router
+from rungs.api.web.survey import survey_router
 from rungs.engine import Engine
 from rungs.engine.writer import Unavailable
 from rungs.notify.links import Links
@@ -159,6 +162,7 @@ def create_app(
     max_body: int = DEFAULT_MAX_BODY,
     counters: Counters | None = None,
     web: WebSettings | None = None,
+    blob_dir: Path = Path("rungs-blobs"),
 ) -> FastAPI:
     commands, views = engine.commands, engine.views
     auth = Auth(views.tokens, token_rate=token_rate)
@@ -194,6 +198,8 @@ def create_app(
     )
     app.include_router(tokens_router(commands, views, auth))
     app.include_router(feeds_router(Feeds(links, views)))  # /calendar/{token}.ics: signed
+    app.include_router(inbound_router(views, Blobs(blob_dir)))  # mail attachments, unmatched
+    app.include_router(survey_router(commands, views))  # /s/{token}: the token is the credential
     if engine.clock.virtual:
         app.include_router(clock_router(engine.loop))
     app.include_router(web_router(engine, web))  # the console: pages under /, signed in

@@ -105,6 +105,26 @@ def serve(
             help="An address or network (CIDR) whose --trusted-header is believed; repeat it.",
         ),
     ] = None,
+    smtp_port: Annotated[
+        int | None,
+        typer.Option(
+            "--smtp-port",
+            envvar="RUNGS_SMTP_PORT",
+            help="Take customers' mail by SMTP on this port (STARTTLS with --tls-cert).",
+        ),
+    ] = None,
+    smtp_max_size: Annotated[
+        int,
+        typer.Option("--smtp-max-size", envvar="RUNGS_SMTP_MAX_SIZE", help="Largest mail, bytes."),
+    ] = 10 * 1024 * 1024,
+    blob_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--blob-dir",
+            envvar="RUNGS_BLOB_DIR",
+            help="Where mail attachments are kept (default: DB.blobs beside a SQLite file).",
+        ),
+    ] = None,
 ) -> None:
     """Run the API, the engine and the dispatcher on one database."""
 
@@ -135,6 +155,12 @@ def serve(
     tls = _tls_or_exit(tls_cert, tls_key)
     proxies = _proxies_or_exit(trusted_header, trusted_proxy or [])
     _port_free_or_exit(host, port)
+    if smtp_port is not None:
+        if workers > 1:
+            raise _fail("--smtp-port needs --workers 1 (one listener per port)")
+        if smtp_max_size < 1024:
+            raise _fail("--smtp-max-size must be at least 1024 bytes")
+        _port_free_or_exit(host, smtp_port)
     configure_logging(log_level.lower())
     scheme = "https" if tls else "http"
     if workers > 1:
@@ -155,6 +181,7 @@ def serve(
             trusted_header=trusted_header,
             trusted_proxies=proxies,
             verify_every=every,
+            blob_dir=str(blob_dir) if blob_dir else None,
         )
         return
     with _start_errors(db):
@@ -169,13 +196,45 @@ def serve(
             trusted_header=trusted_header,
             trusted_proxies=proxies,
             verify_every=every,
+            blob_dir=blob_dir,
         )
+        doors = _mail_doors(engine, db, blob_dir, host, smtp_port, smtp_max_size, tls, role)
     print(f"Rungs is serving at {scheme}://{host}:{port} (API docs at /docs)", flush=True)
+    if doors.smtp is not None:
+        print(f"Rungs takes mail by SMTP at {host}:{smtp_port}", flush=True)
     settle_heap()
     try:
         uvicorn.run(api, host=host, port=port, log_level="warning", access_log=False, **tls)
     finally:
+        doors.stop()
         engine.stop()
+
+
+def _mail_doors(
+    engine: Any,
+    db: str,
+    blob_dir: Path | None,
+    host: str,
+    smtp_port: int | None,
+    max_size: int,
+    tls: dict[str, str],
+    role: str,
+) -> Any:
+    """The SMTP listener and the IMAP poller (engine roles only), started."""
+    from rungs.api.inbound import blob_dir_for
+    from rungs.api.inbound.doors import Doors
+
+    pair = (tls["ssl_certfile"], tls["ssl_keyfile"]) if tls else None
+    doors = Doors(
+        engine, blob_dir or blob_dir_for(db), host=host, smtp_port=smtp_port, tls=pair,
+        max_size=max_size, imap=role in ("all", "engine"),
+    )  # fmt: skip
+    try:
+        doors.start()
+    except BaseException:
+        engine.stop()
+        raise
+    return doors
 
 
 @contextlib.contextmanager

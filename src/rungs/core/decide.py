@@ -12,6 +12,7 @@ from typing import Any
 
 from rungs.core import matrix, notices, rules, sla, timers
 from rungs.core.ctx import Ctx
+from rungs.core.customer import at_top, check_observed, mail_fields, observe, page_top_again
 from rungs.core.model import ENDED, Case, Effect, Event, Refused
 from rungs.core.plan import plan_of
 from rungs.core.provenance import opened_by, record_corrections, said
@@ -50,7 +51,7 @@ def decide(
     ctx = Ctx(case.copy(), now, policy)
     handler(ctx, event)
     c = ctx.case
-    if kind != "timer" and kind != "delivery":
+    if kind != "timer" and kind != "delivery" and kind != "observed":
         c.updated_at = now
     if ctx.plan.rules and not rules.settled(ctx) and rules.needs_check(ctx, event, case):
         rules.evaluate(ctx)
@@ -154,6 +155,8 @@ def _check_reason(policy: Policy, reason: str | None) -> None:
 
 def _check_escalation(case: Case, ev: Event, policy: Policy) -> None:
     _check_reason(policy, ev.reason)
+    if ev.kind == "request_escalation" and at_top(case, ev, policy):
+        return  # recorded and the last level paged again (`page_top_again`)
     levels = matrix.levels_of(plan_of(policy), case.matrix)
     to = ev.to_level if ev.to_level is not None else case.level + 1
     if isinstance(to, bool) or not isinstance(to, int) or to < 1 or to > levels:
@@ -205,7 +208,7 @@ def _respond(ctx: Ctx, ev: Event) -> None:
 
 def _customer_reply(ctx: Ctx, ev: Event) -> None:
     case = ctx.case
-    ctx.record("customer_replied", **said(ev))
+    ctx.record("customer_replied", **said(ev), **mail_fields(ev))
     if case.status == "pending":
         _leave_pending(ctx)
     nr = case.metrics.get("next_response")
@@ -236,8 +239,11 @@ def _escalate(ctx: Ctx, ev: Event) -> None:
 
 
 def _request_escalation(ctx: Ctx, ev: Event) -> None:
+    if at_top(ctx.case, ev, ctx.policy):
+        page_top_again(ctx, ev, **said(ev))
+        return
     to = ev.to_level if ev.to_level is not None else ctx.case.level + 1
-    matrix.escalate_to(ctx, to, "customer", **said(ev))
+    matrix.escalate_to(ctx, to, "customer", **said(ev), **mail_fields(ev))
 
 
 def _assign(ctx: Ctx, ev: Event) -> None:
@@ -360,9 +366,11 @@ _ACTIONS: dict[str, tuple[str, tuple[str, ...], Check | None, Handler, str | Non
     "timer": ("", (), None, _timer, None),
     "delivery": ("", (), None, _delivery, None),
     "alert_repeated": ("add an alert to", ACTIVE, None, _alert_repeated, None),
+    "observed": ("", (), check_observed, observe, None),
 }
 
-ACTIONS = tuple(k for k in _ACTIONS if k not in ("timer", "delivery", "alert_repeated"))
+_SHELL_ONLY = ("timer", "delivery", "alert_repeated", "observed")
+ACTIONS = tuple(k for k in _ACTIONS if k not in _SHELL_ONLY)
 
 
 def allowed_actions(case: Case) -> frozenset[str]:

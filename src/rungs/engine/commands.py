@@ -21,7 +21,9 @@ from rungs.core.decide import decide
 from rungs.core.model import Case, Effect, Event, Refused
 from rungs.engine.changes import Changes
 from rungs.engine.heartbeats import beat_in
+from rungs.engine.mail import Compose, Inbound, Taken, take_in
 from rungs.engine.policies import PolicyChange, PolicyStore
+from rungs.engine.surveys import answer_in, opt_out_in, watch
 from rungs.engine.wake import Wake
 from rungs.engine.writer import Writer
 from rungs.policy import Policy
@@ -34,7 +36,8 @@ from rungs.store.deliveries import TEST_WINDOW, insert_test, retry_dead, test_re
 from rungs.store.effects import write_effects
 from rungs.store.feeds import renew_feed, revoke_feed
 from rungs.store.links import LinkUse, record_use
-from rungs.store.outbox import Row
+from rungs.store.outbox import NewRow, Row, wake_dispatchers, write_new
+from rungs.store.sql import savepoint
 from rungs.store.tokens import check_person, create_token, revoke_token
 from rungs.time.clock import Clock
 
@@ -88,7 +91,10 @@ class Commands:
         new, effects = decide(case, event, now, policy)
         save_case(conn, new, version, policy)
         journal.append(conn, case_id, event, now, version)
-        return new, self._write(conn, new, effects, version, policy, now, fresh=False)
+        earliest = self._write(conn, new, effects, version, policy, now, fresh=False)
+        if new.status != case.status:  # resolved or reopened: surveys (`rungs.engine.surveys`)
+            watch(self, conn, case, new, event, now)
+        return new, earliest
 
     def open_in(
         self,
@@ -331,3 +337,46 @@ class Commands:
     async def revoke_feed(self, person: str) -> bool:
         """Turn `person`'s calendar feed off; False when there was none."""
         return await self.writer.submit_async(lambda conn: revoke_feed(conn, person))
+
+    # customers' mail (issue 15) --------------------------------------------------------------
+
+    def queue_in(self, conn: Connection, rows: list[NewRow], now: int) -> None:
+        """Outbox rows the shell makes (mail to customers) in this transaction: claimed by
+        this process's dispatcher and handed over at commit, like a decision's."""
+        if not rows:
+            return
+        until = None
+        if self.deliveries is not None:
+            until = self.deliveries.lease(self.policies.policy(self.policies.current_version()))
+        self._claimed.extend(write_new(conn, rows, now, until, None))
+        if until is None:
+            wake_dispatchers(conn)
+
+    async def take_mail(self, mail: Inbound, compose: Compose) -> Taken:
+        """A customer's mail (see `rungs.engine.mail`): answered once all it leads to is
+        committed. A mail the core refuses (no matrix for it) leaves nothing behind."""
+
+        def run(conn: Connection) -> Taken:
+            now = self.clock.now()
+            with savepoint(conn, "rungs_mail"):
+                taken = take_in(conn, self, mail, now, compose)
+                self.queue_in(conn, taken.rows, now)
+            return taken
+
+        try:
+            return await self.writer.submit_async(run)
+        except IntegrityError:  # the same mail taken by another process at the same moment
+            return await self.writer.submit_async(run)
+
+    async def answer_survey(self, token: str, rating: int, comment: str) -> dict[str, Any]:
+        """`POST /s/{token}`: recorded once (`rungs.engine.surveys.Gone` afterwards, or once
+        expired; ValueError for a rating off the scale)."""
+        return await self.writer.submit_async(
+            lambda conn: answer_in(self, conn, token, rating, comment, self.clock.now())
+        )
+
+    async def survey_opt_out(self, token: str) -> str:
+        """The survey's requester wants no more surveys; returns the requester."""
+        return await self.writer.submit_async(
+            lambda conn: opt_out_in(self, conn, token, self.clock.now())
+        )

@@ -28,6 +28,7 @@ from rungs.engine.heartbeats import Heartbeats
 from rungs.engine.integrations import keys_unset
 from rungs.engine.loop import DueWork, Loop
 from rungs.engine.policies import PolicyStore
+from rungs.engine.surveys import Surveys
 from rungs.engine.timers import Timers
 from rungs.engine.verifier import Verifier
 from rungs.engine.wake import Wake
@@ -90,13 +91,14 @@ class Engine:
         self.heartbeats = Heartbeats(self.commands, self.policies, clock, batch=batch)
         # `serve --verify-every`: the engine re-runs its history through the core now and then
         self.verifier = Verifier(db, self.writer, clock, verify_every) if verify_every else None
+        self.surveys = Surveys(self.commands, clock)
         self.loop = Loop(
             db,
             self.writer,
             clock,
             self.wake,
             self.policies,
-            [self.timers, self.heartbeats],
+            [self.timers, self.heartbeats, self.surveys],
             deliveries=self.dispatcher,
             virtual_only=[self.verifier] if self.verifier is not None else [],
         )

@@ -13,6 +13,7 @@ from typing import Any
 from rungs.notify.channels import DeliveryError, Outgoing
 from rungs.notify.links import Links, base_url_of, ttl_of
 from rungs.notify.messages import Message, Renderer
+from rungs.notify.survey import with_survey
 from rungs.policy.channels import Channels
 from rungs.policy.model import Person, Policy
 from rungs.policy.versions import PolicyVersions
@@ -38,6 +39,8 @@ class Composer:
             return self._notice(first, current, settings, now)
         if first.kind == TEST_KIND:
             return self._test(first, current, settings, now)
+        if first.kind == "mail":
+            return _customer_mail(first, current, settings, now)
         return self._page(job, current, settings, now)
 
     def _notice(self, row: Row, current: Policy, settings: Channels, now: int) -> Outgoing:
@@ -128,6 +131,21 @@ def _rule_webhook(row: Row, settings: Channels, now: int) -> Outgoing:
     url = str(row.payload.get("url") or "")
     body = {"type": "rule", "key": row.key, **(row.payload.get("body") or {})}
     return Outgoing("webhook", url, settings["webhook"], Message("", "", data=body), row.key, now)
+
+
+def _customer_mail(row: Row, current: Policy, settings: Channels, now: int) -> Outgoing:
+    """A mail to a customer (an answer, a survey): written whole by the engine, threaded by
+    the headers in its payload (see `rungs.engine.mail.outgoing`)."""
+    if "email" not in settings:
+        raise DeliveryError("channel 'email' is not configured: add channels.email", permanent=True)
+    p = row.payload
+    headers = {k: p.get(k) for k in ("message_id", "in_reply_to", "references", "auto_submitted")}
+    msg = Message(
+        str(p["subject"]), str(p["text"]), data={"mail": {**headers, "reply_to": p.get("from")}}
+    )
+    if p.get("survey"):  # its links carry the base URL in force when it goes out
+        msg = with_survey(msg, base_url_of(current), p["survey"])
+    return Outgoing("email", str(p["to"]), settings["email"], msg, row.key, now)
 
 
 def _person(pid: str, *policies: Policy) -> Person | None:

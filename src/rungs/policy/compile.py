@@ -33,6 +33,8 @@ SECTIONS = (
     "integrations",
     "channels",
     "links",
+    "inbound_email",
+    "surveys",
 )
 # Sections whose ids others refer to, in the order their entries are first read.
 _REFERENCED = (
@@ -85,6 +87,8 @@ def compile_policy(
     integrations = s.compile_integrations(r, known)
     channels = s.compile_channels(r)
     links = s.compile_links(r)
+    inbound_email = s.compile_inbound_email(r, reasons)
+    surveys = s.compile_surveys(r)
     s.warn_unstaffed(r, matrices, teams, schedules)
 
     if r.has_errors():
@@ -108,4 +112,6 @@ def compile_policy(
         links=links,
         source=loc.file,
         folder=folder,
+        inbound_email=inbound_email,
+        surveys=surveys,
     )

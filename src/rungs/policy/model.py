@@ -39,6 +39,10 @@ __all__ = [
     "AlertmanagerOptions",
     "HeartbeatOptions",
     "Integration",
+    "InboundAddress",
+    "Imap",
+    "InboundEmail",
+    "Surveys",
     "Policy",
 ]
 
@@ -117,6 +121,9 @@ class Customer:
     partner: str | None = None
     sites: tuple[str, ...] = ()
     device_groups: tuple[str, ...] = ()
+    contacts: tuple[str, ...] = ()  # addresses (lower case) that may write in for it
+    domains: tuple[str, ...] = ()  # any sender at these domains (lower case) belongs to it
+    owner: str | None = None  # the account owner (a person id): paged on a low survey rating
 
 
 @dataclass(frozen=True, slots=True)
@@ -221,6 +228,50 @@ class Integration:
     options: IntegrationOptions = IntegrationOptions()
 
 
+@dataclass(frozen=True, slots=True)
+class InboundAddress:
+    """One address of `inbound_email.addresses`: what a mail to it opens, or escalates."""
+
+    category: str | None = None
+    priority: str | None = None
+    escalate: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Imap:
+    """An existing mailbox to poll (`inbound_email.imap`); secrets are read from `*_env`."""
+
+    host: str
+    user_env: str
+    password_env: str
+    port: int = 993
+    tls: str = "tls"  # tls | starttls | none
+    folder: str = "INBOX"
+
+
+@dataclass(frozen=True, slots=True)
+class InboundEmail:
+    addresses: Mapping[str, InboundAddress]  # lower-case address -> what it does
+    escalation_reason: str = "customer_request"
+    reopen_within: int = 7 * 86_400_000_000  # µs: a later reply opens a new, linked case
+    imap: Imap | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Surveys:
+    """Satisfaction surveys after resolution (durations in µs, `sample` a percentage)."""
+
+    after: int = 86_400_000_000
+    scale: int = 5  # 5: ratings 1-5, 4 and 5 good; 2: 1 bad, 2 good
+    expire: int = 28 * 86_400_000_000
+    sample: int = 100
+    per_contact: int = 30 * 86_400_000_000
+    followup_at_or_below: int = 2
+
+    def good(self, rating: int) -> bool:
+        return rating >= (4 if self.scale == 5 else 2)
+
+
 @dataclass(frozen=True, eq=False)
 class Policy:
     version: int
@@ -241,11 +292,13 @@ class Policy:
     links: Mapping[str, Any] = field(default_factory=dict)
     source: str = ""
     folder: str = "."
+    inbound_email: InboundEmail | None = None
+    surveys: Surveys | None = None
 
     def customer(self, cid: str) -> Customer | None:
         """The customer, or the `default_customer` profile named `cid`, or None."""
         found = self.customers.get(cid)
         if found is None and self.default_customer is not None:
             d = self.default_customer
-            return Customer(cid, cid, d.tier, d.value, d.sla, d.partner)
+            return Customer(cid, cid, d.tier, d.value, d.sla, d.partner, owner=d.owner)
         return found

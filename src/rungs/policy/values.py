@@ -6,6 +6,7 @@ reads the same in every section.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
@@ -15,9 +16,22 @@ from rungs.policy.reader import Reader, hint, kind_of
 from rungs.time.calendar import WALL_CLOCK, Calendar
 from rungs.time.hours import DAYS, Hours, HoursError, overlaps, parse_spans
 
-__all__ = ["Known", "zone", "hours", "target", "targets", "check_refs", "calendar_ref"]
+__all__ = [
+    "DOMAIN",
+    "MAILBOX",
+    "Known",
+    "zone",
+    "hours",
+    "target",
+    "targets",
+    "check_refs",
+    "calendar_ref",
+]
 
 Known = dict[str, set[str]]  # section -> the ids it declares, for references
+# A mail address and a domain as inbound mail matches them (lower case, no display name).
+DOMAIN = re.compile(r"^(?=.{1,253}$)([a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)*[a-z0-9-]{1,63}$")
+MAILBOX = re.compile(r"^[^@\s<>]{1,64}@(?=.{1,253}$)[a-z0-9.-]+$")
 
 
 def zone(r: Reader, value: Any, path: Path) -> str | None:

@@ -47,15 +47,31 @@ def build(out: Outgoing) -> EmailMessage:
         m["To"] = one_line(out.address)
         m["Subject"] = one_line(msg.subject)
         m["Date"] = formatdate(localtime=False)
-        m["Message-ID"] = message_id(key, one_line(cfg.sender))
+        thread = (msg.data or {}).get("mail")  # a mail to a customer: its own thread headers
+        if thread:
+            _thread_headers(m, thread)
+        else:
+            m["Message-ID"] = message_id(key, one_line(cfg.sender))
         m[KEY_HEADER] = one_line(key)
-        m["Auto-Submitted"] = "auto-generated"
+        m["Auto-Submitted"] = one_line((thread or {}).get("auto_submitted") or "auto-generated")
         m.set_content(msg.text)
         if msg.html:
             m.add_alternative(msg.html, subtype="html")
     except (ValueError, TypeError, LookupError, MessageError) as exc:
         raise DeliveryError(f"the mail could not be built: {exc}", permanent=True) from None
     return m
+
+
+def _thread_headers(m: EmailMessage, thread: dict[str, Any]) -> None:
+    """Message-ID as remembered when the mail was queued, In-Reply-To and References to
+    thread it with the customer's mail, Reply-To the address the customer wrote to."""
+    m["Message-ID"] = one_line(thread["message_id"])
+    if thread.get("in_reply_to"):
+        m["In-Reply-To"] = one_line(thread["in_reply_to"])
+    if thread.get("references"):
+        m["References"] = one_line(" ".join(thread["references"]))
+    if thread.get("reply_to"):
+        m["Reply-To"] = one_line(thread["reply_to"])
 
 
 def _send_mail(out: Outgoing) -> None:

@@ -10,6 +10,7 @@ from rungs.policy.sections.calendars import compile_calendars
 from rungs.policy.sections.channels import compile_channels
 from rungs.policy.sections.customers import compile_customers
 from rungs.policy.sections.default_customer import compile_default_customer
+from rungs.policy.sections.inbound_email import compile_inbound_email
 from rungs.policy.sections.integrations import compile_integrations
 from rungs.policy.sections.links import compile_links
 from rungs.policy.sections.matrices import compile_matrices, warn_unstaffed
@@ -19,6 +20,7 @@ from rungs.policy.sections.reasons import compile_reasons
 from rungs.policy.sections.rules import check_rule_levels, compile_rules
 from rungs.policy.sections.schedules import compile_schedules
 from rungs.policy.sections.sla_policies import compile_sla_policies
+from rungs.policy.sections.surveys import compile_surveys
 from rungs.policy.sections.teams import compile_teams
 from rungs.policy.sections.timezone import compile_timezone
 from rungs.policy.sections.version import compile_version
@@ -40,6 +42,8 @@ __all__ = [
     "compile_integrations",
     "compile_channels",
     "compile_links",
+    "compile_inbound_email",
+    "compile_surveys",
     "check_rule_levels",
     "warn_unstaffed",
 ]

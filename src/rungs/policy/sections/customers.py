@@ -1,4 +1,5 @@
-"""`customers`: tier, value, SLA policy, partner, sites and device groups.
+"""`customers`: tier, value, SLA policy, partner, sites and device groups; for inbound mail
+the `contacts` and `domains` that write in for it, and its account `owner` (a person).
 
 `customer` also reads the `default_customer` profile (see `default_customer.py`).
 """
@@ -10,7 +11,7 @@ from typing import Any
 from rungs.policy.loader import Path
 from rungs.policy.model import Customer
 from rungs.policy.reader import Reader, hint, kind_of
-from rungs.policy.values import Known
+from rungs.policy.values import DOMAIN, MAILBOX, Known
 
 __all__ = ["compile_customers", "customer"]
 
@@ -27,6 +28,9 @@ def customer(r: Reader, ident: str, value: Any, p: Path, known: Known) -> Custom
         "sites",
         "device_groups",
         "timezone",
+        "contacts",
+        "domains",
+        "owner",
     )
     m = r.fields(value, p, f"customer '{ident}'", allowed, ())
     if m is None:
@@ -61,7 +65,40 @@ def customer(r: Reader, ident: str, value: Any, p: Path, known: Known) -> Custom
         partner,
         ids("sites"),
         ids("device_groups"),
+        _addresses(r, m, p, "contacts", ident),
+        _addresses(r, m, p, "domains", ident),
+        _owner(r, m, p, ident, known),
     )
+
+
+def _addresses(r: Reader, m: dict[str, Any], p: Path, key: str, ident: str) -> tuple[str, ...]:
+    """`contacts` (mail addresses) or `domains`, lower case, each checked for its shape."""
+    if key not in m:
+        return ()
+    out = []
+    for i, raw in enumerate(r.strings(m[key], (*p, key), f"'{key}'")):
+        value = raw.strip().lower()
+        at = (*p, key, i) if isinstance(m[key], list) else (*p, key)
+        if key == "contacts" and not MAILBOX.match(value):
+            r.err(at, f"'{raw}' in contacts of customer '{ident}' is not a mail address")
+        elif key == "domains" and not DOMAIN.match(value):
+            r.err(at, f"'{raw}' in domains of customer '{ident}' is not a domain name")
+        else:
+            out.append(value)
+    return tuple(dict.fromkeys(out))
+
+
+def _owner(r: Reader, m: dict[str, Any], p: Path, ident: str, known: Known) -> str | None:
+    """The account owner: `ID` or `person:ID` of a person the policy declares."""
+    owner = r.string(m, "owner", p)
+    if owner is None:
+        return None
+    person = owner.removeprefix("person:")
+    if person not in known["people"]:
+        near = hint(person, known["people"])
+        r.err((*p, "owner"), f"unknown person '{person}' as owner of customer '{ident}'{near}")
+        return None
+    return person
 
 
 def compile_customers(r: Reader, known: Known) -> dict[str, Customer]:

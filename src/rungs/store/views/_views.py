@@ -22,6 +22,7 @@ from rungs.store.credentials import Credential, credential
 from rungs.store.deliveries import DeadRow, TestSend, dead_rows, test_sends
 from rungs.store.feeds import feed_nonce
 from rungs.store.tokens import TokenCache
+from rungs.store.views import inbound
 from rungs.store.views._admin import held_cases, integration_states
 from rungs.store.views._board import board, person_shifts
 from rungs.store.views._cases import (
@@ -271,3 +272,25 @@ class Views:
     def person_ics(self, person: str, start: int, end: int) -> bytes:
         """The person's shifts in every schedule over [start, end), as one iCalendar feed."""
         return person_ics(self.policy(), person, start, end)
+
+    # customers' mail and surveys (issue 15; `rungs.store.views.inbound`) ---------------------
+
+    def unmatched_mail(self, limit: int, before: int | None = None) -> list[dict[str, Any]]:
+        with self.db.connect() as conn:
+            return inbound.unmatched(conn, limit=limit, before=before)
+
+    def attachments(self, case_id: str) -> list[dict[str, Any]]:
+        with self.db.connect() as conn:
+            return inbound.attachments(conn, case_id)
+
+    def survey(self, token: str) -> dict[str, Any] | None:
+        with self.db.connect() as conn:
+            return inbound.survey(conn, token)
+
+    def csat(self, since: int | None = None, until: int | None = None) -> dict[str, Any]:
+        teams: dict[str, list[str]] = {}
+        for team in self.policy().teams.values():
+            for person in team.members:
+                teams.setdefault(person, []).append(team.id)
+        with self.db.connect() as conn:
+            return inbound.csat(conn, since, until, teams)

@@ -5,14 +5,14 @@ Cases stored before it have no journal: each gets one `not_replayable` row, so v
 replay say so instead of re-running half a history.
 
 Revision ID: 0010
-Revises: 0007
+Revises: 0009
 """
 
 import sqlalchemy as sa
 from alembic import op
 
 revision = "0010"
-down_revision = "0007"
+down_revision = "0009"
 branch_labels = None
 depends_on = None
 
