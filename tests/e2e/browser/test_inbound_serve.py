@@ -13,6 +13,7 @@ import re
 import signal
 import smtplib
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -33,10 +34,11 @@ def survey_link(sink: Sink, rating: int) -> str | None:
     return None
 
 
-def test_mail_in_survives_sigkill_and_the_survey_page_works_on_a_phone(tmp_path: Path) -> None:
+def test_mail_in_survives_sigkill_and_the_survey_page_works_on_a_phone(
+    tmp_path: Path, browser: Any
+) -> None:
     if not CHROMIUM.exists():
         pytest.skip("Chromium is not installed (make test installs it)")
-    sync_api = pytest.importorskip("playwright.sync_api")
     sink = Sink()
     try:
         policy = tmp_path / "policy.yaml"
@@ -72,26 +74,25 @@ def test_mail_in_survives_sigkill_and_the_survey_page_works_on_a_phone(tmp_path:
             answers = [m for m in sink.to("ops@globex.test") if str(m["Subject"]).startswith(
                 "[C1] We received")]  # fmt: skip
             assert len(answers) == 1  # the killed process's answer: sent by the second
-            with sync_api.sync_playwright() as p:
-                browser = p.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox"])
-                phone = browser.new_context(java_script_enabled=False, is_mobile=True,
-                                            has_touch=True, viewport={"width": 390,
-                                                                      "height": 844})  # fmt: skip
-                page = phone.new_page()
-                answer = page.goto(f"{server.url}{path}?rating=4")
-                assert answer is not None and answer.status == 200
-                assert page.locator("input[name=rating][value='4']").is_checked()
-                send = page.get_by_role("button", name="Send")
-                box = send.bounding_box()
-                assert box is not None and box["x"] + box["width"] <= 390 and box["height"] >= 44
-                page.get_by_label("Anything to add? (optional)").fill("Fine, thanks.")
-                with page.expect_navigation() as nav:
-                    send.click()
-                assert nav.value is not None and nav.value.status == 200
-                assert page.get_by_role("heading", name="Thank you").is_visible()
-                again = page.goto(f"{server.url}{path}?rating=4")
-                assert again is not None and again.status == 410
-                browser.close()
+            # pytest-playwright's browser (tests/e2e/browser/conftest.py: Debian's Chromium)
+            phone = browser.new_context(java_script_enabled=False, is_mobile=True,
+                                        has_touch=True, viewport={"width": 390,
+                                                                  "height": 844})  # fmt: skip
+            page = phone.new_page()
+            answer = page.goto(f"{server.url}{path}?rating=4")
+            assert answer is not None and answer.status == 200
+            assert page.locator("input[name=rating][value='4']").is_checked()
+            send = page.get_by_role("button", name="Send")
+            box = send.bounding_box()
+            assert box is not None and box["x"] + box["width"] <= 390 and box["height"] >= 44
+            page.get_by_label("Anything to add? (optional)").fill("Fine, thanks.")
+            with page.expect_navigation() as nav:
+                send.click()
+            assert nav.value is not None and nav.value.status == 200
+            assert page.get_by_role("heading", name="Thank you").is_visible()
+            again = page.goto(f"{server.url}{path}?rating=4")
+            assert again is not None and again.status == 410
+            phone.close()
             timeline = httpx.get(f"{server.url}/v1/cases/C1/timeline", headers=admin).json()
             answered = [e for e in timeline if e["kind"] == "survey_answered"]
             assert [(e["rating"], e["comment"]) for e in answered] == [(4, "Fine, thanks.")]
