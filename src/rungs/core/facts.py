@@ -197,12 +197,18 @@ class Facts:
         return Facts.from_dict(self.to_dict())
 
     def to_dict(self) -> dict[str, Any]:
-        d = {name: getattr(self, name) for name in _FIELDS}
-        d["levels"] = list(self.levels)
-        d["holders"] = list(self.holders)
-        d["causes"] = dict(self.causes)
-        d["reasons"] = dict(self.reasons)
-        d["pages"] = {k: list(v) for k, v in self.pages.items()}
+        """JSON-ready, without the fields still at their defaults (kept with every case)."""
+        d = {name: v for name in _SCALARS if (v := getattr(self, name)) != _SCALARS[name]}
+        d["case"] = self.case
+        if self.levels != (1,):
+            d["levels"] = list(self.levels)
+        if self.holders:
+            d["holders"] = list(self.holders)
+        for name in ("causes", "reasons"):
+            if v := getattr(self, name):
+                d[name] = dict(v)
+        if self.pages:
+            d["pages"] = {k: list(v) for k, v in self.pages.items()}
         d["metrics"] = {k: m.to_list() for k, m in self.metrics.items()}
         return d
 
@@ -219,6 +225,11 @@ class Facts:
 
 
 _FIELDS = tuple(Facts.__dataclass_fields__)
+_SCALARS = {  # field -> default, for the fields that hold plain values
+    name: f.default
+    for name, f in Facts.__dataclass_fields__.items()
+    if name not in ("case", "levels", "holders", "causes", "reasons", "pages", "metrics")
+}
 
 
 def outcome(f: Facts, metric: str, terms: Terms) -> str:

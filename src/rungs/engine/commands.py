@@ -121,7 +121,9 @@ class Commands:
     ) -> int:
         d = self.deliveries
         lease = None if d is None else partial(d.lease, policy)
-        written = write_effects(conn, effects, version, now, fresh=fresh, lease=lease, case=case)
+        written = write_effects(
+            conn, effects, version, now, fresh=fresh, lease=lease, case=case, policy=policy
+        )
         self.wake.timer_set(conn, written.earliest)
         if written.claimed:
             self._claimed.extend(written.claimed)

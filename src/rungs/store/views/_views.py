@@ -26,6 +26,7 @@ from rungs.store.views._cases import (
 from rungs.store.views._oncall import ics, on_call_now, shift_rows
 from rungs.store.views._ops import counts, heartbeat_states, ping, token_list
 from rungs.store.views._outbox import outbox_depth
+from rungs.store.views.reports import Window, report
 from rungs.time.clock import Clock
 
 __all__ = ["Policies", "Views"]
@@ -169,3 +170,10 @@ class Views:
     def heartbeats(self) -> list[dict[str, Any]]:
         with self.db.connect() as conn:
             return heartbeat_states(conn)
+
+    # reports -----------------------------------------------------------------------------
+
+    def report(self, section: str, window: Window) -> dict[str, Any]:
+        """One report section over `case_facts` (`rungs.store.views.reports`)."""
+        with self.db.connect() as conn:
+            return report(conn, section, window, self.policy(), self.clock.now())
