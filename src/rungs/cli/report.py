@@ -132,7 +132,7 @@ def simulated_report(
         if f is not None:
             rows.append(row_of(f, terms))
     start = story.events[0].at if story.events else 0
-    end = max(sim.now, story.until or 0, start) + 1
+    end = (max(sim.now, story.until or 0, start) // 1_000_000 + 1) * 1_000_000  # next second
     engine = create_engine("sqlite://", poolclass=StaticPool)
     case_facts.create(engine)
     with engine.begin() as conn:

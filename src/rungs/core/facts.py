@@ -295,6 +295,8 @@ def _stop(f: Facts, name: str, at: int, terms: Terms) -> None:
 def _apply(f: Facts, e: Mapping[str, Any], terms: Terms) -> None:
     """One entry, as the core meant it (see `rungs.core.decide` and `rungs.core.sla`)."""
     kind, at = e["kind"], e["at"]
+    if kind not in KINDS:
+        return  # `last_at` too: a decision without these kinds leaves the stored row alone
     f.last_at = at
     match kind:
         case "opened":

@@ -24,7 +24,8 @@ From = Annotated[
     Query(alias="from", max_length=40, description="date or instant; default: `to` - 30 days"),
 ]
 To = Annotated[
-    str | None, Query(max_length=40, description="date or instant (exclusive); default: now")
+    str | None,
+    Query(alias="to", max_length=40, description="date or instant (exclusive); default: now"),
 ]
 By = Annotated[
     str | None, Query(max_length=40, description="customer, team, priority, category or tier")
