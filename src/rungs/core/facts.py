@@ -111,15 +111,34 @@ def terms_for(policy: Policy, customer: str) -> Terms:
     return found
 
 
+_QUARTER = 15 * 60 * 1_000_000  # every zone's offset is a multiple of 15 minutes
+_WINDOWS_SEEN: dict[tuple[tzinfo, int], int] = {}
+
+
 def page_window(at: int, zone: tzinfo) -> str:
     """`business` (08-18 Mon-Fri), `sleep` (22-08) or `off_hours` (the rest), locally."""
+    return WINDOWS[_window_index(at, zone)]
+
+
+def _window_index(at: int, zone: tzinfo) -> int:
+    """`page_window` as an index of WINDOWS, remembered per zone and quarter hour (pages
+    come in bursts: a quarter hour's are worked out once)."""
+    key = (zone, at // _QUARTER)
+    found = _WINDOWS_SEEN.get(key)
+    if found is not None:
+        return found
     local = from_us(at, zone)
     h = local.hour
     if h >= 22 or h < 8:
-        return "sleep"
-    if h < 18 and local.weekday() < 5:
-        return "business"
-    return "off_hours"
+        found = 2
+    elif h < 18 and local.weekday() < 5:
+        found = 0
+    else:
+        found = 1
+    if len(_WINDOWS_SEEN) > 4096:
+        _WINDOWS_SEEN.clear()
+    _WINDOWS_SEEN[key] = found
+    return found
 
 
 @dataclass(slots=True)
@@ -198,15 +217,19 @@ class Facts:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready, without the fields still at their defaults (kept with every case)."""
-        d = {name: v for name in _SCALARS if (v := getattr(self, name)) != _SCALARS[name]}
-        d["case"] = self.case
+        d: dict[str, Any] = {"case": self.case}
+        for name, default in _SCALARS.items():
+            v = getattr(self, name)
+            if v != default:
+                d[name] = v
         if self.levels != (1,):
             d["levels"] = list(self.levels)
         if self.holders:
             d["holders"] = list(self.holders)
-        for name in ("causes", "reasons"):
-            if v := getattr(self, name):
-                d[name] = dict(v)
+        if self.causes:
+            d["causes"] = dict(self.causes)
+        if self.reasons:
+            d["reasons"] = dict(self.reasons)
         if self.pages:
             d["pages"] = {k: list(v) for k, v in self.pages.items()}
         d["metrics"] = {k: m.to_list() for k, m in self.metrics.items()}
@@ -220,7 +243,10 @@ class Facts:
         f.causes = dict(d.get("causes", {}))
         f.reasons = dict(d.get("reasons", {}))
         f.pages = {k: list(v) for k, v in d.get("pages", {}).items()}
-        f.metrics = {k: MetricFacts.from_list(v) for k, v in d.get("metrics", {}).items()}
+        f.metrics = {
+            k: MetricFacts(**v) if isinstance(v, dict) else MetricFacts.from_list(v)
+            for k, v in d.get("metrics", {}).items()
+        }
         return f
 
 
@@ -299,6 +325,13 @@ def _apply(f: Facts, e: Mapping[str, Any], terms: Terms) -> None:
         return  # `last_at` too: a decision without these kinds leaves the stored row alone
     f.last_at = at
     match kind:
+        case "notified":
+            person = str(e.get("to") or "")
+            window = _window_index(at, terms.zones.get(person, terms.zone))
+            counts = f.pages.get(person)
+            if counts is None:
+                counts = f.pages[person] = [0, 0, 0]
+            counts[window] += 1
         case "opened":
             f.customer, f.category = e.get("customer") or "", e.get("category") or ""
             f.priority, f.opened_at, f.tier = e.get("priority") or "", at, terms.tier
@@ -368,10 +401,3 @@ def _apply(f: Facts, e: Mapping[str, Any], terms: Terms) -> None:
                 m.state, m.since = "running", at
         case "closed":
             f.status, f.closed_at = "closed", at
-        case "notified":
-            person = str(e.get("to") or "")
-            window = WINDOWS.index(page_window(at, terms.zones.get(person, terms.zone)))
-            counts = f.pages.get(person)
-            if counts is None:
-                counts = f.pages[person] = [0, 0, 0]
-            counts[window] += 1

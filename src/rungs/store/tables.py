@@ -178,36 +178,24 @@ case_facts = Table(  # one row per case, kept with its timeline (`rungs.store.fa
     Column("priority", String(4), nullable=False),
     Column("team", String(200)),  # the holder: the latest `assigned` target
     Column("status", String(16), nullable=False),
-    Column("level", Integer, nullable=False),
-    Column("max_level", Integer, nullable=False),
     Column("first_ack_at", BigInteger),
-    Column("first_response_at", BigInteger),
     Column("resolved_at", BigInteger),
-    Column("closed_at", BigInteger),
     Column("escalations", Integer, nullable=False),
     Column("esc_timer", Integer, nullable=False),
     Column("esc_rule", Integer, nullable=False),
     Column("esc_manual", Integer, nullable=False),
     Column("esc_customer", Integer, nullable=False),
     Column("reopens", Integer, nullable=False),
-    Column("hops", Integer, nullable=False),
     Column("ping_pong", Integer, nullable=False),
     Column("right_first_time", Integer, nullable=False),
     Column("clock", String(10), nullable=False),  # business | calendar
     *(
         Column(f"{m}_{part}", kind)
         for m in ("fr", "nr", "res")
-        for part, kind in (
-            ("outcome", String(16)),
-            ("business", BigInteger),
-            ("calendar", BigInteger),
-            ("breached_at", BigInteger),
-            ("since", BigInteger),  # running since (NULL unless running)
-        )
+        for part, kind in (("outcome", String(16)), ("breached_at", BigInteger))
     ),
     Column("reasons", Text),  # {"reason": count} JSON, NULL without any
     Column("pages", Text),  # {"person": [business, off_hours, sleep]} JSON, NULL without any
-    Column("state", Text, nullable=False),  # Facts.to_dict() as JSON, continued by each decision
-    Column("updated_at", BigInteger, nullable=False),
+    Column("state", Text, nullable=False),  # Facts.to_dict() as JSON: every fact, continued
     Index("ix_case_facts_opened", "opened_at"),
 )

@@ -21,13 +21,7 @@ def upgrade() -> None:
     metric_columns = [
         sa.Column(f"{m}_{part}", kind)
         for m in ("fr", "nr", "res")
-        for part, kind in (
-            ("outcome", sa.String(16)),
-            ("business", sa.BigInteger),
-            ("calendar", sa.BigInteger),
-            ("breached_at", sa.BigInteger),
-            ("since", sa.BigInteger),
-        )
+        for part, kind in (("outcome", sa.String(16)), ("breached_at", sa.BigInteger))
     ]
     op.create_table(
         "case_facts",
@@ -39,19 +33,14 @@ def upgrade() -> None:
         sa.Column("priority", sa.String(4), nullable=False),
         sa.Column("team", sa.String(200)),
         sa.Column("status", sa.String(16), nullable=False),
-        sa.Column("level", sa.Integer, nullable=False),
-        sa.Column("max_level", sa.Integer, nullable=False),
         sa.Column("first_ack_at", sa.BigInteger),
-        sa.Column("first_response_at", sa.BigInteger),
         sa.Column("resolved_at", sa.BigInteger),
-        sa.Column("closed_at", sa.BigInteger),
         sa.Column("escalations", sa.Integer, nullable=False),
         sa.Column("esc_timer", sa.Integer, nullable=False),
         sa.Column("esc_rule", sa.Integer, nullable=False),
         sa.Column("esc_manual", sa.Integer, nullable=False),
         sa.Column("esc_customer", sa.Integer, nullable=False),
         sa.Column("reopens", sa.Integer, nullable=False),
-        sa.Column("hops", sa.Integer, nullable=False),
         sa.Column("ping_pong", sa.Integer, nullable=False),
         sa.Column("right_first_time", sa.Integer, nullable=False),
         sa.Column("clock", sa.String(10), nullable=False),
@@ -59,7 +48,6 @@ def upgrade() -> None:
         sa.Column("reasons", sa.Text),
         sa.Column("pages", sa.Text),
         sa.Column("state", sa.Text, nullable=False),
-        sa.Column("updated_at", sa.BigInteger, nullable=False),
     )
     op.create_index("ix_case_facts_opened", "case_facts", ["opened_at"])
     _backfill(op.get_bind())
