@@ -65,7 +65,7 @@ def _normal(value: Any, names: dict[str, str]) -> Any:
 
 def _row_without_id(row: dict[str, Any]) -> dict[str, Any]:
     state = loads(row["state"])
-    state.pop("case")
+    state.pop("case", None)
     return {**{k: v for k, v in row.items() if k not in ("case_id", "state")}, "state": state}
 
 
@@ -76,6 +76,10 @@ def test_reports_live_equal_reports_simulated(db_url: str, monkeypatch: pytest.M
     sim = run_story(policy, story)
     files = [str(POLICY), *map(str, STORIES)]
     simulated = {s: simulated_report(files[0], files[1:], s) for s in SECTIONS}
+    grouped = {
+        ("summary", "tier"): simulated_report(files[0], files[1:], "summary", "tier"),
+        ("sla", "priority"): simulated_report(files[0], files[1:], "sla", "priority"),
+    }
     window = {"from": simulated["summary"]["from"], "to": simulated["summary"]["to"]}
     service, app = build(
         db_url=db_url, policy_file=POLICY, virtual_start=story.events[0].at, role="engine"
@@ -104,6 +108,10 @@ def test_reports_live_equal_reports_simulated(db_url: str, monkeypatch: pytest.M
                 r = client.get(f"/v1/reports/{section}", params=window, headers=as_viewer)
                 assert r.status_code == 200, r.text
                 assert _normal(r.json(), names) == _normal(simulated[section], {}), section
+            for (section, by), expected in grouped.items():
+                r = client.get(f"/v1/reports/{section}", params={**window, "by": by})
+                assert r.status_code == 200, r.text
+                assert _normal(r.json(), names) == _normal(expected, {}), (section, by)
             _bad_input(client)
             kept = _facts_rows(service.db)
         _facts_equal_derived(kept, names, sim.timeline, policy)

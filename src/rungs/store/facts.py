@@ -12,7 +12,6 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
-import orjson
 from sqlalchemy import Connection
 
 from rungs.core.facts import KINDS, Facts, Terms, derive, outcome, steps
@@ -30,7 +29,14 @@ _UPDATE = (
     "UPDATE case_facts SET " + ", ".join(f"{c} = {{0}}" for c in COLUMNS[1:])
     + " WHERE case_id = {0}"
 )  # fmt: skip
-_LOAD = Sql("SELECT state FROM case_facts WHERE case_id = :case_id")
+# The facts the columns hold; `state` keeps the rest (holders, levels, the SLA clocks, ...).
+_IN_COLUMNS = ("customer", "tier", "category", "priority", "status", "opened_at",
+               "first_ack_at", "resolved_at", "escalations", "reopens")  # fmt: skip
+_NOT_IN_STATE = ("case", *_IN_COLUMNS, "reasons", "pages")
+_LOAD = Sql(
+    "SELECT " + ", ".join(_IN_COLUMNS) + ", reasons, pages, state FROM case_facts "
+    "WHERE case_id = :case_id"
+)
 _TIMELINE = Sql("SELECT entry FROM timeline WHERE case_id = :case_id ORDER BY id")
 
 
@@ -72,12 +78,22 @@ def row_of(f: Facts, terms: Terms) -> tuple[Any, ...]:
 
 
 def _state(f: Facts) -> str:
-    """The facts as JSON: orjson writes the slotted dataclasses itself, several times faster
-    than building `to_dict` first (which `Facts.from_dict` reads back all the same)."""
-    try:
-        return orjson.dumps(f).decode()
-    except TypeError:  # what orjson refuses (see `rungs.store.jsonbytes`)
-        return dumps_text(f.to_dict())
+    """What the columns do not hold, as JSON: rows stay narrow for the reports' scans."""
+    d = f.to_dict()
+    for k in _NOT_IN_STATE:
+        d.pop(k, None)
+    return dumps_text(d)
+
+
+def _facts_of(case_id: str, stored: Any) -> Facts:
+    """The facts back from a stored row (`_LOAD`'s columns)."""
+    n = len(_IN_COLUMNS)
+    d = loads(stored[n + 2])
+    d.update(zip(_IN_COLUMNS, stored[:n], strict=True))
+    d["case"] = case_id
+    d["reasons"] = loads(stored[n]) if stored[n] else {}
+    d["pages"] = loads(stored[n + 1]) if stored[n + 1] else {}
+    return Facts.from_dict(d)
 
 
 def _positional(conn: Connection, template: str, rows: list[tuple[Any, ...]]) -> None:
@@ -119,7 +135,7 @@ def keep_facts(
     if stored is None:  # no row yet (a case from before facts were kept): the whole timeline
         rebuild(conn, [case_id], lambda _customer: terms)
         return
-    f = steps(Facts.from_dict(loads(stored[0])), entries, terms)
+    f = steps(_facts_of(case_id, stored), entries, terms)
     if f is not None:
         _positional(conn, _UPDATE, [row_of(f, terms)])
 

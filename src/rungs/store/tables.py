@@ -12,6 +12,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    text,
 )
 
 __all__ = [
@@ -196,6 +197,19 @@ case_facts = Table(  # one row per case, kept with its timeline (`rungs.store.fa
     ),
     Column("reasons", Text),  # {"reason": count} JSON, NULL without any
     Column("pages", Text),  # {"person": [business, off_hours, sleep]} JSON, NULL without any
-    Column("state", Text, nullable=False),  # Facts.to_dict() as JSON: every fact, continued
+    Column("state", Text, nullable=False),  # the facts no column holds, as JSON
     Index("ix_case_facts_opened", "opened_at"),
+    # partial: only the rows they list, so the write path pays for them only there
+    Index(
+        "ix_case_facts_reasons",
+        "opened_at",
+        sqlite_where=text("reasons IS NOT NULL"),
+        postgresql_where=text("reasons IS NOT NULL"),
+    ),
+    Index(
+        "ix_case_facts_ping_pong",
+        "opened_at",
+        sqlite_where=text("ping_pong = 1"),
+        postgresql_where=text("ping_pong = 1"),
+    ),
 )

@@ -50,6 +50,14 @@ def upgrade() -> None:
         sa.Column("state", sa.Text, nullable=False),
     )
     op.create_index("ix_case_facts_opened", "case_facts", ["opened_at"])
+    for name, where in (("reasons", "reasons IS NOT NULL"), ("ping_pong", "ping_pong = 1")):
+        op.create_index(
+            f"ix_case_facts_{name}",
+            "case_facts",
+            ["opened_at"],
+            sqlite_where=sa.text(where),
+            postgresql_where=sa.text(where),
+        )
     _backfill(op.get_bind())
 
 
@@ -91,5 +99,7 @@ def _backfill(conn: sa.Connection) -> None:
 
 
 def downgrade() -> None:
+    op.drop_index("ix_case_facts_ping_pong", "case_facts")
+    op.drop_index("ix_case_facts_reasons", "case_facts")
     op.drop_index("ix_case_facts_opened", "case_facts")
     op.drop_table("case_facts")
