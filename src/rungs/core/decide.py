@@ -340,6 +340,12 @@ def _delivery(ctx: Ctx, ev: Event) -> None:
     ctx.next_method(person, channel, int(d.get("level") or case.level))
 
 
+def _compensation(ctx: Ctx, ev: Event) -> None:
+    """An admin's decision on a credit suggestion (`rungs.core.compensation`): on the record
+    only; the case itself does not change."""
+    ctx.record("compensation", **dict(ev.data or {}), by=ev.by, **said(ev))
+
+
 Check = Callable[[Case, Event, Policy], None]
 Handler = Callable[[Ctx, Event], None]
 
@@ -360,6 +366,8 @@ _ACTIONS: dict[str, tuple[str, tuple[str, ...], Check | None, Handler, str | Non
     "timer": ("", (), None, _timer, None),
     "delivery": ("", (), None, _delivery, None),
     "alert_repeated": ("add an alert to", ACTIVE, None, _alert_repeated, None),
+    "compensation": ("", (), None, _compensation, None),  # the ledger's own route only
 }
 
-ACTIONS = tuple(k for k in _ACTIONS if k not in ("timer", "delivery", "alert_repeated"))
+_INTERNAL = ("timer", "delivery", "alert_repeated", "compensation")
+ACTIONS = tuple(k for k in _ACTIONS if k not in _INTERNAL)

@@ -251,3 +251,29 @@ class Commands:
         """Keep a change event (`rungs.store.changes`): it opens nothing, the handoff shows it."""
         now = self.clock.now()
         return await self.writer.submit_async(lambda conn: record_change(conn, change, now))
+
+    async def run_compensation(self, period: str) -> dict[str, Any]:
+        """Credit suggestions for the period's SLA breaches (`rungs.engine.compensation`)."""
+        from rungs.engine.compensation import run_period_in
+
+        policy = self.policies.current()
+        now = self.clock.now()
+        return await self.writer.submit_async(lambda conn: run_period_in(conn, policy, period, now))
+
+    async def decide_compensation(
+        self,
+        ident: int,
+        decision: str,
+        reason: str,
+        *,
+        by: str | None,
+        actor: str | None,
+        cents: int | None = None,
+    ) -> dict[str, Any]:
+        """Approve (maybe another amount) or reject a credit suggestion, with a reason."""
+        from rungs.engine.compensation import decide_in
+
+        now = self.clock.now()
+        return await self.writer.submit_async(
+            lambda conn: decide_in(conn, self, ident, decision, reason, by, actor, cents, now)
+        )

@@ -33,6 +33,7 @@ SECTIONS = (
     "integrations",
     "channels",
     "links",
+    "compensation",
 )
 # Sections whose ids others refer to, in the order their entries are first read.
 _REFERENCED = (
@@ -85,6 +86,8 @@ def compile_policy(
     integrations = s.compile_integrations(r, known)
     channels = s.compile_channels(r)
     links = s.compile_links(r)
+    tiers_used = {c.tier for c in customers.values() if c.tier}
+    compensation = s.compile_compensation(r, tiers_used)
     s.warn_unstaffed(r, matrices, teams, schedules)
 
     if r.has_errors():
@@ -106,6 +109,7 @@ def compile_policy(
         default_customer=default_customer,
         channels=channels,
         links=links,
+        compensation=compensation,
         source=loc.file,
         folder=folder,
     )

@@ -26,12 +26,23 @@ METRIC_COLUMNS = {"first_response": "fr", "next_response": "nr", "resolution": "
 COLUMNS = tuple(c.name for c in case_facts.columns)
 _INSERT = "INSERT INTO case_facts (" + ", ".join(COLUMNS) + ") VALUES ({})"
 _UPDATE = (
-    "UPDATE case_facts SET " + ", ".join(f"{c} = {{0}}" for c in COLUMNS[1:])
+    "UPDATE case_facts SET "
+    + ", ".join(f"{c} = {{0}}" for c in COLUMNS[1:])
     + " WHERE case_id = {0}"
-)  # fmt: skip
+)
 # The facts the columns hold; `state` keeps the rest (holders, levels, the SLA clocks, ...).
-_IN_COLUMNS = ("customer", "tier", "category", "priority", "status", "opened_at",
-               "first_ack_at", "resolved_at", "escalations", "reopens")  # fmt: skip
+_IN_COLUMNS = (
+    "customer",
+    "tier",
+    "category",
+    "priority",
+    "status",
+    "opened_at",
+    "first_ack_at",
+    "resolved_at",
+    "escalations",
+    "reopens",
+)
 _NOT_IN_STATE = ("case", *_IN_COLUMNS, "reasons", "pages")
 _LOAD = Sql(
     "SELECT " + ", ".join(_IN_COLUMNS) + ", reasons, pages, state FROM case_facts "
@@ -161,7 +172,10 @@ def write_rows(conn: Connection, rows: list[tuple[Any, ...]], *, replace: bool =
     if not rows:
         return 0
     if replace:
-        run_many(conn, Sql("DELETE FROM case_facts WHERE case_id = :case_id"),
-                 [{"case_id": r[0]} for r in rows])  # fmt: skip
+        run_many(
+            conn,
+            Sql("DELETE FROM case_facts WHERE case_id = :case_id"),
+            [{"case_id": r[0]} for r in rows],
+        )
     _positional(conn, _INSERT, rows)
     return len(rows)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from sqlalchemy import (
     BigInteger,
     Column,
+    Float,
     Index,
     Integer,
     MetaData,
@@ -29,6 +30,7 @@ __all__ = [
     "api_tokens",
     "heartbeats",
     "case_facts",
+    "compensation",
 ]
 
 metadata = MetaData()
@@ -212,4 +214,28 @@ case_facts = Table(  # one row per case, kept with its timeline (`rungs.store.fa
         sqlite_where=text("ping_pong = 1"),
         postgresql_where=text("ping_pong = 1"),
     ),
+)
+
+compensation = Table(  # credit suggestions per SLA breach, and admins' decisions on them
+    "compensation",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("customer", String(200), nullable=False),
+    Column("period", String(7), nullable=False),  # YYYY-MM (UTC) of the breach
+    Column("case_id", String(64), nullable=False),
+    Column("metric", String(20), nullable=False),
+    Column("breached_at", BigInteger, nullable=False),
+    Column("table_version", String(40), nullable=False),
+    Column("credit_percent", Float, nullable=False),
+    Column("amount_cents", BigInteger, nullable=False),  # suggested
+    Column("currency", String(10), nullable=False),
+    Column("rationale", Text, nullable=False),  # JSON: table, band, breach, arithmetic
+    Column("status", String(10), nullable=False),  # suggested | approved | rejected
+    Column("decided_cents", BigInteger),  # approved (possibly adjusted) amount
+    Column("decided_by", String(200)),
+    Column("decided_at", BigInteger),
+    Column("decision_reason", Text),
+    Column("created_at", BigInteger, nullable=False),
+    UniqueConstraint("case_id", "metric", "table_version", name="uq_compensation_breach"),
+    Index("ix_compensation_period", "period", "customer"),
 )

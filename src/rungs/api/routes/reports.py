@@ -13,8 +13,9 @@ from fastapi.responses import JSONResponse, Response
 
 from rungs.api.errors import ApiError
 from rungs.store.views import Views
+from rungs.store.views.report_sql import WindowError, instant_of, window_of
 from rungs.store.views.report_tables import to_csv
-from rungs.store.views.reports import SECTIONS, WindowError, instant_of, window_of
+from rungs.store.views.reports import SECTIONS
 from rungs.time.instant import DAY, format_utc
 
 __all__ = ["reports_router"]

@@ -21,12 +21,22 @@ def _cell(v: Any) -> Any:
 
 def _summary(r: dict[str, Any]) -> Table:
     keys = ["cases", "escalated_cases", "escalation_rate", "reopened_cases", "right_first_time"]
-    header = ["group", *keys, *(f"by_cause_{c}" for c in r["escalations_by_cause"]),
-              *(f"breaches_{m}" for m in r["sla_breaches"]), "ping_pong_cases"]  # fmt: skip
+    header = [
+        "group",
+        *keys,
+        *(f"by_cause_{c}" for c in r["escalations_by_cause"]),
+        *(f"breaches_{m}" for m in r["sla_breaches"]),
+        "ping_pong_cases",
+    ]
 
     def row(name: str, g: dict[str, Any]) -> list[Any]:
-        return [name, *(g[k] for k in keys), *g["escalations_by_cause"].values(),
-                *g["sla_breaches"].values(), " ".join(g["ping_pong_cases"])]  # fmt: skip
+        return [
+            name,
+            *(g[k] for k in keys),
+            *g["escalations_by_cause"].values(),
+            *g["sla_breaches"].values(),
+            " ".join(g["ping_pong_cases"]),
+        ]
 
     rows = [row("all", r)]
     rows += [row(k, g) for k, g in r.get("groups", {}).items()]

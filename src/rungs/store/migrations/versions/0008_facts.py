@@ -1,4 +1,5 @@
-"""Case facts for reports (`case_facts`), backfilled from the stored timelines.
+"""Case facts for reports (`case_facts`), backfilled from the stored timelines, and the
+compensation ledger (`compensation`).
 
 Revision ID: 0008
 Revises: 0006
@@ -58,6 +59,28 @@ def upgrade() -> None:
             sqlite_where=sa.text(where),
             postgresql_where=sa.text(where),
         )
+    op.create_table(
+        "compensation",
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+        sa.Column("customer", sa.String(200), nullable=False),
+        sa.Column("period", sa.String(7), nullable=False),
+        sa.Column("case_id", sa.String(64), nullable=False),
+        sa.Column("metric", sa.String(20), nullable=False),
+        sa.Column("breached_at", sa.BigInteger, nullable=False),
+        sa.Column("table_version", sa.String(40), nullable=False),
+        sa.Column("credit_percent", sa.Float, nullable=False),
+        sa.Column("amount_cents", sa.BigInteger, nullable=False),
+        sa.Column("currency", sa.String(10), nullable=False),
+        sa.Column("rationale", sa.Text, nullable=False),
+        sa.Column("status", sa.String(10), nullable=False),
+        sa.Column("decided_cents", sa.BigInteger),
+        sa.Column("decided_by", sa.String(200)),
+        sa.Column("decided_at", sa.BigInteger),
+        sa.Column("decision_reason", sa.Text),
+        sa.Column("created_at", sa.BigInteger, nullable=False),
+        sa.UniqueConstraint("case_id", "metric", "table_version", name="uq_compensation_breach"),
+    )
+    op.create_index("ix_compensation_period", "compensation", ["period", "customer"])
     _backfill(op.get_bind())
 
 
@@ -99,6 +122,8 @@ def _backfill(conn: sa.Connection) -> None:
 
 
 def downgrade() -> None:
+    op.drop_index("ix_compensation_period", "compensation")
+    op.drop_table("compensation")
     op.drop_index("ix_case_facts_ping_pong", "case_facts")
     op.drop_index("ix_case_facts_reasons", "case_facts")
     op.drop_index("ix_case_facts_opened", "case_facts")
