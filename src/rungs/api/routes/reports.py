@@ -16,7 +16,7 @@ from rungs.store.views import Views
 from rungs.store.views.report_sql import WindowError, instant_of, window_of
 from rungs.store.views.report_tables import to_csv
 from rungs.store.views.reports import SECTIONS
-from rungs.time.instant import DAY, format_utc
+from rungs.time.instant import DAY, DurationError, format_utc, parse_duration
 
 __all__ = ["reports_router"]
 
@@ -55,6 +55,19 @@ def reports_router(views: Views) -> APIRouter:
                 headers={"Content-Disposition": f'attachment; filename="{name}"'},
             )
         return JSONResponse(report)
+
+    @router.get("/v1/reports/value-at-risk")
+    def at_risk(
+        horizon: Annotated[str, Query(max_length=20, description="e.g. 4h, 1d")] = "4h",
+    ) -> dict[str, Any]:
+        """Open cases past an SLA target or due within `horizon`, by customer value."""
+        try:
+            span = parse_duration(horizon)
+        except DurationError as exc:
+            raise ApiError(422, f"horizon: {exc}", "horizon") from None
+        if span > 366 * DAY:
+            raise ApiError(422, "horizon: at most a year", "horizon")
+        return views.value_at_risk(span)
 
     for section in SECTIONS:
         router.add_api_route(

@@ -14,6 +14,7 @@ from rungs.policy.redact import public_yaml
 from rungs.policy.versions import PolicyVersions
 from rungs.schedules.oncall import Schedule
 from rungs.store.cases import load_case
+from rungs.store.compensation import ledger, ledger_csv
 from rungs.store.tokens import TokenCache
 from rungs.store.views._cases import (
     case_json,
@@ -26,6 +27,7 @@ from rungs.store.views._cases import (
 from rungs.store.views._oncall import ics, on_call_now, shift_rows
 from rungs.store.views._ops import counts, heartbeat_states, ping, token_list
 from rungs.store.views._outbox import outbox_depth
+from rungs.store.views.report_open import value_at_risk
 from rungs.store.views.reports import Window, report
 from rungs.time.clock import Clock
 
@@ -177,3 +179,16 @@ class Views:
         """One report section over `case_facts` (`rungs.store.views.reports`)."""
         with self.db.connect() as conn:
             return report(conn, section, window, self.policy(), self.clock.now())
+
+    def value_at_risk(self, horizon: int) -> dict[str, Any]:
+        """Open cases near or past breach, by customer value (`report_open.value_at_risk`)."""
+        with self.db.connect() as conn:
+            return value_at_risk(conn, self.policy(), self.clock.now(), horizon)
+
+    def compensation(self, customer: str | None, period: str | None) -> list[dict[str, Any]]:
+        """The compensation ledger (`rungs.store.compensation`)."""
+        with self.db.connect() as conn:
+            return ledger(conn, customer, period)
+
+    def compensation_csv(self, rows: list[dict[str, Any]]) -> str:
+        return ledger_csv(rows)

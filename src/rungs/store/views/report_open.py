@@ -1,5 +1,6 @@
 """Report sections about what is still open or who carries it: aging and the 30-day close
-rule, responder load (pages by local window, on-call hours, cases held) and reasons."""
+rule, responder load (pages by local window, on-call hours, cases held), reasons, and
+value at risk (open cases near or past breach, by customer value)."""
 
 from __future__ import annotations
 
@@ -8,9 +9,11 @@ from typing import Any
 
 from sqlalchemy import Connection
 
-from rungs.core.facts import WINDOWS
+from rungs.core.definitions import definitions
+from rungs.core.facts import WINDOWS, terms_for
 from rungs.policy import Policy
 from rungs.schedules.oncall import shifts
+from rungs.store.facts import METRIC_COLUMNS
 from rungs.store.jsonbytes import loads
 from rungs.store.views.report_sql import (
     _IN,
@@ -26,7 +29,7 @@ from rungs.store.views.report_sql import (
 )
 from rungs.time.instant import DAY, format_utc
 
-__all__ = ["aging", "load", "reasons"]
+__all__ = ["aging", "load", "reasons", "value_at_risk"]
 
 _BANDS = (("0-1d", 0, DAY), ("1-7d", DAY, 7 * DAY), ("7-30d", 7 * DAY, 30 * DAY))
 
@@ -138,4 +141,60 @@ def reasons(conn: Connection, w: Window, top: int = 20) -> dict[str, Any]:
         ],
         "by_week": [{"week": wk, "counts": c} for wk, c in sorted(weeks.items())],
         **w.head("reasons"),
+    }
+
+
+MAX_OPEN = 200_000  # open cases read for value at risk, at most
+
+
+def value_at_risk(conn: Connection, policy: Policy, now: int, horizon: int) -> dict[str, Any]:
+    """Open cases with an SLA metric past its target or due within `horizon`, per customer
+    with its annual value, most valuable first."""
+    rows = _rows(
+        conn,
+        "SELECT case_id, customer, priority, state, fr_breached_at, nr_breached_at, "
+        "res_breached_at FROM case_facts WHERE status IN ('open', 'acknowledged', 'pending') "
+        f"ORDER BY case_id LIMIT {MAX_OPEN}",
+        {},
+    )
+    per: dict[str, dict[str, Any]] = {}
+    for cid, customer, priority, state, *breached in rows:
+        terms = terms_for(policy, customer)
+        metrics = loads(state).get("metrics", {})
+        past, near = [], []
+        for (metric, _), at in zip(METRIC_COLUMNS.items(), breached, strict=True):
+            m = metrics.get(metric)
+            target = terms.target(priority, metric)
+            if at is not None:
+                past.append(metric)
+            elif m is not None and target is not None and m[0] == "running":
+                due = terms.calendar.add_us(m[4], max(0, target - m[2]))
+                if due <= now + horizon:
+                    near.append({"metric": metric, "due": format_utc(due)})
+        if not past and not near:
+            continue
+        c = policy.customer(customer)
+        mine = per.setdefault(
+            customer,
+            {
+                "customer": customer,
+                "tier": c.tier if c else None,
+                "value": c.value if c else None,
+                "past_breach": 0,
+                "near_breach": 0,
+                "cases": [],
+            },
+        )
+        mine["past_breach" if past else "near_breach"] += 1
+        if len(mine["cases"]) < LIST_LIMIT:
+            mine["cases"].append(
+                {"case": cid, "priority": priority, "breached": past, "due_soon": near}
+            )
+    customers = sorted(per.values(), key=lambda c: (-(c["value"] or 0), c["customer"]))
+    return {
+        "now": format_utc(now),
+        "horizon_s": horizon // 1_000_000,
+        "value_at_risk": sum(c["value"] or 0 for c in customers),
+        "customers": customers,
+        "definitions": definitions("value_at_risk"),
     }
