@@ -3,7 +3,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run demo audit test test-unit test-integration test-e2e lint imports bench clean debian-packages
+.PHONY: run demo audit test test-unit test-integration test-e2e lint imports bench clean debian-packages assets
 
 # Installs the versions pinned in constraints.txt (what the tests passed with).
 $(STAMP): pyproject.toml constraints.txt
@@ -12,7 +12,25 @@ $(STAMP): pyproject.toml constraints.txt
 	$(BIN)/python -m pip install -q -c constraints.txt -e '.[dev]'
 	touch $(STAMP)
 
-run: $(STAMP)
+# The console's static assets from their npm registry packages (package.json, pinned by
+# package-lock.json): `npm ci` once, then their dist files copied into the package, where
+# Rungs serves them from /static/vendor/ (no CDN, nothing fetched at run time).
+VENDOR := src/rungs/api/web/static/vendor
+NPM_STAMP := node_modules/.installed
+$(NPM_STAMP): package.json package-lock.json
+	npm ci --ignore-scripts --no-audit --no-fund
+	touch $(NPM_STAMP)
+$(VENDOR)/.copied: $(NPM_STAMP)
+	mkdir -p $(VENDOR)
+	cp node_modules/htmx.org/dist/htmx.min.js node_modules/htmx-ext-sse/dist/sse.min.js \
+	  node_modules/uplot/dist/uPlot.iife.min.js node_modules/uplot/dist/uPlot.min.css $(VENDOR)/
+	cp node_modules/htmx.org/LICENSE $(VENDOR)/htmx.LICENSE
+	cp node_modules/htmx-ext-sse/LICENSE $(VENDOR)/htmx-ext-sse.LICENSE
+	cp node_modules/uplot/LICENSE $(VENDOR)/uplot.LICENSE
+	touch $(VENDOR)/.copied
+assets: $(VENDOR)/.copied
+
+run: $(STAMP) assets
 	$(BIN)/rungs validate src/rungs/examples/acme.yaml
 	$(BIN)/rungs serve --policy src/rungs/examples/acme.yaml --db sqlite:///rungs.db
 
@@ -21,16 +39,16 @@ demo: $(STAMP)
 
 # Every tier: unit (pure, no I/O), integration (databases, servers, sockets), e2e (real
 # processes); the layer contract first, so a layer violation fails the run.
-test: $(STAMP) debian-packages imports
+test: $(STAMP) assets debian-packages imports
 	$(BIN)/python -m pytest -n 2 -p no:cacheprovider tests/unit tests/integration tests/e2e
 
 test-unit: $(STAMP)
 	$(BIN)/python -m pytest -n 2 -p no:cacheprovider tests/unit
 
-test-integration: $(STAMP)
+test-integration: $(STAMP) assets
 	$(BIN)/python -m pytest -n 2 -p no:cacheprovider tests/integration
 
-test-e2e: $(STAMP) debian-packages
+test-e2e: $(STAMP) assets debian-packages
 	$(BIN)/python -m pytest -n 2 -p no:cacheprovider tests/e2e
 
 # The layers of ARCHITECTURE.md, as import-linter contracts in pyproject.toml.
@@ -63,4 +81,4 @@ audit: $(STAMP)
 	  || { echo "make audit: pip-audit could not finish (no network to the advisory database, or a finding above)"; exit 1; }
 
 clean:
-	rm -rf $(VENV) build *.egg-info src/*.egg-info
+	rm -rf $(VENV) build *.egg-info src/*.egg-info node_modules $(VENDOR)

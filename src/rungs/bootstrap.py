@@ -20,6 +20,7 @@ from rungs.api.access import configure_logging
 from rungs.api.app import create_app
 from rungs.api.counters import Counters
 from rungs.api.limits import DEFAULT_MAX_BODY, Rate
+from rungs.api.web import WebSettings
 from rungs.engine import Engine, PolicyStore
 from rungs.engine.engine import Record
 from rungs.engine.writer import Writer
@@ -40,6 +41,7 @@ __all__ = [
 ]
 
 VIRTUAL_CLOCK_ENV = "RUNGS_ALLOW_VIRTUAL_CLOCK"
+WEB_SECRET_ENV = "RUNGS_WEB_SECRET"  # signs console sessions; else generated and stored
 WORKER_ENV = "RUNGS_WORKER_SETTINGS"  # build()'s settings, as JSON, for worker processes
 
 
@@ -52,10 +54,15 @@ def build(
     token_rate: Rate | None = None,
     max_body: int = DEFAULT_MAX_BODY,
     strict: bool = False,
+    trusted_header: str | None = None,
+    trusted_proxies: list[str] | tuple[str, ...] = (),
 ) -> tuple[Engine, FastAPI]:
     """Migrate, load the policy (validated; a new version only when its text changed), wire,
     start. The engine's `stop()` stops it all; its `db`, `commands`, `views`, `loop` serve
     tests.
+
+    `trusted_header` (with `trusted_proxies`) signs console users in from a reverse proxy's
+    header (`rungs.api.web.session`); the console's secret is RUNGS_WEB_SECRET or stored.
 
     With `policy_file` the policy is file-managed; a file with errors keeps the last stored
     version serving (`/healthz` says why) unless `strict`, or unless none is stored: then
@@ -84,6 +91,11 @@ def build(
         token_rate=token_rate,
         max_body=max_body,
         counters=counters,
+        web=WebSettings(
+            trusted_header=trusted_header,
+            trusted_proxies=tuple(trusted_proxies),
+            secret=os.environ.get(WEB_SECRET_ENV) or None,
+        ),
     )
     engine.start(engine=role in ("all", "engine"))
     return engine, app

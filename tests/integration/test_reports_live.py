@@ -167,7 +167,7 @@ def _backfill_gives_the_same_rows(db: Any, kept: dict[str, dict[str, Any]]) -> N
     cfg.set_main_option("script_location", str(MIGRATIONS))
     with db.begin() as conn:
         cfg.attributes["connection"] = conn
-        command.downgrade(cfg, "0006")
+        command.downgrade(cfg, "0007")
     with db.begin() as conn:
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, "head")

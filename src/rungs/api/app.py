@@ -29,6 +29,7 @@ from rungs.api.openapi import DOCS_PAGES, DOCS_STATIC, install_docs, install_ope
 from rungs.api.routes import Metrics, cases_router, clock_router, health_router, policy_router
 from rungs.api.routes.compensation import compensation_router
 from rungs.api.routes.reports import reports_router
+from rungs.api.web import WebSettings, web_router
 from rungs.engine import Engine
 from rungs.engine.writer import Unavailable
 from rungs.notify.links import Links
@@ -157,6 +158,7 @@ def create_app(
     token_rate: Rate | None = None,
     max_body: int = DEFAULT_MAX_BODY,
     counters: Counters | None = None,
+    web: WebSettings | None = None,
 ) -> FastAPI:
     commands, views = engine.commands, engine.views
     auth = Auth(views.tokens, token_rate=token_rate)
@@ -193,6 +195,7 @@ def create_app(
     app.include_router(tokens_router(commands, views, auth))
     if engine.clock.virtual:
         app.include_router(clock_router(engine.loop))
+    app.include_router(web_router(engine, web))  # the console: pages under /, signed in
     app.add_exception_handler(HTTPException, _http_error)
 
     install_openapi(app)

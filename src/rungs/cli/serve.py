@@ -79,6 +79,23 @@ def serve(
             "--tls-key", envvar="RUNGS_TLS_KEY", help="Serve HTTPS: its private key (PEM)."
         ),
     ] = None,
+    trusted_header: Annotated[
+        str | None,
+        typer.Option(
+            "--trusted-header",
+            envvar="RUNGS_TRUSTED_HEADER",
+            help="Console single sign-on: the header a reverse proxy names the signed-in "
+            "person in (id or e-mail), e.g. X-Forwarded-Email. Off by default.",
+        ),
+    ] = None,
+    trusted_proxy: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--trusted-proxy",
+            metavar="ADDR",
+            help="An address or network (CIDR) whose --trusted-header is believed; repeat it.",
+        ),
+    ] = None,
 ) -> None:
     """Run the API, the engine and the dispatcher on one database."""
 
@@ -102,6 +119,7 @@ def serve(
     if workers < 1:
         raise _fail("--workers must be at least 1")
     tls = _tls_or_exit(tls_cert, tls_key)
+    proxies = _proxies_or_exit(trusted_header, trusted_proxy or [])
     _port_free_or_exit(host, port)
     configure_logging(log_level.lower())
     scheme = "https" if tls else "http"
@@ -120,6 +138,8 @@ def serve(
             max_body=max_body,
             strict=strict,
             tls=tls,
+            trusted_header=trusted_header,
+            trusted_proxies=proxies,
         )
         return
     with _start_errors(db):
@@ -131,6 +151,8 @@ def serve(
             token_rate=token_rate,
             max_body=max_body,
             strict=strict,
+            trusted_header=trusted_header,
+            trusted_proxies=proxies,
         )
     print(f"Rungs is serving at {scheme}://{host}:{port} (API docs at /docs)", flush=True)
     settle_heap()
@@ -175,6 +197,25 @@ def _port_free_or_exit(host: str, port: int) -> None:
                 f"cannot listen on {host}:{port} ({exc.strerror or exc}): choose another port "
                 "with --port or RUNGS_PORT (or another address with --host or RUNGS_HOST)"
             ) from None
+
+
+def _proxies_or_exit(header: str | None, proxies: list[str]) -> list[str]:
+    """The --trusted-proxy networks, checked: a header needs at least one, and a proxy a
+    header (a header believed from anywhere would let anyone sign in as anyone)."""
+    import ipaddress
+
+    if header is not None and not proxies:
+        raise _fail("--trusted-header needs --trusted-proxy ADDR (the proxy's address)")
+    if proxies and header is None:
+        raise _fail("--trusted-proxy is used with --trusted-header")
+    if header is not None and not header.replace("-", "").isalnum():
+        raise _fail(f"--trusted-header '{header}' is not a header name")
+    for p in proxies:
+        try:
+            ipaddress.ip_network(p, strict=False)
+        except ValueError:
+            raise _fail(f"--trusted-proxy '{p}' is not an IP address or network") from None
+    return proxies
 
 
 def _tls_or_exit(cert: Path | None, key: Path | None) -> dict[str, str]:

@@ -19,7 +19,7 @@ from rungs.core.targets import parse_target
 from rungs.core.timers import LevelTimer, RepeatTimer, StepTimer, cancel_all
 from rungs.policy.model import PRIORITIES, Policy, Target
 
-__all__ = ["decide", "open_case", "ACTIONS"]
+__all__ = ["decide", "open_case", "ACTIONS", "allowed_actions"]
 
 ACTIVE = ("open", "acknowledged", "pending")
 
@@ -371,3 +371,12 @@ _ACTIONS: dict[str, tuple[str, tuple[str, ...], Check | None, Handler, str | Non
 
 _INTERNAL = ("timer", "delivery", "alert_repeated", "compensation")
 ACTIONS = tuple(k for k in _ACTIONS if k not in _INTERNAL)
+
+
+def allowed_actions(case: Case) -> frozenset[str]:
+    """The actions a person may take on the case in its status (what the console offers;
+    `decide` still checks each)."""
+    out = {k for k, (_, statuses, *_) in _ACTIONS.items() if statuses and case.status in statuses}
+    if case.acknowledged:
+        out.discard("acknowledge")
+    return frozenset(out)

@@ -35,6 +35,7 @@ __all__ = [
     "due",
     "clocks",
     "read_clocks",
+    "next_breach",
 ]
 
 
@@ -65,6 +66,24 @@ def due(m: Metric, target: int, sla: SlaPolicy | None) -> int | None:
     if m.state != "running":
         return None
     return _calendar(sla).add_us(m.since, max(0, target - m.acc))
+
+
+def next_breach(case: Case, policy: Policy) -> int | None:
+    """The earliest instant a running metric reaches its target (past once breached); None
+    when no clock runs. Stored with the case, so the console's queue sorts by it in SQL."""
+    sp = None
+    best = None
+    for name, m in case.metrics.items():
+        if m.state != "running":
+            continue
+        sp = sp or policy_for(case, policy)
+        target = target_of(sp, case.priority, name)
+        if target is None:
+            continue
+        at = due(m, target, sp)
+        if at is not None and (best is None or at < best):
+            best = at
+    return best
 
 
 # Per metric, built once: the names of its `happened` events.

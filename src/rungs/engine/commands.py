@@ -18,6 +18,7 @@ from sqlalchemy.exc import IntegrityError
 
 from rungs.core.decide import decide
 from rungs.core.model import Case, Effect, Event, Refused
+from rungs.engine.changes import Changes
 from rungs.engine.heartbeats import beat_in
 from rungs.engine.policies import PolicyChange, PolicyStore
 from rungs.engine.wake import Wake
@@ -26,6 +27,7 @@ from rungs.policy import Policy
 from rungs.policy.model import Integration
 from rungs.store.cases import find_open, insert_case, load_case, new_case_id, save_case
 from rungs.store.changes import record_change
+from rungs.store.credentials import record_sign_in
 from rungs.store.effects import write_effects
 from rungs.store.links import LinkUse, record_use
 from rungs.store.outbox import Row
@@ -57,8 +59,11 @@ class Commands:
         wake: Wake,
         *,
         deliveries: Deliveries | None = None,
+        changes: Changes | None = None,
     ) -> None:
         self.writer = writer
+        self.changes = changes  # told the ids of the cases each commit wrote (console SSE)
+        self._changed: set[str] = set()
         self.policies = policies
         self.clock = clock
         self.wake = wake
@@ -77,7 +82,7 @@ class Commands:
             version = self.policies.current_version()  # decided by the version it reopens under
         policy = self.policies.policy(version)
         new, effects = decide(case, event, now, policy)
-        save_case(conn, new, version)
+        save_case(conn, new, version, policy)
         return new, self._write(conn, new, effects, version, policy, now, fresh=False)
 
     def open_in(
@@ -104,7 +109,7 @@ class Commands:
                 return loaded[0], False
         case_id = new_case_id(conn)
         case, effects = decide(None, Event("open", data=data), now, policy, case_id=case_id)
-        insert_case(conn, case, version)
+        insert_case(conn, case, version, policy)
         self._write(conn, case, effects, version, policy, now, fresh=True)
         return case, True
 
@@ -124,6 +129,9 @@ class Commands:
         written = write_effects(
             conn, effects, version, now, fresh=fresh, lease=lease, case=case, policy=policy
         )
+        if self.changes is not None:
+            self._changed.add(case.id)
+            self.changes.written(conn)
         self.wake.timer_set(conn, written.earliest)
         if written.claimed:
             self._claimed.extend(written.claimed)
@@ -132,6 +140,10 @@ class Commands:
     def committed(self, ok: bool) -> None:
         """On the writer's thread after each transaction: wake the loop, hand rows over."""
         self.wake.committed(ok)
+        if self._changed:
+            ids, self._changed = frozenset(self._changed), set()
+            if ok and self.changes is not None:
+                self.changes.publish(ids)
         if self._claimed:
             rows, self._claimed = self._claimed, []
             if ok and self.deliveries is not None:
@@ -203,7 +215,7 @@ class Commands:
             case = loaded[0]
             if not any(m.id == case.matrix for m in policy.matrices):
                 raise Refused(f"policy version {version} has no matrix '{case.matrix}'", 409)
-            save_case(conn, case, version)
+            save_case(conn, case, version, policy)
             return case
 
         return await self.writer.submit_async(run)
@@ -251,6 +263,12 @@ class Commands:
         """Keep a change event (`rungs.store.changes`): it opens nothing, the handoff shows it."""
         now = self.clock.now()
         return await self.writer.submit_async(lambda conn: record_change(conn, change, now))
+
+    async def record_sign_in(self, person: str, ok: bool) -> int | None:
+        """Count a console sign-in attempt (`store.credentials.record_sign_in`): the instant
+        the person is locked out until, or None."""
+        now = self.clock.now()
+        return await self.writer.submit_async(lambda conn: record_sign_in(conn, person, ok, now))
 
     async def run_compensation(self, period: str) -> dict[str, Any]:
         """Credit suggestions for the period's SLA breaches (`rungs.engine.compensation`)."""

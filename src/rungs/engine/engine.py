@@ -22,6 +22,7 @@ from typing import Any, Protocol
 
 from sqlalchemy import Engine as Database
 
+from rungs.engine.changes import Changes
 from rungs.engine.commands import Commands, Deliveries
 from rungs.engine.heartbeats import Heartbeats
 from rungs.engine.integrations import keys_unset
@@ -73,12 +74,14 @@ class Engine:
         # results are decided by the command object, made after the dispatcher it is given
         record = recorder(self.writer, lambda *a: self.commands.decide_in(*a), clock)
         self.dispatcher = dispatcher(self.policies, self.writer, record) if dispatcher else None
+        self.changes = Changes(db)  # cases written, after each commit (the console's SSE)
         self.commands = Commands(
             self.writer,
             self.policies,
             clock,
             self.wake,
             deliveries=self.dispatcher,
+            changes=self.changes,
         )
         self.views = Views(db, self.policies, clock)
         self.timers = Timers(self.commands, clock, batch=batch)
@@ -107,6 +110,7 @@ class Engine:
             )
         if self.dispatcher is not None:
             self.dispatcher.start()
+        self.changes.start()
         if engine:
             self.loop.start()
 
@@ -131,6 +135,7 @@ class Engine:
         """Deliveries under way finish, the loop stops, then the writer drains and closes."""
         if self.dispatcher is not None:
             self.dispatcher.stop()
+        self.changes.stop()
         self.loop.stop()
         self.writer.close()
 

@@ -21,6 +21,7 @@ __all__ = [
     "METRICS",
     "MATCH_KEYS",
     "CHANNELS",
+    "CONSOLE_ROLES",
     "Target",
     "NotifyStep",
     "Person",
@@ -60,6 +61,7 @@ MATCH_KEYS = (
     "priority",
 )
 CHANNELS = ("email", "sms", "voice", "slack", "webhook", "apprise")
+CONSOLE_ROLES = ("viewer", "responder", "admin")  # a person's `console_role`, weakest first
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,6 +91,7 @@ class Person:
     contacts: Mapping[str, str]
     notify: tuple[NotifyStep, ...] = DEFAULT_STEPS
     timezone: str | None = None
+    console_role: str = "responder"  # what they may do in the web console (CONSOLE_ROLES)
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,12 +13,14 @@ from rich.table import Table
 
 from rungs.core import sla
 from rungs.core.handoff import clock_name
+from rungs.core.model import Case
+from rungs.policy import Policy
 from rungs.policy.model import METRICS
 from rungs.sim.runner import Simulation
 from rungs.time.calendar import WALL_CLOCK
 from rungs.time.instant import format_duration, format_local, format_utc
 
-__all__ = ["explain_case", "render_explain"]
+__all__ = ["explain", "explain_case", "render_explain"]
 
 
 def _span(a: int, b: int, tz: Any) -> dict[str, str]:
@@ -37,14 +39,19 @@ def _short(text: str) -> str:
 
 def explain_case(sim: Simulation, case_id: str) -> dict[str, Any]:
     """A JSON-able report for one case at the simulation's current instant."""
-    case = sim.cases[case_id]
-    policy_sla = sla.policy_for(case, sim.policy)
+    entries = [e for e in sim.timeline if e["case"] == case_id]
+    return explain(sim.cases[case_id], sim.policy, entries, sim.now)
+
+
+def explain(case: Case, policy: Policy, entries: list[dict[str, Any]], now: int) -> dict[str, Any]:
+    """The report for `case` at `now` from its timeline `entries` (also the console's "why?")."""
+    case_id = case.id
+    policy_sla = sla.policy_for(case, policy)
     cal = policy_sla.calendar if policy_sla else WALL_CLOCK
     tz = cal.tz
-    entries = [e for e in sim.timeline if e["case"] == case_id]
     report: dict[str, Any] = {
         "case": case_id,
-        "at": format_utc(sim.now),
+        "at": format_utc(now),
         "priority": case.priority,
         "sla_policy": policy_sla.id if policy_sla else None,
         "calendar": cal.id,
@@ -52,7 +59,7 @@ def explain_case(sim: Simulation, case_id: str) -> dict[str, Any]:
         "timezone": cal.timezone,
         "metrics": [],
     }
-    read = {c.metric: c for c in sla.read_clocks(case, sim.policy, sim.now)}
+    read = {c.metric: c for c in sla.read_clocks(case, policy, now)}
     for name in METRICS:
         c = read.get(name)
         m = c.measured if c is not None else None
@@ -63,7 +70,7 @@ def explain_case(sim: Simulation, case_id: str) -> dict[str, Any]:
             continue
         segments = list(m.segments)
         if m.state == "running":
-            segments.append((m.since, sim.now))
+            segments.append((m.since, now))
         counted, skipped = [], []
         total = 0
         for i, (a, b) in enumerate(segments):
@@ -77,7 +84,7 @@ def explain_case(sim: Simulation, case_id: str) -> dict[str, Any]:
         if m.state == "paused":
             skipped.append(
                 {
-                    **_span(segments[-1][1] if segments else m.since, sim.now, tz),
+                    **_span(segments[-1][1] if segments else m.since, now, tz),
                     "reason": "paused (pending)",
                 }
             )

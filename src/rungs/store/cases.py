@@ -7,6 +7,8 @@ from typing import Any
 from sqlalchemy import Connection
 
 from rungs.core.model import ENDED, Case, Refused
+from rungs.core.sla import next_breach
+from rungs.policy import Policy
 from rungs.store.jsonbytes import dumps_text, loads
 from rungs.store.sql import Sql, run
 
@@ -27,6 +29,8 @@ _COLUMNS = (
     "policy_version",
     "state",
     "updated_at",
+    "title",
+    "sla_due",
 )
 _INSERT_CASE = Sql(
     "INSERT INTO cases (id, opened_at, " + ", ".join(_COLUMNS) + ") "
@@ -59,7 +63,8 @@ def find_open(conn: Connection, dedup_key: str) -> str | None:
     return None if row is None else row[0]
 
 
-def _row(case: Case, version: int) -> dict[str, Any]:
+def _row(case: Case, version: int, policy: Policy) -> dict[str, Any]:
+    """The columns; `title` and `sla_due` (`core.sla.next_breach`) serve the console's queue."""
     active = case.status not in ENDED  # an ended case frees its dedup key
     return {
         "id": case.id,
@@ -72,12 +77,16 @@ def _row(case: Case, version: int) -> dict[str, Any]:
         "policy_version": version,
         "state": dumps_text(case.to_dict()),
         "updated_at": case.updated_at,
+        "title": case.title,
+        "sla_due": next_breach(case, policy),
     }
 
 
-def insert_case(conn: Connection, case: Case, version: int) -> None:
-    run(conn, _INSERT_CASE, {**_row(case, version), "opened_at": case.opened_at})
+def insert_case(conn: Connection, case: Case, version: int, policy: Policy) -> None:
+    """Insert a new case decided by `policy` (its version `version`)."""
+    run(conn, _INSERT_CASE, {**_row(case, version, policy), "opened_at": case.opened_at})
 
 
-def save_case(conn: Connection, case: Case, version: int) -> None:
-    run(conn, _SAVE_CASE, _row(case, version))
+def save_case(conn: Connection, case: Case, version: int, policy: Policy) -> None:
+    """Save a case decided by `policy` (its version `version`)."""
+    run(conn, _SAVE_CASE, _row(case, version, policy))

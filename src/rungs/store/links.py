@@ -16,7 +16,7 @@ from sqlalchemy.exc import IntegrityError
 
 from rungs.store.tables import link_uses, secrets
 
-__all__ = ["AlreadyUsed", "LinkUse", "link_secret", "link_use", "record_use"]
+__all__ = ["AlreadyUsed", "LinkUse", "link_secret", "link_use", "record_use", "stored_secret"]
 
 
 class AlreadyUsed(Exception):
@@ -34,9 +34,14 @@ class LinkUse:
 
 
 def link_secret(db: Engine, make: Callable[[], str], now: int) -> str:
-    """The installation's link secret, made with `make` and stored on first use (another
+    """The installation's link secret (see `stored_secret`)."""
+    return stored_secret(db, "links", make, now)
+
+
+def stored_secret(db: Engine, name: str, make: Callable[[], str], now: int) -> str:
+    """The installation's secret `name`, made with `make` and stored on first use (another
     process that stored one at the same moment wins, and both use its value)."""
-    query = select(secrets.c.value).where(secrets.c.name == "links")
+    query = select(secrets.c.value).where(secrets.c.name == name)
     with db.connect() as conn:
         found = conn.execute(query).scalar()
     if found is not None:
@@ -44,7 +49,7 @@ def link_secret(db: Engine, make: Callable[[], str], now: int) -> str:
     value = make()
     try:
         with db.begin() as conn:
-            conn.execute(insert(secrets).values(name="links", value=value, created_at=now))
+            conn.execute(insert(secrets).values(name=name, value=value, created_at=now))
     except IntegrityError:  # another process made it first: use theirs
         with db.connect() as conn:
             return str(conn.execute(query).scalar_one())

@@ -12,11 +12,19 @@ from collections.abc import Callable
 
 from sqlalchemy import Connection, Engine, text
 
-__all__ = ["OUTBOX_CHANNEL", "TIMERS_CHANNEL", "listen", "listen_thread", "notify_once"]
+__all__ = [
+    "CASES_CHANNEL",
+    "OUTBOX_CHANNEL",
+    "TIMERS_CHANNEL",
+    "listen",
+    "listen_thread",
+    "notify_once",
+]
 
 log = logging.getLogger("rungs.store")
 TIMERS_CHANNEL = "rungs_timers"  # a timer was written: engines wake to plan again
 OUTBOX_CHANNEL = "rungs_outbox"  # an outbox row was written pending: dispatchers claim it
+CASES_CHANNEL = "rungs_cases"  # cases were written: consoles of every process refresh
 
 
 def listen(db: Engine, channel: str, wake: Callable[[], None], stop: threading.Event) -> None:

@@ -31,6 +31,7 @@ __all__ = [
     "heartbeats",
     "case_facts",
     "compensation",
+    "credentials",
 ]
 
 metadata = MetaData()
@@ -64,6 +65,8 @@ cases = Table(
     Column("state", Text, nullable=False),  # Case.to_dict() as JSON
     Column("opened_at", BigInteger, nullable=False),
     Column("updated_at", BigInteger, nullable=False),
+    Column("title", Text),  # the console's queue shows and searches it (from `state`)
+    Column("sla_due", BigInteger),  # next SLA breach (`core.sla.next_breach`), the queue's order
     Index("ix_cases_open_key", "open_key", unique=True),
     Index("ix_cases_status", "status", "opened_at"),
 )
@@ -238,4 +241,14 @@ compensation = Table(  # credit suggestions per SLA breach, and admins' decision
     Column("created_at", BigInteger, nullable=False),
     UniqueConstraint("case_id", "metric", "table_version", name="uq_compensation_breach"),
     Index("ix_compensation_period", "period", "customer"),
+)
+
+credentials = Table(  # console sign-in: one password per person of the policy
+    "credentials",
+    metadata,
+    Column("person", String(200), primary_key=True),
+    Column("hash", Text, nullable=False),  # argon2id; the password is never stored
+    Column("failures", Integer, nullable=False, default=0),  # failed sign-ins in a row
+    Column("locked_until", BigInteger),  # refused until then after too many failures
+    Column("changed_at", BigInteger, nullable=False),
 )

@@ -5,13 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 from rungs.policy.loader import Path
-from rungs.policy.model import CHANNELS, DEFAULT_STEPS, NotifyStep, Person
+from rungs.policy.model import CHANNELS, CONSOLE_ROLES, DEFAULT_STEPS, NotifyStep, Person
 from rungs.policy.reader import Reader, hint
 from rungs.policy.values import zone
 
 __all__ = ["compile_people"]
 
-_FIELDS = ("id", "name", "contacts", "notify", "timezone", "email")
+_FIELDS = ("id", "name", "contacts", "notify", "timezone", "email", "console_role")
 
 
 def compile_people(r: Reader) -> dict[str, Person]:
@@ -33,7 +33,14 @@ def compile_people(r: Reader) -> dict[str, Person]:
                 "add contacts.email or notify steps",
             )
         tzname = zone(r, m["timezone"], (*p, "timezone")) if "timezone" in m else None
-        out[ident] = Person(ident, str(m.get("name", ident)), contacts, steps, tzname)
+        role = m.get("console_role", "responder")
+        if role not in CONSOLE_ROLES:
+            r.err(
+                (*p, "console_role"),
+                f"console_role must be one of {', '.join(CONSOLE_ROLES)}, not '{role}'",
+            )
+            role = "responder"
+        out[ident] = Person(ident, str(m.get("name", ident)), contacts, steps, tzname, role)
     return out
 
 

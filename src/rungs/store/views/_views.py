@@ -13,12 +13,15 @@ from rungs.policy import Policy
 from rungs.policy.redact import public_yaml
 from rungs.policy.versions import PolicyVersions
 from rungs.schedules.oncall import Schedule
+from rungs.sim.explain import explain
 from rungs.store.cases import load_case
 from rungs.store.compensation import ledger, ledger_csv
+from rungs.store.credentials import Credential, credential
 from rungs.store.tokens import TokenCache
 from rungs.store.views._cases import (
     case_json,
     case_page,
+    entries,
     filter_error,
     handoff_of,
     paged,
@@ -27,6 +30,7 @@ from rungs.store.views._cases import (
 from rungs.store.views._oncall import ics, on_call_now, shift_rows
 from rungs.store.views._ops import counts, heartbeat_states, ping, token_list
 from rungs.store.views._outbox import outbox_depth
+from rungs.store.views.queue import QueueRow, holders, queue_page
 from rungs.store.views.report_open import value_at_risk
 from rungs.store.views.reports import Window, report
 from rungs.time.clock import Clock
@@ -192,3 +196,37 @@ class Views:
 
     def compensation_csv(self, rows: list[dict[str, Any]]) -> str:
         return ledger_csv(rows)
+
+    # console -----------------------------------------------------------------------------
+
+    def queue(
+        self,
+        *,
+        statuses: tuple[str, ...],
+        assignees: tuple[str, ...] | None = None,
+        search: str | None = None,
+        limit: int = 200,
+    ) -> tuple[list[QueueRow], int]:
+        """The console's queue (`store.views.queue`): a page of rows soonest breach first,
+        each with who holds it now, and how many cases match."""
+        with self.db.connect() as conn:
+            rows, total = queue_page(
+                conn, statuses=statuses, assignees=assignees, search=search, limit=limit
+            )
+        return holders(rows, self.policies.policy, self.clock.now()), total
+
+    def explain(self, case_id: str) -> dict[str, Any] | None:
+        """Why each SLA clock of the case stands where it does: the report of
+        `rungs simulate --explain` (`sim.explain.explain`), from the stored timeline."""
+        with self.db.connect() as conn:
+            found = load_case(conn, case_id, lock=False)
+            if found is None:
+                return None
+            stored = entries(conn, case_id, ("sla_warning", "sla_breached"))
+        case, version = found
+        return explain(case, self.policies.policy(version), stored, self.clock.now())
+
+    def credential(self, person: str) -> Credential | None:
+        """A person's console password hash and lockout state (`store.credentials`)."""
+        with self.db.connect() as conn:
+            return credential(conn, person)
