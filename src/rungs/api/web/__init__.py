@@ -22,6 +22,7 @@ from rungs.api.web.case import case_routes
 from rungs.api.web.events import events_routes
 from rungs.api.web.login import login_routes
 from rungs.api.web.queue import queue_routes
+from rungs.api.web.reports import reports_routes
 from rungs.api.web.session import Sessions, WebSettings
 from rungs.engine import Engine
 from rungs.store.links import stored_secret
@@ -34,6 +35,7 @@ PAGES: tuple[Callable[[Engine], APIRouter], ...] = (
     queue_routes,
     case_routes,
     events_routes,
+    reports_routes,
 )
 
 
