@@ -61,14 +61,15 @@ def row_of(f: Facts, terms: Terms) -> tuple[Any, ...]:
     for name in METRIC_COLUMNS:
         m = metrics.get(name)
         per_metric += (outcome(f, name, terms), m.breached_at if m is not None else None)
+    holder = f.holders[-1] if f.holders else None
     return (
         f.case,
         f.opened_at,
-        f.customer,
-        f.tier,
-        f.category,
+        _text(f.customer),
+        _text(f.tier),
+        _text(f.category),
         f.priority,
-        f.holders[-1] if f.holders else None,
+        _text(holder),
         f.status,
         f.first_ack_at,
         f.resolved_at,
@@ -86,6 +87,12 @@ def row_of(f: Facts, terms: Terms) -> tuple[Any, ...]:
         dumps_text(f.pages) if f.pages else None,
         _state(f),
     )
+
+
+def _text(v: str | None) -> str | None:
+    """A column's text without NUL, which PostgreSQL's text takes none of (a category or a
+    `default_customer` id may hold one; the JSON columns escape it)."""
+    return v.replace("\x00", "") if v is not None and "\x00" in v else v
 
 
 def _state(f: Facts) -> str:
