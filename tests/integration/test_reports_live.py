@@ -113,6 +113,7 @@ def test_reports_live_equal_reports_simulated(db_url: str, monkeypatch: pytest.M
                 assert r.status_code == 200, r.text
                 assert _normal(r.json(), names) == _normal(expected, {}), (section, by)
             _bad_input(client)
+            _cli_reads_the_same(db_url, window, simulated["summary"], names)
             kept = _facts_rows(service.db)
         _facts_equal_derived(kept, names, sim.timeline, policy)
         assert kept, "no facts kept"
@@ -138,6 +139,27 @@ def _bad_input(client: TestClient) -> None:
     )
     assert r.status_code == 200 and r.headers["content-type"].startswith("text/csv")
     assert r.text.splitlines()[0].startswith("metric,priority,clock,met,breached")
+
+
+def _cli_reads_the_same(
+    db_url: str, window: dict[str, str], expected: dict[str, Any], names: dict[str, str]
+) -> None:
+    """`rungs report --db` prints the same summary as JSON; `--csv` its table; a bad `--by`
+    is named."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from rungs.cli import app
+
+    args = ["report", "--db", db_url, "--from", window["from"], "--to", window["to"]]
+    res = CliRunner().invoke(app, [*args, "--json"])
+    assert res.exit_code == 0, res.output
+    assert _normal(json.loads(res.output), names) == _normal(expected, {})
+    csv = CliRunner().invoke(app, [*args, "--csv", "--by", "priority"])
+    assert csv.exit_code == 0 and csv.output.startswith("group,cases,escalated_cases")
+    bad = CliRunner().invoke(app, [*args, "--by", "planet"])
+    assert bad.exit_code == 1 and "--by: unknown grouping 'planet'" in bad.output
 
 
 def _facts_rows(db: Any) -> dict[str, dict[str, Any]]:
