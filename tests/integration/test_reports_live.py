@@ -215,3 +215,16 @@ def test_simulated_report_cli_json(capsys: pytest.CaptureFixture[str]) -> None:
     assert got["escalations_by_cause"]["customer"] == 1
     assert set(got["definitions"]) >= {"cases", "escalation_rate", "ping_pong_cases"}
     assert Path(story).exists()
+
+
+def test_simulated_sla_times_exclude_the_unacknowledged() -> None:
+    """MTTA leaves out (and counts) cases never acknowledged; percentiles by nearest rank."""
+    story = ROOT / "tests" / "fixtures" / "reports" / "assignments.story.yaml"
+    got = simulated_report(str(POLICY), [str(story)], "sla")
+    # acknowledged after 30m (MV-1) and 5m (RF-1); PP-1 and RO-1 never
+    assert got["mtta"] == {"n": 2, "mean_s": 1050.0, "median_s": 300.0, "p90_s": 1800.0,
+                           "unacknowledged": 2}  # fmt: skip
+    # resolved for good after 90m (MV-1) and 20m (RF-1); RO-1 was reopened, PP-1 is open
+    assert got["mttr"] == {"n": 2, "mean_s": 3300.0, "median_s": 1200.0, "p90_s": 5400.0}
+    first = {r["priority"]: r for r in got["achievement"] if r["metric"] == "first_response"}
+    assert (first["P2"]["met"], first["P2"]["breached"], first["P2"]["achievement"]) == (1, 1, 0.5)

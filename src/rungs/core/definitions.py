@@ -31,10 +31,11 @@ DEFINITIONS: dict[str, str] = {
     "met when it stopped (its response, or the resolution) before its target. `clock` says "
     "whether the target counts business hours (`business`) or wall time (`calendar`).",
     "mtta": "Mean time to acknowledge: from opening to the first `acknowledged` entry; mean, "
-    "median and p90 in seconds. Cases never acknowledged are excluded (`unacknowledged` "
-    "counts them).",
+    "median and p90 in seconds (median and p90 by nearest rank, to the minute). Cases never "
+    "acknowledged are excluded (`unacknowledged` counts them).",
     "mttr": "Mean time to resolve: from opening to the last resolution of a case that is "
-    "resolved or closed now; mean, median and p90 in seconds. Open cases are excluded.",
+    "resolved or closed now; mean, median and p90 in seconds (median and p90 by nearest "
+    "rank, to the minute). Open cases are excluded.",
     "aging": "Cases not resolved or closed, by age at the report's `now`: 0-1 d, 1-7 d, "
     "7-30 d, > 30 d.",
     "closed_within_30_days": "The 30-day close rule: the share of cases resolved (and not "

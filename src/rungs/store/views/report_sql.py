@@ -132,17 +132,27 @@ def _ping_pong_ids(conn: Connection, w: Window) -> dict[str, list[str]]:
     return {k: sorted(v)[:LIST_LIMIT] for k, v in out.items()}
 
 
-def percentiles(values: list[int]) -> dict[str, Any]:
-    """Mean, median and p90 (nearest rank) in seconds, and how many values."""
-    if not values:
+MINUTE = 60_000_000
+
+
+def percentiles(buckets: dict[int, tuple[int, int]]) -> dict[str, Any]:
+    """Mean (exact), median and p90 (nearest rank, to the minute: a bucket's start) in
+    seconds, from per-minute buckets `{minute: (count, sum of µs)}` counted in SQL."""
+    n = sum(c for c, _ in buckets.values())
+    if not n:
         return {"n": 0, "mean_s": None, "median_s": None, "p90_s": None}
-    v = sorted(values)
-    n = len(v)
+    total = sum(t for _, t in buckets.values())
+    order = sorted(buckets.items())
 
     def rank(p: int) -> float:
-        return round(v[max(0, math.ceil(p / 100 * n) - 1)] / 1e6, 3)
+        want, seen = max(1, math.ceil(p / 100 * n)), 0
+        for minute, (c, _) in order:
+            seen += c
+            if seen >= want:
+                return float(minute * 60)
+        return float(order[-1][0] * 60)
 
-    return {"n": n, "mean_s": round(sum(v) / n / 1e6, 3), "median_s": rank(50), "p90_s": rank(90)}
+    return {"n": n, "mean_s": round(total / n / 1e6, 3), "median_s": rank(50), "p90_s": rank(90)}
 
 
 def _week_start(week: int) -> str:

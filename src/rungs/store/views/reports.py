@@ -24,6 +24,7 @@ from rungs.store.views.report_sql import (
     _WEEK,
     BY,
     LIST_LIMIT,
+    MINUTE,
     Window,
     WindowError,
     _by_reason,
@@ -189,35 +190,36 @@ def sla(conn: Connection, w: Window) -> dict[str, Any]:
             if w.by is not None:
                 row[w.by] = gk
             rows.append(row)
-    times = _rows(
+    empty = {"mtta": {**percentiles({}), "unacknowledged": 0}, "mttr": percentiles({})}
+    mt: dict[str, dict[str, Any]] = defaultdict(lambda: {k: dict(v) for k, v in empty.items()})
+    for key, since, where in (
+        ("mtta", "first_ack_at", "first_ack_at IS NOT NULL"),
+        ("mttr", "resolved_at", "resolved_at IS NOT NULL AND status IN ('resolved', 'closed')"),
+    ):
+        spans: dict[str, dict[int, tuple[int, int]]] = defaultdict(dict)
+        for gk, minute, n, total in _rows(
+            conn,
+            f"SELECT {g}, ({since} - opened_at) / {MINUTE} AS b, COUNT(*), "
+            f"SUM({since} - opened_at) FROM case_facts WHERE {_IN} AND {where} GROUP BY g, b",
+            w.params,
+        ):
+            spans[gk][int(minute)] = (int(n), int(total))
+        for gk, buckets in spans.items():
+            mt[gk][key] = {
+                **percentiles(buckets),
+                **({"unacknowledged": 0} if key == "mtta" else {}),
+            }
+    for gk, n in _rows(
         conn,
-        f"SELECT {g}, first_ack_at - opened_at, CASE WHEN status IN ('resolved', 'closed') "
-        f"THEN resolved_at - opened_at END FROM case_facts WHERE {_IN}",
+        f"SELECT {g}, COUNT(*) FROM case_facts WHERE {_IN} AND first_ack_at IS NULL GROUP BY g",
         w.params,
-    )
-    per: dict[str, tuple[list[int], list[int], list[int]]] = defaultdict(lambda: ([], [], []))
-    for gk, ack, res in times:
-        acks, ress, unack = per[gk]
-        if ack is None:
-            unack.append(1)
-        else:
-            acks.append(int(ack))
-        if res is not None:
-            ress.append(int(res))
-    mt = {
-        gk: {
-            "mtta": {**percentiles(a), "unacknowledged": len(u)},
-            "mttr": percentiles(r),
-        }
-        for gk, (a, r, u) in sorted(per.items())
-    }
+    ):
+        mt[gk]["mtta"]["unacknowledged"] = int(n)
     out: dict[str, Any] = {"achievement": rows, **w.head("sla_achievement", "mtta", "mttr")}
     if w.by is None:
-        out.update(
-            mt.get("", {"mtta": {**percentiles([]), "unacknowledged": 0}, "mttr": percentiles([])})
-        )
+        out.update(mt.get("", empty))
     else:
-        out["times"] = mt
+        out["times"] = dict(sorted(mt.items()))
     return out
 
 
