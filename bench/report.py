@@ -57,8 +57,8 @@ def rows(n: int, seed: int = 7) -> Any:
         pp = rnd.random() < 0.01
         chunk.append(
             (
-                f"C{i + 1}",
                 opened,
+                f"C{i + 1}",
                 f"cust{rnd.randrange(200)}",
                 rnd.choice(("gold", "silver", "standard")),
                 rnd.choice(("general", "network", "billing", "hardware", "access")),

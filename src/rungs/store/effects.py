@@ -127,7 +127,14 @@ def write_effects(
         run_many(conn, _INSERT_ENTRY, entries)
         if policy is not None and case is not None:  # reports read facts, kept here
             records = [e.entry for e in effects if isinstance(e, Record)]
-            keep_facts(conn, case.id, records, terms_for(policy, case.customer), fresh=fresh)
+            keep_facts(
+                conn,
+                case.id,
+                case.opened_at,
+                records,
+                terms_for(policy, case.customer),
+                fresh=fresh,
+            )
     if outs:
         until = lease() if lease is not None else None
         snapshot = None

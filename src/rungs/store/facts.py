@@ -27,8 +27,8 @@ COLUMNS = tuple(c.name for c in case_facts.columns)
 _INSERT = "INSERT INTO case_facts (" + ", ".join(COLUMNS) + ") VALUES ({})"
 _UPDATE = (
     "UPDATE case_facts SET "
-    + ", ".join(f"{c} = {{0}}" for c in COLUMNS[1:])
-    + " WHERE case_id = {0}"
+    + ", ".join(f"{c} = {{0}}" for c in COLUMNS[2:])
+    + " WHERE opened_at = {0} AND case_id = {0}"
 )
 # The facts the columns hold; `state` keeps the rest (holders, levels, the SLA clocks, ...).
 _IN_COLUMNS = (
@@ -46,7 +46,7 @@ _IN_COLUMNS = (
 _NOT_IN_STATE = ("case", *_IN_COLUMNS, "reasons", "pages")
 _LOAD = Sql(
     "SELECT " + ", ".join(_IN_COLUMNS) + ", reasons, pages, state FROM case_facts "
-    "WHERE case_id = :case_id"
+    "WHERE opened_at = :opened_at AND case_id = :case_id"
 )
 _TIMELINE = Sql("SELECT entry FROM timeline WHERE case_id = :case_id ORDER BY id")
 
@@ -63,8 +63,8 @@ def row_of(f: Facts, terms: Terms) -> tuple[Any, ...]:
         per_metric += (outcome(f, name, terms), m.breached_at if m is not None else None)
     holder = f.holders[-1] if f.holders else None
     return (
-        f.case,
         f.opened_at,
+        f.case,
         _text(f.customer),
         _text(f.tier),
         _text(f.category),
@@ -118,9 +118,9 @@ def _positional(conn: Connection, template: str, rows: list[tuple[Any, ...]]) ->
     """Run `template` (`{}`: the placeholders) once per row, on the driver's cursor."""
     pg = conn.dialect.name == "postgresql"
     mark = "%s" if pg else "?"
-    if "{0}" in template:  # the UPDATE: the case id goes last
+    if "{0}" in template:  # the UPDATE: the key (opened_at, case_id) goes last
         sql = template.format(mark)
-        rows = [(*r[1:], r[0]) for r in rows]
+        rows = [(*r[2:], r[0], r[1]) for r in rows]
     else:
         sql = template.format(", ".join([mark] * len(COLUMNS)))
     cur = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
@@ -136,6 +136,7 @@ def _positional(conn: Connection, template: str, rows: list[tuple[Any, ...]]) ->
 def keep_facts(
     conn: Connection,
     case_id: str,
+    opened_at: int,
     entries: Sequence[Mapping[str, Any]],
     terms: Terms,
     *,
@@ -149,7 +150,7 @@ def keep_facts(
         if f is not None:
             _positional(conn, _INSERT, [row_of(f, terms)])
         return
-    stored = run(conn, _LOAD, {"case_id": case_id})
+    stored = run(conn, _LOAD, {"opened_at": opened_at, "case_id": case_id})
     if stored is None:  # no row yet (a case from before facts were kept): the whole timeline
         rebuild(conn, [case_id], lambda _customer: terms)
         return
@@ -181,8 +182,8 @@ def write_rows(conn: Connection, rows: list[tuple[Any, ...]], *, replace: bool =
     if replace:
         run_many(
             conn,
-            Sql("DELETE FROM case_facts WHERE case_id = :case_id"),
-            [{"case_id": r[0]} for r in rows],
+            Sql("DELETE FROM case_facts WHERE opened_at = :o AND case_id = :c"),
+            [{"o": r[0], "c": r[1]} for r in rows],
         )
     _positional(conn, _INSERT, rows)
     return len(rows)

@@ -26,8 +26,8 @@ def upgrade() -> None:
     ]
     op.create_table(
         "case_facts",
+        sa.Column("opened_at", sa.BigInteger, primary_key=True),
         sa.Column("case_id", sa.String(64), primary_key=True),
-        sa.Column("opened_at", sa.BigInteger, nullable=False),
         sa.Column("customer", sa.String(200), nullable=False),
         sa.Column("tier", sa.String(100)),
         sa.Column("category", sa.String(200), nullable=False),
@@ -49,8 +49,8 @@ def upgrade() -> None:
         sa.Column("reasons", sa.Text),
         sa.Column("pages", sa.Text),
         sa.Column("state", sa.Text, nullable=False),
+        sqlite_with_rowid=False,
     )
-    op.create_index("ix_case_facts_opened", "case_facts", ["opened_at"])
     for name, where in (("reasons", "reasons IS NOT NULL"), ("ping_pong", "ping_pong = 1")):
         op.create_index(
             f"ix_case_facts_{name}",
@@ -126,5 +126,4 @@ def downgrade() -> None:
     op.drop_table("compensation")
     op.drop_index("ix_case_facts_ping_pong", "case_facts")
     op.drop_index("ix_case_facts_reasons", "case_facts")
-    op.drop_index("ix_case_facts_opened", "case_facts")
     op.drop_table("case_facts")
