@@ -77,7 +77,8 @@ def _row(case: Case, version: int, policy: Policy) -> dict[str, Any]:
         "policy_version": version,
         "state": dumps_text(case.to_dict()),
         "updated_at": case.updated_at,
-        "title": case.title,
+        # PostgreSQL's text takes no NUL (the state's JSON escapes it): shown as U+FFFD
+        "title": case.title.replace("\x00", "\ufffd"),
         "sla_due": next_breach(case, policy),
     }
 
