@@ -16,16 +16,16 @@ from rungs.schedules.oncall import shifts
 from rungs.store.facts import METRIC_COLUMNS
 from rungs.store.jsonbytes import loads
 from rungs.store.views.report_sql import (
-    _IN,
-    _WEEK,
+    IN_WINDOW,
     LIST_LIMIT,
+    WEEK_OF,
     Window,
-    _by_reason,
-    _json_pairs,
-    _num,
-    _rate,
-    _rows,
-    _week_start,
+    as_int,
+    by_reason,
+    fetch,
+    json_pairs,
+    share_of,
+    week_start,
 )
 from rungs.time.instant import DAY, format_utc
 
@@ -36,9 +36,9 @@ _BANDS = (("0-1d", 0, DAY), ("1-7d", DAY, 7 * DAY), ("7-30d", 7 * DAY, 30 * DAY)
 
 def aging(conn: Connection, w: Window, now: int) -> dict[str, Any]:
     """Open cases by age band at `now`, and the 30-day close rule."""
-    rows = _rows(
+    rows = fetch(
         conn,
-        f"SELECT case_id, opened_at, status, resolved_at FROM case_facts WHERE {_IN}",
+        f"SELECT case_id, opened_at, status, resolved_at FROM case_facts WHERE {IN_WINDOW}",
         w.params,
     )
     bands = {name: 0 for name, _, _ in _BANDS} | {">30d": 0}
@@ -60,7 +60,7 @@ def aging(conn: Connection, w: Window, now: int) -> dict[str, Any]:
         "now": format_utc(now),
         "open_by_age": bands,
         "closed_within_30_days": within,
-        "share_within_30_days": _rate(within, decided),
+        "share_within_30_days": share_of(within, decided),
         "late": sorted(late)[:LIST_LIMIT],
         "open_past_30_days": sorted(open_past)[:LIST_LIMIT],
         **w.head("aging", "closed_within_30_days"),
@@ -71,21 +71,21 @@ def load(conn: Connection, w: Window, policy: Policy | None) -> dict[str, Any]:
     """Per person: pages by window, on-call hours in the window, cases held; ranked by
     out-of-hours pages."""
     sql = (
-        f"SELECT j.key, j.value FROM {_json_pairs(conn, 'pages', w)} "
+        f"SELECT j.key, j.value FROM {json_pairs(conn, 'pages')} "
         "WHERE f.pages IS NOT NULL AND f.opened_at >= :start AND f.opened_at < :end"
     )
     pages: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0])
 
-    for person, counts in _rows(conn, sql, w.params):
+    for person, counts in fetch(conn, sql, w.params):
         got = loads(counts) if isinstance(counts, str) else counts
         mine = pages[person]
         for i in range(3):
             mine[i] += int(got[i])
     held = {
         str(t).removeprefix("person:"): int(n)
-        for t, n in _rows(
+        for t, n in fetch(
             conn,
-            f"SELECT team, COUNT(*) FROM case_facts WHERE {_IN} AND team LIKE 'person:%' "
+            f"SELECT team, COUNT(*) FROM case_facts WHERE {IN_WINDOW} AND team LIKE 'person:%' "
             "GROUP BY team",
             w.params,
         )
@@ -122,22 +122,23 @@ def _on_call_hours(policy: Policy, start: int, end: int) -> dict[str, int]:
 
 def reasons(conn: Connection, w: Window, top: int = 20) -> dict[str, Any]:
     """The top reasons with count and share, and their counts per week."""
-    rs = _by_reason(conn, Window(w.start, w.end)).get("", {})
+    rs = by_reason(conn, Window(w.start, w.end)).get("", {})
     total = sum(n for n, _ in rs.values())
-    ranked = sorted(rs.items(), key=lambda kv: (-kv[1][0], kv[0]))[:top]
+    top_reasons = sorted(rs.items(), key=lambda kv: (-kv[1][0], kv[0]))[:top]
     sql = (
-        f"SELECT {_WEEK.replace('opened_at', 'f.opened_at')} AS wk, j.key, "
-        f"SUM({_num(conn, 'j.value')}) FROM {_json_pairs(conn, 'reasons', w)} "
+        f"SELECT {WEEK_OF.replace('opened_at', 'f.opened_at')} AS wk, j.key, "
+        f"SUM({as_int(conn, 'j.value')}) FROM {json_pairs(conn, 'reasons')} "
         "WHERE f.reasons IS NOT NULL AND f.opened_at >= :start AND f.opened_at < :end "
         "GROUP BY wk, j.key ORDER BY wk, j.key"
     )
     weeks: dict[str, dict[str, int]] = defaultdict(dict)
-    for wk, key, n in _rows(conn, sql, w.params):
-        weeks[_week_start(int(wk))][key] = int(n)
+    for wk, key, n in fetch(conn, sql, w.params):
+        weeks[week_start(int(wk))][key] = int(n)
     return {
         "total": total,
         "top": [
-            {"reason": k, "count": n, "share": _rate(n, total), "cases": c} for k, (n, c) in ranked
+            {"reason": k, "count": n, "share": share_of(n, total), "cases": c}
+            for k, (n, c) in top_reasons
         ],
         "by_week": [{"week": wk, "counts": c} for wk, c in sorted(weeks.items())],
         **w.head("reasons"),
@@ -150,7 +151,7 @@ MAX_OPEN = 200_000  # open cases read for value at risk, at most
 def value_at_risk(conn: Connection, policy: Policy, now: int, horizon: int) -> dict[str, Any]:
     """Open cases with an SLA metric past its target or due within `horizon`, per customer
     with its annual value, most valuable first."""
-    rows = _rows(
+    rows = fetch(
         conn,
         "SELECT case_id, customer, priority, state, fr_breached_at, nr_breached_at, "
         "res_breached_at FROM case_facts WHERE status IN ('open', 'acknowledged', 'pending') "

@@ -15,8 +15,8 @@ from rungs.core.definitions import definitions
 from rungs.time.instant import DAY, format_utc, parse_instant
 
 BY = ("customer", "team", "priority", "category", "tier")
-_IN = "opened_at >= :start AND opened_at < :end"
-_WEEK = "((opened_at / 1000000 + 259200) / 604800)"  # weeks since Monday 1969-12-29, UTC
+IN_WINDOW = "opened_at >= :start AND opened_at < :end"
+WEEK_OF = "((opened_at / 1000000 + 259200) / 604800)"  # weeks since Monday 1969-12-29, UTC
 _WEEK_US = 7 * DAY
 _MONDAY0 = -3 * DAY
 LIST_LIMIT = 1000  # case ids listed in one answer at most
@@ -77,11 +77,11 @@ class Window:
         return out
 
 
-def _rows(conn: Connection, sql: str, params: dict[str, Any]) -> list[Any]:
+def fetch(conn: Connection, sql: str, params: dict[str, Any]) -> list[Any]:
     return list(conn.execute(text(sql), params).all())
 
 
-def _dim(w: Window) -> tuple[str, str]:
+def group_by(w: Window) -> tuple[str, str]:
     """(select prefix, group-by suffix) for the window's `by` (a column of `BY`)."""
     if w.by is None:
         return "'' AS g", ""
@@ -89,47 +89,38 @@ def _dim(w: Window) -> tuple[str, str]:
     return f"COALESCE({w.by}, '') AS g", " GROUP BY g"
 
 
-def _rate(n: int, d: int) -> float:
+def share_of(n: int, d: int) -> float:
     return round(n / d, 4) if d else 0.0
 
 
-def _json_pairs(conn: Connection, column: str, w: Window, extra: str = "") -> str:
+def json_pairs(conn: Connection, column: str) -> str:
     """A FROM clause that spreads a JSON object column into (key, value) rows."""
     if conn.dialect.name == "postgresql":
         return f"case_facts f CROSS JOIN LATERAL json_each_text(f.{column}::json) j"
     return f"case_facts f, json_each(f.{column}) j"
 
 
-def _num(conn: Connection, expr: str) -> str:
+def as_int(conn: Connection, expr: str) -> str:
     return f"CAST({expr} AS INTEGER)" if conn.dialect.name == "postgresql" else expr
 
 
-def _by_reason(conn: Connection, w: Window) -> dict[str, dict[str, tuple[int, int]]]:
+def by_reason(conn: Connection, w: Window) -> dict[str, dict[str, tuple[int, int]]]:
     """Per group: reason -> (escalated entries, cases)."""
     g = "''" if w.by is None else f"COALESCE(f.{w.by}, '')"
     sql = (
-        f"SELECT {g} AS g, j.key, SUM({_num(conn, 'j.value')}), COUNT(*) "
-        f"FROM {_json_pairs(conn, 'reasons', w)} "
+        f"SELECT {g} AS g, j.key, SUM({as_int(conn, 'j.value')}), COUNT(*) "
+        f"FROM {json_pairs(conn, 'reasons')} "
         f"WHERE f.reasons IS NOT NULL AND f.opened_at >= :start AND f.opened_at < :end "
         "GROUP BY g, j.key"
     )
     out: dict[str, dict[str, tuple[int, int]]] = defaultdict(dict)
-    for gk, key, n, cases in _rows(conn, sql, w.params):
+    for gk, key, n, cases in fetch(conn, sql, w.params):
         out[gk][key] = (int(n), int(cases))
     return out
 
 
-def _ranked(counts: dict[str, int]) -> dict[str, int]:
+def ranked(counts: dict[str, int]) -> dict[str, int]:
     return dict(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
-
-
-def _ping_pong_ids(conn: Connection, w: Window) -> dict[str, list[str]]:
-    g, _ = _dim(w)
-    sql = f"SELECT {g}, case_id FROM case_facts WHERE {_IN} AND ping_pong = 1"
-    out: dict[str, list[str]] = defaultdict(list)
-    for gk, cid in _rows(conn, sql, w.params):
-        out[gk].append(cid)
-    return {k: sorted(v)[:LIST_LIMIT] for k, v in out.items()}
 
 
 MINUTE = 60_000_000
@@ -155,5 +146,5 @@ def percentiles(buckets: dict[int, tuple[int, int]]) -> dict[str, Any]:
     return {"n": n, "mean_s": round(total / n / 1e6, 3), "median_s": rank(50), "p90_s": rank(90)}
 
 
-def _week_start(week: int) -> str:
+def week_start(week: int) -> str:
     return format_utc(week * _WEEK_US + _MONDAY0)[:10]

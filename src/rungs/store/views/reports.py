@@ -20,20 +20,20 @@ from rungs.policy.model import METRICS
 from rungs.store.facts import METRIC_COLUMNS
 from rungs.store.views.report_open import aging, load, reasons
 from rungs.store.views.report_sql import (
-    _IN,
-    _WEEK,
     BY,
+    IN_WINDOW,
     LIST_LIMIT,
     MINUTE,
+    WEEK_OF,
     Window,
     WindowError,
-    _by_reason,
-    _dim,
-    _ranked,
-    _rate,
-    _rows,
-    _week_start,
+    by_reason,
+    fetch,
+    group_by,
     percentiles,
+    ranked,
+    share_of,
+    week_start,
     window_of,
 )
 
@@ -55,22 +55,22 @@ __all__ = [
 
 
 def _counts(conn: Connection, w: Window) -> dict[str, dict[str, Any]]:
-    g, group = _dim(w)
+    g, group = group_by(w)
     sql = (
         f"SELECT {g}, COUNT(*), SUM(CASE WHEN escalations > 0 THEN 1 ELSE 0 END), "
         "SUM(esc_timer), SUM(esc_rule), SUM(esc_manual), SUM(esc_customer), "
         "COUNT(fr_breached_at), COUNT(nr_breached_at), COUNT(res_breached_at), "
         "SUM(CASE WHEN reopens > 0 THEN 1 ELSE 0 END), SUM(right_first_time) "
-        f"FROM case_facts WHERE {_IN}{group}"
+        f"FROM case_facts WHERE {IN_WINDOW}{group}"
     )
     out = {}
-    for r in _rows(conn, sql, w.params):
+    for r in fetch(conn, sql, w.params):
         n = int(r[1] or 0)
         esc = int(r[2] or 0)
         out[r[0]] = {
             "cases": n,
             "escalated_cases": esc,
-            "escalation_rate": _rate(esc, n),
+            "escalation_rate": share_of(esc, n),
             "escalations_by_cause": {c: int(v or 0) for c, v in zip(CAUSES, r[3:7], strict=True)},
             "escalations_by_reason": {},
             "sla_breaches": {m: int(v or 0) for m, v in zip(METRICS, r[7:10], strict=True)},
@@ -82,10 +82,10 @@ def _counts(conn: Connection, w: Window) -> dict[str, dict[str, Any]]:
 
 
 def _ping_pong_ids(conn: Connection, w: Window) -> dict[str, list[str]]:
-    g, _ = _dim(w)
-    sql = f"SELECT {g}, case_id FROM case_facts WHERE {_IN} AND ping_pong = 1"
+    g, _ = group_by(w)
+    sql = f"SELECT {g}, case_id FROM case_facts WHERE {IN_WINDOW} AND ping_pong = 1"
     out: dict[str, list[str]] = defaultdict(list)
-    for gk, cid in _rows(conn, sql, w.params):
+    for gk, cid in fetch(conn, sql, w.params):
         out[gk].append(cid)
     return {k: sorted(v)[:LIST_LIMIT] for k, v in out.items()}
 
@@ -95,10 +95,10 @@ def summary(conn: Connection, w: Window) -> dict[str, Any]:
     ping-pong cases, right first time; per group too when `by` is given (the whole is then
     the sum of the groups: one scan, not two)."""
     counts = _counts(conn, w)
-    reasons_ = _by_reason(conn, w)
+    reasons_ = by_reason(conn, w)
     pp = _ping_pong_ids(conn, w)
     for gk, c in counts.items():
-        c["escalations_by_reason"] = _ranked({k: v[0] for k, v in reasons_[gk].items()})
+        c["escalations_by_reason"] = ranked({k: v[0] for k, v in reasons_[gk].items()})
         c["ping_pong_cases"] = pp.get(gk, [])
     if w.by is None:
         return {**counts.get("", _counts_empty()), **w.head(*_SUMMARY_KEYS)}
@@ -123,8 +123,8 @@ def _total(groups: Iterable[dict[str, Any]]) -> dict[str, Any]:
         for kk, v in g["escalations_by_reason"].items():
             reasons_[kk] = reasons_.get(kk, 0) + v
         ids += g["ping_pong_cases"]
-    t["escalation_rate"] = _rate(t["escalated_cases"], t["cases"])
-    t["escalations_by_reason"] = _ranked(reasons_)
+    t["escalation_rate"] = share_of(t["escalated_cases"], t["cases"])
+    t["escalations_by_reason"] = ranked(reasons_)
     t["ping_pong_cases"] = sorted(ids)[:LIST_LIMIT]
     return t
 
@@ -158,17 +158,17 @@ def _counts_empty() -> dict[str, Any]:
 
 def sla(conn: Connection, w: Window) -> dict[str, Any]:
     """SLA achievement per metric x priority (x group), and MTTA / MTTR."""
-    g, _ = _dim(w)
+    g, _ = group_by(w)
     rows: list[dict[str, Any]] = []
     outcomes = ", ".join(f"{short}_outcome" for short in METRIC_COLUMNS.values())
     sql = (  # one scan and one sort for the three metrics
         f"SELECT {g}, priority, clock, {outcomes}, COUNT(*) FROM case_facts "
-        f"WHERE {_IN} GROUP BY g, priority, clock, {outcomes}"
+        f"WHERE {IN_WINDOW} GROUP BY g, priority, clock, {outcomes}"
     )
     per_metric: dict[str, dict[tuple[str, str, str], dict[str, int]]] = {
         m: defaultdict(dict) for m in METRIC_COLUMNS
     }
-    for gk, prio, clock, *found, n in _rows(conn, sql, w.params):
+    for gk, prio, clock, *found, n in fetch(conn, sql, w.params):
         for metric, outcome_ in zip(METRIC_COLUMNS, found, strict=True):
             cell = per_metric[metric][(gk, prio, clock)]
             cell[outcome_] = cell.get(outcome_, 0) + int(n)
@@ -197,10 +197,10 @@ def sla(conn: Connection, w: Window) -> dict[str, Any]:
         ("mttr", "resolved_at", "resolved_at IS NOT NULL AND status IN ('resolved', 'closed')"),
     ):
         spans: dict[str, dict[int, tuple[int, int]]] = defaultdict(dict)
-        for gk, minute, n, total in _rows(
+        for gk, minute, n, total in fetch(
             conn,
             f"SELECT {g}, ({since} - opened_at) / {MINUTE} AS b, COUNT(*), "
-            f"SUM({since} - opened_at) FROM case_facts WHERE {_IN} AND {where} GROUP BY g, b",
+            f"SUM({since} - opened_at) FROM case_facts WHERE {IN_WINDOW} AND {where} GROUP BY g, b",
             w.params,
         ):
             spans[gk][int(minute)] = (int(n), int(total))
@@ -209,9 +209,10 @@ def sla(conn: Connection, w: Window) -> dict[str, Any]:
                 **percentiles(buckets),
                 **({"unacknowledged": 0} if key == "mtta" else {}),
             }
-    for gk, n in _rows(
+    for gk, n in fetch(
         conn,
-        f"SELECT {g}, COUNT(*) FROM case_facts WHERE {_IN} AND first_ack_at IS NULL GROUP BY g",
+        f"SELECT {g}, COUNT(*) FROM case_facts WHERE {IN_WINDOW} AND first_ack_at IS NULL "
+        "GROUP BY g",
         w.params,
     ):
         mt[gk]["mtta"]["unacknowledged"] = int(n)
@@ -226,12 +227,12 @@ def sla(conn: Connection, w: Window) -> dict[str, Any]:
 def escalations(conn: Connection, w: Window) -> dict[str, Any]:
     """Escalation rate overall and per cause, reason, tier, team, category and week."""
     params = w.params
-    total = int(_rows(conn, f"SELECT COUNT(*) FROM case_facts WHERE {_IN}", params)[0][0])
-    causes = _rows(
+    total = int(fetch(conn, f"SELECT COUNT(*) FROM case_facts WHERE {IN_WINDOW}", params)[0][0])
+    causes = fetch(
         conn,
         "SELECT "
         + ", ".join(f"SUM(CASE WHEN esc_{c} > 0 THEN 1 ELSE 0 END)" for c in CAUSES)
-        + f" FROM case_facts WHERE {_IN}",
+        + f" FROM case_facts WHERE {IN_WINDOW}",
         params,
     )[0]
     per_dim = {}
@@ -240,46 +241,46 @@ def escalations(conn: Connection, w: Window) -> dict[str, Any]:
             k: {
                 "cases": int(n),
                 "escalated_cases": int(e),
-                "escalation_rate": _rate(int(e), int(n)),
+                "escalation_rate": share_of(int(e), int(n)),
             }
-            for k, n, e in _rows(
+            for k, n, e in fetch(
                 conn,
                 f"SELECT COALESCE({dim}, ''), COUNT(*), "
                 "SUM(CASE WHEN escalations > 0 THEN 1 ELSE 0 END) "
-                f"FROM case_facts WHERE {_IN} GROUP BY COALESCE({dim}, '') ORDER BY 1",
+                f"FROM case_facts WHERE {IN_WINDOW} GROUP BY COALESCE({dim}, '') ORDER BY 1",
                 params,
             )
         }
     weeks = [
         {
-            "week": _week_start(int(wk)),
+            "week": week_start(int(wk)),
             "cases": int(n),
             "escalated_cases": int(e),
-            "escalation_rate": _rate(int(e), int(n)),
+            "escalation_rate": share_of(int(e), int(n)),
         }
-        for wk, n, e in _rows(
+        for wk, n, e in fetch(
             conn,
-            f"SELECT {_WEEK} AS wk, COUNT(*), SUM(CASE WHEN escalations > 0 THEN 1 ELSE 0 END) "
-            f"FROM case_facts WHERE {_IN} GROUP BY wk ORDER BY wk",
+            f"SELECT {WEEK_OF} AS wk, COUNT(*), SUM(CASE WHEN escalations > 0 THEN 1 ELSE 0 END) "
+            f"FROM case_facts WHERE {IN_WINDOW} GROUP BY wk ORDER BY wk",
             params,
         )
     ]
-    reasons_ = _by_reason(conn, Window(w.start, w.end)).get("", {})
+    reasons_ = by_reason(conn, Window(w.start, w.end)).get("", {})
     esc = int(
-        _rows(conn, f"SELECT COUNT(*) FROM case_facts WHERE {_IN} AND escalations > 0", params)[0][
-            0
-        ]
+        fetch(
+            conn, f"SELECT COUNT(*) FROM case_facts WHERE {IN_WINDOW} AND escalations > 0", params
+        )[0][0]
     )
     return {
         "cases": total,
         "escalated_cases": esc,
-        "escalation_rate": _rate(esc, total),
+        "escalation_rate": share_of(esc, total),
         "by_cause": {
-            c: {"cases": int(v or 0), "escalation_rate": _rate(int(v or 0), total)}
+            c: {"cases": int(v or 0), "escalation_rate": share_of(int(v or 0), total)}
             for c, v in zip(CAUSES, causes, strict=True)
         },
         "by_reason": {
-            k: {"cases": cases, "escalations": n, "escalation_rate": _rate(cases, total)}
+            k: {"cases": cases, "escalations": n, "escalation_rate": share_of(cases, total)}
             for k, (n, cases) in sorted(reasons_.items(), key=lambda kv: (-kv[1][0], kv[0]))
         },
         **{f"by_{dim}": v for dim, v in per_dim.items()},
@@ -293,11 +294,11 @@ def ping_pong(conn: Connection, w: Window) -> dict[str, Any]:
     from rungs.store.jsonbytes import loads
 
     sql = (
-        f"SELECT case_id, customer, team, state FROM case_facts WHERE {_IN} AND ping_pong = 1 "
-        "ORDER BY case_id"
+        "SELECT case_id, customer, team, state FROM case_facts "
+        f"WHERE {IN_WINDOW} AND ping_pong = 1 ORDER BY case_id"
     )
     items = []
-    for cid, customer, team, state in _rows(conn, sql, w.params)[:LIST_LIMIT]:
+    for cid, customer, team, state in fetch(conn, sql, w.params)[:LIST_LIMIT]:
         holders = loads(state)["holders"]
         items.append(
             {
