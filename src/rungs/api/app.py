@@ -30,7 +30,9 @@ from rungs.api.links import links_router
 from rungs.api.oncall import oncall_router
 from rungs.api.openapi import DOCS_PAGES, DOCS_STATIC, install_docs, install_openapi
 from rungs.api.routes import Metrics, cases_router, clock_router, health_router, policy_router
+from rungs.api.routes.compensation import compensation_router
 from rungs.api.routes.replay import VerifyGauges, replay_router
+from rungs.api.routes.reports import reports_router
 from rungs.api.web import WebSettings, web_router
 from rungs.api.web.survey import survey_router
 from rungs.engine import Engine
@@ -192,6 +194,8 @@ def create_app(
     app.include_router(replay_router(views))  # POST /v1/policy/replay
     app.include_router(cases_router(commands, views, lanes=lanes))
     app.include_router(oncall_router(commands, views))
+    app.include_router(reports_router(views))
+    app.include_router(compensation_router(commands, views))
     app.include_router(links_router(commands, views, links))  # /a/{token}, /inbound/sms: signed
     app.include_router(
         ingest_router(engine.policies, commands, heartbeat_states=views.heartbeats, lanes=lanes)

@@ -33,7 +33,7 @@ from rungs.store.views import Views
 __all__ = ["Auth", "required_role", "tokens_router", "NewToken"]
 
 KEY_PATHS = ("/v1/integrations/", "/v1/heartbeats/")  # the key in the path authenticates
-ADMIN_PREFIXES = ("/v1/tokens", "/v1/clock", "/v1/inbound")
+ADMIN_PREFIXES = ("/v1/tokens", "/v1/clock", "/v1/inbound", "/v1/compensation")
 ADMIN_ROUTES = frozenset(
     {
         ("PUT", "/v1/policy"),

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sys
 
-from rungs.cli import importers, policy, replay, serve, store, user  # noqa: F401  (each registers its commands)
+from rungs.cli import importers, policy, replay, report, serve, store, user  # noqa: F401  (each registers its commands)
 from rungs.cli.common import app
 
 __all__ = ["app", "main"]

@@ -346,6 +346,12 @@ def _delivery(ctx: Ctx, ev: Event) -> None:
     ctx.next_method(person, channel, int(d.get("level") or case.level))
 
 
+def _compensation(ctx: Ctx, ev: Event) -> None:
+    """An admin's decision on a credit suggestion (`rungs.core.compensation`): on the record
+    only; the case itself does not change."""
+    ctx.record("compensation", **dict(ev.data or {}), by=ev.by, **said(ev))
+
+
 Check = Callable[[Case, Event, Policy], None]
 Handler = Callable[[Ctx, Event], None]
 
@@ -367,9 +373,10 @@ _ACTIONS: dict[str, tuple[str, tuple[str, ...], Check | None, Handler, str | Non
     "delivery": ("", (), None, _delivery, None),
     "alert_repeated": ("add an alert to", ACTIVE, None, _alert_repeated, None),
     "observed": ("", (), check_observed, observe, None),
+    "compensation": ("", (), None, _compensation, None),  # the ledger's own route only
 }
 
-_SHELL_ONLY = ("timer", "delivery", "alert_repeated", "observed")
+_SHELL_ONLY = ("timer", "delivery", "alert_repeated", "observed", "compensation")
 ACTIONS = tuple(k for k in _ACTIONS if k not in _SHELL_ONLY)
 
 

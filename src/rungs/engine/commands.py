@@ -139,7 +139,9 @@ class Commands:
     ) -> int:
         d = self.deliveries
         lease = None if d is None else partial(d.lease, policy)
-        written = write_effects(conn, effects, version, now, fresh=fresh, lease=lease, case=case)
+        written = write_effects(
+            conn, effects, version, now, fresh=fresh, lease=lease, case=case, policy=policy
+        )
         if self.changes is not None:
             self._changed.add(case.id)
             self.changes.written(conn)
@@ -379,4 +381,30 @@ class Commands:
         """The survey's requester wants no more surveys; returns the requester."""
         return await self.writer.submit_async(
             lambda conn: opt_out_in(self, conn, token, self.clock.now())
+        )
+
+    async def run_compensation(self, period: str) -> dict[str, Any]:
+        """Credit suggestions for the period's SLA breaches (`rungs.engine.compensation`)."""
+        from rungs.engine.compensation import run_period_in
+
+        policy = self.policies.current()
+        now = self.clock.now()
+        return await self.writer.submit_async(lambda conn: run_period_in(conn, policy, period, now))
+
+    async def decide_compensation(
+        self,
+        ident: int,
+        decision: str,
+        reason: str,
+        *,
+        by: str | None,
+        actor: str | None,
+        cents: int | None = None,
+    ) -> dict[str, Any]:
+        """Approve (maybe another amount) or reject a credit suggestion, with a reason."""
+        from rungs.engine.compensation import decide_in
+
+        now = self.clock.now()
+        return await self.writer.submit_async(
+            lambda conn: decide_in(conn, self, ident, decision, reason, by, actor, cents, now)
         )

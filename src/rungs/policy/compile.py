@@ -35,6 +35,7 @@ SECTIONS = (
     "links",
     "inbound_email",
     "surveys",
+    "compensation",
 )
 # Sections whose ids others refer to, in the order their entries are first read.
 _REFERENCED = (
@@ -89,6 +90,8 @@ def compile_policy(
     links = s.compile_links(r)
     inbound_email = s.compile_inbound_email(r, reasons)
     surveys = s.compile_surveys(r)
+    tiers_used = {c.tier for c in customers.values() if c.tier}
+    compensation = s.compile_compensation(r, tiers_used)
     s.warn_unstaffed(r, matrices, teams, schedules)
 
     if r.has_errors():
@@ -110,6 +113,7 @@ def compile_policy(
         default_customer=default_customer,
         channels=channels,
         links=links,
+        compensation=compensation,
         source=loc.file,
         folder=folder,
         inbound_email=inbound_email,

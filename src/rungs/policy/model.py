@@ -44,6 +44,9 @@ __all__ = [
     "InboundEmail",
     "Surveys",
     "Policy",
+    "CompensationBand",
+    "CompensationTable",
+    "Compensation",
 ]
 
 STATUSES = ("open", "acknowledged", "pending", "resolved", "closed")  # a case's statuses
@@ -272,6 +275,35 @@ class Surveys:
         return rating >= (4 if self.scale == 5 else 2)
 
 
+@dataclass(frozen=True, slots=True)
+class CompensationBand:
+    """One row of a tier's table: what a breach must be to earn `credit_percent`."""
+
+    credit_percent: float
+    metrics: frozenset[str] = frozenset()  # empty: any metric
+    priorities: frozenset[str] = frozenset()  # empty: any priority
+    overrun_at_least: float = 0.0  # percent of the target past it
+    breaches_at_least: int = 1  # the breach's number among the customer's in the period
+
+
+@dataclass(frozen=True, slots=True)
+class CompensationTable:
+    """A tier's bands (first match wins), its cap per period and its minimum amount."""
+
+    bands: tuple[CompensationBand, ...]
+    cap_percent: float = 100.0  # of the monthly fee, per customer and period
+    minimum: float = 0.0  # a suggestion below this amount is 0
+
+
+@dataclass(frozen=True, slots=True)
+class Compensation:
+    """Credit guidance for SLA breaches: never applied by itself."""
+
+    version: str
+    tiers: Mapping[str, CompensationTable]
+    currency: str = ""
+
+
 @dataclass(frozen=True, eq=False)
 class Policy:
     version: int
@@ -294,6 +326,7 @@ class Policy:
     folder: str = "."
     inbound_email: InboundEmail | None = None
     surveys: Surveys | None = None
+    compensation: Compensation | None = None
 
     def customer(self, cid: str) -> Customer | None:
         """The customer, or the `default_customer` profile named `cid`, or None."""

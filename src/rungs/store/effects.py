@@ -16,6 +16,7 @@ from typing import Any
 
 from sqlalchemy import Connection
 
+from rungs.core.facts import terms_for
 from rungs.core.model import (
     CallWebhook,
     CancelTimers,
@@ -26,6 +27,8 @@ from rungs.core.model import (
     Record,
     ScheduleTimer,
 )
+from rungs.policy.model import Policy
+from rungs.store.facts import keep_facts
 from rungs.store.jsonbytes import dumps_text
 from rungs.store.outbox import NewRow, Row, new_row, wake_dispatchers, write_new
 from rungs.store.sql import Sql, run, run_many
@@ -62,6 +65,7 @@ def write_effects(
     fresh: bool = False,
     lease: Lease | None = None,
     case: Case | None = None,
+    policy: Policy | None = None,
 ) -> Written:
     """Timeline rows, timer changes and outbox rows, in effect order.
 
@@ -70,7 +74,8 @@ def write_effects(
     this decision, and drop the timers it set so far), then one multi-row delete of the rows
     the new timers replace (a replaced timer queues anew) and one multi-row insert. A `fresh`
     case, just opened, has nothing to replace. Timeline and pending outbox rows: one
-    statement each; claimed rows one each (their ids are handed over).
+    statement each; claimed rows one each (their ids are handed over). With the `policy`
+    (and the `case`), the case's `case_facts` row is kept in step with its timeline.
     """
     entries: list[dict[str, Any]] = []
     outs: list[NewRow] = []
@@ -120,6 +125,16 @@ def write_effects(
         run_many(conn, _INSERT_TIMER, list(timers.values()))
     if entries:
         run_many(conn, _INSERT_ENTRY, entries)
+        if policy is not None and case is not None:  # reports read facts, kept here
+            records = [e.entry for e in effects if isinstance(e, Record)]
+            keep_facts(
+                conn,
+                case.id,
+                case.opened_at,
+                records,
+                terms_for(policy, case.customer),
+                fresh=fresh,
+            )
     if outs:
         until = lease() if lease is not None else None
         snapshot = None

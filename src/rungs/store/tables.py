@@ -5,6 +5,7 @@ from __future__ import annotations
 from sqlalchemy import (
     BigInteger,
     Column,
+    Float,
     Index,
     Integer,
     MetaData,
@@ -12,6 +13,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    text,
 )
 
 __all__ = [
@@ -27,6 +29,8 @@ __all__ = [
     "secrets",
     "api_tokens",
     "heartbeats",
+    "case_facts",
+    "compensation",
     "credentials",
     "journal",
     "verifications",
@@ -170,6 +174,78 @@ heartbeats = Table(
     Column("due", BigInteger),  # when a missed beat opens a case; NULL once it has
     Column("missed_at", BigInteger),
     Index("ix_heartbeats_due", "due"),
+)
+
+case_facts = Table(  # one row per case, kept with its timeline (`rungs.store.facts`)
+    "case_facts",
+    metadata,
+    # keyed by (opened_at, case_id): reports scan a window of openings in key order, and on
+    # SQLite the table is that one B-tree (WITHOUT ROWID), the cheapest for the write path
+    Column("opened_at", BigInteger, primary_key=True),
+    Column("case_id", String(64), primary_key=True),
+    Column("customer", String(200), nullable=False),
+    Column("tier", String(100)),
+    Column("category", String(200), nullable=False),
+    Column("priority", String(4), nullable=False),
+    Column("team", String(200)),  # the holder: the latest `assigned` target
+    Column("status", String(16), nullable=False),
+    Column("first_ack_at", BigInteger),
+    Column("resolved_at", BigInteger),
+    Column("escalations", Integer, nullable=False),
+    Column("esc_timer", Integer, nullable=False),
+    Column("esc_rule", Integer, nullable=False),
+    Column("esc_manual", Integer, nullable=False),
+    Column("esc_customer", Integer, nullable=False),
+    Column("reopens", Integer, nullable=False),
+    Column("ping_pong", Integer, nullable=False),
+    Column("right_first_time", Integer, nullable=False),
+    Column("clock", String(10), nullable=False),  # business | calendar
+    *(
+        Column(f"{m}_{part}", kind)
+        for m in ("fr", "nr", "res")
+        for part, kind in (("outcome", String(16)), ("breached_at", BigInteger))
+    ),
+    Column("reasons", Text),  # {"reason": count} JSON, NULL without any
+    Column("pages", Text),  # {"person": [business, off_hours, sleep]} JSON, NULL without any
+    Column("state", Text, nullable=False),  # the facts no column holds, as JSON
+    # partial: only the rows they list, so the write path pays for them only there
+    Index(
+        "ix_case_facts_reasons",
+        "opened_at",
+        sqlite_where=text("reasons IS NOT NULL"),
+        postgresql_where=text("reasons IS NOT NULL"),
+    ),
+    Index(
+        "ix_case_facts_ping_pong",
+        "opened_at",
+        sqlite_where=text("ping_pong = 1"),
+        postgresql_where=text("ping_pong = 1"),
+    ),
+    sqlite_with_rowid=False,
+)
+
+compensation = Table(  # credit suggestions per SLA breach, and admins' decisions on them
+    "compensation",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("customer", String(200), nullable=False),
+    Column("period", String(7), nullable=False),  # YYYY-MM (UTC) of the breach
+    Column("case_id", String(64), nullable=False),
+    Column("metric", String(20), nullable=False),
+    Column("breached_at", BigInteger, nullable=False),
+    Column("table_version", String(40), nullable=False),
+    Column("credit_percent", Float, nullable=False),
+    Column("amount_cents", BigInteger, nullable=False),  # suggested
+    Column("currency", String(10), nullable=False),
+    Column("rationale", Text, nullable=False),  # JSON: table, band, breach, arithmetic
+    Column("status", String(10), nullable=False),  # suggested | approved | rejected
+    Column("decided_cents", BigInteger),  # approved (possibly adjusted) amount
+    Column("decided_by", String(200)),
+    Column("decided_at", BigInteger),
+    Column("decision_reason", Text),
+    Column("created_at", BigInteger, nullable=False),
+    UniqueConstraint("case_id", "metric", "table_version", name="uq_compensation_breach"),
+    Index("ix_compensation_period", "period", "customer"),
 )
 
 credentials = Table(  # console sign-in: one password per person of the policy

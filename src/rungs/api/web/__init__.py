@@ -23,6 +23,7 @@ from rungs.api.web.events import events_routes
 from rungs.api.web.login import login_routes
 from rungs.api.web.pages import CONSOLE_B_PAGES  # On call, Policy, People, Admin
 from rungs.api.web.queue import queue_routes
+from rungs.api.web.reports import reports_routes
 from rungs.api.web.session import Sessions, WebSettings
 from rungs.engine import Engine
 from rungs.store.links import stored_secret
@@ -36,6 +37,7 @@ PAGES: tuple[Callable[[Engine], APIRouter], ...] = (
     case_routes,
     events_routes,
     *CONSOLE_B_PAGES,
+    reports_routes,
 )
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from rungs.policy.sections.calendars import compile_calendars
 from rungs.policy.sections.channels import compile_channels
+from rungs.policy.sections.compensation import compile_compensation
 from rungs.policy.sections.customers import compile_customers
 from rungs.policy.sections.default_customer import compile_default_customer
 from rungs.policy.sections.inbound_email import compile_inbound_email
@@ -40,6 +41,7 @@ __all__ = [
     "compile_rules",
     "compile_schedules",
     "compile_integrations",
+    "compile_compensation",
     "compile_channels",
     "compile_links",
     "compile_inbound_email",

@@ -18,6 +18,7 @@ from rungs.policy.versions import PolicyVersions
 from rungs.schedules.oncall import Schedule
 from rungs.sim.explain import explain
 from rungs.store.cases import load_case
+from rungs.store.compensation import ledger, ledger_csv
 from rungs.store.credentials import Credential, credential
 from rungs.store.deliveries import DeadRow, TestSend, dead_rows, test_sends
 from rungs.store.feeds import feed_nonce
@@ -39,6 +40,8 @@ from rungs.store.views._ops import counts, heartbeat_states, ping, token_list
 from rungs.store.views._outbox import outbox_depth
 from rungs.store.views._policies import history, version_diff
 from rungs.store.views.queue import QueueRow, holders, queue_page
+from rungs.store.views.report_open import value_at_risk
+from rungs.store.views.reports import Window, report
 from rungs.time.clock import Clock
 
 __all__ = ["Policies", "Views"]
@@ -182,6 +185,26 @@ class Views:
     def heartbeats(self) -> list[dict[str, Any]]:
         with self.db.connect() as conn:
             return heartbeat_states(conn)
+
+    # reports -----------------------------------------------------------------------------
+
+    def report(self, section: str, window: Window) -> dict[str, Any]:
+        """One report section over `case_facts` (`rungs.store.views.reports`)."""
+        with self.db.connect() as conn:
+            return report(conn, section, window, self.policy(), self.clock.now())
+
+    def value_at_risk(self, horizon: int) -> dict[str, Any]:
+        """Open cases near or past breach, by customer value (`report_open.value_at_risk`)."""
+        with self.db.connect() as conn:
+            return value_at_risk(conn, self.policy(), self.clock.now(), horizon)
+
+    def compensation(self, customer: str | None, period: str | None) -> list[dict[str, Any]]:
+        """The compensation ledger (`rungs.store.compensation`)."""
+        with self.db.connect() as conn:
+            return ledger(conn, customer, period)
+
+    def compensation_csv(self, rows: list[dict[str, Any]]) -> str:
+        return ledger_csv(rows)
 
     # console -----------------------------------------------------------------------------
 
