@@ -27,6 +27,7 @@ from rungs.api.links import links_router
 from rungs.api.oncall import oncall_router
 from rungs.api.openapi import DOCS_PAGES, DOCS_STATIC, install_docs, install_openapi
 from rungs.api.routes import Metrics, cases_router, clock_router, health_router, policy_router
+from rungs.api.routes.maintenance import maintenance_router
 from rungs.engine import Engine
 from rungs.engine.writer import Unavailable
 from rungs.notify.links import Links
@@ -187,6 +188,7 @@ def create_app(
         ingest_router(engine.policies, commands, heartbeat_states=views.heartbeats, lanes=lanes)
     )
     app.include_router(tokens_router(commands, views, auth))
+    app.include_router(maintenance_router(commands, views))
     if engine.clock.virtual:
         app.include_router(clock_router(engine.loop))
     app.add_exception_handler(HTTPException, _http_error)

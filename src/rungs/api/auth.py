@@ -5,7 +5,8 @@ One FastAPI dependency, installed on the whole app, reads the matched route and 
 - outside `/v1` (health, metrics, docs, `/v2/*` ingest, signed one-click links): no token;
 - `/v1/integrations/{key}/...` and `/v1/heartbeats/{key}`: the integration key in the path
   is the credential (checked by the ingest routes), so no Bearer token;
-- `PUT /v1/policy`, `/v1/tokens...`, schedule overrides, `/v1/clock...`: admin;
+- `PUT /v1/policy`, `/v1/tokens...`, schedule overrides, `/v1/clock...`, adding and ending
+  maintenance windows: admin;
 - any other `GET`: viewer; any other method: responder.
 
 400 with two `Authorization` headers, on every path (`rungs.api.fastpath` answers it first);
@@ -37,6 +38,8 @@ ADMIN_ROUTES = frozenset(
     {
         ("PUT", "/v1/policy"),
         ("POST", "/v1/schedules/{sid}/overrides"),
+        ("POST", "/v1/maintenance"),
+        ("DELETE", "/v1/maintenance/{mid}"),
     }
 )
 READ_METHODS = frozenset(("GET", "HEAD", "OPTIONS"))

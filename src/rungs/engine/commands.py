@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 from functools import partial
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from sqlalchemy import Connection
 from sqlalchemy.exc import IntegrityError
@@ -28,9 +28,13 @@ from rungs.store.cases import find_open, insert_case, load_case, new_case_id, sa
 from rungs.store.changes import record_change
 from rungs.store.effects import write_effects
 from rungs.store.links import LinkUse, record_use
+from rungs.store.maintenance import add_window, cancel_window
 from rungs.store.outbox import Row
 from rungs.store.tokens import check_person, create_token, revoke_token
 from rungs.time.clock import Clock
+
+if TYPE_CHECKING:  # the router is made by the engine, given this object
+    from rungs.engine.alerts import AlertRouter
 
 __all__ = ["Commands", "Deliveries"]
 
@@ -64,6 +68,7 @@ class Commands:
         self.wake = wake
         self.deliveries = deliveries
         self._claimed: list[Row] = []  # rows for the dispatcher, once the batch commits
+        self.alerts: AlertRouter | None = None  # grouping, storms, maintenance, flapping
 
     # inside a transaction --------------------------------------------------------------------
 
@@ -152,7 +157,11 @@ class Commands:
         policy = self.policies.policy(version)
 
         def run(conn: Connection) -> tuple[Case, bool]:
-            return self.open_in(conn, data, version, policy, self.clock.now(), repeat=repeat)
+            now = self.clock.now()
+            integ = self.alerts and self.alerts.takes_trigger(policy, data, now)
+            if integ:  # grouped, storm-guarded, flap-watched or in maintenance
+                return self.alerts.trigger_in(conn, integ, data, repeat, version, policy, now)  # type: ignore[union-attr]
+            return self.open_in(conn, data, version, policy, now, repeat=repeat)
 
         try:
             return await self.writer.submit_async(run)
@@ -165,6 +174,11 @@ class Commands:
         acknowledgement) is no error."""
 
         def run(conn: Connection) -> tuple[Case | None, bool]:
+            integ = self.alerts and self.alerts.takes_act(self.policies.current(), dedup_key)
+            if integ:  # its alert may be one of a group's: the router decides
+                done = self.alerts.act_in(conn, integ, dedup_key, event, self.clock.now())  # type: ignore[union-attr]
+                if done is not None:
+                    return done
             existing = find_open(conn, dedup_key)
             if existing is None:
                 return None, False
@@ -249,3 +263,51 @@ class Commands:
         """Keep a change event (`rungs.store.changes`): it opens nothing, the handoff shows it."""
         now = self.clock.now()
         return await self.writer.submit_async(lambda conn: record_change(conn, change, now))
+
+    # storms (issue 17): the alert router's writes, maintenance windows ---------------------
+
+    def apply_in(
+        self,
+        conn: Connection,
+        case: Case,
+        effects: list[Effect],
+        version: int,
+        policy: Policy,
+        now: int,
+        *,
+        fresh: bool = False,
+    ) -> int:
+        """Store a decision made outside `decide` (the router's entries, a held case): the
+        case (inserted when `fresh`) and its effects; the earliest timer it set."""
+        (insert_case if fresh else save_case)(conn, case, version)
+        return self._write(conn, case, effects, version, policy, now, fresh=fresh)
+
+    async def add_maintenance(self, window: dict[str, Any]) -> int:
+        """A maintenance window (`rungs.store.maintenance.add_window` arguments); its id.
+        The router sees it at once in this process, within a tick in the others."""
+        now = self.clock.now()
+
+        def run(conn: Connection) -> int:
+            found = add_window(conn, **window, now=now)
+            if self.alerts is not None:
+                self.alerts.windows.refresh(conn)
+            return found
+
+        made = await self.writer.submit_async(run)
+        self.wake.set()  # its end may be the next thing due
+        return int(made)
+
+    async def cancel_maintenance(self, window: int) -> bool:
+        """End a window now (its held cases are released by the engine); False when there
+        is no such window under way or to come."""
+        now = self.clock.now()
+
+        def run(conn: Connection) -> bool:
+            done = cancel_window(conn, window, now)
+            if done and self.alerts is not None:
+                self.alerts.windows.refresh(conn)
+            return done
+
+        done = bool(await self.writer.submit_async(run))
+        self.wake.set()
+        return done

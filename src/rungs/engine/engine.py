@@ -22,10 +22,13 @@ from typing import Any, Protocol
 
 from sqlalchemy import Engine as Database
 
+from rungs.engine.alerts import AlertRouter
 from rungs.engine.commands import Commands, Deliveries
+from rungs.engine.flapping import Flaps
 from rungs.engine.heartbeats import Heartbeats
 from rungs.engine.integrations import keys_unset
 from rungs.engine.loop import DueWork, Loop
+from rungs.engine.maintenance import Maintenance
 from rungs.engine.policies import PolicyStore
 from rungs.engine.timers import Timers
 from rungs.engine.wake import Wake
@@ -83,13 +86,17 @@ class Engine:
         self.views = Views(db, self.policies, clock)
         self.timers = Timers(self.commands, clock, batch=batch)
         self.heartbeats = Heartbeats(self.commands, self.policies, clock, batch=batch)
+        # storms (issue 17): maintenance windows and flapping alerts, for the alert router
+        self.maintenance = Maintenance(self.commands, self.policies, clock)
+        self.commands.alerts = router = AlertRouter(self.commands, self.maintenance)
+        self.flaps = Flaps(router, self.policies, clock, batch=batch)
         self.loop = Loop(
             db,
             self.writer,
             clock,
             self.wake,
             self.policies,
-            [self.timers, self.heartbeats],
+            [self.timers, self.heartbeats, self.maintenance, self.flaps],
             deliveries=self.dispatcher,
         )
         self._started = False
@@ -99,6 +106,8 @@ class Engine:
         if self._started:
             return
         self._started = True
+        with self.db.connect() as conn:
+            self.maintenance.refresh(conn)  # the router sees the stored windows at once
         for unset in self.keys_unset():
             log.warning(
                 "integration '%s' takes no events: $%s is not set",

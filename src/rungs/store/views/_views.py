@@ -14,6 +14,7 @@ from rungs.policy.redact import public_yaml
 from rungs.policy.versions import PolicyVersions
 from rungs.schedules.oncall import Schedule
 from rungs.store.cases import load_case
+from rungs.store.maintenance import windows
 from rungs.store.tokens import TokenCache
 from rungs.store.views._cases import (
     case_json,
@@ -26,6 +27,7 @@ from rungs.store.views._cases import (
 from rungs.store.views._oncall import ics, on_call_now, shift_rows
 from rungs.store.views._ops import counts, heartbeat_states, ping, token_list
 from rungs.store.views._outbox import outbox_depth
+from rungs.store.views._storms import alerts_of, open_count, window_by_id
 from rungs.time.clock import Clock
 
 __all__ = ["Policies", "Views"]
@@ -63,7 +65,10 @@ class Views:
 
     def case(self, case_id: str) -> dict[str, Any] | None:
         found = self.case_state(case_id)
-        return None if found is None else self.case_json(*found)
+        if found is None:
+            return None
+        with self.db.connect() as conn:  # `alert_count` and its alerts (issue 17)
+            return {**self.case_json(*found), **alerts_of(conn, case_id)}
 
     def sla(self, case_id: str) -> dict[str, dict[str, object]] | None:
         """The case's SLA clocks now (`core.sla.clocks`, as in the case's JSON)."""
@@ -156,6 +161,19 @@ class Views:
         """Raises when the database does not answer."""
         with self.db.connect() as conn:
             ping(conn)
+
+    def maintenance(self, limit: int) -> list[dict[str, Any]]:
+        """Maintenance windows, the latest first."""
+        with self.db.connect() as conn:
+            return windows(conn, self.clock.now(), limit)
+
+    def maintenance_window(self, window: int) -> dict[str, Any] | None:
+        with self.db.connect() as conn:
+            return window_by_id(conn, window, self.clock.now())
+
+    def maintenance_open(self) -> int:
+        with self.db.connect() as conn:
+            return open_count(conn, self.clock.now())
 
     def counts(self) -> tuple[list[tuple[str, int]], int]:
         """(cases by status, timers pending), for `/metrics`."""
