@@ -36,7 +36,10 @@ from rungs.time.clock import Clock
 if TYPE_CHECKING:  # the router is made by the engine, given this object
     from rungs.engine.alerts import AlertRouter
 
-__all__ = ["Commands", "Deliveries"]
+__all__ = ["AlertCall", "AlertOutcome", "Commands", "Deliveries"]
+
+AlertCall = tuple[str, Any, Any]  # ("trigger", data, repeat) or ("act", dedup_key, event)
+AlertOutcome = tuple[Case | None, bool] | Refused
 
 
 class Deliveries(Protocol):
@@ -157,38 +160,53 @@ class Commands:
         policy = self.policies.policy(version)
 
         def run(conn: Connection) -> tuple[Case, bool]:
-            now = self.clock.now()
-            integ = self.alerts and self.alerts.takes_trigger(policy, data, now)
-            if integ:  # grouped, storm-guarded, flap-watched or in maintenance
-                return self.alerts.trigger_in(conn, integ, data, repeat, version, policy, now)  # type: ignore[union-attr]
-            return self.open_in(conn, data, version, policy, now, repeat=repeat)
+            return self.trigger_in(conn, data, repeat, version, policy)
 
         try:
             return await self.writer.submit_async(run)
         except IntegrityError:  # another process opened the same key at the same moment
             return await self.writer.submit_async(run)
 
+    def trigger_in(
+        self,
+        conn: Connection,
+        data: dict[str, Any],
+        repeat: dict[str, Any],
+        version: int,
+        policy: Policy,
+    ) -> tuple[Case, bool]:
+        """`trigger` in this transaction."""
+        now = self.clock.now()
+        integ = self.alerts and self.alerts.takes_trigger(policy, data, now)
+        if integ:  # grouped, storm-guarded, flap-watched or in maintenance
+            return self.alerts.trigger_in(conn, integ, data, repeat, version, policy, now)  # type: ignore[union-attr]
+        return self.open_in(conn, data, version, policy, now, repeat=repeat)
+
     async def act_on_key(self, dedup_key: str, event: Event) -> tuple[Case | None, bool]:
         """Decide `event` on the open case with this dedup key: (case or None, True
         when the core took it). An event the case's state refuses (a second
         acknowledgement) is no error."""
+        return await self.writer.submit_async(
+            lambda conn: self.act_on_key_in(conn, dedup_key, event)
+        )
 
-        def run(conn: Connection) -> tuple[Case | None, bool]:
-            integ = self.alerts and self.alerts.takes_act(self.policies.current(), dedup_key)
-            if integ:  # its alert may be one of a group's: the router decides
-                done = self.alerts.act_in(conn, integ, dedup_key, event, self.clock.now())  # type: ignore[union-attr]
-                if done is not None:
-                    return done
-            existing = find_open(conn, dedup_key)
-            if existing is None:
-                return None, False
-            try:
-                return self.decide_in(conn, existing, event, self.clock.now())[0], True
-            except Refused:  # refused before anything was written
-                loaded = load_case(conn, existing, lock=False)
-                return (loaded[0] if loaded else None), False
-
-        return await self.writer.submit_async(run)
+    def act_on_key_in(
+        self, conn: Connection, dedup_key: str, event: Event
+    ) -> tuple[Case | None, bool]:
+        """`act_on_key` in this transaction."""
+        integ = self.alerts and self.alerts.takes_act(self.policies.current(), dedup_key)
+        if integ:  # its alert may be one of a group's: the router decides
+            done = self.alerts.act_in(conn, integ, dedup_key, event, self.clock.now())  # type: ignore[union-attr]
+            if done is not None:
+                return done
+        existing = find_open(conn, dedup_key)
+        if existing is None:
+            return None, False
+        try:
+            return self.decide_in(conn, existing, event, self.clock.now())[0], True
+        except Refused:  # refused before anything was written
+            loaded = load_case(conn, existing, lock=False)
+            return (loaded[0] if loaded else None), False
 
     async def act(self, case_id: str, event: Event, *, link: LinkUse | None = None) -> Case:
         """Decide one event. Taken through a one-click `link`, its use is recorded in the
@@ -311,3 +329,28 @@ class Commands:
         done = bool(await self.writer.submit_async(run))
         self.wake.set()
         return done
+
+    async def alerts_at_once(self, batch: list[AlertCall]) -> list[AlertOutcome]:
+        """Many alerts (an Alertmanager group) in ONE transaction: each a trigger
+        `("trigger", data, repeat)` or an act `("act", dedup_key, event)`, answered in order
+        with its (case, new or applied), or the `Refused` that left it out (it wrote
+        nothing; the others are taken). One commit serves the whole group."""
+        version = self.policies.current_version()
+        policy = self.policies.policy(version)
+
+        def run(conn: Connection) -> list[AlertOutcome]:
+            out: list[AlertOutcome] = []
+            for kind, first, second in batch:
+                try:
+                    if kind == "trigger":
+                        out.append(self.trigger_in(conn, first, second, version, policy))
+                    else:
+                        out.append(self.act_on_key_in(conn, first, second))
+                except Refused as exc:  # refused before anything of it was written
+                    out.append(exc)
+            return out
+
+        try:
+            return await self.writer.submit_async(run)
+        except IntegrityError:  # another process opened one of its keys at the same moment
+            return await self.writer.submit_async(run)
