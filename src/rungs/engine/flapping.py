@@ -48,7 +48,7 @@ class Flaps:
             if isinstance(self.clock, VirtualClock):
                 self.clock.set(max(self.clock.now(), r.quiet_due))
             now = max(self.clock.now(), r.quiet_due)
-            rows.set_alert(conn, r.id, flapping=False, quiet_due=None, changes=())
+            rows.end_flapping(conn, r.id)
             loaded = load_case(conn, r.case_id, lock=True)
             if loaded is None or loaded[0].status in ENDED:
                 continue
