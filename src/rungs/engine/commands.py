@@ -284,6 +284,15 @@ class Commands:
 
     # storms (issue 17): the alert router's writes, maintenance windows ---------------------
 
+    def decide_loaded(
+        self, conn: Connection, case: Case, version: int, event: Event, now: int
+    ) -> tuple[Case, int]:
+        """`decide_in` for a case the caller loaded (locked) and will save: the timer
+        manager loads and saves a batch's cases in one statement each."""
+        policy = self.policies.policy(version)
+        new, effects = decide(case, event, now, policy)
+        return new, self._write(conn, new, effects, version, policy, now, fresh=False)
+
     def apply_in(
         self,
         conn: Connection,

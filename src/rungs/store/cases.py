@@ -2,15 +2,25 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import Connection
+from sqlalchemy import Connection, select
 
 from rungs.core.model import ENDED, Case, Refused
 from rungs.store.jsonbytes import dumps_text, loads
-from rungs.store.sql import Sql, run
+from rungs.store.sql import Sql, run, run_many
+from rungs.store.tables import cases
 
-__all__ = ["find_open", "insert_case", "load_case", "new_case_id", "save_case"]
+__all__ = [
+    "find_open",
+    "insert_case",
+    "load_case",
+    "load_cases",
+    "new_case_id",
+    "save_case",
+    "save_cases",
+]
 
 
 _NEW_NUMBER = Sql("INSERT INTO case_numbers DEFAULT VALUES RETURNING n")
@@ -81,3 +91,21 @@ def insert_case(conn: Connection, case: Case, version: int) -> None:
 
 def save_case(conn: Connection, case: Case, version: int) -> None:
     run(conn, _SAVE_CASE, _row(case, version))
+
+
+def load_cases(
+    conn: Connection, case_ids: Iterable[str], *, lock: bool
+) -> dict[str, tuple[Case, int]]:
+    """Many cases and their policy versions in one statement (row-locked on PostgreSQL with
+    `lock`); a case that is gone is left out."""
+    q = select(cases.c.id, cases.c.state, cases.c.policy_version).where(
+        cases.c.id.in_(list(case_ids))
+    )
+    if lock and conn.dialect.name == "postgresql":
+        q = q.with_for_update()
+    return {r[0]: (Case.from_dict(loads(r[1])), r[2]) for r in conn.execute(q)}
+
+
+def save_cases(conn: Connection, saved: Iterable[tuple[Case, int]]) -> None:
+    """Many cases in one statement (one round trip on psycopg's pipeline)."""
+    run_many(conn, _SAVE_CASE, [_row(case, version) for case, version in saved])
