@@ -16,7 +16,7 @@ from rungs.core.model import ENDED, Event
 from rungs.engine.policies import PolicyStore
 from rungs.store import alerts as rows
 from rungs.store.cases import load_case
-from rungs.store.claims import claim_due, first_due
+from rungs.store.claims import claim_due
 from rungs.store.tables import alerts
 from rungs.time.clock import Clock, VirtualClock
 
@@ -40,7 +40,7 @@ class Flaps:
         self.batch = batch
 
     def next_due(self, conn: Connection) -> int | None:
-        return first_due(conn, alerts, "quiet_due")
+        return rows.first_quiet(conn)
 
     def fire_due(self, conn: Connection, until: int) -> int:
         due = claim_due(conn, alerts, "quiet_due", until, limit=self.batch, order=("id",))

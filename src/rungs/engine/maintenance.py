@@ -1,7 +1,8 @@
 """The maintenance manager: windows in memory for the router, and their ends.
 
-`current` holds every window not yet released, read once per loop tick (`next_due`) and at
-once after this process adds or cancels one, so the ingest path asks no query. At a window's
+`current` holds every window not yet released, read at most once a second by the loop
+(`next_due`) and at once after this process adds or cancels one, so neither the ingest path
+nor a loop tick asks a query for it. At a window's
 end (`fire_due`), each case it held is released (`rungs.core.maintenance.release`): opened
 anew at that instant, as if its alert had just arrived, unless another window still covers
 it (then that one holds it) or it was resolved meanwhile.
@@ -10,6 +11,7 @@ it (then that one holds it) or it was resolved meanwhile.
 from __future__ import annotations
 
 import logging
+import time
 from typing import TYPE_CHECKING
 
 from sqlalchemy import Connection
@@ -19,7 +21,7 @@ from rungs.core.model import ENDED
 from rungs.engine.policies import PolicyStore
 from rungs.store import alerts as rows
 from rungs.store.cases import load_case
-from rungs.store.claims import claim_due, first_due
+from rungs.store.claims import claim_due
 from rungs.store.maintenance import mark_ended, open_windows
 from rungs.store.tables import maintenance
 from rungs.time.clock import Clock, VirtualClock
@@ -30,6 +32,7 @@ if TYPE_CHECKING:
 __all__ = ["Maintenance"]
 
 log = logging.getLogger("rungs.engine")
+REFRESH_S = 1.0  # windows added by other processes are seen within this (and a tick)
 
 
 class Maintenance:
@@ -45,13 +48,18 @@ class Maintenance:
         self.clock = clock
         self.batch = batch
         self.current: list[core.Window] = []  # replaced whole, never changed: read unlocked
+        self._read_at = -REFRESH_S  # monotonic: when `current` was last read
 
     def refresh(self, conn: Connection) -> None:
         self.current = open_windows(conn)
+        self._read_at = time.monotonic()
 
     def next_due(self, conn: Connection) -> int | None:
-        self.refresh(conn)
-        return first_due(conn, maintenance, "ends_at", where=(maintenance.c.ended_at.is_(None),))
+        """The earliest end of a window not yet released: from memory, which is read again
+        at most every `REFRESH_S` (the loop asks on every tick)."""
+        if time.monotonic() - self._read_at >= REFRESH_S:
+            self.refresh(conn)
+        return min((w.end for w in self.current), default=None)
 
     def fire_due(self, conn: Connection, until: int) -> int:
         """Release the cases of each window ended at or before `until` (one batch)."""

@@ -33,6 +33,7 @@ __all__ = [
     "holder",
     "unhold",
     "end_flapping",
+    "first_quiet",
     "latest",
     "recent_opened",
     "release_storm",
@@ -70,6 +71,7 @@ _RECENT = Sql(
     "SELECT count(*) FROM (SELECT 1 FROM case_groups WHERE integration = :integration"
     " AND opened_at > :since AND kind <> 'storm' LIMIT :cap) AS recent"
 )
+_FIRST_QUIET = Sql("SELECT min(quiet_due) FROM alerts")
 _ADD_GROUP = Sql(
     "INSERT INTO case_groups (case_id, integration, group_key, kind, opened_at)"
     " VALUES (:case_id, :integration, :group_key, :kind, :now)"
@@ -219,3 +221,9 @@ def unhold(conn: Connection, case_id: str, window: int | None) -> None:
         .where(alerts.c.case_id == case_id, alerts.c.held_by.is_not(None))
         .values(held_by=window)
     )
+
+
+def first_quiet(conn: Connection) -> int | None:
+    """When the first flapping alert stops flapping, without a further change."""
+    row = run(conn, _FIRST_QUIET, {})
+    return None if row is None or row[0] is None else int(row[0])

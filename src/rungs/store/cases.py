@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection
 
 from rungs.core.model import ENDED, Case, Refused
 from rungs.store.jsonbytes import dumps_text, loads
-from rungs.store.sql import Sql, run, run_many
-from rungs.store.tables import cases
+from rungs.store.sql import Sql, run, run_all, run_many
 
 __all__ = [
     "find_open",
@@ -98,12 +98,24 @@ def load_cases(
 ) -> dict[str, tuple[Case, int]]:
     """Many cases and their policy versions in one statement (row-locked on PostgreSQL with
     `lock`); a case that is gone is left out."""
-    q = select(cases.c.id, cases.c.state, cases.c.policy_version).where(
-        cases.c.id.in_(list(case_ids))
-    )
-    if lock and conn.dialect.name == "postgresql":
-        q = q.with_for_update()
-    return {r[0]: (Case.from_dict(loads(r[1])), r[2]) for r in conn.execute(q)}
+    ids = list(case_ids)
+    if not ids:
+        return {}
+    if conn.dialect.name == "postgresql":
+        stmt, params = (_LOAD_ANY_LOCKED if lock else _LOAD_ANY), {"ids": ids}
+    else:
+        stmt, params = _load_in(len(ids)), {f"i{k}": v for k, v in enumerate(ids)}
+    return {r[0]: (Case.from_dict(loads(r[1])), r[2]) for r in run_all(conn, stmt, params)}
+
+
+_LOAD_ANY = Sql("SELECT id, state, policy_version FROM cases WHERE id = ANY(:ids)")
+_LOAD_ANY_LOCKED = Sql(_LOAD_ANY.named + " FOR UPDATE")
+
+
+@lru_cache(maxsize=64)
+def _load_in(n: int) -> Sql:  # SQLite only: digits in names would not survive `Sql` for psycopg
+    marks = ", ".join(f":i{k}" for k in range(n))
+    return Sql(f"SELECT id, state, policy_version FROM cases WHERE id IN ({marks})")
 
 
 def save_cases(conn: Connection, saved: Iterable[tuple[Case, int]]) -> None:
