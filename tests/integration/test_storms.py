@@ -350,3 +350,19 @@ def test_flapping_alert_stays_open_without_a_page_per_flap(c: TestClient) -> Non
     ended = [(e["kind"], e["at"]) for e in _timeline(c, case)][-2:]
     assert ended == [("flap_ended", "2026-03-02T09:17:00Z"), ("resolved", "2026-03-02T09:17:00Z")]
     assert _case(c, case)["status"] == "resolved"
+
+
+# one transaction per Alertmanager group -------------------------------------------------------
+
+
+def test_alertmanager_group_is_taken_at_once_without_its_refused_alert(c: TestClient) -> None:
+    body = _am("firing", ("Net", "eu", "a"), ("Net", "eu", "b"), ("Net", "us", "c"))
+    body["alerts"][1]["fingerprint"] = "bad\x00key"  # no database column can hold it
+    r = c.post(f"/v1/integrations/{AM}/alertmanager", json=body)
+    assert r.status_code == 202, r.text
+    got = r.json()
+    assert got["taken"] == 2
+    assert [e["field"] for e in got["errors"]] == ["alerts.bad\x00key"]
+    cases = _cases(c)
+    assert len(cases) == 2  # the refused alert wrote nothing; its neighbours are in
+    assert sorted(_case(c, x["id"])["alert_count"] for x in cases) == [1, 1]

@@ -25,7 +25,7 @@ from rungs.core.model import ENDED, Case, Event, Refused
 from rungs.policy import Policy
 from rungs.policy.model import Integration
 from rungs.store import alerts as rows
-from rungs.store.cases import find_open, load_case, new_case_id
+from rungs.store.cases import check_key, find_open, load_case, new_case_id
 
 if TYPE_CHECKING:  # commands.py makes the router
     from rungs.engine.commands import Commands
@@ -81,6 +81,7 @@ class AlertRouter:
     ) -> tuple[Case, bool]:
         """Decide one firing alert; (its case, whether a case was opened for it)."""
         cmds, opts, key = self.commands, integ.options, str(data["dedup_key"])
+        check_key(key)  # before any statement reads it
         window = self.window(integ.id, data.get("customer"), now) if self.windows.current else None
         summary = str(repeat.get("summary") or data.get("title") or "")
         if not tracked(integ):  # a maintenance window covers it: held, or suppressed on its case
@@ -259,6 +260,7 @@ class AlertRouter:
         self, conn: Connection, integ: Integration, dedup_key: str, event: Event, now: int
     ) -> tuple[Case | None, bool] | None:
         """Acknowledge or resolve one alert; None when the router never saw it."""
+        check_key(dedup_key)
         _lock(conn, dedup_key)
         row = rows.latest(conn, dedup_key)
         if row is None:

@@ -13,6 +13,7 @@ from rungs.store.jsonbytes import dumps_text, loads
 from rungs.store.sql import Sql, run, run_all, run_many
 
 __all__ = [
+    "check_key",
     "find_open",
     "insert_case",
     "load_case",
@@ -63,10 +64,15 @@ def load_case(conn: Connection, case_id: str, *, lock: bool) -> tuple[Case, int]
 def find_open(conn: Connection, dedup_key: str) -> str | None:
     """The open case with this dedup key. Every keyed case is looked up here before it is
     stored, so a key no database column can hold (PostgreSQL takes no NUL) is refused here."""
-    if "\x00" in dedup_key:
-        raise Refused("dedup_key: a NUL character cannot be part of a key", 422, "dedup_key")
+    check_key(dedup_key)
     row = run(conn, _FIND_OPEN, {"key": dedup_key})
     return None if row is None else row[0]
+
+
+def check_key(dedup_key: str) -> None:
+    """Refuse a key no database column can hold (PostgreSQL takes no NUL)."""
+    if "\x00" in dedup_key:
+        raise Refused("dedup_key: a NUL character cannot be part of a key", 422, "dedup_key")
 
 
 def _row(case: Case, version: int) -> dict[str, Any]:
