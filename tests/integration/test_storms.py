@@ -366,3 +366,16 @@ def test_alertmanager_group_is_taken_at_once_without_its_refused_alert(c: TestCl
     cases = _cases(c)
     assert len(cases) == 2  # the refused alert wrote nothing; its neighbours are in
     assert sorted(_case(c, x["id"])["alert_count"] for x in cases) == [1, 1]
+
+
+def test_a_flapping_alert_during_maintenance_is_held_not_reopened(c: TestClient) -> None:
+    first = _event(c, FLAP, "trigger", "fm")["case"]
+    _advance(c, "2026-03-02T09:01:00Z")
+    _event(c, FLAP, "resolve", "fm")
+    body = {"integrations": ["flap"], "from": "2026-03-02T09:02:00Z",
+            "to": "2026-03-02T10:00:00Z", "reason": "r"}  # fmt: skip
+    assert c.post("/v1/maintenance", json=body, headers=c.admin).status_code == 201  # type: ignore[attr-defined]
+    _advance(c, "2026-03-02T09:03:00Z")
+    again = _event(c, FLAP, "trigger", "fm")["case"]
+    assert again != first and _case(c, first)["status"] == "resolved"
+    assert _kinds(c, again) == ["suppressed"]

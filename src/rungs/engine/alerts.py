@@ -109,6 +109,8 @@ class AlertRouter:
             recent = rows.recent_opened(conn, integ.id, since, opts.storm.cases + 1)
             seen = Seen(seen_alert, group, rows.storm_case(conn, integ.id), recent)
             where = grouping.route(opts, seen, now)
+        if where == "reopen" and window is not None:
+            where = "open"  # not reopened (and paged) during maintenance: held anew
         if where in ("repeat", "refire", "reopen"):
             assert row is not None and case is not None
             return self._again(conn, integ, row, case, where, repeat, policy, now, window), False
