@@ -30,6 +30,7 @@ from rungs.store.effects import write_effects
 from rungs.store.links import LinkUse, record_use
 from rungs.store.maintenance import add_window, cancel_window
 from rungs.store.outbox import Row
+from rungs.store.sql import pipeline
 from rungs.store.tokens import check_person, create_token, revoke_token
 from rungs.time.clock import Clock
 
@@ -348,16 +349,16 @@ class Commands:
         policy = self.policies.policy(version)
 
         def run(conn: Connection) -> list[AlertOutcome]:
-            out: list[AlertOutcome] = []
-            for kind, first, second in batch:
-                try:
-                    if kind == "trigger":
-                        out.append(self.trigger_in(conn, first, second, version, policy))
-                    else:
-                        out.append(self.act_on_key_in(conn, first, second))
-                except Refused as exc:  # refused before anything of it was written
-                    out.append(exc)
-            return out
+            with pipeline(conn):  # PostgreSQL: the writes of one alert ride with the next read
+                return [one(conn, kind, first, second) for kind, first, second in batch]
+
+        def one(conn: Connection, kind: str, first: Any, second: Any) -> AlertOutcome:
+            try:
+                if kind == "trigger":
+                    return self.trigger_in(conn, first, second, version, policy)
+                return self.act_on_key_in(conn, first, second)
+            except Refused as exc:  # refused before anything of it was written
+                return exc
 
         try:
             return await self.writer.submit_async(run)
