@@ -85,10 +85,11 @@ class AlertRouter:
         window = self.window(integ.id, data.get("customer"), now) if self.windows.current else None
         summary = str(repeat.get("summary") or data.get("title") or "")
         if not tracked(integ):  # a maintenance window covers it: held, or suppressed on its case
+            assert window is not None
             existing = find_open(conn, key)
             if existing is None:
                 return self._open(conn, integ, data, version, policy, now, window, key, "alert")
-            return self._suppress(conn, existing, policy, window, summary, now), False  # type: ignore[arg-type]
+            return self._suppress(conn, existing, policy, window, summary, now), False
         _lock(conn, key)
         row = rows.latest(conn, key)
         case = self._load(conn, row.case_id) if row is not None else None

@@ -178,9 +178,10 @@ class Commands:
     ) -> tuple[Case, bool]:
         """`trigger` in this transaction."""
         now = self.clock.now()
-        integ = self.alerts and self.alerts.takes_trigger(policy, data, now)
-        if integ:  # grouped, storm-guarded, flap-watched or in maintenance
-            return self.alerts.trigger_in(conn, integ, data, repeat, version, policy, now)  # type: ignore[union-attr]
+        router = self.alerts
+        integ = router.takes_trigger(policy, data, now) if router is not None else None
+        if router is not None and integ is not None:  # grouped, storm-guarded, flap-watched
+            return router.trigger_in(conn, integ, data, repeat, version, policy, now)  # or held
         return self.open_in(conn, data, version, policy, now, repeat=repeat)
 
     async def act_on_key(self, dedup_key: str, event: Event) -> tuple[Case | None, bool]:
@@ -195,9 +196,10 @@ class Commands:
         self, conn: Connection, dedup_key: str, event: Event
     ) -> tuple[Case | None, bool]:
         """`act_on_key` in this transaction."""
-        integ = self.alerts and self.alerts.takes_act(self.policies.current(), dedup_key)
-        if integ:  # its alert may be one of a group's: the router decides
-            done = self.alerts.act_in(conn, integ, dedup_key, event, self.clock.now())  # type: ignore[union-attr]
+        router = self.alerts
+        integ = router.takes_act(self.policies.current(), dedup_key) if router else None
+        if router is not None and integ is not None:  # maybe one of a group's alerts
+            done = router.act_in(conn, integ, dedup_key, event, self.clock.now())
             if done is not None:
                 return done
         existing = find_open(conn, dedup_key)
