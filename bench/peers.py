@@ -245,18 +245,20 @@ def wrk(system: Any, per_post: int, seconds: float, folder: Path) -> dict[str, A
     rate = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
     requests = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
     bad = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    late = re.search(r"timeout (\d+)", out)  # answers slower than wrk's 2 s are not timed
     return {
         "alerts_per_s": round(rate * per_post, 1),
         "p50_ms_per_post": _wrk_ms(out, "50%"),
         "p99_ms_per_post": _wrk_ms(out, "99%"),
         "server_cpu_us_per_alert": round(cpu / max(requests * per_post, 1) * 1e6, 1),
         "errors": int(bad.group(1)) if bad else 0,
+        "timeouts": int(late.group(1)) if late else 0,
     }
 
 
 def _wrk_ms(out: str, pct: str) -> float | None:
     m = re.search(rf"^\s+{re.escape(pct)}\s+([\d.]+)(us|ms|s)\s*$", out, re.M)
-    if m is None:
+    if m is None or float(m.group(1)) == 0:  # none timed: every answer took over 2 s
         return None
     return round(float(m.group(1)) * {"us": 1e-3, "ms": 1.0, "s": 1e3}[m.group(2)], 3)
 
@@ -391,17 +393,17 @@ FIGURES = (
 
 
 def summary(rounds: list[dict[str, Any]]) -> dict[str, Any]:
-    median: dict[str, dict[str, float]] = {}
+    median: dict[str, dict[str, float | None]] = {}
     for name in ("alertmanager", "rungs"):
-        median[name] = {
-            f"{load}.{fig}": statistics.median(r[name][load][fig] for r in rounds)
-            for load, fig in FIGURES
-        }
-    ratio = {
-        k: round(median["rungs"][k] / median["alertmanager"][k], 3)
-        for k in median["rungs"]
-        if median["alertmanager"][k]
-    }
+        median[name] = {}
+        for load, fig in FIGURES:
+            got = [r[name][load][fig] for r in rounds if r[name][load][fig] is not None]
+            median[name][f"{load}.{fig}"] = statistics.median(got) if got else None
+    ratio = {}
+    for k, ours in median["rungs"].items():
+        theirs = median["alertmanager"][k]
+        if ours is not None and theirs:
+            ratio[k] = round(ours / theirs, 3)
     return {"median": median, "ratio": ratio}
 
 
