@@ -348,7 +348,8 @@ def _keyed_routes(
             raise ApiError(422, exc.message, exc.field) from None
         answers, problems = [], []
         taken = [c for c in batch if not isinstance(c, Unreadable)]
-        outcomes = iter(await commands.alerts_at_once([_call(c) for c in taken]))  # one commit
+        # the group's alerts in one transaction: one commit for them all
+        outcomes = iter(await commands.alerts_at_once([_call(c) for c in taken]) if taken else [])
         for command in batch:
             if isinstance(command, Unreadable):
                 problems.append(AlertmanagerProblem(field=command.field, message=command.message))
