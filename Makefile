@@ -3,7 +3,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run demo audit test test-unit test-integration test-e2e lint imports bench clean debian-packages assets
+.PHONY: run demo audit test test-unit test-integration test-e2e lint imports bench bench-storms clean debian-packages assets
 
 # Installs the versions pinned in constraints.txt (what the tests passed with).
 $(STAMP): pyproject.toml constraints.txt
@@ -73,6 +73,13 @@ bench: $(STAMP)
 	$(BIN)/python bench/business_time.py --json
 	$(BIN)/python bench/core.py --json
 	$(BIN)/python bench/oncall.py --json
+
+# Rungs beside Alertmanager and an alert storm (issue 17): bench/peers.py drives both with wrk
+# (Debian's package), as the issue's own figures were taken.
+bench-storms: $(STAMP) debian-packages
+	@dpkg -s wrk >/dev/null 2>&1 || (apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y wrk)
+	$(BIN)/python bench/peers.py --json
+	$(BIN)/python bench/storm.py --json
 
 # Known vulnerabilities in the pinned versions (pip-audit asks PyPI's advisory database, so
 # it needs the network; without it this says so and fails).

@@ -31,6 +31,7 @@ from rungs.api.oncall import oncall_router
 from rungs.api.openapi import DOCS_PAGES, DOCS_STATIC, install_docs, install_openapi
 from rungs.api.routes import Metrics, cases_router, clock_router, health_router, policy_router
 from rungs.api.routes.compensation import compensation_router
+from rungs.api.routes.maintenance import maintenance_router
 from rungs.api.routes.replay import VerifyGauges, replay_router
 from rungs.api.routes.reports import reports_router
 from rungs.api.web import WebSettings, web_router
@@ -204,6 +205,7 @@ def create_app(
     app.include_router(feeds_router(Feeds(links, views)))  # /calendar/{token}.ics: signed
     app.include_router(inbound_router(views, Blobs(blob_dir)))  # mail attachments, unmatched
     app.include_router(survey_router(commands, views))  # /s/{token}: the token is the credential
+    app.include_router(maintenance_router(commands, views))
     if engine.clock.virtual:
         app.include_router(clock_router(engine.loop))
     app.include_router(web_router(engine, web))  # the console: pages under /, signed in

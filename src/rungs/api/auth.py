@@ -6,7 +6,7 @@ One FastAPI dependency, installed on the whole app, reads the matched route and 
 - `/v1/integrations/{key}/...` and `/v1/heartbeats/{key}`: the integration key in the path
   is the credential (checked by the ingest routes), so no Bearer token;
 - `PUT /v1/policy`, `POST /v1/policy/replay`, `/v1/tokens...`, schedule overrides,
-  `/v1/clock...`: admin;
+  `/v1/clock...`, adding and ending maintenance windows: admin;
 - any other `GET`: viewer; any other method: responder.
 
 400 with two `Authorization` headers, on every path (`rungs.api.fastpath` answers it first);
@@ -39,6 +39,8 @@ ADMIN_ROUTES = frozenset(
         ("PUT", "/v1/policy"),
         ("POST", "/v1/policy/replay"),
         ("POST", "/v1/schedules/{sid}/overrides"),
+        ("POST", "/v1/maintenance"),
+        ("DELETE", "/v1/maintenance/{mid}"),
     }
 )
 READ_METHODS = frozenset(("GET", "HEAD", "OPTIONS"))

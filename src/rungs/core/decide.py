@@ -18,9 +18,9 @@ from rungs.core.plan import plan_of
 from rungs.core.provenance import opened_by, record_corrections, said
 from rungs.core.targets import parse_target
 from rungs.core.timers import LevelTimer, RepeatTimer, StepTimer, cancel_all
-from rungs.policy.model import PRIORITIES, Policy, Target
+from rungs.policy.model import PRIORITIES, Matrix, Policy, Target
 
-__all__ = ["decide", "open_case", "ACTIONS", "allowed_actions"]
+__all__ = ["decide", "new_case", "open_case", "ACTIONS", "allowed_actions"]
 
 ACTIVE = ("open", "acknowledged", "pending")
 
@@ -64,6 +64,33 @@ def open_case(
     case_id: str, data: dict[str, Any] | Any, now: int, policy: Policy
 ) -> tuple[Case, list[Effect]]:
     """Open a case at level 1 of the most specific matching matrix and notify level 1."""
+    case, chosen = new_case(case_id, data, now, policy)
+    ctx = Ctx(case, now, policy)
+    ctx.record(
+        "opened",
+        customer=case.customer,
+        category=case.category,
+        priority=case.priority,
+        title=case.title,
+        matrix=chosen.id,
+        **opened_by(data),
+    )
+    record_corrections(ctx, data)
+    first = chosen.levels[0]
+    ctx.notify_targets(first.notify, 1, "opened", first.fallback)
+    matrix.schedule_next_level(ctx)
+    sla.start(ctx, "first_response")
+    sla.start(ctx, "resolution")
+    if not rules.settled(ctx):
+        rules.evaluate(ctx)
+    return ctx.case, ctx.effects
+
+
+def new_case(
+    case_id: str, data: dict[str, Any] | Any, now: int, policy: Policy
+) -> tuple[Case, Matrix]:
+    """The case `data` opens at `now` and its matrix, before anything is recorded or sent
+    (Refused for a customer, priority or matrix the policy cannot open it with)."""
     customer_id = data.get("customer")
     if not customer_id:
         raise Refused("'customer' is required to open a case", 422, "customer")
@@ -114,25 +141,7 @@ def open_case(
         next_level=2 if len(chosen.levels) > 1 else 0,
         updated_at=now,
     )
-    ctx = Ctx(case, now, policy)
-    ctx.record(
-        "opened",
-        customer=case.customer,
-        category=case.category,
-        priority=priority,
-        title=case.title,
-        matrix=chosen.id,
-        **opened_by(data),
-    )
-    record_corrections(ctx, data)
-    first = chosen.levels[0]
-    ctx.notify_targets(first.notify, 1, "opened", first.fallback)
-    matrix.schedule_next_level(ctx)
-    sla.start(ctx, "first_response")
-    sla.start(ctx, "resolution")
-    if not rules.settled(ctx):
-        rules.evaluate(ctx)
-    return ctx.case, ctx.effects
+    return case, chosen
 
 
 # -- checks: read-only, on the caller's case, before anything changes -------------------------

@@ -16,6 +16,7 @@ from __future__ import annotations
 from typing import Any
 
 from rungs.core import sla
+from rungs.core.grouping import alerts_in
 from rungs.core.model import Case
 from rungs.core.targets import people_of
 from rungs.core.timeline import entry_json
@@ -62,6 +63,9 @@ def handoff(
         "timeline": [entry_json(e) for e in entries],
         "recent_changes": recent_changes(case, changes or []),
     }
+    grouped = alerts_in(case, entries)
+    if grouped is not None:  # a grouped or storm case: its alerts, each with its status
+        out["alerts"] = grouped
     out["summary"] = _summary(out, m)
     return out
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 from functools import partial
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from sqlalchemy import Connection
 from sqlalchemy.exc import IntegrityError
@@ -36,12 +36,19 @@ from rungs.store.deliveries import TEST_WINDOW, insert_test, retry_dead, test_re
 from rungs.store.effects import write_effects
 from rungs.store.feeds import renew_feed, revoke_feed
 from rungs.store.links import LinkUse, record_use
+from rungs.store.maintenance import add_window, cancel_window
 from rungs.store.outbox import NewRow, Row, wake_dispatchers, write_new
-from rungs.store.sql import savepoint
+from rungs.store.sql import pipeline, savepoint
 from rungs.store.tokens import check_person, create_token, revoke_token
 from rungs.time.clock import Clock
 
-__all__ = ["Commands", "Deliveries"]
+if TYPE_CHECKING:  # the router is made by the engine, given this object
+    from rungs.engine.alerts import AlertRouter
+
+__all__ = ["AlertCall", "AlertOutcome", "Commands", "Deliveries"]
+
+AlertCall = tuple[str, Any, Any]  # ("trigger", data, repeat) or ("act", dedup_key, event)
+AlertOutcome = tuple[Case | None, bool] | Refused
 
 
 class Deliveries(Protocol):
@@ -76,6 +83,7 @@ class Commands:
         self.wake = wake
         self.deliveries = deliveries
         self._claimed: list[Row] = []  # rows for the dispatcher, once the batch commits
+        self.alerts: AlertRouter | None = None  # grouping, storms, maintenance, flapping
 
     # inside a transaction --------------------------------------------------------------------
 
@@ -179,29 +187,55 @@ class Commands:
         policy = self.policies.policy(version)
 
         def run(conn: Connection) -> tuple[Case, bool]:
-            return self.open_in(conn, data, version, policy, self.clock.now(), repeat=repeat)
+            return self.trigger_in(conn, data, repeat, version, policy)
 
         try:
             return await self.writer.submit_async(run)
         except IntegrityError:  # another process opened the same key at the same moment
             return await self.writer.submit_async(run)
 
+    def trigger_in(
+        self,
+        conn: Connection,
+        data: dict[str, Any],
+        repeat: dict[str, Any],
+        version: int,
+        policy: Policy,
+    ) -> tuple[Case, bool]:
+        """`trigger` in this transaction."""
+        now = self.clock.now()
+        router = self.alerts
+        integ = router.takes_trigger(policy, data, now) if router is not None else None
+        if router is not None and integ is not None:  # grouped, storm-guarded, flap-watched
+            return router.trigger_in(conn, integ, data, repeat, version, policy, now)  # or held
+        return self.open_in(conn, data, version, policy, now, repeat=repeat)
+
     async def act_on_key(self, dedup_key: str, event: Event) -> tuple[Case | None, bool]:
         """Decide `event` on the open case with this dedup key: (case or None, True
         when the core took it). An event the case's state refuses (a second
         acknowledgement) is no error."""
+        return await self.writer.submit_async(
+            lambda conn: self.act_on_key_in(conn, dedup_key, event)
+        )
 
-        def run(conn: Connection) -> tuple[Case | None, bool]:
-            existing = find_open(conn, dedup_key)
-            if existing is None:
-                return None, False
-            try:
-                return self.decide_in(conn, existing, event, self.clock.now())[0], True
-            except Refused:  # refused before anything was written
-                loaded = load_case(conn, existing, lock=False)
-                return (loaded[0] if loaded else None), False
-
-        return await self.writer.submit_async(run)
+    def act_on_key_in(
+        self, conn: Connection, dedup_key: str, event: Event
+    ) -> tuple[Case | None, bool]:
+        """`act_on_key` in this transaction."""
+        router = self.alerts
+        integ = router.takes_act(self.policies.current(), dedup_key) if router else None
+        if router is not None and integ is not None:  # maybe one of a group's alerts
+            done = router.act_in(conn, integ, dedup_key, event, self.clock.now())
+            if done is not None:
+                return done
+        existing = find_open(conn, dedup_key)
+        if existing is None:
+            return None, False
+        try:
+            return self.decide_in(conn, existing, event, self.clock.now())[0], True
+        except Refused:  # refused before anything was written
+            loaded = load_case(conn, existing, lock=False)
+            return (loaded[0] if loaded else None), False
 
     async def act(self, case_id: str, event: Event, *, link: LinkUse | None = None) -> Case:
         """Decide one event. Taken through a one-click `link`, its use is recorded in the
@@ -408,3 +442,91 @@ class Commands:
         return await self.writer.submit_async(
             lambda conn: decide_in(conn, self, ident, decision, reason, by, actor, cents, now)
         )
+
+    # storms (issue 17): the alert router's writes, maintenance windows ---------------------
+
+    def decide_loaded(
+        self, conn: Connection, case: Case, version: int, event: Event, now: int
+    ) -> tuple[Case, int, Policy]:
+        """`decide_in` for a case the caller loaded (locked) and will save (with the policy
+        returned): the timer manager loads and saves a batch's cases in one statement each.
+        The input is journalled and surveys watched as in `decide_in`."""
+        policy = self.policies.policy(version)
+        new, effects = decide(case, event, now, policy)
+        journal.append(conn, case.id, event, now, version)
+        earliest = self._write(conn, new, effects, version, policy, now, fresh=False)
+        if new.status != case.status:  # resolved or reopened: surveys (`rungs.engine.surveys`)
+            watch(self, conn, case, new, event, now)
+        return new, earliest, policy
+
+    def apply_in(
+        self,
+        conn: Connection,
+        case: Case,
+        effects: list[Effect],
+        version: int,
+        policy: Policy,
+        now: int,
+        *,
+        fresh: bool = False,
+    ) -> int:
+        """Store a decision made outside `decide` (the router's entries, a held case): the
+        case (inserted when `fresh`) and its effects; the earliest timer it set."""
+        (insert_case if fresh else save_case)(conn, case, version, policy)
+        journal.mark_not_replayable(conn, case.id, now, version)  # the router decided it
+        return self._write(conn, case, effects, version, policy, now, fresh=fresh)
+
+    async def add_maintenance(self, window: dict[str, Any]) -> int:
+        """A maintenance window (`rungs.store.maintenance.add_window` arguments); its id.
+        The router sees it at once in this process, within a tick in the others."""
+        now = self.clock.now()
+
+        def run(conn: Connection) -> int:
+            found = add_window(conn, **window, now=now)
+            if self.alerts is not None:
+                self.alerts.windows.refresh(conn)
+            return found
+
+        made = await self.writer.submit_async(run)
+        self.wake.set()  # its end may be the next thing due
+        return int(made)
+
+    async def cancel_maintenance(self, window: int) -> bool:
+        """End a window now (its held cases are released by the engine); False when there
+        is no such window under way or to come."""
+        now = self.clock.now()
+
+        def run(conn: Connection) -> bool:
+            done = cancel_window(conn, window, now)
+            if done and self.alerts is not None:
+                self.alerts.windows.refresh(conn)
+            return done
+
+        done = bool(await self.writer.submit_async(run))
+        self.wake.set()
+        return done
+
+    async def alerts_at_once(self, batch: list[AlertCall]) -> list[AlertOutcome]:
+        """Many alerts (an Alertmanager group) in ONE transaction: each a trigger
+        `("trigger", data, repeat)` or an act `("act", dedup_key, event)`, answered in order
+        with its (case, new or applied), or the `Refused` that left it out (it wrote
+        nothing; the others are taken). One commit serves the whole group."""
+        version = self.policies.current_version()
+        policy = self.policies.policy(version)
+
+        def run(conn: Connection) -> list[AlertOutcome]:
+            with pipeline(conn):  # PostgreSQL: the writes of one alert ride with the next read
+                return [one(conn, kind, first, second) for kind, first, second in batch]
+
+        def one(conn: Connection, kind: str, first: Any, second: Any) -> AlertOutcome:
+            try:
+                if kind == "trigger":
+                    return self.trigger_in(conn, first, second, version, policy)
+                return self.act_on_key_in(conn, first, second)
+            except Refused as exc:  # refused before anything of it was written
+                return exc
+
+        try:
+            return await self.writer.submit_async(run)
+        except IntegrityError:  # another process opened one of its keys at the same moment
+            return await self.writer.submit_async(run)

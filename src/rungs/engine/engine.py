@@ -22,11 +22,14 @@ from typing import Any, Protocol
 
 from sqlalchemy import Engine as Database
 
+from rungs.engine.alerts import AlertRouter
 from rungs.engine.changes import Changes
 from rungs.engine.commands import Commands, Deliveries
+from rungs.engine.flapping import Flaps
 from rungs.engine.heartbeats import Heartbeats
 from rungs.engine.integrations import keys_unset
 from rungs.engine.loop import DueWork, Loop
+from rungs.engine.maintenance import Maintenance
 from rungs.engine.policies import PolicyStore
 from rungs.engine.surveys import Surveys
 from rungs.engine.timers import Timers
@@ -92,13 +95,17 @@ class Engine:
         # `serve --verify-every`: the engine re-runs its history through the core now and then
         self.verifier = Verifier(db, self.writer, clock, verify_every) if verify_every else None
         self.surveys = Surveys(self.commands, clock)
+        # storms (issue 17): maintenance windows and flapping alerts, for the alert router
+        self.maintenance = Maintenance(self.commands, self.policies, clock)
+        self.commands.alerts = router = AlertRouter(self.commands, self.maintenance)
+        self.flaps = Flaps(router, self.policies, clock, batch=batch)
         self.loop = Loop(
             db,
             self.writer,
             clock,
             self.wake,
             self.policies,
-            [self.timers, self.heartbeats, self.surveys],
+            [self.timers, self.heartbeats, self.surveys, self.maintenance, self.flaps],
             deliveries=self.dispatcher,
             virtual_only=[self.verifier] if self.verifier is not None else [],
         )
@@ -109,6 +116,8 @@ class Engine:
         if self._started:
             return
         self._started = True
+        with self.db.connect() as conn:
+            self.maintenance.refresh(conn)  # the router sees the stored windows at once
         for unset in self.keys_unset():
             log.warning(
                 "integration '%s' takes no events: $%s is not set",

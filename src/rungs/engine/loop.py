@@ -82,6 +82,7 @@ class Loop:
         self._last_tick = time.monotonic()  # the last tick that succeeded (monotonic)
         self._last_error: str | None = None  # of the failing ticks since then
         self._advancing: float | None = None  # monotonic: the advance under way's last step
+        self._held = False  # the last tick found due rows it could not fire
 
     # the real clock --------------------------------------------------------------------------
 
@@ -139,7 +140,7 @@ class Loop:
                 continue  # more is due: take the next batch at once
             now = self.clock.now()
             wait = MAX_WAIT_S if nxt is None else max(0.0, min(MAX_WAIT_S, (nxt - now) / 1e6))
-            if not fired:
+            if not fired and self._held:
                 wait = max(wait, IDLE_S)  # due rows held by another engine: do not spin
             self.wake.planned = now + int(wait * 1e6)
             self.wake.wait(wait)
@@ -150,12 +151,16 @@ class Loop:
         now = self.clock.now()
         with self.db.connect() as conn:
             due = [(m, m.next_due(conn)) for m in self.managers]
-        fired, full = 0, False
+        fired, full, was_due = 0, False, False
         for m, at in due:
             if at is not None and at <= now:
+                was_due = True
                 n = self.writer.call(lambda conn, m=m: m.fire_due(conn, now))
                 fired += n
                 full = full or n >= m.batch
+        # something was due and nothing fired: another engine holds those rows (a tick that
+        # woke a moment before the next due instant is not that, and must not idle)
+        self._held = was_due and not fired
         if full:
             return True, fired, None
         return False, fired, self.next_due()

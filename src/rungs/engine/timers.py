@@ -1,9 +1,11 @@
 """The timer manager: due timer rows into the core as `timer` events, in due order.
 
 Timers are rows taken by due time in batches (`rungs.store.claims`: `FOR UPDATE SKIP
-LOCKED` on PostgreSQL), so the work per tick follows what is due. Each timer's decision runs
-in a savepoint: one that fails leaves nothing of itself behind (never half a decision) and
-is kept and tried again a minute later, so one bad case cannot stop the others. A failure
+LOCKED` on PostgreSQL), so the work per tick follows what is due. A batch shares one
+savepoint, and its cases are loaded in one statement and saved in one. When a decision
+fails, the batch is rolled back to its savepoint and fired again with a savepoint per timer:
+the one that fails leaves nothing of itself behind (never half a decision) and is kept and
+tried again a minute later, so one bad case cannot stop the others. A failure
 of the database itself (`unavailable`) is not the timer's: it fails the whole batch, which
 the loop tries again.
 """
@@ -12,17 +14,20 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import Connection, delete, insert
+from sqlalchemy import Connection, insert
 
-from rungs.core.model import Event, Refused
+from rungs.core.model import Case, Event
 from rungs.core.timers import due_timer
 from rungs.engine.commands import Commands
 from rungs.engine.writer import unavailable
+from rungs.policy import Policy
+from rungs.store.cases import load_cases, save_case, save_cases
 from rungs.store.claims import claim_due, first_due
-from rungs.store.sql import savepoint
+from rungs.store.sql import Sql, run_many, savepoint
 from rungs.store.tables import timers
 from rungs.time.clock import Clock, VirtualClock
 
@@ -30,6 +35,7 @@ __all__ = ["RETRY_US", "Stats", "Timers"]
 
 log = logging.getLogger("rungs.engine")
 RETRY_US = 60_000_000  # a timer whose decision failed is tried again after a minute
+_DELETE = Sql("DELETE FROM timers WHERE id = :id")
 
 
 @dataclass
@@ -55,43 +61,76 @@ class Timers:
         return first_due(conn, timers, "due")
 
     def fire_due(self, conn: Connection, until: int) -> int:
-        """Fire up to one batch of timers due at or before `until`; returns how many fired."""
+        """Fire up to one batch of timers due at or before `until`; returns how many fired.
+
+        The batch shares one savepoint, its cases loaded in one statement and saved in one.
+        When any of its decisions fails, the savepoint is rolled back and the batch is fired
+        again one savepoint per timer (`careful`), so only the bad timer is kept back."""
         rows = claim_due(conn, timers, "due", until, limit=self.batch, order=("id",))
-        fired = 0
+        if not rows:
+            return 0
+        try:
+            with savepoint(conn, "rungs_timers"):
+                fired, late = self._fire(conn, rows, careful=False)
+        except Exception as exc:
+            if unavailable(exc) is not None:
+                raise  # the database's trouble, not a timer's
+            fired, late = self._fire(conn, rows, careful=True)
+        for lateness in late:
+            self._observe(lateness)
+        return fired
+
+    def _fire(
+        self, conn: Connection, rows: Sequence[Any], *, careful: bool
+    ) -> tuple[int, list[int]]:
+        loaded = load_cases(conn, dict.fromkeys(r.case_id for r in rows), lock=True)
+        dirty: dict[str, tuple[Case, int, Policy]] = {}  # saved together at the end (not careful)
+        late: list[int] = []
         set_before = 0
         for i, row in enumerate(rows):
             if i and set_before and set_before < row.due:
                 break  # a timer set by this batch comes first: re-select, keep the order
-            gone = conn.execute(delete(timers).where(timers.c.id == row.id)).rowcount
-            if not gone:
+            if not run_many(conn, _DELETE, [{"id": row.id}]):
                 continue  # replaced or cancelled by an earlier timer of this batch
             if isinstance(self.clock, VirtualClock):
                 self.clock.set(max(self.clock.now(), row.due))
             now = max(self.clock.now(), row.due)
-            try:  # a row that does not read back (corrupt payload) is retried like a failure
+            found = loaded.get(row.case_id)
+            earliest = 0  # a case that is gone: nothing to do
+            if found is not None and not careful:
                 timer = due_timer(row.key, row.due, json.loads(row.payload))
-                with savepoint(conn, "rungs_timer"):
-                    _, earliest = self.decisions.decide_in(
-                        conn, row.case_id, Event("timer", timer=timer), now
-                    )
-            except Refused:
-                earliest = 0  # the case is gone: nothing to do
-            except Exception as exc:
-                if unavailable(exc) is not None:
-                    raise  # the database's trouble, not this timer's
-                # its writes are rolled back: keep the timer, retry it a minute later
-                log.exception("timer %s of case %s failed; retrying", row.key, row.case_id)
-                conn.execute(
-                    insert(timers).values(
-                        case_id=row.case_id, key=row.key, due=now + RETRY_US, payload=row.payload
-                    )
+                new, earliest, policy = self.decisions.decide_loaded(
+                    conn, *found, Event("timer", timer=timer), now
                 )
-                continue
+                loaded[row.case_id] = (new, found[1])
+                dirty[row.case_id] = (new, found[1], policy)
+            elif found is not None:
+                try:  # a row that does not read back (corrupt payload) is retried likewise
+                    timer = due_timer(row.key, row.due, json.loads(row.payload))
+                    with savepoint(conn, "rungs_timer"):
+                        new, earliest, policy = self.decisions.decide_loaded(
+                            conn, *found, Event("timer", timer=timer), now
+                        )
+                        save_case(conn, new, found[1], policy)
+                    loaded[row.case_id] = (new, found[1])
+                except Exception as exc:
+                    if unavailable(exc) is not None:
+                        raise  # the database's trouble, not this timer's
+                    # its writes are rolled back: keep the timer, retry it a minute later
+                    log.exception("timer %s of case %s failed; retrying", row.key, row.case_id)
+                    conn.execute(
+                        insert(timers).values(
+                            case_id=row.case_id, key=row.key, due=now + RETRY_US,
+                            payload=row.payload,
+                        )
+                    )  # fmt: skip
+                    continue
             if earliest:
                 set_before = min(set_before or earliest, earliest)
-            fired += 1
-            self._observe(max(0, self.clock.now() - row.due))
-        return fired
+            late.append(max(0, self.clock.now() - row.due))
+        if dirty:
+            save_cases(conn, dirty.values())
+        return len(late), late
 
     def _observe(self, late: int) -> None:
         self.stats.fired += 1

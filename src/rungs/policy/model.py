@@ -36,6 +36,9 @@ __all__ = [
     "Action",
     "Rule",
     "IntegrationOptions",
+    "Grouping",
+    "Storm",
+    "Flap",
     "AlertmanagerOptions",
     "HeartbeatOptions",
     "Integration",
@@ -201,12 +204,43 @@ class Rule:
     calendar: Calendar | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class Grouping:
+    """`group_by`: alerts with the same values of these labels or fields share one case,
+    while it is open and (with `window`, µs) opened less than `window` ago; `resolve`: the
+    case resolves when `all` its alerts have resolved, or when `any` has."""
+
+    by: tuple[str, ...]
+    window: int | None = None
+    resolve: str = "all"
+
+
+@dataclass(frozen=True, slots=True)
+class Storm:
+    """More than `cases` cases opened in `window` (µs): further alerts join one storm case."""
+
+    cases: int
+    window: int
+
+
+@dataclass(frozen=True, slots=True)
+class Flap:
+    """An alert changing state (firing, resolved) more than `count` times in `window` (µs)
+    is flapping: it stays open, without a page per change, until quiet for `window`."""
+
+    count: int
+    window: int
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class IntegrationOptions:
     """What every sender format may set (`pagerduty`, `opsgenie` and `events` set only this)."""
 
     severity_map: Mapping[str, str] = field(default_factory=dict)  # severity -> priority
     rate_limit: Rate | None = None  # per integration key
+    grouping: Grouping | None = None  # alerts of a group attach to one case (off: None)
+    storm: Storm | None = None  # the storm guard (off: None)
+    flap: Flap | None = None  # flapping alerts stay open, quietly (off: None)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

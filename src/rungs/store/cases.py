@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import Connection
@@ -10,9 +12,18 @@ from rungs.core.model import ENDED, Case, Refused
 from rungs.core.sla import next_breach
 from rungs.policy import Policy
 from rungs.store.jsonbytes import dumps_text, loads
-from rungs.store.sql import Sql, run
+from rungs.store.sql import Sql, run, run_all, run_many
 
-__all__ = ["find_open", "insert_case", "load_case", "new_case_id", "save_case"]
+__all__ = [
+    "check_key",
+    "find_open",
+    "insert_case",
+    "load_case",
+    "load_cases",
+    "new_case_id",
+    "save_case",
+    "save_cases",
+]
 
 
 _NEW_NUMBER = Sql("INSERT INTO case_numbers DEFAULT VALUES RETURNING n")
@@ -57,10 +68,15 @@ def load_case(conn: Connection, case_id: str, *, lock: bool) -> tuple[Case, int]
 def find_open(conn: Connection, dedup_key: str) -> str | None:
     """The open case with this dedup key. Every keyed case is looked up here before it is
     stored, so a key no database column can hold (PostgreSQL takes no NUL) is refused here."""
-    if "\x00" in dedup_key:
-        raise Refused("dedup_key: a NUL character cannot be part of a key", 422, "dedup_key")
+    check_key(dedup_key)
     row = run(conn, _FIND_OPEN, {"key": dedup_key})
     return None if row is None else row[0]
+
+
+def check_key(dedup_key: str) -> None:
+    """Refuse a key no database column can hold (PostgreSQL takes no NUL)."""
+    if "\x00" in dedup_key:
+        raise Refused("dedup_key: a NUL character cannot be part of a key", 422, "dedup_key")
 
 
 def _row(case: Case, version: int, policy: Policy) -> dict[str, Any]:
@@ -91,3 +107,34 @@ def insert_case(conn: Connection, case: Case, version: int, policy: Policy) -> N
 def save_case(conn: Connection, case: Case, version: int, policy: Policy) -> None:
     """Save a case decided by `policy` (its version `version`)."""
     run(conn, _SAVE_CASE, _row(case, version, policy))
+
+
+def load_cases(
+    conn: Connection, case_ids: Iterable[str], *, lock: bool
+) -> dict[str, tuple[Case, int]]:
+    """Many cases and their policy versions in one statement (row-locked on PostgreSQL with
+    `lock`); a case that is gone is left out."""
+    ids = list(case_ids)
+    if not ids:
+        return {}
+    if conn.dialect.name == "postgresql":
+        stmt, params = (_LOAD_ANY_LOCKED if lock else _LOAD_ANY), {"ids": ids}
+    else:
+        stmt, params = _load_in(len(ids)), {f"i{k}": v for k, v in enumerate(ids)}
+    return {r[0]: (Case.from_dict(loads(r[1])), r[2]) for r in run_all(conn, stmt, params)}
+
+
+_LOAD_ANY = Sql("SELECT id, state, policy_version FROM cases WHERE id = ANY(:ids)")
+_LOAD_ANY_LOCKED = Sql(_LOAD_ANY.named + " FOR UPDATE")
+
+
+@lru_cache(maxsize=64)
+def _load_in(n: int) -> Sql:  # SQLite only: digits in names would not survive `Sql` for psycopg
+    marks = ", ".join(f":i{k}" for k in range(n))
+    return Sql(f"SELECT id, state, policy_version FROM cases WHERE id IN ({marks})")
+
+
+def save_cases(conn: Connection, saved: Iterable[tuple[Case, int, Policy]]) -> None:
+    """Many cases, each with the policy that decided it, in one statement (one round trip
+    on psycopg's pipeline)."""
+    run_many(conn, _SAVE_CASE, [_row(case, version, policy) for case, version, policy in saved])

@@ -15,17 +15,20 @@ from typing import Any
 
 from sqlalchemy import Connection
 
-__all__ = ["Sql", "run", "run_many", "run_all", "savepoint"]
+__all__ = ["Sql", "pipeline", "run", "run_many", "run_all", "savepoint"]
 
 
 class Sql:
     """One statement: `:name` parameters for sqlite3, `%(name)s` for psycopg."""
 
-    __slots__ = ("named", "pyformat")
+    __slots__ = ("named", "pyformat", "rows")
 
     def __init__(self, sql: str) -> None:
         self.named = sql
         self.pyformat = re.sub(r"(?<!:):([a-z_]+)", r"%(\1)s", sql)
+        # whether it answers rows: read at once even in pipeline mode, where a cursor has no
+        # description until its results are fetched
+        self.rows = sql.lstrip().upper().startswith("SELECT") or " RETURNING " in sql.upper()
 
 
 def _cursor(conn: Connection) -> tuple[Any, bool]:
@@ -38,7 +41,7 @@ def run(conn: Connection, stmt: Sql, params: dict[str, Any]) -> Any:
     cur, pg = _cursor(conn)
     try:
         cur.execute(stmt.pyformat if pg else stmt.named, params)
-        return cur.fetchone() if cur.description is not None else None
+        return cur.fetchone() if stmt.rows or cur.description is not None else None
     finally:
         cur.close()
 
@@ -48,7 +51,7 @@ def run_all(conn: Connection, stmt: Sql, params: dict[str, Any]) -> list[Any]:
     cur, pg = _cursor(conn)
     try:
         cur.execute(stmt.pyformat if pg else stmt.named, params)
-        return list(cur.fetchall()) if cur.description is not None else []
+        return list(cur.fetchall()) if stmt.rows or cur.description is not None else []
     finally:
         cur.close()
 
@@ -85,3 +88,15 @@ def savepoint(conn: Connection, name: str = "rungs_one") -> Iterator[None]:
         _exec(conn, f"RELEASE SAVEPOINT {name}")
         raise
     _exec(conn, f"RELEASE SAVEPOINT {name}")
+
+
+@contextmanager
+def pipeline(conn: Connection) -> Iterator[None]:
+    """psycopg's pipeline mode for the block, on PostgreSQL: a statement whose result nobody
+    reads goes out with the next one that is read, not in a round trip of its own. An error
+    of such a statement is raised at that next read (or at the block's end)."""
+    if conn.dialect.name != "postgresql":
+        yield
+        return
+    with conn.connection.dbapi_connection.pipeline():  # type: ignore[union-attr]
+        yield

@@ -33,6 +33,9 @@ __all__ = [
     "compensation",
     "credentials",
     "journal",
+    "alerts",
+    "case_groups",
+    "maintenance",
     "verifications",
 ]
 
@@ -281,4 +284,58 @@ verifications = Table(  # each `rungs verify` run's result, the latest shown by 
     Column("not_replayable", Integer, nullable=False),
     Column("divergences", Integer, nullable=False),
     Column("detail", Text, nullable=False),  # JSON: the first divergences, [{case, first}]
+)
+
+# storms (issue 17): alerts of integrations that group, guard storms or watch flapping, and
+# of maintenance windows; which group (or storm) each such case stands for; the windows
+alerts = Table(
+    "alerts",
+    metadata,
+    Column(
+        "id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    ),
+    Column("key", String(300), nullable=False),  # the alert's scoped dedup key
+    Column("integration", String(200), nullable=False),
+    Column("case_id", String(64), nullable=False),
+    Column("status", String(16), nullable=False),  # firing | resolved
+    Column("summary", Text, nullable=False, default=""),
+    Column("flapping", Integer, nullable=False, default=0),
+    Column("changes", Text, nullable=False, default="[]"),  # JSON: recent change instants
+    Column("quiet_due", BigInteger),  # a flapping alert's end of flapping, without a change
+    Column("held_by", Integer),  # the maintenance window holding its case
+    Column("fired_at", BigInteger, nullable=False),
+    Column("changed_at", BigInteger, nullable=False),
+    Index("ix_alerts_key", "key", "id"),
+    Index("ix_alerts_case", "case_id", "id"),
+    Index("ix_alerts_quiet", "quiet_due"),
+    Index("ix_alerts_held", "held_by"),
+)
+
+case_groups = Table(
+    "case_groups",
+    metadata,
+    Column("case_id", String(64), primary_key=True),
+    Column("integration", String(200), nullable=False),
+    Column("group_key", String(300), nullable=False),  # the group's, or the alert's own key
+    Column("kind", String(8), nullable=False),  # group | alert | storm
+    Column("opened_at", BigInteger, nullable=False),
+    Column("released_at", BigInteger),  # a storm case: when its storm ended
+    Index("ix_case_groups_key", "group_key", "opened_at"),
+    Index("ix_case_groups_integration", "integration", "opened_at"),
+)
+
+maintenance = Table(
+    "maintenance",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("integrations", Text, nullable=False),  # JSON list of integration ids
+    Column("customers", Text, nullable=False),  # JSON list of customer ids
+    Column("starts_at", BigInteger, nullable=False),
+    Column("ends_at", BigInteger, nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("created_by", String(200), nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("cancelled_at", BigInteger),
+    Column("ended_at", BigInteger),  # when its held cases were released
+    Index("ix_maintenance_ends", "ended_at", "ends_at"),
 )

@@ -71,6 +71,8 @@ class Commands(Protocol):
 
     def record_change(self, change: dict[str, Any]) -> Awaitable[int]: ...
 
+    def alerts_at_once(self, batch: list[tuple[str, Any, Any]]) -> Awaitable[list[Any]]: ...
+
 
 async def submit(commands: Commands, command: CaseCommand) -> tuple[Case | None, bool]:
     """Submit one command: the case it touched (None when no open case has the key), and
@@ -80,6 +82,13 @@ async def submit(commands: Commands, command: CaseCommand) -> tuple[Case | None,
             return await commands.trigger(data, repeat)
         case Act(dedup_key=dedup_key, event=event):
             return await commands.act_on_key(dedup_key, event)
+
+
+def _call(command: CaseCommand) -> tuple[str, Any, Any]:
+    """A command as one call of `Commands.alerts_at_once`."""
+    if isinstance(command, Trigger):
+        return "trigger", command.data, command.repeat
+    return "act", command.dedup_key, command.event
 
 
 def _accepted(command: CaseCommand, case: Case | None, done: bool) -> IngestAnswer:
@@ -337,20 +346,21 @@ def _keyed_routes(
             batch = alertmanager.to_commands(body, integ, policy=keys.policy())
         except Invalid as exc:
             raise ApiError(422, exc.message, exc.field) from None
-        answers = []
-        problems = []
+        answers, problems = [], []
+        taken = [c for c in batch if not isinstance(c, Unreadable)]
+        # the group's alerts in one transaction: one commit for them all
+        outcomes = iter(await commands.alerts_at_once([_call(c) for c in taken]) if taken else [])
         for command in batch:
             if isinstance(command, Unreadable):
                 problems.append(AlertmanagerProblem(field=command.field, message=command.message))
                 continue
-            try:
-                case, done = await submit(commands, command)
-            except Refused as exc:
+            outcome = next(outcomes)
+            if isinstance(outcome, Refused):
                 problems.append(
-                    AlertmanagerProblem(field=f"alerts.{command.key}", message=exc.message)
+                    AlertmanagerProblem(field=f"alerts.{command.key}", message=outcome.message)
                 )
                 continue
-            answers.append(_accepted(command, case, done))
+            answers.append(_accepted(command, *outcome))
         if problems and not answers:
             raise ApiError(
                 422,

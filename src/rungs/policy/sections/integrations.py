@@ -14,6 +14,7 @@ from rungs.policy.model import (
 )
 from rungs.policy.rate import Rate
 from rungs.policy.reader import Reader
+from rungs.policy.sections.storms import STORM_FIELDS, read_storm_options
 from rungs.policy.values import Known, check_refs
 
 __all__ = ["compile_integrations"]
@@ -36,6 +37,7 @@ def compile_integrations(r: Reader, known: Known) -> dict[str, Integration]:
         "dedup",
         "interval",
         "rate_limit",
+        *STORM_FIELDS,
     )
     keys_seen: dict[str, str] = {}
     for ident, m, p in r.entries("integrations"):
@@ -120,11 +122,17 @@ def _options(r: Reader, m: dict[str, Any], p: Path, ident: str, fmt: Any) -> Int
     elif fmt == "heartbeat":
         r.err(p, f"heartbeat integration '{ident}' needs an 'interval'")
     rate = _rate_limit(r, m["rate_limit"], (*p, "rate_limit")) if "rate_limit" in m else None
+    grouping, storm, flap = read_storm_options(r, m, p)
+    if fmt == "heartbeat" and (grouping or storm or flap):
+        r.err(p, "grouping, storm and flap are for alert integrations, not heartbeats")
+    common = {"grouping": grouping, "storm": storm, "flap": flap}
     if fmt == "alertmanager":
-        return AlertmanagerOptions(severity_map=severity_map, rate_limit=rate, dedup=dedup)
+        return AlertmanagerOptions(
+            severity_map=severity_map, rate_limit=rate, dedup=dedup, **common
+        )
     if fmt == "heartbeat":
         return HeartbeatOptions(severity_map=severity_map, rate_limit=rate, interval=interval or 0)
-    return IntegrationOptions(severity_map=severity_map, rate_limit=rate)
+    return IntegrationOptions(severity_map=severity_map, rate_limit=rate, **common)
 
 
 def _rate_limit(r: Reader, value: Any, rp: Path) -> Rate | None:

@@ -22,6 +22,7 @@ from rungs.store.compensation import ledger, ledger_csv
 from rungs.store.credentials import Credential, credential
 from rungs.store.deliveries import DeadRow, TestSend, dead_rows, test_sends
 from rungs.store.feeds import feed_nonce
+from rungs.store.maintenance import windows
 from rungs.store.tokens import TokenCache
 from rungs.store.views import inbound
 from rungs.store.views._admin import held_cases, integration_states
@@ -39,6 +40,7 @@ from rungs.store.views._oncall import ics, on_call_now, person_ics, shift_rows
 from rungs.store.views._ops import counts, heartbeat_states, ping, token_list
 from rungs.store.views._outbox import outbox_depth
 from rungs.store.views._policies import history, version_diff
+from rungs.store.views._storms import alerts_of, open_count, window_by_id
 from rungs.store.views.queue import QueueRow, holders, queue_page
 from rungs.store.views.report_open import value_at_risk
 from rungs.store.views.reports import Window, report
@@ -79,7 +81,10 @@ class Views:
 
     def case(self, case_id: str) -> dict[str, Any] | None:
         found = self.case_state(case_id)
-        return None if found is None else self.case_json(*found)
+        if found is None:
+            return None
+        with self.db.connect() as conn:  # `alert_count` and its alerts (issue 17)
+            return {**self.case_json(*found), **alerts_of(conn, case_id)}
 
     def sla(self, case_id: str) -> dict[str, dict[str, object]] | None:
         """The case's SLA clocks now (`core.sla.clocks`, as in the case's JSON)."""
@@ -172,6 +177,19 @@ class Views:
         """Raises when the database does not answer."""
         with self.db.connect() as conn:
             ping(conn)
+
+    def maintenance(self, limit: int) -> list[dict[str, Any]]:
+        """Maintenance windows, the latest first."""
+        with self.db.connect() as conn:
+            return windows(conn, self.clock.now(), limit)
+
+    def maintenance_window(self, window: int) -> dict[str, Any] | None:
+        with self.db.connect() as conn:
+            return window_by_id(conn, window, self.clock.now())
+
+    def maintenance_open(self) -> int:
+        with self.db.connect() as conn:
+            return open_count(conn, self.clock.now())
 
     def counts(self) -> tuple[list[tuple[str, int]], int]:
         """(cases by status, timers pending), for `/metrics`."""

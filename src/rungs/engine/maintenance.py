@@ -1,0 +1,95 @@
+"""The maintenance manager: windows in memory for the router, and their ends.
+
+`current` holds every window not yet released, read at most once a second by the loop
+(`next_due`) and at once after this process adds or cancels one, so neither the ingest path
+nor a loop tick asks a query for it. At a window's
+end (`fire_due`), each case it held is released (`rungs.core.maintenance.release`): opened
+anew at that instant, as if its alert had just arrived, unless another window still covers
+it (then that one holds it) or it was resolved meanwhile.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import TYPE_CHECKING
+
+from sqlalchemy import Connection
+
+from rungs.core import maintenance as core
+from rungs.core.model import ENDED
+from rungs.engine.policies import PolicyStore
+from rungs.store import alerts as rows
+from rungs.store.cases import load_case
+from rungs.store.claims import claim_due
+from rungs.store.maintenance import mark_ended, open_windows
+from rungs.store.tables import maintenance
+from rungs.time.clock import Clock, VirtualClock
+
+if TYPE_CHECKING:
+    from rungs.engine.commands import Commands
+
+__all__ = ["Maintenance"]
+
+log = logging.getLogger("rungs.engine")
+REFRESH_S = 1.0  # windows added by other processes are seen within this (and a tick)
+
+
+class Maintenance:
+    """The engine manager of maintenance windows: `next_due(conn)`, `fire_due(conn, until)`."""
+
+    name = "maintenance"
+
+    def __init__(
+        self, decisions: Commands, policies: PolicyStore, clock: Clock, *, batch: int = 100
+    ) -> None:
+        self.decisions = decisions
+        self.policies = policies
+        self.clock = clock
+        self.batch = batch
+        self.current: list[core.Window] = []  # replaced whole, never changed: read unlocked
+        self._read_at = -REFRESH_S  # monotonic: when `current` was last read
+
+    def refresh(self, conn: Connection) -> None:
+        self.current = open_windows(conn)
+        self._read_at = time.monotonic()
+
+    def next_due(self, conn: Connection) -> int | None:
+        """The earliest end of a window not yet released: from memory, which is read again
+        at most every `REFRESH_S` (the loop asks on every tick)."""
+        if time.monotonic() - self._read_at >= REFRESH_S:
+            self.refresh(conn)
+        return min((w.end for w in self.current), default=None)
+
+    def fire_due(self, conn: Connection, until: int) -> int:
+        """Release the cases of each window ended at or before `until` (one batch)."""
+        due = claim_due(conn, maintenance, "ends_at", until, limit=self.batch, order=("id",),
+                        where=(maintenance.c.ended_at.is_(None),))  # fmt: skip
+        for r in due:
+            if isinstance(self.clock, VirtualClock):
+                self.clock.set(max(self.clock.now(), r.ends_at))
+            now = max(self.clock.now(), r.ends_at)
+            mark_ended(conn, r.id, now)
+            others = [w for w in self.current if w.id != r.id]
+            for case_id in dict.fromkeys(a.case_id for a in rows.held_by(conn, r.id)):
+                self._release(conn, case_id, r.id, others, now)
+        self.refresh(conn)
+        return len(due)
+
+    def _release(
+        self, conn: Connection, case_id: str, window: int, others: list[core.Window], now: int
+    ) -> None:
+        loaded = load_case(conn, case_id, lock=True)
+        if loaded is None:
+            return
+        case = loaded[0]
+        integration = str(case.fields.get("integration") or "")
+        still = core.covering(others, integration, case.customer, now)
+        rows.unhold(conn, case_id, still.id if still else None)
+        if still is not None or case.status in ENDED:
+            return
+        if case.status != "open":  # acknowledged meanwhile: someone has it; nobody is paged
+            return
+        policy = self.policies.policy(self.policies.current_version())
+        c, effects = core.release(case, now, policy, window)
+        self.decisions.apply_in(conn, c, effects, self.policies.current_version(), policy, now)

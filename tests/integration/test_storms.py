@@ -1,0 +1,381 @@
+"""Alert storms over HTTP, on SQLite and PostgreSQL, on the virtual clock: grouping (attach,
+each alert's own status, `group_resolve` all and any, the group window), the storm guard
+(threshold, one page, release), maintenance windows (suppressed, nobody paged, no SLA,
+escalation at the end, cancel, bad input) and flapping (no page per flap, quiet end)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from rungs.bootstrap import build
+from rungs.time.instant import parse_instant
+from tests.conftest import auth_headers
+
+START = "2026-03-02T09:00:00Z"
+AM = "am-storms-0123456789abcdef"
+ANY = "ev-any-0123456789abcdef"
+STORM = "ev-storm-0123456789abcdef"
+FLAP = "ev-flap-0123456789abcdef"
+PLAIN = "ev-plain-0123456789abcdef"
+
+POLICY = f"""\
+version: 1
+timezone: UTC
+people:
+  - id: ann
+    contacts: {{ email: ann@example.com }}
+  - id: ben
+    contacts: {{ email: ben@example.com }}
+customers:
+  - {{ id: acme, name: Acme, sla: std }}
+  - {{ id: globex, name: Globex, sla: std }}
+sla_policies:
+  std:
+    targets:
+      P3: {{ first_response: 15m, resolution: 4h }}
+matrices:
+  - id: default
+    levels:
+      - notify: [person:ann]
+      - after: 30m
+        notify: [person:ben]
+integrations:
+  - id: am
+    format: alertmanager
+    key: {AM}
+    defaults: {{ customer: acme }}
+    group_by: [alertname, cluster]
+    group_window: 5m
+  - id: any
+    format: events
+    key: {ANY}
+    defaults: {{ customer: acme }}
+    group_by: [service]
+    group_resolve: any
+  - id: storm
+    format: events
+    key: {STORM}
+    defaults: {{ customer: acme }}
+    storm: {{ cases: 3, window: 1m }}
+  - id: flap
+    format: events
+    key: {FLAP}
+    defaults: {{ customer: acme }}
+    flap: {{ count: 3, window: 10m }}
+  - id: plain
+    format: events
+    key: {PLAIN}
+    defaults: {{ customer: globex }}
+"""
+
+
+@pytest.fixture
+def c(db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[TestClient]:
+    monkeypatch.setenv("RUNGS_ALLOW_VIRTUAL_CLOCK", "1")
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(POLICY, "utf-8")
+    service, app = build(db_url=db_url, policy_file=policy, virtual_start=parse_instant(START))
+    try:
+        with TestClient(app) as client:
+            client.admin = auth_headers(service)  # type: ignore[attr-defined]
+            client.viewer = auth_headers(service, "viewer")  # type: ignore[attr-defined]
+            yield client
+    finally:
+        service.stop()
+        service.db.dispose()
+
+
+def _cases(c: TestClient) -> list[dict[str, Any]]:
+    r = c.get("/v1/cases", params={"limit": 500}, headers=c.admin)  # type: ignore[attr-defined]
+    assert r.status_code == 200, r.text
+    return r.json()["items"]
+
+
+def _case(c: TestClient, case_id: str) -> dict[str, Any]:
+    r = c.get(f"/v1/cases/{case_id}", headers=c.admin)  # type: ignore[attr-defined]
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+def _timeline(c: TestClient, case_id: str) -> list[dict[str, Any]]:
+    r = c.get(f"/v1/cases/{case_id}/timeline", headers=c.admin)  # type: ignore[attr-defined]
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+def _kinds(c: TestClient, case_id: str) -> list[str]:
+    return [e["kind"] for e in _timeline(c, case_id)]
+
+
+def _advance(c: TestClient, to: str) -> None:
+    r = c.post("/v1/clock/advance", json={"to": to}, headers=c.admin)  # type: ignore[attr-defined]
+    assert r.status_code == 200, r.text
+
+
+def _event(c: TestClient, key: str, action: str, dedup: str, **fields: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {"action": action, "dedup_key": dedup}
+    if action == "trigger":
+        body |= {"title": f"alert {dedup}", "fields": fields}
+    r = c.post(f"/v1/integrations/{key}/events", json=body)
+    assert r.status_code == 202, r.text
+    return r.json()
+
+
+def _am(status: str, *alerts: tuple[str, str, str]) -> dict[str, Any]:
+    return {
+        "version": "4",
+        "groupKey": "{}:{}",
+        "status": status,
+        "receiver": "rungs",
+        "alerts": [
+            {
+                "status": status,
+                "labels": {"alertname": name, "cluster": cluster, "instance": inst},
+                "annotations": {"summary": f"{name} on {inst}"},
+                "fingerprint": f"fp-{name}-{cluster}-{inst}",
+            }
+            for name, cluster, inst in alerts
+        ],
+    }
+
+
+def _post_am(c: TestClient, status: str, *alerts: tuple[str, str, str]) -> dict[str, Any]:
+    r = c.post(f"/v1/integrations/{AM}/alertmanager", json=_am(status, *alerts))
+    assert r.status_code == 202, r.text
+    return r.json()
+
+
+# grouping -----------------------------------------------------------------------------------
+
+
+def test_grouping_attaches_and_resolves_when_all_have(c: TestClient) -> None:
+    down = [("DiskFull", "eu", f"h{i}") for i in range(3)]
+    answer = _post_am(c, "firing", *down, ("DiskFull", "us", "h9"))
+    assert answer["taken"] == 4
+    cases = _cases(c)
+    assert len(cases) == 2  # one per (alertname, cluster)
+    eu = next(
+        x for x in cases if x["fields"]["group"] == {"alertname": "DiskFull", "cluster": "eu"}
+    )
+    one = _case(c, eu["id"])
+    assert one["alert_count"] == 3
+    assert [(a["key"], a["status"]) for a in one["alerts"]] == [
+        (f"am:fp-DiskFull-eu-h{i}", "firing") for i in range(3)
+    ]
+    kinds = _kinds(c, eu["id"])
+    assert kinds.count("notified") == 1  # one page per group, not per alert
+    assert kinds.count("alert_attached") == 2
+
+    _post_am(c, "resolved", down[0], down[1])
+    one = _case(c, eu["id"])
+    assert one["status"] == "open"
+    assert [a["status"] for a in one["alerts"]] == ["resolved", "resolved", "firing"]
+    left = [e["firing"] for e in _timeline(c, eu["id"]) if e["kind"] == "alert_resolved"]
+    assert left == [2, 1]
+    handoff = c.get(f"/v1/cases/{eu['id']}/handoff", headers=c.admin).json()  # type: ignore[attr-defined]
+    assert [(a["alert"], a["status"]) for a in handoff["alerts"]] == [
+        ("am:fp-DiskFull-eu-h0", "resolved"),
+        ("am:fp-DiskFull-eu-h1", "resolved"),
+        ("am:fp-DiskFull-eu-h2", "firing"),
+    ]
+    _post_am(c, "resolved", down[2])
+    assert _case(c, eu["id"])["status"] == "resolved"
+    assert _kinds(c, eu["id"])[-1] == "resolved"
+
+    # the same group after the case resolved opens a new case, paged again
+    _post_am(c, "firing", ("DiskFull", "eu", "h5"))
+    assert len(_cases(c)) == 3
+
+
+def test_group_window_ends_attaching(c: TestClient) -> None:
+    _post_am(c, "firing", ("CPU", "eu", "a"))
+    _advance(c, "2026-03-02T09:04:00Z")
+    _post_am(c, "firing", ("CPU", "eu", "b"))  # within 5m of the group's opening: attaches
+    assert len(_cases(c)) == 1
+    _advance(c, "2026-03-02T09:06:00Z")
+    _post_am(c, "firing", ("CPU", "eu", "c"))  # past the window: a case of its own
+    cases = _cases(c)
+    assert len(cases) == 2
+    assert [_case(c, x["id"])["alert_count"] for x in cases] == [2, 1]
+
+
+def test_group_resolve_any(c: TestClient) -> None:
+    _event(c, ANY, "trigger", "a1", service="db")
+    _event(c, ANY, "trigger", "a2", service="db")
+    _event(c, ANY, "trigger", "a3", service="web")
+    cases = _cases(c)
+    assert len(cases) == 2
+    db = next(x for x in cases if x["fields"]["group"] == {"service": "db"})
+    assert _case(c, db["id"])["alert_count"] == 2
+    answer = _event(c, ANY, "resolve", "a1")
+    assert answer["applied"] is True and answer["case"] == db["id"]
+    assert _case(c, db["id"])["status"] == "resolved"  # any one resolves the case
+    # the other alert resolving later is no error, and changes nothing
+    assert _event(c, ANY, "resolve", "a2")["applied"] is False
+
+
+# storm guard --------------------------------------------------------------------------------
+
+
+def test_storm_guard_one_case_one_page_then_release(c: TestClient) -> None:
+    for i in range(3):
+        _event(c, STORM, "trigger", f"s{i}")
+    assert len(_cases(c)) == 3  # up to the threshold: a case each
+    for i in range(3, 10):
+        _event(c, STORM, "trigger", f"s{i}")
+    cases = _cases(c)
+    assert len(cases) == 4  # the rest joined one storm case
+    storm = next(x for x in cases if x["fields"].get("storm"))
+    assert storm["title"].startswith("Alert storm: integration 'storm'")
+    kinds = _kinds(c, storm["id"])
+    assert kinds.count("notified") == 1  # one page saying so
+    assert kinds.count("storm_started") == 1 and kinds.count("alert_attached") == 6
+    assert _case(c, storm["id"])["alert_count"] == 7
+    started = next(e for e in _timeline(c, storm["id"]) if e["kind"] == "storm_started")
+    assert (started["cases"], started["threshold"], started["window"]) == (3, 3, 60)
+
+    _advance(c, "2026-03-02T09:02:00Z")  # the rate falls: alerts open their own cases again
+    _event(c, STORM, "trigger", "s-late")
+    assert len(_cases(c)) == 5
+    assert _kinds(c, storm["id"])[-1] == "storm_ended"
+    # resolving the storm's alerts resolves the storm case once all have
+    for i in range(3, 10):
+        _event(c, STORM, "resolve", f"s{i}")
+    assert _case(c, storm["id"])["status"] == "resolved"
+
+
+# maintenance --------------------------------------------------------------------------------
+
+
+def test_maintenance_suppresses_then_escalates_at_the_end(c: TestClient) -> None:
+    body = {
+        "integrations": ["plain"],
+        "from": "2026-03-02T09:00:00Z",
+        "to": "2026-03-02T10:00:00Z",
+        "reason": "database upgrade",
+    }
+    r = c.post("/v1/maintenance", json=body, headers=c.viewer)  # type: ignore[attr-defined]
+    assert r.status_code == 403
+    r = c.post("/v1/maintenance", json=body, headers=c.admin)  # type: ignore[attr-defined]
+    assert r.status_code == 201, r.text
+    window = r.json()
+    assert (window["state"], window["reason"], window["to"]) == (
+        "active",
+        "database upgrade",
+        "2026-03-02T10:00:00Z",
+    )
+    listed = c.get("/v1/maintenance", headers=c.viewer).json()  # type: ignore[attr-defined]
+    assert [w["id"] for w in listed] == [window["id"]]
+
+    held = _event(c, PLAIN, "trigger", "m1")["case"]
+    _event(c, PLAIN, "trigger", "m1")
+    gone = _event(c, PLAIN, "trigger", "m2")["case"]
+    _advance(c, "2026-03-02T09:30:00Z")
+    _event(c, PLAIN, "resolve", "m2")
+    assert _kinds(c, held) == ["suppressed", "suppressed"]  # recorded, nobody paged
+    assert _case(c, held)["sla"] == {}  # no SLA runs
+    assert _kinds(c, gone) == ["suppressed", "resolved"]
+
+    _advance(c, "2026-03-02T11:00:00Z")
+    timeline = _timeline(c, held)
+    at_end = [e["kind"] for e in timeline if e["at"] == "2026-03-02T10:00:00Z"]
+    assert at_end[:2] == ["maintenance_ended", "opened"] and "notified" in at_end
+    assert _case(c, held)["opened_at"] == "2026-03-02T10:00:00Z"  # as if it had just arrived
+    # and it escalates from there: level 2 thirty minutes after the window's end
+    esc = next(e for e in timeline if e["kind"] == "escalated")
+    assert esc["at"] == "2026-03-02T10:30:00Z"
+    assert "notified" not in _kinds(c, gone)
+    assert c.get("/v1/maintenance", headers=c.viewer).json()[0]["state"] == "ended"  # type: ignore[attr-defined]
+
+
+def test_maintenance_by_customer_and_cancel(c: TestClient) -> None:
+    body = {"customers": ["globex"], "from": START, "to": "2026-03-03T09:00:00Z", "reason": "x"}
+    mid = c.post("/v1/maintenance", json=body, headers=c.admin).json()["id"]  # type: ignore[attr-defined]
+    held = _event(c, PLAIN, "trigger", "k1")["case"]  # plain's customer is globex
+    other = _event(c, STORM, "trigger", "k2")["case"]  # acme: not covered
+    assert "notified" not in _kinds(c, held) and "notified" in _kinds(c, other)
+    r = c.delete(f"/v1/maintenance/{mid}", headers=c.admin)  # type: ignore[attr-defined]
+    assert r.status_code == 200 and r.json()["state"] == "cancelled"
+    _advance(c, START)
+    assert "notified" in _kinds(c, held)  # released at once, still firing
+    r = c.delete(f"/v1/maintenance/{mid}", headers=c.admin)  # type: ignore[attr-defined]
+    assert r.status_code == 404 and r.json()["field"] == "mid"
+
+
+BAD_WINDOWS = [
+    ({"to": "2026-03-02T08:00:00Z"}, "to"),
+    ({"integrations": ["nope"]}, "integrations.0"),
+    ({"customers": ["nobody"], "integrations": []}, "customers.0"),
+    ({"integrations": []}, "integrations"),
+    ({"to": "2026-05-02T08:00:00Z"}, "to"),
+    ({"from": "tomorrow"}, "from"),
+    ({"reason": ""}, "reason"),
+    ({"extra": 1}, "extra"),
+]
+
+
+def test_maintenance_refuses_bad_windows(c: TestClient) -> None:
+    body = {"integrations": ["plain"], "from": START, "to": "2026-03-02T10:00:00Z", "reason": "r"}
+    for change, field in BAD_WINDOWS:
+        r = c.post("/v1/maintenance", json={**body, **change}, headers=c.admin)  # type: ignore[attr-defined]
+        assert r.status_code == 422, (change, r.text)
+        assert r.json()["field"] == field, change
+    assert c.get("/v1/maintenance", headers=c.admin).json() == []  # type: ignore[attr-defined]
+
+
+# flapping -----------------------------------------------------------------------------------
+
+
+def test_flapping_alert_stays_open_without_a_page_per_flap(c: TestClient) -> None:
+    case = _event(c, FLAP, "trigger", "f")["case"]
+    flaps = ("resolve", "trigger", "resolve", "trigger", "resolve", "trigger", "resolve")
+    for minute, action in enumerate(flaps, start=1):
+        _advance(c, f"2026-03-02T09:{minute:02d}:00Z")
+        assert _event(c, FLAP, action, "f")["case"] == case  # one case throughout
+    kinds = _kinds(c, case)
+    # 4 changes make it flapping (more than 3): from then on, one entry per flap, no page
+    assert kinds.count("flapping") == 4
+    first_flap = kinds.index("flapping")
+    assert "notified" not in kinds[first_flap + 1 :]
+    assert _case(c, case)["status"] == "open"  # its last word was "resolved", yet it stays
+    assert _case(c, case)["alerts"][0]["flapping"] is True
+    _advance(c, "2026-03-02T09:16:59Z")  # not yet quiet for a whole window
+    assert "flap_ended" not in _kinds(c, case)
+    _advance(c, "2026-03-02T09:20:00Z")  # quiet for the window: 10m after its last change
+    ended = [(e["kind"], e["at"]) for e in _timeline(c, case)][-2:]
+    assert ended == [("flap_ended", "2026-03-02T09:17:00Z"), ("resolved", "2026-03-02T09:17:00Z")]
+    assert _case(c, case)["status"] == "resolved"
+
+
+# one transaction per Alertmanager group -------------------------------------------------------
+
+
+def test_alertmanager_group_is_taken_at_once_without_its_refused_alert(c: TestClient) -> None:
+    body = _am("firing", ("Net", "eu", "a"), ("Net", "eu", "b"), ("Net", "us", "c"))
+    body["alerts"][1]["fingerprint"] = "bad\x00key"  # no database column can hold it
+    r = c.post(f"/v1/integrations/{AM}/alertmanager", json=body)
+    assert r.status_code == 202, r.text
+    got = r.json()
+    assert got["taken"] == 2
+    assert [e["field"] for e in got["errors"]] == ["alerts.bad\x00key"]
+    cases = _cases(c)
+    assert len(cases) == 2  # the refused alert wrote nothing; its neighbours are in
+    assert sorted(_case(c, x["id"])["alert_count"] for x in cases) == [1, 1]
+
+
+def test_a_flapping_alert_during_maintenance_is_held_not_reopened(c: TestClient) -> None:
+    first = _event(c, FLAP, "trigger", "fm")["case"]
+    _advance(c, "2026-03-02T09:01:00Z")
+    _event(c, FLAP, "resolve", "fm")
+    body = {"integrations": ["flap"], "from": "2026-03-02T09:02:00Z",
+            "to": "2026-03-02T10:00:00Z", "reason": "r"}  # fmt: skip
+    assert c.post("/v1/maintenance", json=body, headers=c.admin).status_code == 201  # type: ignore[attr-defined]
+    _advance(c, "2026-03-02T09:03:00Z")
+    again = _event(c, FLAP, "trigger", "fm")["case"]
+    assert again != first and _case(c, first)["status"] == "resolved"
+    assert _kinds(c, again) == ["suppressed"]
