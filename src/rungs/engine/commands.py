@@ -20,9 +20,11 @@ from sqlalchemy.exc import IntegrityError
 from rungs.core.decide import decide
 from rungs.core.model import Case, Effect, Event, Refused
 from rungs.engine.changes import Changes
+from rungs.engine.console_commands import ConsoleCommands
 from rungs.engine.heartbeats import beat_in
 from rungs.engine.mail import Compose, Inbound, Taken, take_in
 from rungs.engine.policies import PolicyChange, PolicyStore
+from rungs.engine.storm_commands import AlertCall, AlertOutcome, StormCommands
 from rungs.engine.surveys import answer_in, opt_out_in, watch
 from rungs.engine.wake import Wake
 from rungs.engine.writer import Writer
@@ -31,14 +33,10 @@ from rungs.policy.model import Integration
 from rungs.store import journal
 from rungs.store.cases import find_open, insert_case, load_case, new_case_id, save_case
 from rungs.store.changes import record_change
-from rungs.store.credentials import record_sign_in
-from rungs.store.deliveries import TEST_WINDOW, insert_test, retry_dead, test_refused
 from rungs.store.effects import write_effects
-from rungs.store.feeds import renew_feed, revoke_feed
 from rungs.store.links import LinkUse, record_use
-from rungs.store.maintenance import add_window, cancel_window
 from rungs.store.outbox import NewRow, Row, wake_dispatchers, write_new
-from rungs.store.sql import pipeline, savepoint
+from rungs.store.sql import savepoint
 from rungs.store.tokens import check_person, create_token, revoke_token
 from rungs.time.clock import Clock
 
@@ -46,9 +44,6 @@ if TYPE_CHECKING:  # the router is made by the engine, given this object
     from rungs.engine.alerts import AlertRouter
 
 __all__ = ["AlertCall", "AlertOutcome", "Commands", "Deliveries"]
-
-AlertCall = tuple[str, Any, Any]  # ("trigger", data, repeat) or ("act", dedup_key, event)
-AlertOutcome = tuple[Case | None, bool] | Refused
 
 
 class Deliveries(Protocol):
@@ -64,7 +59,10 @@ class Deliveries(Protocol):
         ...
 
 
-class Commands:
+class Commands(ConsoleCommands, StormCommands):
+    """Every write, as an awaited method (see the module's docstring); the console's and the
+    storms' own commands are in `console_commands.py` and `storm_commands.py`."""
+
     def __init__(
         self,
         writer: Writer,
@@ -311,69 +309,6 @@ class Commands:
         now = self.clock.now()
         return await self.writer.submit_async(lambda conn: record_change(conn, change, now))
 
-    async def record_sign_in(self, person: str, ok: bool) -> int | None:
-        """Count a console sign-in attempt (`store.credentials.record_sign_in`): the instant
-        the person is locked out until, or None."""
-        now = self.clock.now()
-        return await self.writer.submit_async(lambda conn: record_sign_in(conn, person, ok, now))
-
-    # the console's (issue 13) ----------------------------------------------------------------
-
-    async def send_test(self, person: str, channel: str, by: str | None) -> int:
-        """A test notification to one of `person`'s contacts, through the outbox and the
-        channel as a page goes; its outcome stays on the row (`rungs.store.deliveries`), no
-        case is touched. Refused for an unknown person or contact, while a test to the same
-        contact is still on its way, or past `MAX_TESTS` to the person in ten minutes."""
-        policy = await asyncio.to_thread(self.policies.current)
-        found = policy.people.get(person)
-        if found is None:
-            raise Refused(f"unknown person '{person}'", 404, "person")
-        if not found.contacts.get(channel):
-            raise Refused(f"{person} has no {channel} contact", 422, "channel")
-        now = self.clock.now()
-        d = self.deliveries
-        lease = None if d is None else d.lease(policy)
-
-        def run(conn: Connection) -> int:
-            refused = test_refused(conn, person, channel, now - TEST_WINDOW)
-            if refused is not None:
-                raise Refused(refused[1], refused[0], "channel")
-            rid, row = insert_test(conn, person, channel, by, now, lease)
-            if row is not None:
-                self._claimed.append(row)
-            return rid
-
-        return await self.writer.submit_async(run)
-
-    async def retry_delivery(self, row_id: int) -> bool:
-        """Send a dead-lettered outbox row again, with a fresh count of attempts; its result
-        reaches the case's timeline as any delivery's does. False when no dead row has this
-        id (retried already)."""
-        policy = await asyncio.to_thread(self.policies.current)
-        d = self.deliveries
-        lease = None if d is None else d.lease(policy)
-        now = self.clock.now()
-
-        def run(conn: Connection) -> bool:
-            found, row = retry_dead(conn, row_id, now, lease)
-            if row is not None:
-                self._claimed.append(row)
-            return found
-
-        return await self.writer.submit_async(run)
-
-    async def renew_feed(self, person: str) -> str:
-        """A new calendar feed nonce for `person` (`rungs.store.feeds`): older links stop."""
-        policy = await asyncio.to_thread(self.policies.current)
-        if person not in policy.people:
-            raise Refused(f"unknown person '{person}'", 404, "person")
-        now = self.clock.now()
-        return await self.writer.submit_async(lambda conn: renew_feed(conn, person, now))
-
-    async def revoke_feed(self, person: str) -> bool:
-        """Turn `person`'s calendar feed off; False when there was none."""
-        return await self.writer.submit_async(lambda conn: revoke_feed(conn, person))
-
     # customers' mail (issue 15) --------------------------------------------------------------
 
     def queue_in(self, conn: Connection, rows: list[NewRow], now: int) -> None:
@@ -475,58 +410,3 @@ class Commands:
         (insert_case if fresh else save_case)(conn, case, version, policy)
         journal.mark_not_replayable(conn, case.id, now, version)  # the router decided it
         return self._write(conn, case, effects, version, policy, now, fresh=fresh)
-
-    async def add_maintenance(self, window: dict[str, Any]) -> int:
-        """A maintenance window (`rungs.store.maintenance.add_window` arguments); its id.
-        The router sees it at once in this process, within a tick in the others."""
-        now = self.clock.now()
-
-        def run(conn: Connection) -> int:
-            found = add_window(conn, **window, now=now)
-            if self.alerts is not None:
-                self.alerts.windows.refresh(conn)
-            return found
-
-        made = await self.writer.submit_async(run)
-        self.wake.set()  # its end may be the next thing due
-        return int(made)
-
-    async def cancel_maintenance(self, window: int) -> bool:
-        """End a window now (its held cases are released by the engine); False when there
-        is no such window under way or to come."""
-        now = self.clock.now()
-
-        def run(conn: Connection) -> bool:
-            done = cancel_window(conn, window, now)
-            if done and self.alerts is not None:
-                self.alerts.windows.refresh(conn)
-            return done
-
-        done = bool(await self.writer.submit_async(run))
-        self.wake.set()
-        return done
-
-    async def alerts_at_once(self, batch: list[AlertCall]) -> list[AlertOutcome]:
-        """Many alerts (an Alertmanager group) in ONE transaction: each a trigger
-        `("trigger", data, repeat)` or an act `("act", dedup_key, event)`, answered in order
-        with its (case, new or applied), or the `Refused` that left it out (it wrote
-        nothing; the others are taken). One commit serves the whole group."""
-        version = self.policies.current_version()
-        policy = self.policies.policy(version)
-
-        def run(conn: Connection) -> list[AlertOutcome]:
-            with pipeline(conn):  # PostgreSQL: the writes of one alert ride with the next read
-                return [one(conn, kind, first, second) for kind, first, second in batch]
-
-        def one(conn: Connection, kind: str, first: Any, second: Any) -> AlertOutcome:
-            try:
-                if kind == "trigger":
-                    return self.trigger_in(conn, first, second, version, policy)
-                return self.act_on_key_in(conn, first, second)
-            except Refused as exc:  # refused before anything of it was written
-                return exc
-
-        try:
-            return await self.writer.submit_async(run)
-        except IntegrityError:  # another process opened one of its keys at the same moment
-            return await self.writer.submit_async(run)
