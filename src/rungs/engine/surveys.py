@@ -120,7 +120,7 @@ class Surveys:
                 self.clock.set(max(self.clock.now(), row.due))
             now = max(self.clock.now(), row.due)
             if row.status == "scheduled":
-                self._send(conn, row._mapping, now)
+                self._send(conn, row._asdict(), now)  # a SQLAlchemy Row or claims' namedtuple
             else:
                 store.set_survey(conn, row.token, status="expired", due=None)
                 _entry(self.commands, conn, row.case_id, now, "survey_expired")
