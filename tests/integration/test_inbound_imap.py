@@ -80,3 +80,23 @@ def test_a_message_not_taken_is_left_unseen(desk: Desk, dovecot: Dovecot) -> Non
     with dovecot.client() as c:  # clean up for the module's next test
         c.select("INBOX")
         c.store(b"1:*", "+FLAGS", "\\Seen")
+
+
+def test_a_message_that_cannot_be_taken_does_not_stop_the_poller(
+    desk: Desk, dovecot: Dovecot
+) -> None:
+    # a charset whose codec cannot decode with "replace": reading the text fails
+    bad = (
+        b"From: ops@globex.test\r\nTo: support@acme.test\r\nSubject: Odd\r\n"
+        b"Message-ID: <odd-1@globex.test>\r\n"
+        b"Content-Type: text/plain; charset=idna\r\n\r\nodd\r\n"
+    )
+    dovecot.append(bad)
+    dovecot.append(raw(mail("ops@globex.test", "After", "still taken")))
+    wait_until("the next one", lambda: desk.cases() == ["C1"], timeout=20)
+    wait_until("the bad one left unseen", lambda: len(dovecot.unseen()) == 1, timeout=20)
+    assert desk.case("C1").title == "After"
+    assert desk.doors.imap is not None and desk.doors.imap._thread.is_alive()
+    with dovecot.client() as c:  # clean up for the module's next test
+        c.select("INBOX")
+        c.store(b"1:*", "+FLAGS", "\\Seen")

@@ -51,6 +51,7 @@ class ImapPoller:
         self.ssl_context = ssl_context
         self.taken = 0
         self._too_big: set[int] = set()  # left unseen, said once
+        self._failed: set[int] = set()  # could not be taken: left unseen, said once
         self._stop = threading.Event()
         self._client: IMAPClient | None = None  # the connection in use (stop() cuts it)
         self._thread = threading.Thread(target=self._run, name="rungs-imap", daemon=True)
@@ -115,7 +116,7 @@ class ImapPoller:
         for uid in client.search(["UNSEEN"]):
             if self._stop.is_set():
                 return
-            if uid in self._too_big:
+            if uid in self._too_big or uid in self._failed:
                 continue
             fetched = client.fetch([uid], ["BODY.PEEK[]"]).get(uid) or {}
             raw = fetched.get(b"BODY[]")
@@ -131,5 +132,9 @@ class ImapPoller:
                 return  # the database cannot take it now: the next round takes it
             except Refused as exc:
                 log.warning("IMAP message %s refused: %s (flagged seen)", uid, exc.message)
+            except Exception:  # this message only: the others are still taken
+                log.exception("IMAP message %s could not be taken: left unseen", uid)
+                self._failed.add(uid)
+                continue
             client.add_flags([uid], [SEEN])  # only after the commit: never lost
             self.taken += 1
