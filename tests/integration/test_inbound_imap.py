@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from rungs.api.inbound.imap import ImapPoller
+from rungs.policy.secrets import SecretRefused
 from tests.dovecot import Dovecot
 from tests.mail import POLICY, Desk, Sink, mail
 from tests.procs import wait_until
@@ -100,3 +102,15 @@ def test_a_message_that_cannot_be_taken_does_not_stop_the_poller(
     with dovecot.client() as c:  # clean up for the module's next test
         c.select("INBOX")
         c.store(b"1:*", "+FLAGS", "\\Seen")
+
+
+def test_the_login_is_read_only_from_variables_with_the_secret_prefix(
+    desk: Desk, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A policy stored before the deployment's prefix changed names a variable it may no
+    longer read: the poller refuses it rather than log in with it."""
+    assert desk.doors.imap is not None
+    poller = ImapPoller(desk.doors.intake, desk.doors.imap.settings)
+    monkeypatch.setenv("RUNGS_SECRET_PREFIX", "RUNGS_ELSEWHERE_")
+    with pytest.raises(SecretRefused, match="RUNGS_TEST_IMAP_USER"):
+        poller._connect()

@@ -22,6 +22,7 @@ from imapclient.exceptions import IMAPClientError
 from rungs.core.model import Refused
 from rungs.engine.writer import Unavailable
 from rungs.policy.model import Imap
+from rungs.policy.secrets import SecretRefused, read_secret
 
 from .intake import Intake
 
@@ -78,6 +79,9 @@ class ImapPoller:
                         self._client = client
                         backoff = 1.0
                         self._serve(client, loop)
+                except SecretRefused as exc:  # the environment will not change: stop
+                    log.error("IMAP %s: %s; not reading mail", self.settings.host, exc)
+                    break
                 except (IMAPClientError, OSError, KeyError, ssl.SSLError) as exc:
                     if self._stop.is_set():
                         break
@@ -90,11 +94,17 @@ class ImapPoller:
 
     def _connect(self) -> IMAPClient:
         s = self.settings
+        # named by the policy: only variables with the deployment's prefix (checked again
+        # here, as every reader of a `*_env` does: a policy stored before a prefix change)
+        user = read_secret(s.user_env, os.environ)
+        password = read_secret(s.password_env, os.environ)
+        if user is None or password is None:
+            raise KeyError(f"{s.user_env} and {s.password_env} must be set")
         tls = s.tls == "tls"
         client = IMAPClient(s.host, port=s.port, ssl=tls, ssl_context=self.ssl_context, timeout=30)
         if s.tls == "starttls":
             client.starttls(self.ssl_context or ssl.create_default_context())
-        client.login(os.environ[s.user_env], os.environ[s.password_env])
+        client.login(user, password)
         client.select_folder(s.folder)
         return client
 
