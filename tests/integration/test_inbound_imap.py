@@ -4,6 +4,7 @@ thread, and a message is flagged seen only after its case is committed."""
 from __future__ import annotations
 
 import email.policy
+import logging
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -72,13 +73,22 @@ def test_appended_mail_opens_a_case_replies_thread_and_both_are_seen(
     assert len(desk.sink.to("ops@globex.test")) == 1  # the new case is answered, the reply not
 
 
-def test_a_message_not_taken_is_left_unseen(desk: Desk, dovecot: Dovecot) -> None:
+def test_a_message_not_taken_is_left_unseen(
+    desk: Desk, dovecot: Dovecot, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="imapclient")  # the IMAP commands sent
     desk.doors.intake.max_size = 4096  # this one is too big to take: never flagged seen
     dovecot.append(raw(mail("ops@globex.test", "Huge", "x" * 10_000)))
     dovecot.append(raw(mail("ops@globex.test", "Small", "fits")))
     wait_until("the small one", lambda: desk.cases() == ["C1"], timeout=20)
     wait_until("one left unseen", lambda: len(dovecot.unseen()) == 1, timeout=20)
     assert desk.case("C1").title == "Small"
+    with dovecot.client() as c:
+        c.select("INBOX", readonly=True)
+        big = c.uid("SEARCH", "UNSEEN")[1][0].decode()
+    sent = [r.getMessage() for r in caplog.records if r.name.startswith("imapclient")]
+    assert any(f"FETCH {big} (RFC822.SIZE)" in m for m in sent)  # its size was asked ...
+    assert not any(f"FETCH {big} (BODY.PEEK[])" in m for m in sent)  # ... but never its body
     with dovecot.client() as c:  # clean up for the module's next test
         c.select("INBOX")
         c.store(b"1:*", "+FLAGS", "\\Seen")

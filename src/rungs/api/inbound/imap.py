@@ -128,13 +128,17 @@ class ImapPoller:
                 return
             if uid in self._too_big or uid in self._failed:
                 continue
+            # the size first: a message over the limit is never downloaded
+            size = (client.fetch([uid], ["RFC822.SIZE"]).get(uid) or {}).get(b"RFC822.SIZE")
+            if not isinstance(size, int) or size > self.intake.max_size:
+                self._leave_too_big(uid)
+                continue
             fetched = client.fetch([uid], ["BODY.PEEK[]"]).get(uid) or {}
             raw = fetched.get(b"BODY[]")
             if not isinstance(raw, bytes):
                 continue
-            if len(raw) > self.intake.max_size:
-                log.warning("IMAP message %s is over the size limit: left unseen", uid)
-                self._too_big.add(uid)
+            if len(raw) > self.intake.max_size:  # the server under-stated it
+                self._leave_too_big(uid)
                 continue
             try:
                 loop.run_until_complete(self.intake.take(raw))
@@ -148,3 +152,8 @@ class ImapPoller:
                 continue
             client.add_flags([uid], [SEEN])  # only after the commit: never lost
             self.taken += 1
+
+    def _leave_too_big(self, uid: int) -> None:
+        """Left unseen where it is (for a person to read in the mailbox), said once."""
+        log.warning("IMAP message %s is over the size limit: left unseen", uid)
+        self._too_big.add(uid)
