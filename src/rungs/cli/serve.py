@@ -162,6 +162,8 @@ def serve(
             raise _fail("--smtp-max-size must be at least 1024 bytes")
         _port_free_or_exit(host, smtp_port)
     configure_logging(log_level.lower())
+    # the trusted proxy is checked against the socket's peer: uvicorn's proxy headers would
+    # put the end user's X-Forwarded-For address there (it trusts 127.0.0.1 by default)
     scheme = "https" if tls else "http"
     if workers > 1:
         if start is not None:
@@ -204,7 +206,10 @@ def serve(
         print(f"Rungs takes mail by SMTP at {host}:{smtp_port}", flush=True)
     settle_heap()
     try:
-        uvicorn.run(api, host=host, port=port, log_level="warning", access_log=False, **tls)
+        uvicorn.run(
+            api, host=host, port=port, log_level="warning", access_log=False,
+            proxy_headers=trusted_header is None, **tls,
+        )  # fmt: skip
     finally:
         doors.stop()
         engine.stop()
@@ -335,5 +340,6 @@ def _serve_workers(
         port=port,
         log_level="warning",
         access_log=False,
+        proxy_headers=settings["trusted_header"] is None,
         **tls,  # type: ignore[arg-type]
     )
