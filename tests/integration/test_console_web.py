@@ -111,6 +111,17 @@ def test_actions_are_recorded_as_the_signed_in_person_by_web(service: Any) -> No
     assert [(e["by"], e["actor"]) for e in entries(service, two, "resolved")] == [("bob", "web")]
 
 
+def test_a_level_that_is_not_a_number_is_a_toast_not_an_error(service: Any) -> None:
+    c = client(service)
+    token = sign_in(c, "bob")
+    case_id = new_case(service)
+    for odd in ("\u00b2", "\u0663", "x"):  # superscript two, Arabic-Indic three: not ASCII
+        data = {"action": "escalate", "reason": "customer_request", "to_level": odd}
+        r = c.post(f"/cases/{case_id}/act", data={**data, "csrf": token})
+        assert r.status_code == 200 and "the level must be a number" in r.text, odd
+    assert entries(service, case_id, "escalated") == []
+
+
 def test_a_refused_action_is_a_toast_not_an_error(service: Any) -> None:
     c = client(service)
     token = sign_in(c, "bob")

@@ -89,7 +89,8 @@ def case_routes(engine: Engine) -> APIRouter:
         back: str = Form("", max_length=2000),
     ) -> Response:
         case_id = case_id[:64]
-        level = int(to_level) if to_level.isdigit() else None
+        # ASCII digits only: `isdigit` takes "²", which `int` refuses
+        level = int(to_level) if to_level.isascii() and to_level.isdecimal() else None
         if to_level and level is None:
             why: str | None = f"the level must be a number, not '{to_level}'"
         else:
