@@ -276,3 +276,18 @@ def test_a_session_ends_after_two_idle_hours(service: Any, monkeypatch: pytest.M
     assert c.get("/", follow_redirects=False).status_code == 200  # still in time: renewed
     monkeypatch.setattr(TimestampSigner, "get_timestamp", lambda s: real(s) + 2 * IDLE)
     assert c.get("/", follow_redirects=False).status_code == 303
+
+
+def test_console_pages_may_not_be_framed(service: Any) -> None:
+    """Another site must not show a console page (or a one-click link's page) in a frame and
+    trick a signed-in person into its buttons."""
+    c = client(service)
+    pages = [c.get("/login")]
+    sign_in(c, "bob")
+    case_id = new_case(service)
+    pages += [c.get("/"), c.get(f"/cases/{case_id}"), c.get("/cases/NOPE-1"), c.get("/a/x.y")]
+    pages.append(c.get(f"/cases/{case_id}", headers={"HX-Request": "true"}))  # a fragment
+    for r in pages:
+        assert r.headers["content-type"].startswith("text/html"), r.url
+        assert r.headers["x-frame-options"] == "DENY", r.url
+        assert r.headers["content-security-policy"] == "frame-ancestors 'none'", r.url
