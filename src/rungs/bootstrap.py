@@ -27,6 +27,7 @@ from rungs.engine.engine import Record
 from rungs.engine.writer import Writer
 from rungs.notify import Dispatcher
 from rungs.notify.links import Links
+from rungs.policy import Policy
 from rungs.store.db import make_engine, upgrade
 from rungs.store.outbox import Outbox
 from rungs.time.clock import Clock, SystemClock, VirtualClock
@@ -148,12 +149,17 @@ def _engine(
     return engine
 
 
-def prepare(*, db_url: str, policy_file: str | Path | None, strict: bool = False) -> None:
+def prepare(*, db_url: str, policy_file: str | Path | None, strict: bool = False) -> Policy:
     """Migrate and store the policy once, before worker processes start (so that they do
-    not race to do it), raising what `build` would raise."""
+    not race to do it), raising what `build` would raise; returns the policy in force (for
+    what only one process may run)."""
     db = _database(db_url)
     try:
-        _engine(db, SystemClock(), policy_file, links=None, strict=strict).stop()
+        engine = _engine(db, SystemClock(), policy_file, links=None, strict=strict)
+        try:
+            return engine.policies.policy(engine.policies.current_version())
+        finally:
+            engine.stop()
     finally:
         db.dispose()
 

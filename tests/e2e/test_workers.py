@@ -136,3 +136,33 @@ def test_workers_stop_when_their_supervisor_is_killed(tmp_path: Path) -> None:
             return not alive
 
         wait_until("the workers to exit", gone, timeout=15.0)
+
+
+@pytest.mark.parametrize(
+    ("extra", "imap", "message"),
+    [
+        (["--verify-every", "1h"], False, "--verify-every needs --workers 1"),
+        ([], True, "inbound_email.imap needs --workers 1"),
+    ],
+)
+def test_what_one_process_must_run_is_refused_with_workers(
+    tmp_path: Path, extra: list[str], imap: bool, message: str
+) -> None:
+    """Workers run no IMAP poller, and each would run its own verifier: refused, said why."""
+    from tests.mail import POLICY
+
+    policy = tmp_path / "policy.yaml"
+    text = POLICY
+    if imap:
+        text = text.replace(
+            "inbound_email:\n",
+            "inbound_email:\n  imap: {host: 127.0.0.1, port: 1, tls: none,"
+            " user_env: RUNGS_TEST_IMAP_USER, password_env: RUNGS_TEST_IMAP_PASSWORD}\n",
+        )
+    policy.write_text(text, "utf-8")
+    with Servers(tmp_path) as servers:
+        s = servers.start(
+            "serve", f"sqlite:///{tmp_path / 'r.db'}", policy, extra=["--workers", "2", *extra]
+        )
+        wait_until("serve to refuse", lambda: not s.alive(), timeout=30)
+        assert s.proc.returncode == 1 and message in s.log_text(), s.log_text()

@@ -3,6 +3,7 @@ the lockout, the trusted proxy header, roles, and who an action is recorded as."
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -109,6 +110,46 @@ def test_actions_are_recorded_as_the_signed_in_person_by_web(service: Any) -> No
     r = c.post("/bulk", data={"action": "resolve", "ids": [one, two], "csrf": token})
     assert "Resolved 2 cases." in r.text
     assert [(e["by"], e["actor"]) for e in entries(service, two, "resolved")] == [("bob", "web")]
+
+
+def test_a_level_that_is_not_a_number_is_a_toast_not_an_error(service: Any) -> None:
+    c = client(service)
+    token = sign_in(c, "bob")
+    case_id = new_case(service)
+    for odd in ("\u00b2", "\u0663", "x"):  # superscript two, Arabic-Indic three: not ASCII
+        data = {"action": "escalate", "reason": "customer_request", "to_level": odd}
+        r = c.post(f"/cases/{case_id}/act", data={**data, "csrf": token})
+        assert r.status_code == 200 and "the level must be a number" in r.text, odd
+    assert entries(service, case_id, "escalated") == []
+
+
+def test_the_case_timeline_shows_the_newest_entries_and_pages_to_older_ones(
+    service: Any,
+) -> None:
+    from rungs.core.model import Event
+    from tests.sync import act
+
+    TIMELINE_PAGE = 200  # entries on one case page
+
+    c = client(service)
+    sign_in(c, "bob")
+    case_id = new_case(service)
+    for _ in range(TIMELINE_PAGE + 10):
+        act(service, case_id, Event("customer_reply", data={"text": "again"}))
+    total = len(service.views.timeline(case_id))
+    assert total > TIMELINE_PAGE
+    first = c.get(f"/cases/{case_id}").text
+    assert first.count("<li data-kind=") == TIMELINE_PAGE  # the newest only
+    assert 'data-kind="opened"' not in first
+    older = re.search(rf'href="(/cases/{case_id}\?before=\d+)"', first)
+    assert older and "Older entries" in first
+    rest = c.get(older.group(1)).text
+    assert rest.count("<li data-kind=") == total - TIMELINE_PAGE
+    assert 'data-kind="opened"' in rest and "Older entries" not in rest
+    assert "Newest entries" in rest
+    only = c.get(f"/cases/{case_id}", params={"kind": "opened"}).text
+    assert only.count("<li data-kind=") == 1 and "Older entries" not in only
+    assert c.get(f"/cases/{case_id}", params={"before": "0"}).status_code == 422
 
 
 def test_a_refused_action_is_a_toast_not_an_error(service: Any) -> None:
@@ -235,3 +276,18 @@ def test_a_session_ends_after_two_idle_hours(service: Any, monkeypatch: pytest.M
     assert c.get("/", follow_redirects=False).status_code == 200  # still in time: renewed
     monkeypatch.setattr(TimestampSigner, "get_timestamp", lambda s: real(s) + 2 * IDLE)
     assert c.get("/", follow_redirects=False).status_code == 303
+
+
+def test_console_pages_may_not_be_framed(service: Any) -> None:
+    """Another site must not show a console page (or a one-click link's page) in a frame and
+    trick a signed-in person into its buttons."""
+    c = client(service)
+    pages = [c.get("/login")]
+    sign_in(c, "bob")
+    case_id = new_case(service)
+    pages += [c.get("/"), c.get(f"/cases/{case_id}"), c.get("/cases/NOPE-1"), c.get("/a/x.y")]
+    pages.append(c.get(f"/cases/{case_id}", headers={"HX-Request": "true"}))  # a fragment
+    for r in pages:
+        assert r.headers["content-type"].startswith("text/html"), r.url
+        assert r.headers["x-frame-options"] == "DENY", r.url
+        assert r.headers["content-security-policy"] == "frame-ancestors 'none'", r.url

@@ -4,11 +4,14 @@ thread, and a message is flagged seen only after its case is committed."""
 from __future__ import annotations
 
 import email.policy
+import logging
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from rungs.api.inbound.imap import ImapPoller
+from rungs.policy.secrets import SecretRefused
 from tests.dovecot import Dovecot
 from tests.mail import POLICY, Desk, Sink, mail
 from tests.procs import wait_until
@@ -70,13 +73,54 @@ def test_appended_mail_opens_a_case_replies_thread_and_both_are_seen(
     assert len(desk.sink.to("ops@globex.test")) == 1  # the new case is answered, the reply not
 
 
-def test_a_message_not_taken_is_left_unseen(desk: Desk, dovecot: Dovecot) -> None:
+def test_a_message_not_taken_is_left_unseen(
+    desk: Desk, dovecot: Dovecot, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="imapclient")  # the IMAP commands sent
     desk.doors.intake.max_size = 4096  # this one is too big to take: never flagged seen
     dovecot.append(raw(mail("ops@globex.test", "Huge", "x" * 10_000)))
     dovecot.append(raw(mail("ops@globex.test", "Small", "fits")))
     wait_until("the small one", lambda: desk.cases() == ["C1"], timeout=20)
     wait_until("one left unseen", lambda: len(dovecot.unseen()) == 1, timeout=20)
     assert desk.case("C1").title == "Small"
+    with dovecot.client() as c:
+        c.select("INBOX", readonly=True)
+        big = c.uid("SEARCH", "UNSEEN")[1][0].decode()
+    sent = [r.getMessage() for r in caplog.records if r.name.startswith("imapclient")]
+    assert any(f"FETCH {big} (RFC822.SIZE)" in m for m in sent)  # its size was asked ...
+    assert not any(f"FETCH {big} (BODY.PEEK[])" in m for m in sent)  # ... but never its body
     with dovecot.client() as c:  # clean up for the module's next test
         c.select("INBOX")
         c.store(b"1:*", "+FLAGS", "\\Seen")
+
+
+def test_a_message_that_cannot_be_taken_does_not_stop_the_poller(
+    desk: Desk, dovecot: Dovecot
+) -> None:
+    # a charset whose codec cannot decode with "replace": reading the text fails
+    bad = (
+        b"From: ops@globex.test\r\nTo: support@acme.test\r\nSubject: Odd\r\n"
+        b"Message-ID: <odd-1@globex.test>\r\n"
+        b"Content-Type: text/plain; charset=idna\r\n\r\nodd\r\n"
+    )
+    dovecot.append(bad)
+    dovecot.append(raw(mail("ops@globex.test", "After", "still taken")))
+    wait_until("the next one", lambda: desk.cases() == ["C1"], timeout=20)
+    wait_until("the bad one left unseen", lambda: len(dovecot.unseen()) == 1, timeout=20)
+    assert desk.case("C1").title == "After"
+    assert desk.doors.imap is not None and desk.doors.imap._thread.is_alive()
+    with dovecot.client() as c:  # clean up for the module's next test
+        c.select("INBOX")
+        c.store(b"1:*", "+FLAGS", "\\Seen")
+
+
+def test_the_login_is_read_only_from_variables_with_the_secret_prefix(
+    desk: Desk, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A policy stored before the deployment's prefix changed names a variable it may no
+    longer read: the poller refuses it rather than log in with it."""
+    assert desk.doors.imap is not None
+    poller = ImapPoller(desk.doors.intake, desk.doors.imap.settings)
+    monkeypatch.setenv("RUNGS_SECRET_PREFIX", "RUNGS_ELSEWHERE_")
+    with pytest.raises(SecretRefused, match="RUNGS_TEST_IMAP_USER"):
+        poller._connect()

@@ -4,6 +4,7 @@ server: cases open and thread, escalations are requested, robots are never answe
 from __future__ import annotations
 
 import email.policy
+import smtplib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -287,3 +288,38 @@ def test_an_address_the_policy_does_not_list_is_refused(desk: Desk) -> None:
         code, _ = s.rcpt("someone-else@elsewhere.test")
     assert code == 550
     assert desk.cases() == []
+
+
+def test_nul_characters_and_odd_ids_are_taken_on_postgres(
+    tmp_path: Path, sink: Sink, pg_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """PostgreSQL's text holds no NUL: a mail carrying NUL in its decoded sender, subject and
+    body is still taken, the NULs dropped."""
+    from tests.conftest import reset_database
+
+    monkeypatch.setenv("RUNGS_ALLOW_VIRTUAL_CLOCK", "1")
+    reset_database(pg_url)
+    d = Desk(tmp_path, sink, db_url=pg_url)
+    try:
+        raw = (
+            b"From: =?utf-8?q?Olga=00?= <ops@globex.test>\r\n"
+            b"To: support@acme.test\r\n"
+            b"Subject: =?utf-8?q?Disk=00_full?=\r\n"
+            b"Message-ID: <nul-1@globex.test>\r\n"
+            b"Date: Mon, 01 Jan 2024 00:00:00 +0000\r\n"
+            b"MIME-Version: 1.0\r\n"
+            b"Content-Type: text/plain; charset=utf-8\r\n"
+            b"Content-Transfer-Encoding: quoted-printable\r\n\r\n"
+            b"The disk=00 is full.\r\n"
+        )
+        with smtplib.SMTP("127.0.0.1", d.smtp_port, timeout=30) as s:
+            s.ehlo()
+            assert s.mail("ops@globex.test")[0] == 250
+            assert s.rcpt("support@acme.test")[0] == 250
+            code, _ = s.data(raw)
+        assert code == 250
+        case = d.case("C1")
+        assert (case.title, case.description) == ("Disk full", "The disk is full.")
+        assert case.fields["requester"] == "ops@globex.test"
+    finally:
+        d.stop()

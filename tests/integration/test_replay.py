@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
@@ -268,3 +269,39 @@ def test_verify_every_is_a_duration_of_a_minute_or_more(every: str) -> None:
     r = CliRunner().invoke(cli, ["serve", "--verify-every", every])
     assert r.exit_code == 1
     assert "--verify-every" in r.output
+
+
+def test_the_replay_route_parses_the_draft_off_the_event_loop(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A megabyte of YAML would stall every other request while it parses on the loop."""
+    import asyncio
+
+    from rungs.api.routes import replay
+
+    parsed_on: list[bool] = []
+    real = replay.load_policy_text
+
+    def spy(*args: Any, **kw: Any) -> Any:  # the real parse, noting whether a loop runs here
+        try:
+            asyncio.get_running_loop()
+            parsed_on.append(True)
+        except RuntimeError:
+            parsed_on.append(False)
+        return real(*args, **kw)
+
+    monkeypatch.setattr(replay, "load_policy_text", spy)
+    monkeypatch.setenv("RUNGS_ALLOW_VIRTUAL_CLOCK", "1")
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(POLICY)
+    service, app = build(db_url=f"sqlite:///{tmp_path / 'r.db'}", policy_file=policy,
+                         virtual_start=T0)  # fmt: skip
+    try:
+        admin = {"Authorization": f"Bearer {api_token(service.db, 'admin')}"}
+        with TestClient(app) as c:
+            r = c.post("/v1/policy/replay", content=DRAFT, headers=admin)
+        assert r.status_code == 200, r.text
+        assert parsed_on == [False]
+    finally:
+        service.stop()
+        service.db.dispose()

@@ -71,6 +71,13 @@ def test_the_survey_arrives_after_the_delay_threaded_and_records_once(desk: Desk
     assert re.search(r'value="4" required checked', page.text)
     assert page.headers["referrer-policy"] == "no-referrer"
     assert desk.entries(case_id, "survey_answered") == []
+    for odd in ("\u00b2", "9" * 5000, "6", "0"):  # a superscript digit, huge, off the scale
+        page = client.get(path, params={"rating": odd})
+        assert page.status_code == 422 and page.json()["field"] == "rating", odd
+    for odd in ("\u00b2", "9" * 5000):
+        bad = client.post(path, data={"rating": odd})
+        assert bad.status_code == 422 and bad.json()["field"] == "rating", odd
+    assert desk.entries(case_id, "survey_answered") == []
     sent = client.post(path, data={"rating": "4", "comment": "Quick and kind."})
     assert sent.status_code == 200 and "recorded" in sent.text
     got = desk.entries(case_id, "survey_answered")

@@ -226,3 +226,17 @@ def test_without_an_owner_a_followup_pages_the_highest_level_reached(policy: Pol
     follow = Event("observed", data={"entry": "survey_followup", "rating": 2, "comment": "slow"})
     _, eff = decide(case, follow, T0 + 3, policy)
     assert [x["to"] for x in entries(eff) if x["kind"] == "notified"] == ["bob"]  # level 2
+
+
+def test_message_ids_are_short_printable_ascii() -> None:
+    """Ids are indexed (a PostgreSQL index row is bounded): a long or non-ASCII id is not
+    read, the mail gets the fallback id instead."""
+    long_id = "<" + "x" * 800 + "@globex.test>"
+    m = EmailMessage()
+    m["From"] = "ops@globex.test"
+    m["Message-ID"] = long_id
+    m["In-Reply-To"] = "<caf\u00e9@globex.test> <ok@globex.test>"
+    m.set_content("hi")
+    p = parse(m.as_bytes(), fallback_id="<fb@rungs.invalid>")
+    assert p.message_id == "<fb@rungs.invalid>"
+    assert p.in_reply_to == ("<ok@globex.test>",)

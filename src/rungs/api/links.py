@@ -71,7 +71,9 @@ def links_router(commands: Commands, views: Views, links: Links) -> APIRouter:
         html = renderer.render(
             policy(), "link.html", title=title, message=message, state=state, **extra
         )
-        return HTMLResponse(html, status_code=status, headers={"Cache-Control": "no-store"})
+        headers = {"Cache-Control": "no-store", "X-Frame-Options": "DENY",
+                   "Content-Security-Policy": "frame-ancestors 'none'"}  # fmt: skip
+        return HTMLResponse(html, status_code=status, headers=headers)
 
     case_view = views.case_card
 

@@ -152,6 +152,11 @@ def serve(
         raise _fail("--max-body must be at least 1024 bytes")
     if workers < 1:
         raise _fail("--workers must be at least 1")
+    if workers > 1 and every is not None:
+        raise _fail(
+            "--verify-every needs --workers 1: each worker would run its own verifier "
+            "(run `rungs verify` from a scheduler, or one `rungs serve --role engine` with it)"
+        )
     tls = _tls_or_exit(tls_cert, tls_key)
     proxies = _proxies_or_exit(trusted_header, trusted_proxy or [])
     _port_free_or_exit(host, port)
@@ -162,6 +167,8 @@ def serve(
             raise _fail("--smtp-max-size must be at least 1024 bytes")
         _port_free_or_exit(host, smtp_port)
     configure_logging(log_level.lower())
+    # the trusted proxy is checked against the socket's peer: uvicorn's proxy headers would
+    # put the end user's X-Forwarded-For address there (it trusts 127.0.0.1 by default)
     scheme = "https" if tls else "http"
     if workers > 1:
         if start is not None:
@@ -204,7 +211,10 @@ def serve(
         print(f"Rungs takes mail by SMTP at {host}:{smtp_port}", flush=True)
     settle_heap()
     try:
-        uvicorn.run(api, host=host, port=port, log_level="warning", access_log=False, **tls)
+        uvicorn.run(
+            api, host=host, port=port, log_level="warning", access_log=False,
+            proxy_headers=trusted_header is None, **tls,
+        )  # fmt: skip
     finally:
         doors.stop()
         engine.stop()
@@ -320,7 +330,15 @@ def _serve_workers(
 
     strict = settings.pop("strict")
     with _start_errors(settings["db_url"]):
-        prepare(db_url=settings["db_url"], policy_file=settings["policy_file"], strict=strict)
+        policy = prepare(
+            db_url=settings["db_url"], policy_file=settings["policy_file"], strict=strict
+        )
+    mail = policy.inbound_email
+    if mail is not None and mail.imap is not None and settings["role"] in ("all", "engine"):
+        raise _fail(
+            "inbound_email.imap needs --workers 1 (one poller per mailbox): run it in one "
+            "`rungs serve --role engine` beside `--role api --workers N`"
+        )
     # the workers serve the current version, stored above; with a policy file they are
     # file-managed too (PUT refused), and find its text stored already (or, when it has
     # errors, serve the last stored version and say so on /healthz, as this process would)
@@ -335,5 +353,6 @@ def _serve_workers(
         port=port,
         log_level="warning",
         access_log=False,
+        proxy_headers=settings["trusted_header"] is None,
         **tls,  # type: ignore[arg-type]
     )

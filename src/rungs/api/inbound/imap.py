@@ -22,6 +22,7 @@ from imapclient.exceptions import IMAPClientError
 from rungs.core.model import Refused
 from rungs.engine.writer import Unavailable
 from rungs.policy.model import Imap
+from rungs.policy.secrets import SecretRefused, read_secret
 
 from .intake import Intake
 
@@ -51,6 +52,7 @@ class ImapPoller:
         self.ssl_context = ssl_context
         self.taken = 0
         self._too_big: set[int] = set()  # left unseen, said once
+        self._failed: set[int] = set()  # could not be taken: left unseen, said once
         self._stop = threading.Event()
         self._client: IMAPClient | None = None  # the connection in use (stop() cuts it)
         self._thread = threading.Thread(target=self._run, name="rungs-imap", daemon=True)
@@ -77,6 +79,9 @@ class ImapPoller:
                         self._client = client
                         backoff = 1.0
                         self._serve(client, loop)
+                except SecretRefused as exc:  # the environment will not change: stop
+                    log.error("IMAP %s: %s; not reading mail", self.settings.host, exc)
+                    break
                 except (IMAPClientError, OSError, KeyError, ssl.SSLError) as exc:
                     if self._stop.is_set():
                         break
@@ -89,11 +94,17 @@ class ImapPoller:
 
     def _connect(self) -> IMAPClient:
         s = self.settings
+        # named by the policy: only variables with the deployment's prefix (checked again
+        # here, as every reader of a `*_env` does: a policy stored before a prefix change)
+        user = read_secret(s.user_env, os.environ)
+        password = read_secret(s.password_env, os.environ)
+        if user is None or password is None:
+            raise KeyError(f"{s.user_env} and {s.password_env} must be set")
         tls = s.tls == "tls"
         client = IMAPClient(s.host, port=s.port, ssl=tls, ssl_context=self.ssl_context, timeout=30)
         if s.tls == "starttls":
             client.starttls(self.ssl_context or ssl.create_default_context())
-        client.login(os.environ[s.user_env], os.environ[s.password_env])
+        client.login(user, password)
         client.select_folder(s.folder)
         return client
 
@@ -115,15 +126,19 @@ class ImapPoller:
         for uid in client.search(["UNSEEN"]):
             if self._stop.is_set():
                 return
-            if uid in self._too_big:
+            if uid in self._too_big or uid in self._failed:
+                continue
+            # the size first: a message over the limit is never downloaded
+            size = (client.fetch([uid], ["RFC822.SIZE"]).get(uid) or {}).get(b"RFC822.SIZE")
+            if not isinstance(size, int) or size > self.intake.max_size:
+                self._leave_too_big(uid)
                 continue
             fetched = client.fetch([uid], ["BODY.PEEK[]"]).get(uid) or {}
             raw = fetched.get(b"BODY[]")
             if not isinstance(raw, bytes):
                 continue
-            if len(raw) > self.intake.max_size:
-                log.warning("IMAP message %s is over the size limit: left unseen", uid)
-                self._too_big.add(uid)
+            if len(raw) > self.intake.max_size:  # the server under-stated it
+                self._leave_too_big(uid)
                 continue
             try:
                 loop.run_until_complete(self.intake.take(raw))
@@ -131,5 +146,14 @@ class ImapPoller:
                 return  # the database cannot take it now: the next round takes it
             except Refused as exc:
                 log.warning("IMAP message %s refused: %s (flagged seen)", uid, exc.message)
+            except Exception:  # this message only: the others are still taken
+                log.exception("IMAP message %s could not be taken: left unseen", uid)
+                self._failed.add(uid)
+                continue
             client.add_flags([uid], [SEEN])  # only after the commit: never lost
             self.taken += 1
+
+    def _leave_too_big(self, uid: int) -> None:
+        """Left unseen where it is (for a person to read in the mailbox), said once."""
+        log.warning("IMAP message %s is over the size limit: left unseen", uid)
+        self._too_big.add(uid)

@@ -22,7 +22,9 @@ __all__ = ["Part", "Parsed", "parse", "MAX_TEXT", "MAX_SUBJECT"]
 
 MAX_TEXT = 100_000  # characters of a mail's text kept on the case
 MAX_SUBJECT = 500
-_IDS = re.compile(r"<[^<>\s]{1,900}>")
+# printable ASCII without "<" and ">": ids are indexed (ix_mail_messages_message_id), and
+# PostgreSQL refuses an index row over ~2700 bytes
+_IDS = re.compile(r"<[!-;=?-~]{1,250}>")
 _REPLY = EmailReplyParser(languages=["en", "de", "fr", "es", "it", "nl"])
 
 
@@ -63,12 +65,12 @@ def parse(raw: bytes, *, envelope_from: str | None = None, fallback_id: str) -> 
     # ids, or are only tested), and the structured parse of every header costs a third of it
     headers: dict[str, str] = {}
     for k, v in msg.raw_items():
-        headers.setdefault(k.lower(), " ".join(str(v).split()))
-    headers["subject"] = _header(msg, "subject")
+        headers.setdefault(k.lower(), _clean(" ".join(str(v).split())))
+    headers["subject"] = _clean(_header(msg, "subject"))
     # a mail of one part (most are) is its own body: no MIME walk, which parses Content-Type
     # again at every step
     single = msg.get_content_type() if not msg.is_multipart() else None
-    sender = _address(headers.get("from", "")) or (envelope_from or "").strip().lower()
+    sender = _address(headers.get("from", "")) or _clean(envelope_from or "").strip().lower()
     recipients = tuple(
         a.lower() for _, a in getaddresses([headers.get("to", ""), headers.get("cc", "")]) if a
     )
@@ -78,13 +80,19 @@ def parse(raw: bytes, *, envelope_from: str | None = None, fallback_id: str) -> 
         sender=sender,
         recipients=recipients,
         subject=" ".join(headers.get("subject", "").split())[:MAX_SUBJECT],
-        text=_text(msg, single),
+        text=_clean(_text(msg, single)),
         date=headers.get("date") or None,
         in_reply_to=tuple(_IDS.findall(headers.get("in-reply-to", "")))[:5],
         references=tuple(_IDS.findall(headers.get("references", "")))[-30:],
         headers=headers,
         attachments=() if single is not None else tuple(_attachments(msg)),
     )
+
+
+def _clean(value: str) -> str:
+    """Without NUL: PostgreSQL's text cannot hold it, and a mail (or its decoded
+    encoded-words and body) may carry one."""
+    return value.replace("\x00", "")
 
 
 def _header(msg: EmailMessage, name: str) -> str:

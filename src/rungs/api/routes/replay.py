@@ -76,8 +76,12 @@ def replay_router(views: Views) -> APIRouter:
             raise ApiError(422, "to: it is before from", "to")
         if b - a > MAX_WINDOW:
             raise ApiError(422, "from: the window is longer than 93 days", "from")
-        draft, problems = load_policy_text(
-            text, "POST /v1/policy/replay", secret_prefix=secret_prefix(os.environ)
+        # a megabyte of YAML takes a while to parse: off the event loop, as the re-run is
+        draft, problems = await asyncio.to_thread(
+            load_policy_text,
+            text,
+            "POST /v1/policy/replay",
+            secret_prefix=secret_prefix(os.environ),
         )
         if draft is None:
             first = next((p for p in problems if p.severity == "error"), None)

@@ -19,14 +19,16 @@ from rungs.core.model import Refused
 from rungs.engine import Engine
 from rungs.policy.model import PRIORITIES
 
-__all__ = ["case_routes"]
+__all__ = ["TIMELINE_PAGE", "case_routes"]
+
+TIMELINE_PAGE = 200  # timeline entries on one case page, newest first; older ones by a link
 
 
 def case_routes(engine: Engine) -> APIRouter:
     router = APIRouter()
     views = engine.views
 
-    def gather(case_id: str, kinds: list[str]) -> dict[str, Any] | None:
+    def gather(case_id: str, kinds: list[str], before: int | None) -> dict[str, Any] | None:
         """Everything the page shows, read through the views (on a worker thread)."""
         found = views.case_state(case_id)
         if found is None:
@@ -40,9 +42,7 @@ def case_routes(engine: Engine) -> APIRouter:
             handoff = views.handoff(case_id, nxt)
         except Refused:
             handoff = views.handoff(case_id)
-        timeline = views.timeline(case_id) or []
-        every_kind = sorted({e["kind"] for e in timeline})
-        shown = [e for e in timeline if not kinds or e["kind"] in kinds]
+        shown, older, every_kind = views.timeline_tail(case_id, kinds, TIMELINE_PAGE, before)
         customer = policy.customers.get(case.customer)
         return {
             "case": case,
@@ -51,6 +51,8 @@ def case_routes(engine: Engine) -> APIRouter:
             "handoff": handoff,
             "explain": views.explain(case_id),
             "timeline": shown,
+            "older": older,
+            "paged": before is not None,
             "kinds": every_kind,
             "chosen": kinds,
             "allowed": allowed_actions(case) & WEB_ACTIONS,
@@ -69,8 +71,10 @@ def case_routes(engine: Engine) -> APIRouter:
         case_id: str,
         viewer: Viewer = Depends(require("viewer")),
         kind: list[str] = Query([], max_length=50),
+        before: int | None = Query(None, ge=1, le=2**62),
     ) -> Response:
-        ctx = await run_in_threadpool(gather, case_id[:64], [k[:40] for k in kind])
+        kinds = [k[:40] for k in kind]
+        ctx = await run_in_threadpool(gather, case_id[:64], kinds, before)
         if ctx is None:
             return page(request, "case_missing.html", {"case_id": case_id[:64]}, status=404)
         ctx["self_url"] = request.url.path + (f"?{request.url.query}" if request.url.query else "")
@@ -89,7 +93,8 @@ def case_routes(engine: Engine) -> APIRouter:
         back: str = Form("", max_length=2000),
     ) -> Response:
         case_id = case_id[:64]
-        level = int(to_level) if to_level.isdigit() else None
+        # ASCII digits only: `isdigit` takes "²", which `int` refuses
+        level = int(to_level) if to_level.isascii() and to_level.isdecimal() else None
         if to_level and level is None:
             why: str | None = f"the level must be a number, not '{to_level}'"
         else:

@@ -56,7 +56,10 @@ def people_routes(engine: Engine) -> APIRouter:
             "cases": views.held_cases(pid),
             "tests": views.test_sends(pid) if own else [],
             "own": own,
-            "feed": feeds.url(pid) if own else None,
+            # the live link only to its person (it is their credential); an admin sees
+            # whether it is on, to renew or turn it off
+            "feed": feeds.url(pid) if viewer.person == pid else None,
+            "feed_on": own and views.feed_nonce(pid) is not None,
             "feed_person": None if viewer.person == pid else pid,
             "names": {p.id: p.name for p in policy.people.values()},
         }

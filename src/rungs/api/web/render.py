@@ -46,6 +46,8 @@ env.globals["nav"] = NAV
 env.filters.update(timefmt.FILTERS)
 
 Toast = tuple[str, str]  # (kind: "ok" | "error", text)
+# no page of the console in another site's frame (clickjacking its action buttons)
+NO_FRAMING = {"X-Frame-Options": "DENY", "Content-Security-Policy": "frame-ancestors 'none'"}
 
 
 def is_htmx(request: Request) -> bool:
@@ -100,7 +102,7 @@ def page(
             html += env.get_template("_toast.html").render(toast=values["toast"], oob=True)
     else:
         html = env.get_template(template).render(**values)
-    return _finish(request, HTMLResponse(html, status_code=status))
+    return _finish(request, HTMLResponse(html, status_code=status, headers=NO_FRAMING))
 
 
 def redirect(request: Request, url: str, *, toast: Toast | None = None) -> Response:

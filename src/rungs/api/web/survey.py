@@ -43,6 +43,12 @@ def _page(status: int, **ctx: Any) -> HTMLResponse:
     return HTMLResponse(html, status_code=status, headers=_HEADERS)
 
 
+def _rating(raw: str) -> int | None:
+    """A rating as typed: ASCII digits only (`isdigit` takes "²", which `int` refuses), and
+    few of them (a scale is at most 5; a long number is no rating)."""
+    return int(raw) if raw.isascii() and raw.isdecimal() and len(raw) <= 3 else None
+
+
 def survey_router(commands: Commands, views: Views) -> APIRouter:
     router = APIRouter(tags=["surveys"], include_in_schema=False)
 
@@ -58,7 +64,9 @@ def survey_router(commands: Commands, views: Views) -> APIRouter:
         if found is None:
             return _page(410, state="gone")
         scale = int(found["scale"])
-        chosen = int(rating) if rating and rating.isdigit() else None
+        chosen = _rating(rating) if rating else None
+        if rating and (chosen is None or not 1 <= chosen <= scale):
+            raise ApiError(422, f"rating must be a whole number from 1 to {scale}", "rating")
         case = views.case_state(found["case_id"])
         return _page(
             200, state="form", case=found["case_id"], case_title=case[0].title if case else "",
@@ -69,8 +77,8 @@ def survey_router(commands: Commands, views: Views) -> APIRouter:
     @router.post("/s/{token}")
     async def answer(token: str, request: Request) -> HTMLResponse:
         form = _form(await request.body())
-        raw = form.get("rating", "")
-        if not raw.strip().isdigit():
+        rating = _rating(form.get("rating", "").strip())
+        if rating is None:
             raise ApiError(422, "rating must be a whole number on the survey's scale", "rating")
         comment = form.get("comment", "").strip()
         if len(comment) > MAX_COMMENT:
@@ -78,14 +86,14 @@ def survey_router(commands: Commands, views: Views) -> APIRouter:
         if len(token) > MAX_TOKEN:
             return _page(410, state="gone")
         try:
-            done = await commands.answer_survey(token, int(raw), comment)
+            done = await commands.answer_survey(token, rating, comment)
         except Gone:
             return _page(410, state="gone")
         except ValueError as exc:
             raise ApiError(422, str(exc), "rating") from None
         policy = views.policy()
         low = policy.surveys.followup_at_or_below if policy.surveys else 0
-        return _page(200, state="thanks", case=done["case_id"], followup=int(raw) <= low)
+        return _page(200, state="thanks", case=done["case_id"], followup=rating <= low)
 
     @router.get("/s/{token}/opt_out")
     def opt_out_form(token: str) -> HTMLResponse:

@@ -27,6 +27,7 @@ __all__ = [
     "handoff_of",
     "paged",
     "timeline_rows",
+    "timeline_tail",
 ]
 
 FILTERS = ("status", "customer", "priority", "level", "assignee")  # columns a list filters on
@@ -117,6 +118,32 @@ def timeline_rows(conn: Connection, case_id: str) -> list[dict[str, Any]]:
         formatted["policy_version"] = version
         out.append(formatted)
     return out
+
+
+def timeline_tail(
+    conn: Connection, case_id: str, kinds: list[str], limit: int, before: int | None
+) -> tuple[list[dict[str, Any]], int | None, list[str]]:
+    """The newest `limit` entries (of `kinds`, all when empty) older than entry id `before`,
+    oldest first; the id to pass as `before` for the page older than these (None: no older
+    one); and every kind the case's timeline has. A long-lived case's page reads only these."""
+    q = select(timeline.c.id, timeline.c.entry, timeline.c.policy_version).where(
+        timeline.c.case_id == case_id
+    )
+    if kinds:
+        q = q.where(timeline.c.kind.in_(kinds))
+    if before is not None:
+        q = q.where(timeline.c.id < before)
+    rows = conn.execute(q.order_by(timeline.c.id.desc()).limit(limit + 1)).all()
+    older = rows[limit - 1].id if len(rows) > limit else None
+    out = []
+    for row in reversed(rows[:limit]):
+        formatted = entry_json(decode_entry(row.entry))
+        formatted["policy_version"] = row.policy_version
+        out.append(formatted)
+    every = conn.execute(
+        select(timeline.c.kind).where(timeline.c.case_id == case_id).distinct()
+    ).scalars()
+    return out, older, sorted(every)
 
 
 def handoff_of(

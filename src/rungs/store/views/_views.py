@@ -35,6 +35,7 @@ from rungs.store.views._cases import (
     handoff_of,
     paged,
     timeline_rows,
+    timeline_tail,
 )
 from rungs.store.views._oncall import ics, on_call_now, person_ics, shift_rows
 from rungs.store.views._ops import counts, heartbeat_states, ping, token_list
@@ -130,6 +131,13 @@ class Views:
             if load_case(conn, case_id, lock=False) is None:
                 return None
             return timeline_rows(conn, case_id)
+
+    def timeline_tail(
+        self, case_id: str, kinds: list[str], limit: int, before: int | None = None
+    ) -> tuple[list[dict[str, Any]], int | None, list[str]]:
+        """A page of the case's timeline, newest first (see `_cases.timeline_tail`)."""
+        with self.db.connect() as conn:
+            return timeline_tail(conn, case_id, kinds, limit, before)
 
     def handoff(self, case_id: str, level: int | None = None) -> dict[str, Any] | None:
         with self.db.connect() as conn:
