@@ -7,6 +7,7 @@ started with `--policy FILE` is file-managed and answers a storing PUT with 409 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
@@ -14,12 +15,30 @@ from fastapi.responses import Response
 
 from rungs.api.errors import ApiError
 from rungs.engine import Commands, PolicyConflict
-from rungs.policy import PolicyError
+from rungs.policy import PolicyError, Problem
 from rungs.store.views import Views
 
-__all__ = ["policy_router"]
+__all__ = ["MAX_POLICY", "invalid_policy", "policy_body", "policy_router"]
 
 MAX_POLICY = 1_000_000
+
+
+async def policy_body(request: Request) -> str:
+    """A policy sent as the body: 413 over MAX_POLICY, 422 when it is not UTF-8."""
+    raw = await request.body()
+    if len(raw) > MAX_POLICY:
+        raise ApiError(413, "policy larger than 1 MB", "body")
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ApiError(422, "policy must be UTF-8 YAML", "body") from None
+
+
+def invalid_policy(problems: Sequence[Problem]) -> ApiError:
+    """422 naming the first error, with every located problem under `errors`."""
+    first = next((p for p in problems if p.severity == "error"), None)
+    errors = [p.as_dict() for p in problems]
+    return ApiError(422, str(first) if first else "invalid policy", "body", errors=errors)
 
 
 def policy_router(commands: Commands, views: Views) -> APIRouter:
@@ -45,23 +64,13 @@ def policy_router(commands: Commands, views: Views) -> APIRouter:
             bool, Query(description="Store even if it removes what is in use.")
         ] = False,
     ) -> dict[str, Any]:
-        raw = await request.body()
-        if len(raw) > MAX_POLICY:
-            raise ApiError(413, "policy larger than 1 MB", "body")
-        try:
-            text = raw.decode("utf-8")
-        except UnicodeDecodeError:
-            raise ApiError(422, "policy must be UTF-8 YAML", "body") from None
+        text = await policy_body(request)
         try:
             change = await commands.change_policy(
                 text, "PUT /v1/policy", dry_run=dry_run, force=force
             )
         except PolicyError as exc:
-            errors = [p.as_dict() for p in exc.problems]
-            first = next((p for p in exc.problems if p.severity == "error"), None)
-            raise ApiError(
-                422, str(first) if first else "invalid policy", "body", errors=errors
-            ) from None
+            raise invalid_policy(exc.problems) from None
         except PolicyConflict as exc:
             raise ApiError(409, exc.message, None, **exc.extra) from None
         if dry_run:

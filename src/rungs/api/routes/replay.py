@@ -19,7 +19,7 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from sqlalchemy import Engine
 
 from rungs.api.errors import ApiError
-from rungs.api.routes.policy import MAX_POLICY
+from rungs.api.routes.policy import invalid_policy, policy_body
 from rungs.policy import load_policy_text
 from rungs.policy.secrets import secret_prefix
 from rungs.store.views import Views
@@ -61,13 +61,7 @@ def replay_router(views: Views) -> APIRouter:
         ] = None,
     ) -> dict[str, Any]:
         """Re-run the stored inputs of the window's cases under the draft in the body."""
-        raw = await request.body()
-        if len(raw) > MAX_POLICY:
-            raise ApiError(413, "policy larger than 1 MB", "body")
-        try:
-            text = raw.decode("utf-8")
-        except UnicodeDecodeError:
-            raise ApiError(422, "policy must be UTF-8 YAML", "body") from None
+        text = await policy_body(request)
         b = _instant(end, "to")
         a = _instant(start, "from")
         b = views.clock.now() if b is None else b
@@ -84,9 +78,7 @@ def replay_router(views: Views) -> APIRouter:
             secret_prefix=secret_prefix(os.environ),
         )
         if draft is None:
-            first = next((p for p in problems if p.severity == "error"), None)
-            errors = [p.as_dict() for p in problems]
-            raise ApiError(422, str(first or "invalid policy"), "body", errors=errors)
+            raise invalid_policy(problems)
         result = await asyncio.to_thread(whatif, views.db, draft, a, b)
         return result.as_dict()
 
