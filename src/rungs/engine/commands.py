@@ -93,13 +93,8 @@ class Commands(ConsoleCommands, StormCommands):
         case, version = loaded
         if event.kind == "reopen":
             version = self.policies.current_version()  # decided by the version it reopens under
-        policy = self.policies.policy(version)
-        new, effects = decide(case, event, now, policy)
+        new, earliest, policy = self.decide_loaded(conn, case, version, event, now)
         save_case(conn, new, version, policy)
-        journal.append(conn, case_id, event, now, version)
-        earliest = self._write(conn, new, effects, version, policy, now, fresh=False)
-        if new.status != case.status:  # resolved or reopened: surveys (`rungs.engine.surveys`)
-            watch(self, conn, case, new, event, now)
         return new, earliest
 
     def open_in(
@@ -383,9 +378,9 @@ class Commands(ConsoleCommands, StormCommands):
     def decide_loaded(
         self, conn: Connection, case: Case, version: int, event: Event, now: int
     ) -> tuple[Case, int, Policy]:
-        """`decide_in` for a case the caller loaded (locked) and will save (with the policy
-        returned): the timer manager loads and saves a batch's cases in one statement each.
-        The input is journalled and surveys watched as in `decide_in`."""
+        """Decide, journal the input, write the effects and watch surveys, for a case the
+        caller loaded (locked) and will save with the policy returned: `decide_in` saves it
+        at once; the timer manager saves a batch's cases in one statement."""
         policy = self.policies.policy(version)
         new, effects = decide(case, event, now, policy)
         journal.append(conn, case.id, event, now, version)
