@@ -63,11 +63,14 @@ from _util import (
     wait_quiet,
 )
 from rungs.core.decide import decide
+from rungs.core.facts import steps, terms_for
 from rungs.core.model import CancelTimers, Case, Event, Notify, Record, ScheduleTimer
 from rungs.engine import Engine
 from rungs.policy import Policy, load_policy
 from rungs.store import cases as case_rows
 from rungs.store.db import make_engine, upgrade
+from rungs.store.facts import COLUMNS as FACT_COLUMNS
+from rungs.store.facts import row_of
 from rungs.time.clock import SystemClock
 
 CUSTOMERS = ("globex", "initech")
@@ -80,7 +83,12 @@ VERSION = 1
 
 CASE_SQL = (
     "INSERT INTO cases (id, status, customer, priority, level, assignee, open_key, "
-    "policy_version, state, opened_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?)"
+    "policy_version, state, opened_at, updated_at, title, sla_due) "
+    "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)"
+)
+FACTS_SQL = (
+    "INSERT INTO case_facts (" + ", ".join(FACT_COLUMNS) + ") "
+    "VALUES (" + ", ".join("?" * len(FACT_COLUMNS)) + ")"
 )
 TIMER_SQL = "INSERT INTO timers (case_id, key, due, payload) VALUES (?,?,?,?)"
 TIMELINE_SQL = "INSERT INTO timeline (case_id, at, kind, policy_version, entry) VALUES (?,?,?,?,?)"
@@ -98,8 +106,8 @@ def now_us() -> int:
 class Rows:
     """The rows one opened case writes, as the case and effect writers would."""
 
-    def __init__(self, case: Case, effects: list[Any], now: int) -> None:
-        r = case_rows._row(case, VERSION)
+    def __init__(self, case: Case, effects: list[Any], now: int, policy: Policy) -> None:
+        r = case_rows._row(case, VERSION, policy)
         self.case = (
             case.id,
             r["status"],
@@ -112,7 +120,14 @@ class Rows:
             r["state"],
             case.opened_at,
             r["updated_at"],
+            r["title"],
+            r["sla_due"],
         )
+        # its `case_facts` row, as the effect writer keeps it (a firing continues it)
+        records = [e.entry for e in effects if type(e) is Record]
+        terms = terms_for(policy, case.customer)
+        facts = steps(None, records, terms)
+        self.facts = row_of(facts, terms) if facts is not None else None
         timers: dict[str, tuple[Any, ...]] = {}
         self.timeline: list[tuple[Any, ...]] = []
         self.outbox: list[tuple[Any, ...]] = []
@@ -147,7 +162,7 @@ def open_rows(policy: Policy, combo: tuple[str, str, str], case_id: str, now: in
         "title": f"bench {cust} {cat} {prio}",
     }
     case, effects = decide(None, Event("open", data=data), now, policy, case_id=case_id)
-    return Rows(case, effects, now)
+    return Rows(case, effects, now, policy)
 
 
 class Template:
@@ -158,8 +173,11 @@ class Template:
         self.timers = rows.timers
         self.timeline = rows.timeline
         self.outbox = rows.outbox
+        self.facts = rows.facts
 
-    def clone(self, cid: str, shift: int) -> tuple[tuple, list[tuple], list[tuple], list[tuple]]:
+    def clone(
+        self, cid: str, shift: int
+    ) -> tuple[tuple, list[tuple], list[tuple], list[tuple], list[tuple]]:
         quoted = f'"{cid}"'
         c = self.case
         case = (cid, *c[1:8], c[8].replace(f'"{PLACEHOLDER}"', quoted), *c[9:])
@@ -171,7 +189,9 @@ class Template:
         outbox = [
             (cid, kind, key.replace(PLACEHOLDER, cid), *rest) for _, kind, key, *rest in self.outbox
         ]
-        return case, timers, timeline, outbox
+        f = self.facts
+        facts = [] if f is None else [(f[0], cid, *f[2:])]
+        return case, timers, timeline, outbox, facts
 
 
 def connect(path: Path) -> sqlite3.Connection:
@@ -185,10 +205,11 @@ def insert_many(db: sqlite3.Connection, rows: Iterator[tuple], history: bool, ch
     """Insert cloned cases in transactions of `chunk` cases; returns the number of cases."""
     n = 0
     while True:
-        cases, timers, timeline, outbox = [], [], [], []
-        for case, t, tl, ob in itertools.islice(rows, chunk):
+        cases, timers, timeline, outbox, facts = [], [], [], [], []
+        for case, t, tl, ob, fa in itertools.islice(rows, chunk):
             cases.append(case)
             timers.extend(t)
+            facts.extend(fa)
             if history:
                 timeline.extend(tl)
                 outbox.extend(ob)
@@ -197,6 +218,7 @@ def insert_many(db: sqlite3.Connection, rows: Iterator[tuple], history: bool, ch
         db.execute("BEGIN")
         db.executemany(CASE_SQL, cases)
         db.executemany(TIMER_SQL, timers)
+        db.executemany(FACTS_SQL, facts)
         if history:
             db.executemany(TIMELINE_SQL, timeline)
             db.executemany(OUTBOX_SQL, outbox)
@@ -225,7 +247,7 @@ def stream_rows(
         r = open_rows(policy, COMBOS[k], cid, d - offsets[k])
         if r.first_due != d:
             raise SystemExit(f"stream case {cid}: first timer due {r.first_due}, wanted {d}")
-        rows.append((r.case, r.timers, r.timeline, r.outbox))
+        rows.append((r.case, r.timers, r.timeline, r.outbox, [] if r.facts is None else [r.facts]))
         due[cid] = d
     return rows, due
 
