@@ -7,6 +7,7 @@ import email.policy
 import logging
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -95,9 +96,19 @@ def test_a_message_not_taken_is_left_unseen(
 
 
 def test_a_message_that_cannot_be_taken_does_not_stop_the_poller(
-    desk: Desk, dovecot: Dovecot
+    desk: Desk, dovecot: Dovecot, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # a charset whose codec cannot decode with "replace": reading the text fails
+    # parsing takes any bytes now, so the failure is made at the intake: an unexpected error
+    # while taking this one message
+    intake = desk.doors.intake
+    real = intake.take
+
+    async def take(raw: bytes, *args: Any, **kwargs: Any) -> Any:
+        if b"<odd-1@globex.test>" in raw:
+            raise RuntimeError("this message cannot be taken")
+        return await real(raw, *args, **kwargs)
+
+    monkeypatch.setattr(intake, "take", take)
     bad = (
         b"From: ops@globex.test\r\nTo: support@acme.test\r\nSubject: Odd\r\n"
         b"Message-ID: <odd-1@globex.test>\r\n"

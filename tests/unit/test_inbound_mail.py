@@ -201,6 +201,23 @@ def test_parse_decodes_transfer_encoding_and_charset() -> None:
     assert (got.subject, got.text) == ("Grüße", "Grüße aus Köln")
 
 
+@pytest.mark.parametrize("charset", ["idna", "base64", "rot13", "hex", "uu", "x-bad", "utf-16"])
+def test_a_charset_no_text_decoder_takes_still_gives_a_mail(charset: str) -> None:
+    # `idna` raised UnicodeError (not LookupError) on a long or odd line, and the whole mail
+    # was refused with a 451: the sender retried a mail that could never be taken
+    raw = (
+        (
+            "From: a@b.test\r\nSubject: hi\r\nMessage-ID: <c@x>\r\n"
+            f"Content-Type: text/plain; charset={charset}\r\n\r\n"
+        ).encode()
+        + b"the printer is on fire " * 8
+        + b"\xff\xfe.\r\n"
+    )
+    got = parse(raw, fallback_id="<f@x>")
+    assert got.message_id == "<c@x>" and got.subject == "hi"
+    assert got.text  # some text is kept, never an exception
+
+
 @settings(max_examples=150, deadline=None)
 @given(
     st.binary(max_size=600),
@@ -210,6 +227,7 @@ def test_parse_decodes_transfer_encoding_and_charset() -> None:
             b"From: a@b.test\r\n",
             b"Content-Type: "
             b"multipart/mixed; boundary=x\r\n\r\n--x\r\nContent-Type: text/html; charset=x-bad\r\n",
+            b"Content-Type: text/plain; charset=idna\r\n\r\n",
         ]
     ),
 )

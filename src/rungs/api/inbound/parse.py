@@ -126,8 +126,8 @@ def _text(msg: EmailMessage, single: str | None) -> str:
         return ""
     try:
         content = payload.decode(body.get_content_charset() or "utf-8", "replace")
-    except LookupError:  # a charset Python does not know
-        content = payload.decode("utf-8", "replace")
+    except (LookupError, UnicodeError):  # a charset Python does not know, or a codec that is
+        content = payload.decode("utf-8", "replace")  # no text decoder (`idna` raises on text)
     if ctype == "text/html":
         conv = html2text.HTML2Text(bodywidth=0)
         conv.ignore_images = True
