@@ -159,3 +159,16 @@ def test_an_actions_reason_and_source_user_are_kept(kind: str) -> None:
     _, effects = decide(case, Event(kind, by="ann"), 1, policy)
     entry = next(e for e in _kinds(effects) if e["kind"] in ("acknowledged", "resolved"))
     assert "reason" not in entry and "source_user" not in entry  # as before when not given
+
+
+def test_each_policy_version_is_addressed_by_its_own_categories() -> None:
+    # the known categories are read once per policy object: a new version must not be
+    # addressed with the categories of the one before
+    old = _policy()
+    new = _policy(BASE.replace("category: [network]", "category: [storage]"))
+    assert categories(old) is categories(old)
+    assert "network" in (categories(old) or ()) and "storage" in (categories(new) or ())
+    assert "corrections" not in _data(old, "full", category="network")
+    d = _data(new, "full", category="network")
+    assert d["category"] == "monitoring" and d["corrections"][0]["field"] == "category"
+    assert "corrections" not in _data(new, "full", category="storage")

@@ -60,8 +60,24 @@ def addressed(data: dict[str, Any], integ: Integration, policy: Policy) -> dict[
     return {**data, **fixed, "corrections": corrections}
 
 
+_KNOWN: dict[int, tuple[Policy, frozenset[str] | None]] = {}  # by policy identity: few live
+
+
 def categories(policy: Policy) -> frozenset[str] | None:
-    """The categories the policy knows, or None when it routes on none (any is fine then)."""
+    """The categories the policy knows, or None when it routes on none (any is fine then).
+    Read once per policy version: a storm asks it for every alert, and the walk over its
+    matrices and rules cost more than the rest of addressing one."""
+    got = _KNOWN.get(id(policy))
+    if got is not None and got[0] is policy:
+        return got[1]
+    known = _categories(policy)
+    if len(_KNOWN) >= 16:
+        _KNOWN.clear()
+    _KNOWN[id(policy)] = (policy, known)
+    return known
+
+
+def _categories(policy: Policy) -> frozenset[str] | None:
     named = {str(c) for m in policy.matrices for c in m.match.get("category", ())}
     named |= {str(c) for r in policy.rules for c in r.when.get("category", ())}
     if not named:
