@@ -115,6 +115,9 @@ def test_every_form_refuses_a_post_without_its_csrf_token(people: dict[str, Brow
         "/admin/tokens": {"name": "nope", "role": "viewer"},
         "/admin/tokens/x/revoke": {},
         "/admin/deliveries/1/retry": {},
+        "/admin/maintenance": {"customers": "globex", "start": "2026-12-01T09:00",
+                               "end": "2026-12-01T10:00", "reason": "no csrf"},
+        "/admin/maintenance/1/end": {},
     }  # fmt: skip
     for path, data in posts.items():
         assert alice.post(path, data, csrf=False).status_code == 403, path
@@ -245,6 +248,54 @@ def test_an_admin_creates_a_token_seen_once_and_revokes_it(
     assert api.get("/v1/cases", headers=auth).status_code == 401
     page = alice.get("/admin").text
     assert "Token &#39;ci-bot&#39; revoked." in page and 'aria-label="Revoke ci-bot"' not in page
+
+
+def test_an_admin_adds_a_maintenance_window_and_ends_it_now(
+    service: Service, people: dict[str, Browser]
+) -> None:
+    alice, bob = people["alice"], people["bob"]
+    window = {
+        "integrations": ["prometheus"],
+        "customers": ["globex"],
+        "tz": "Europe/Berlin",
+        "start": "2026-11-30T11:00",
+        "end": "2026-11-30T13:30",
+        "reason": "core switch",
+    }
+    assert bob.post("/admin/maintenance", window).status_code == 403  # type: ignore[arg-type]
+    refused = {
+        "unknown time zone": {**window, "tz": "Mars/Olympus"},
+        "&#39;to&#39; must be after &#39;from&#39;": {**window, "end": "2026-11-30T10:30"},
+        "name at least one integration or customer": {**window, "integrations": [],
+                                                      "customers": []},
+        "unknown integration &#39;nope&#39;": {**window, "integrations": ["nope"]},
+        "a reason is required": {**window, "reason": "   "},
+    }  # fmt: skip
+    for why, data in refused.items():
+        r = alice.post("/admin/maintenance", data)  # type: ignore[arg-type]
+        assert r.status_code == 422 and why in r.text, why
+        assert 'value="2026-11-30T11:00"' in r.text, "the form keeps what was typed"
+    assert service.views.maintenance(10) == [], "nothing added by a refused form"
+    r = alice.post("/admin/maintenance", window)  # type: ignore[arg-type]
+    assert r.status_code == 303 and r.headers["location"].startswith("/admin")
+    [made] = service.views.maintenance(10)
+    assert (made["integrations"], made["customers"], made["created_by"]) == (
+        ["prometheus"], ["globex"], "alice"
+    )  # fmt: skip
+    assert (made["from"], made["to"], made["state"]) == (
+        "2026-11-30T10:00:00Z",
+        "2026-11-30T12:30:00Z",
+        "scheduled",
+    )  # fmt: skip, Berlin is UTC+1 in November
+    page = alice.get("/admin").text
+    assert "holds prometheus, globex" in page and "core switch" in page
+    assert f'aria-label="End maintenance window {made["id"]} now"' in page
+    assert bob.post(f"/admin/maintenance/{made['id']}/end", {}).status_code == 403
+    assert alice.post(f"/admin/maintenance/{made['id']}/end", {}).status_code == 303
+    assert service.views.maintenance_window(made["id"])["state"] == "cancelled"  # type: ignore[index]
+    assert f"Maintenance window {made['id']} ended." in alice.get("/admin").text
+    assert alice.post(f"/admin/maintenance/{made['id']}/end", {}).status_code == 303
+    assert "is not under way or to come" in alice.get("/admin").text
 
 
 def test_people_pages_show_contacts_and_send_tests_to_ones_own(

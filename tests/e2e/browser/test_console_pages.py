@@ -146,3 +146,28 @@ def test_an_admin_creates_and_revokes_a_token(page: Any, console: Console) -> No
     expect(page.locator("tr", has_text="browser-made")).to_have_count(0)  # active ones listed
     assert httpx.get(console.url + "/v1/cases", headers=auth, timeout=10).status_code == 401
     assert_no_horizontal_scroll(page)
+
+
+def test_an_admin_holds_an_integration_for_maintenance_and_ends_it(
+    page: Any, console: Console
+) -> None:
+    page.set_viewport_size(PHONE)
+    signed_in(page, console, "alice", "/admin")
+    page.get_by_label("Integrations held", exact=True).select_option(["prometheus"])
+    page.get_by_label("Customers held", exact=True).select_option(["globex", "initech"])
+    page.get_by_label("From", exact=True).fill("2026-12-02T11:00")
+    page.get_by_label("To", exact=True).fill("2026-12-02T12:00")
+    page.get_by_label("Time zone", exact=True).fill("Europe/Berlin")
+    page.get_by_label("Reason", exact=True).fill("core switch swap")
+    page.get_by_role("button", name="Add window").click()
+    expect(page.get_by_role("status")).to_contain_text("holds prometheus, globex, initech")
+    row = page.locator("tr", has_text="core switch swap")
+    expect(row).to_contain_text("scheduled")
+    [made] = [w for w in console.api_get("/v1/maintenance") if w["reason"] == "core switch swap"]
+    assert (made["from"], made["to"], made["created_by"]) == (
+        "2026-12-02T10:00:00Z", "2026-12-02T11:00:00Z", "alice"
+    )  # fmt: skip
+    assert_no_horizontal_scroll(page)
+    row.get_by_role("button", name=f"End maintenance window {made['id']} now").click()
+    expect(page.get_by_role("status")).to_contain_text(f"Maintenance window {made['id']} ended.")
+    expect(page.locator("tr", has_text="core switch swap")).to_contain_text("cancelled")

@@ -16,7 +16,7 @@ from rungs.engine import Commands
 from rungs.store.views import Views
 from rungs.time.instant import DAY, format_utc, parse_instant
 
-__all__ = ["MaintenanceWindow", "maintenance_router"]
+__all__ = ["MaintenanceWindow", "checked_window", "maintenance_router"]
 
 MAX_LENGTH = 31 * DAY  # the longest window
 MAX_AHEAD = 366 * DAY  # how far ahead a window may start
@@ -39,35 +39,12 @@ def maintenance_router(commands: Commands, views: Views) -> APIRouter:
     @router.post("/v1/maintenance", status_code=201)
     async def add(body: MaintenanceWindow, request: Request) -> dict[str, Any]:
         """Hold the alerts of `integrations` and of `customers` from `from` to `to`."""
-        policy, now = views.policy(), views.clock.now()
         start, end = _instant(body.from_, "from"), _instant(body.to, "to")
-        if not body.integrations and not body.customers:
-            raise ApiError(422, "name at least one integration or customer", "integrations")
-        for i, ident in enumerate(body.integrations):
-            if ident not in policy.integrations:
-                raise ApiError(422, f"unknown integration '{ident}'", f"integrations.{i}")
-        for i, ident in enumerate(body.customers):
-            if policy.customer(ident) is None:
-                raise ApiError(422, f"unknown customer '{ident}'", f"customers.{i}")
-        if end <= start:
-            raise ApiError(422, "'to' must be after 'from'", "to")
-        if end <= now:
-            raise ApiError(422, f"'to' is past (now is {format_utc(now)})", "to")
-        if end - start > MAX_LENGTH:
-            raise ApiError(422, "a window lasts at most 31 days", "to")
-        if start - now > MAX_AHEAD:
-            raise ApiError(422, "a window starts within a year", "from")
-        if views.maintenance_open() >= MAX_OPEN:
-            raise ApiError(409, f"{MAX_OPEN} windows are under way or to come already", "to")
         token = getattr(request.state, "token", None)
-        window = {
-            "integrations": list(dict.fromkeys(body.integrations)),
-            "customers": list(dict.fromkeys(body.customers)),
-            "start": max(start, now),  # one begun already starts now
-            "end": end,
-            "reason": body.reason,
-            "by": token.name if token is not None else "",
-        }
+        by = token.name if token is not None else ""
+        window = checked_window(
+            views, body.integrations, body.customers, start, end, body.reason, by
+        )
         mid = await commands.add_maintenance(window)
         return views.maintenance_window(mid) or {"id": mid}
 
@@ -86,6 +63,49 @@ def maintenance_router(commands: Commands, views: Views) -> APIRouter:
         return views.maintenance_window(mid) or {"id": mid}
 
     return router
+
+
+def checked_window(
+    views: Views,
+    integrations: list[str],
+    customers: list[str],
+    start: int,
+    end: int,
+    reason: str,
+    by: str,
+) -> dict[str, Any]:
+    """A window as `Commands.add_maintenance` takes it, checked against the policy in force
+    and the clock (ApiError naming the field otherwise). The API and the console's admin page
+    both add windows through here."""
+    policy, now = views.policy(), views.clock.now()
+    if not integrations and not customers:
+        raise ApiError(422, "name at least one integration or customer", "integrations")
+    for i, ident in enumerate(integrations):
+        if ident not in policy.integrations:
+            raise ApiError(422, f"unknown integration '{ident}'", f"integrations.{i}")
+    for i, ident in enumerate(customers):
+        if policy.customer(ident) is None:
+            raise ApiError(422, f"unknown customer '{ident}'", f"customers.{i}")
+    if not reason.strip():
+        raise ApiError(422, "say why: a reason is required", "reason")
+    if end <= start:
+        raise ApiError(422, "'to' must be after 'from'", "to")
+    if end <= now:
+        raise ApiError(422, f"'to' is past (now is {format_utc(now)})", "to")
+    if end - start > MAX_LENGTH:
+        raise ApiError(422, "a window lasts at most 31 days", "to")
+    if start - now > MAX_AHEAD:
+        raise ApiError(422, "a window starts within a year", "from")
+    if views.maintenance_open() >= MAX_OPEN:
+        raise ApiError(409, f"{MAX_OPEN} windows are under way or to come already", "to")
+    return {
+        "integrations": list(dict.fromkeys(integrations)),
+        "customers": list(dict.fromkeys(customers)),
+        "start": max(start, now),  # one begun already starts now
+        "end": end,
+        "reason": reason,
+        "by": by,
+    }
 
 
 def _instant(text: str, field: str) -> int:

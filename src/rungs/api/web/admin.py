@@ -1,6 +1,7 @@
 """Admin (`/admin`, admins only): API tokens (create, the secret shown once; revoke), the
-integrations with their last event and health, heartbeats, the workers' health, and the
-dead-lettered deliveries with **Retry** (`Commands.retry_delivery`)."""
+integrations with their last event and health, maintenance windows (add, end now: the same
+checks as `POST /v1/maintenance`), heartbeats, the workers' health, and the dead-lettered
+deliveries with **Retry** (`Commands.retry_delivery`)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,9 @@ from fastapi.responses import Response
 from sqlalchemy.exc import IntegrityError
 from starlette.concurrency import run_in_threadpool
 
+from rungs.api.errors import ApiError
+from rungs.api.routes.maintenance import checked_window
+from rungs.api.web.inputs import BadInput, local_instant, zone
 from rungs.api.web.render import page, redirect
 from rungs.api.web.session import Viewer, require
 from rungs.engine import Engine
@@ -41,8 +45,13 @@ def admin_routes(engine: Engine) -> APIRouter:
             "file_error": views.policy_file_error(),
             "letters": letters,
             "dead": dead,
+            "windows": views.maintenance(50),
+            "integration_ids": sorted(policy.integrations),
+            "customers": sorted(policy.customers.values(), key=lambda c: c.name.lower()),
+            "tz": policy.timezone,
             "new_token": None,
             "form": {},
+            "mform": {},
         }
 
     async def show(
@@ -92,6 +101,52 @@ def admin_routes(engine: Engine) -> APIRouter:
             return redirect(request, "/admin", toast=("error", f"no active token named '{name}'"))
         views.tokens.clear()  # the API's look-ups forget it at once
         return redirect(request, "/admin", toast=("ok", f"Token '{name}' revoked."))
+
+    @router.post("/admin/maintenance")
+    async def add_window(
+        request: Request,
+        integrations: list[str] = Form([], max_length=100),
+        customers: list[str] = Form([], max_length=100),
+        start: str = Form(..., max_length=64),
+        end: str = Form(..., max_length=64),
+        tz: str = Form("UTC", max_length=64),
+        reason: str = Form("", max_length=1000),
+        viewer: Viewer = admin,
+    ) -> Response:
+        """Hold alerts of integrations or customers from `start` to `end` (read in `tz`)."""
+        form = {"integrations": integrations, "customers": customers, "start": start,
+                "end": end, "tz": tz, "reason": reason}  # fmt: skip
+        try:
+            if any(len(x) > 200 for x in (*integrations, *customers)):
+                raise BadInput("integrations", "an integration or customer id is too long")
+            zone_ = zone(tz)
+            a, b = local_instant(start, zone_, "from"), local_instant(end, zone_, "to")
+            window = await run_in_threadpool(
+                checked_window, views, integrations, customers, a, b, reason.strip(),
+                viewer.person,
+            )  # fmt: skip
+        except BadInput as exc:
+            return await show(request, status=422, mform=form, toast=("error", exc.message))
+        except ApiError as exc:
+            return await show(request, status=exc.status, mform=form, toast=("error", exc.message))
+        mid = await commands.add_maintenance(window)
+        held = ", ".join([*window["integrations"], *window["customers"]])
+        return redirect(
+            request, "/admin#maint-h", toast=("ok", f"Maintenance window {mid} holds {held}.")
+        )
+
+    @router.post("/admin/maintenance/{mid}/end")
+    async def end_window(
+        request: Request, mid: int = Path(ge=1, le=2**31 - 1), viewer: Viewer = admin
+    ) -> Response:
+        """End a window now: alerts it holds that still fire are escalated at once."""
+        if not await commands.cancel_maintenance(mid):
+            return redirect(
+                request,
+                "/admin#maint-h",
+                toast=("error", f"maintenance window {mid} is not under way or to come"),
+            )
+        return redirect(request, "/admin#maint-h", toast=("ok", f"Maintenance window {mid} ended."))
 
     @router.post("/admin/deliveries/{row_id}/retry")
     async def retry(
