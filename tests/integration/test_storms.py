@@ -315,6 +315,7 @@ BAD_WINDOWS = [
     ({"to": "2026-05-02T08:00:00Z"}, "to"),
     ({"from": "tomorrow"}, "from"),
     ({"reason": ""}, "reason"),
+    ({"reason": "  \t "}, "reason"),
     ({"extra": 1}, "extra"),
 ]
 
