@@ -122,3 +122,49 @@ def test_compensation_month(db_url: str, tmp_path: Path, monkeypatch: pytest.Mon
     finally:
         service.stop()
         service.db.dispose()
+
+
+def test_value_at_risk_from_the_command_line(
+    db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`rungs report --section value-at-risk`: the API's answer over the open cases now, as
+    JSON, CSV or a table; bad options are one line naming the option, exit 1."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from rungs.cli import app as cli
+
+    service, app = build(db_url=db_url, policy_file=_policy(tmp_path), role="engine")
+    admin = {"Authorization": f"Bearer {api_token(service.db, 'admin', person='ann')}"}
+    try:
+        with TestClient(app, headers=admin) as client:
+            for customer, priority in (("wally", "P1"), ("omega", "P2")):
+                r = client.post("/v1/cases", json={"customer": customer, "priority": priority,
+                                                   "title": "down"})  # fmt: skip
+                assert r.status_code == 201, r.text
+            api = client.get("/v1/reports/value-at-risk", params={"horizon": "1d"}).json()
+    finally:
+        service.stop()
+    run = CliRunner().invoke
+    args = ["report", "--db", db_url, "--section", "value-at-risk", "--horizon", "1d"]
+    res = run(cli, [*args, "--json"])
+    assert res.exit_code == 0, res.output
+    got = json.loads(res.output)
+    assert [c["customer"] for c in got["customers"]] == ["wally", "omega"]  # most valuable first
+    assert got["value_at_risk"] == api["value_at_risk"] == 144000
+    assert got["customers"] == api["customers"]
+    res = run(cli, [*args, "--csv"])
+    assert res.exit_code == 0, res.output
+    lines = res.output.splitlines()
+    assert lines[0] == "customer,tier,value,past breach,near breach,cases"
+    assert lines[1].startswith("wally,gold,120000,0,1,")
+    res = run(cli, args)
+    assert res.exit_code == 0 and "value at risk" in res.output and "wally" in res.output
+    for bad, says in (
+        (["--horizon", "soon"], "--horizon:"),
+        (["--horizon", "400d"], "--horizon: at most a year"),
+        (["--from", "2026-01-01"], "no --simulate, --from, --to or --by"),
+    ):
+        res = run(cli, [*args, *bad])
+        assert res.exit_code == 1 and says in res.output, (bad, res.output)

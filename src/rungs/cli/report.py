@@ -1,7 +1,11 @@
 """`rungs report`: the reports over a database's case facts, or over simulated stories.
 
     rungs report --db URL --from DATE --to DATE [--by DIM] [--section S] [--json|--csv]
+    rungs report --db URL --section value-at-risk [--horizon 4h] [--json|--csv]
     rungs report --simulate POLICY STORY [STORY ...] --json
+
+`value-at-risk` (as `GET /v1/reports/value-at-risk`) is about the cases open now, not a window:
+those past an SLA target or due within `--horizon`, per customer, most valuable first.
 
 `--simulate` runs the stories (merged, `rungs.sim.merge`) through the core, derives each
 case's facts from its simulated timeline (`rungs.core.facts`) and answers with the same
@@ -40,9 +44,13 @@ def report(
     section: Annotated[
         str,
         typer.Option(
-            "--section", help="summary, sla, escalations, ping-pong, aging, load or reasons."
+            "--section",
+            help="summary, sla, escalations, ping-pong, aging, load, reasons or value-at-risk.",
         ),
     ] = "summary",
+    horizon: Annotated[
+        str, typer.Option("--horizon", help="value-at-risk: due within this (4h, 1d).")
+    ] = "4h",
     simulate: Annotated[
         bool, typer.Option("--simulate", help="Report over simulated stories instead.")
     ] = False,
@@ -52,8 +60,18 @@ def report(
     """Escalation quality, SLA achievement, aging and load over the cases opened in a window."""
     from rungs.store.views.reports import SECTIONS, WindowError, window_of
 
+    if section == AT_RISK:
+        if simulate or stories or start or end or by:
+            raise _fail("--section value-at-risk reads the open cases of --db now: no --simulate, "
+                        "--from, --to or --by")  # fmt: skip
+        if db is None:
+            raise _fail("--section value-at-risk needs --db")
+        _print_at_risk(_at_risk(db, _horizon(horizon)), as_json=as_json, as_csv=as_csv)
+        return
     if section not in SECTIONS:
-        raise _fail(f"--section: unknown section '{section}' (use {', '.join(SECTIONS)})")
+        raise _fail(
+            f"--section: unknown section '{section}' (use {', '.join([*SECTIONS, AT_RISK])})"
+        )
     if simulate:
         if not stories or len(stories) < 2:
             raise _fail("--simulate needs a POLICY and at least one STORY")
@@ -73,24 +91,92 @@ def report(
     _print(section, result, as_json=as_json, as_csv=as_csv)
 
 
-def _db_report(db: str, section: str, w: Any) -> dict[str, Any]:
+AT_RISK = "value-at-risk"
+MAX_HORIZON_S = 366 * 86_400  # as the API's
+
+
+def _horizon(text: str) -> int:
+    from rungs.time.instant import DurationError, parse_duration
+
+    try:
+        span = parse_duration(text)
+    except DurationError as exc:
+        raise _fail(f"--horizon: {exc}") from None
+    if span > MAX_HORIZON_S * 1_000_000:
+        raise _fail("--horizon: at most a year")
+    return span
+
+
+def _at_risk(db: str, horizon: int) -> dict[str, Any]:
+    from rungs.store.views.report_open import value_at_risk
+    from rungs.time.clock import SystemClock
+
+    try:
+        engine, policy = _stored(db)
+        if policy is None:
+            raise _fail("value-at-risk needs a stored policy (its customers' values and SLAs)")
+        with engine.connect() as conn:
+            return value_at_risk(conn, policy, SystemClock().now(), horizon)
+    except SQLAlchemyError as exc:
+        raise _fail(_db_problem(exc, db)) from None
+
+
+def _stored(db: str) -> tuple[Any, Any]:
+    """The database, migrated, and its current stored policy (None when it has none)."""
     from rungs.policy import load_policy_text
     from rungs.store.db import make_engine, upgrade
+
+    engine = make_engine(db)
+    upgrade(engine)
+    with engine.connect() as conn:
+        row = conn.exec_driver_sql(
+            "SELECT yaml FROM policies ORDER BY version DESC LIMIT 1"
+        ).first()
+    if row is None:
+        return engine, None
+    policy, _ = load_policy_text(row[0], "stored policy", secret_prefix=None)
+    return engine, policy
+
+
+def _print_at_risk(result: dict[str, Any], *, as_json: bool, as_csv: bool) -> None:
+    header = ["customer", "tier", "value", "past breach", "near breach", "cases"]
+    rows = [
+        [c["customer"], c["tier"] or "", c["value"] if c["value"] is not None else "",
+         c["past_breach"], c["near_breach"], " ".join(x["case"] for x in c["cases"])]
+        for c in result["customers"]
+    ]  # fmt: skip
+    if as_json:
+        print(json.dumps(result, indent=2))
+        return
+    if as_csv:
+        import csv
+        import io
+
+        buf = io.StringIO()
+        csv.writer(buf, lineterminator="\n").writerows([header, *rows])
+        print(buf.getvalue(), end="")
+        return
+    hours = result["horizon_s"] / 3600
+    t = Table(title=f"value at risk at {result['now']} (due within {hours:g} h)")
+    for h in header:
+        t.add_column(h)
+    for r in rows:
+        t.add_row(*(str(c) for c in r))
+    out.print(t)
+    out.print(f"[bold]value at risk[/bold]: {result['value_at_risk']}", highlight=False)
+    for key, text in result["definitions"].items():
+        out.print(f"[bold]{key}[/bold]: {text}", highlight=False, soft_wrap=True)
+
+
+def _db_report(db: str, section: str, w: Any) -> dict[str, Any]:
     from rungs.store.views.reports import report as run_report
     from rungs.time.clock import SystemClock
 
     try:
-        engine = make_engine(db)
-        upgrade(engine)
+        engine, policy = _stored(db)
+        if policy is None and section == "load":
+            raise _fail("the load report needs a stored policy (its schedules)")
         with engine.connect() as conn:
-            row = conn.exec_driver_sql(
-                "SELECT yaml FROM policies ORDER BY version DESC LIMIT 1"
-            ).first()
-            policy = None
-            if row is not None:
-                policy, _ = load_policy_text(row[0], "stored policy", secret_prefix=None)
-            if policy is None and section == "load":
-                raise _fail("the load report needs a stored policy (its schedules)")
             return run_report(conn, section, w, policy, SystemClock().now())
     except SQLAlchemyError as exc:
         raise _fail(_db_problem(exc, db)) from None
