@@ -157,15 +157,9 @@ def _print_at_risk(result: dict[str, Any], *, as_json: bool, as_csv: bool) -> No
         print(buf.getvalue(), end="")
         return
     hours = result["horizon_s"] / 3600
-    t = Table(title=f"value at risk at {result['now']} (due within {hours:g} h)")
-    for h in header:
-        t.add_column(h)
-    for r in rows:
-        t.add_row(*(str(c) for c in r))
-    out.print(t)
-    out.print(f"[bold]value at risk[/bold]: {result['value_at_risk']}", highlight=False)
-    for key, text in result["definitions"].items():
-        out.print(f"[bold]{key}[/bold]: {text}", highlight=False, soft_wrap=True)
+    title = f"value at risk at {result['now']} (due within {hours:g} h)"
+    total = {"value at risk": result["value_at_risk"]}
+    _table(title, header, rows, {**total, **result["definitions"]})
 
 
 def _db_report(db: str, section: str, w: Any) -> dict[str, Any]:
@@ -237,11 +231,17 @@ def _print(section: str, result: dict[str, Any], *, as_json: bool, as_csv: bool)
         print(to_csv(section, result), end="")
         return
     header, rows = table(section, result)
-    t = Table(title=f"{section}: cases opened {result['from']} to {result['to']}")
+    title = f"{section}: cases opened {result['from']} to {result['to']}"
+    _table(title, header, rows, result["definitions"])
+
+
+def _table(title: str, header: list[str], rows: list[list[Any]], notes: dict[str, Any]) -> None:
+    """A Rich table, then each note (a definition, a total) on its own line."""
+    t = Table(title=title)
     for h in header:
         t.add_column(h)
     for r in rows:
         t.add_row(*(str(c) for c in r))
     out.print(t)
-    for key, text in result["definitions"].items():
+    for key, text in notes.items():
         out.print(f"[bold]{key}[/bold]: {text}", highlight=False, soft_wrap=True)
