@@ -54,7 +54,7 @@ class _Writer:
 
 
 class _Policies:
-    def refresh_overrides(self) -> None: ...
+    def refresh_overrides(self, conn: Connection | None = None) -> None: ...
 
 
 def test_ticks_that_fire_are_paced_so_a_stream_is_fired_in_batches(db: Database) -> None:

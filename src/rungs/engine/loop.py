@@ -157,9 +157,9 @@ class Loop:
 
     def tick(self) -> tuple[bool, int, int | None]:
         """Fire what is due now: (a batch was full, how many fired, the next due instant)."""
-        self.policies.refresh_overrides()
-        now = self.clock.now()
-        with self.db.connect() as conn:
+        with self.db.connect() as conn:  # one connection for the tick's reads
+            self.policies.refresh_overrides(conn)
+            now = self.clock.now()
             due = [(m, m.next_due(conn)) for m in self.managers]
         fired, full, was_due = 0, False, False
         for m, at in due:
