@@ -175,7 +175,7 @@ def keep_facts(
     if stored is None:  # no row yet (a case from before facts were kept): the whole timeline
         rebuild(conn, [case_id], lambda _customer: terms)
         return
-    f = steps(_facts_of(case_id, stored), entries, terms)
+    f = steps(_facts_of(case_id, stored), entries, terms, in_place=True)  # ours alone
     if f is None:
         return
     if batch is not None:
