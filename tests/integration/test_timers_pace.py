@@ -71,7 +71,9 @@ def test_ticks_that_fire_are_paced_so_a_stream_is_fired_in_batches(db: Database)
     firing = [t for t, n in stream.ticks if n]
     assert len(firing) >= 5
     gaps = [b - a for a, b in itertools.pairwise(firing)]
-    assert min(gaps) >= 0.045  # paced, not one tick per item as it comes due
+    # paced from each tick's start, not one tick per item as it comes due (~1 ms apart);
+    # a tick's reads before it fires take varying time, hence the slack
+    assert min(gaps) >= 0.025 and sorted(gaps)[len(gaps) // 2] >= 0.045
     assert sum(n for _, n in stream.ticks) / len(firing) >= 20  # ~50 per batch
 
 
