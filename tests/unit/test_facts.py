@@ -165,6 +165,8 @@ def test_next_response_cycles_and_pending_status() -> None:
     assert (nr.state, nr.business, f.status) == ("paused", MINUTE, "pending")
     f2 = steps(f, [_e(40, "acknowledged", by="a"), _e(50, "customer_replied")], WALL)
     assert f2 is not None and f2.status == "acknowledged" and f.status == "pending"
+    f3 = steps(f, [_e(40, "acknowledged", by="a"), _e(50, "customer_replied")], WALL, in_place=True)
+    assert f3 is f and f.to_dict() == f2.to_dict()  # the same facts, continued in place
 
 
 def test_pages_by_window_in_the_persons_own_zone() -> None:

@@ -281,9 +281,16 @@ def derive(entries: Iterable[Mapping[str, Any]], terms: Terms) -> Facts | None:
     return facts
 
 
-def steps(facts: Facts | None, entries: Iterable[Mapping[str, Any]], terms: Terms) -> Facts | None:
-    """`facts` continued with later entries; `facts` itself is left unchanged."""
-    out = facts.copy() if facts is not None else None
+def steps(
+    facts: Facts | None,
+    entries: Iterable[Mapping[str, Any]],
+    terms: Terms,
+    *,
+    in_place: bool = False,
+) -> Facts | None:
+    """`facts` continued with later entries; `facts` itself is left unchanged, unless
+    `in_place` (a caller's own copy, just read back: copying it again costs as much)."""
+    out = facts if in_place or facts is None else facts.copy()
     for e in entries:
         if out is None:
             if e["kind"] != "opened":

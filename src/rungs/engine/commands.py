@@ -31,9 +31,18 @@ from rungs.engine.writer import Writer
 from rungs.policy import Policy
 from rungs.policy.model import Integration
 from rungs.store import journal
-from rungs.store.cases import find_open, insert_case, load_case, new_case_id, save_case
+from rungs.store.cases import (
+    find_open,
+    insert_case,
+    load_case,
+    load_cases,
+    new_case_id,
+    save_case,
+    save_cases,
+)
 from rungs.store.changes import record_change
 from rungs.store.effects import write_effects
+from rungs.store.facts import facts_batch
 from rungs.store.links import LinkUse, record_use
 from rungs.store.outbox import NewRow, Row, wake_dispatchers, write_new
 from rungs.store.sql import savepoint
@@ -96,6 +105,28 @@ class Commands(ConsoleCommands, StormCommands):
         new, earliest, policy = self.decide_loaded(conn, case, version, event, now)
         save_case(conn, new, version, policy)
         return new, earliest
+
+    def decide_each_in(self, conn: Connection, events: list[tuple[str, Event]], now: int) -> None:
+        """Decide many events in their order, as `decide_in` would one after another, with
+        their cases loaded in one statement, saved in one, and their facts rows read and
+        written in one (`facts_batch`): the dispatcher's delivery results. A case that is
+        gone or refuses its event is left as it is (the caller's `decide_in` was told
+        `Refused` before writing anything, and went on)."""
+        loaded = load_cases(conn, dict.fromkeys(cid for cid, _ in events), lock=True)
+        dirty: dict[str, tuple[Case, int, Policy]] = {}
+        with facts_batch(conn, [(case.opened_at, case.id) for case, _ in loaded.values()]):
+            for case_id, event in events:
+                found = loaded.get(case_id)
+                if found is None:
+                    continue
+                try:
+                    new, _, policy = self.decide_loaded(conn, *found, event, now)
+                except Refused:
+                    continue
+                loaded[case_id] = (new, found[1])
+                dirty[case_id] = (new, found[1], policy)
+        if dirty:
+            save_cases(conn, dirty.values())
 
     def open_in(
         self,

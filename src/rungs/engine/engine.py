@@ -78,7 +78,12 @@ class Engine:
         # file-managed when `policy_file` is given (see `PolicyStore`)
         self.policies = PolicyStore(db, self.writer, clock, managed_by=policy_file)
         # results are decided by the command object, made after the dispatcher it is given
-        record = recorder(self.writer, lambda *a: self.commands.decide_in(*a), clock)
+        record = recorder(
+            self.writer,
+            lambda *a: self.commands.decide_in(*a),
+            clock,
+            decide_each=lambda *a: self.commands.decide_each_in(*a),
+        )
         self.dispatcher = dispatcher(self.policies, self.writer, record) if dispatcher else None
         self.changes = Changes(db)  # cases written, after each commit (the console's SSE)
         self.commands = Commands(

@@ -27,6 +27,7 @@ from rungs.policy.advice import advice
 from rungs.policy.diff import PolicyDiff, diff_texts
 from rungs.policy.secrets import secret_prefix
 from rungs.schedules.oncall import Override, override_error
+from rungs.store.sql import Sql, run
 from rungs.store.tables import overrides, policies
 from rungs.store.usage import in_use
 from rungs.time.clock import Clock
@@ -275,10 +276,15 @@ class PolicyStore:
         self._policies.clear()
         return int(oid)
 
-    def refresh_overrides(self) -> None:
-        """Drop cached policies when another process (or this one) stored an override."""
-        with self.db.connect() as conn:
-            latest = conn.execute(select(func.max(overrides.c.id))).scalar() or 0
+    def refresh_overrides(self, conn: Connection | None = None) -> None:
+        """Drop cached policies when another process (or this one) stored an override. On
+        the driver's cursor, with the engine loop's `conn` (once per tick): SQLAlchemy's
+        compiling of the statement cost more than the query."""
+        if conn is None:
+            with self.db.connect() as own:
+                latest = run(own, _LATEST_OVERRIDE, {})[0] or 0
+        else:
+            latest = run(conn, _LATEST_OVERRIDE, {})[0] or 0
         if latest != self._overrides_seen:
             self._policies.clear()
 
@@ -296,6 +302,9 @@ class PolicyStore:
             for sid, s in policy.schedules.items()
         }
         return replace(policy, schedules=schedules)
+
+
+_LATEST_OVERRIDE = Sql(f"SELECT max(id) FROM {overrides.name}")
 
 
 def _checked(yaml_text: str, source: str) -> Policy:

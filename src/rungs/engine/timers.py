@@ -2,7 +2,8 @@
 
 Timers are rows taken by due time in batches (`rungs.store.claims`: `FOR UPDATE SKIP
 LOCKED` on PostgreSQL), so the work per tick follows what is due. A batch shares one
-savepoint, and its cases are loaded in one statement and saved in one. When a decision
+savepoint, and its cases are loaded in one statement and saved in one, their facts rows
+likewise (`rungs.store.facts.facts_batch`). When a decision
 fails, the batch is rolled back to its savepoint and fired again with a savepoint per timer:
 the one that fails leaves nothing of itself behind (never half a decision) and is kept and
 tried again a minute later, so one bad case cannot stop the others. A failure
@@ -27,6 +28,7 @@ from rungs.engine.writer import unavailable
 from rungs.policy import Policy
 from rungs.store.cases import load_cases, save_case, save_cases
 from rungs.store.claims import claim_due, first_due
+from rungs.store.facts import facts_batch
 from rungs.store.sql import Sql, run_many, savepoint
 from rungs.store.tables import timers
 from rungs.time.clock import Clock, VirtualClock
@@ -84,6 +86,20 @@ class Timers:
         self, conn: Connection, rows: Sequence[Any], *, careful: bool
     ) -> tuple[int, list[int]]:
         loaded = load_cases(conn, dict.fromkeys(r.case_id for r in rows), lock=True)
+        if careful:
+            return self._fire_each(conn, rows, loaded, careful=True)
+        keys = [(case.opened_at, case.id) for case, _ in loaded.values()]
+        with facts_batch(conn, keys):  # the cases' facts rows: one read, one write
+            return self._fire_each(conn, rows, loaded, careful=False)
+
+    def _fire_each(
+        self,
+        conn: Connection,
+        rows: Sequence[Any],
+        loaded: dict[str, tuple[Case, int]],
+        *,
+        careful: bool,
+    ) -> tuple[int, list[int]]:
         dirty: dict[str, tuple[Case, int, Policy]] = {}  # saved together at the end (not careful)
         late: list[int] = []
         set_before = 0

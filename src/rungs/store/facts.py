@@ -5,11 +5,17 @@ its opening decision's entries stepped from nothing; a later decision's continue
 facts with its own entries (no timeline read back). A decision that records no entry facts
 depend on (a delivery result, a warning) costs nothing here. `rebuild` derives rows from
 whole timelines: the migration's backfill, and a case somehow without a row.
+
+Inside `facts_batch` (a batch of timers deciding in one savepoint), the rows of the batch's
+cases are read in one statement before its decisions and the changed ones written in one
+at its end, instead of one read and one write per decision.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import Connection
@@ -20,7 +26,15 @@ from rungs.store.jsonbytes import dumps_text, loads
 from rungs.store.sql import Sql, run, run_all, run_many
 from rungs.store.tables import case_facts
 
-__all__ = ["COLUMNS", "METRIC_COLUMNS", "keep_facts", "rebuild", "row_of", "write_rows"]
+__all__ = [
+    "COLUMNS",
+    "METRIC_COLUMNS",
+    "facts_batch",
+    "keep_facts",
+    "rebuild",
+    "row_of",
+    "write_rows",
+]
 
 METRIC_COLUMNS = {"first_response": "fr", "next_response": "nr", "resolution": "res"}
 COLUMNS = tuple(c.name for c in case_facts.columns)
@@ -150,13 +164,82 @@ def keep_facts(
         if f is not None:
             _positional(conn, _INSERT, [row_of(f, terms)])
         return
-    stored = run(conn, _LOAD, {"opened_at": opened_at, "case_id": case_id})
+    key = (opened_at, case_id)
+    batch: _Batch | None = conn.info.get(_BATCH)
+    if batch is not None and key in batch.stored:
+        stored = batch.stored.pop(key)
+    else:
+        if batch is not None and key in batch.pending:  # its second decision in the batch
+            _positional(conn, _UPDATE, [row_of(*batch.pending.pop(key))])
+        stored = run(conn, _LOAD, {"opened_at": opened_at, "case_id": case_id})
     if stored is None:  # no row yet (a case from before facts were kept): the whole timeline
         rebuild(conn, [case_id], lambda _customer: terms)
         return
-    f = steps(_facts_of(case_id, stored), entries, terms)
-    if f is not None:
+    f = steps(_facts_of(case_id, stored), entries, terms, in_place=True)  # ours alone
+    if f is None:
+        return
+    if batch is not None:
+        batch.pending[key] = (f, terms)
+    else:
         _positional(conn, _UPDATE, [row_of(f, terms)])
+
+
+class _Batch:
+    """The stored rows read ahead (None: the case has none), the rows to write at the end."""
+
+    __slots__ = ("pending", "stored")
+
+    def __init__(self, stored: dict[tuple[int, str], Any]) -> None:
+        self.stored = stored
+        self.pending: dict[tuple[int, str], tuple[Facts, Terms]] = {}
+
+
+_BATCH = "rungs_facts_batch"  # the batch under way, in the connection's `info`
+
+
+@contextmanager
+def facts_batch(conn: Connection, keys: Iterable[tuple[int, str]]) -> Iterator[None]:
+    """The block's `keep_facts` on these cases ((opened_at, case id)): their rows read in one
+    statement now, the changed ones written in one when the block ends without error (on an
+    error, nothing: the caller rolls the block back). Only `keep_facts` reads the rows in
+    between, so a row written late is never seen stale."""
+    wanted = list(dict.fromkeys(keys))
+    stored: dict[tuple[int, str], Any] = dict.fromkeys(wanted)
+    n = len(_IN_COLUMNS) + 3
+    for i in range(0, len(wanted), _CHUNK):
+        part = wanted[i : i + _CHUNK]
+        cur = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+        try:
+            cur.execute(_load_many(len(part), conn.dialect.name == "postgresql"),
+                        [v for k in part for v in k])  # fmt: skip
+            for r in cur.fetchall():
+                stored[(r[0], r[1])] = tuple(r[2 : 2 + n])
+        finally:
+            cur.close()
+    batch = _Batch(stored)
+    conn.info[_BATCH] = batch
+    try:
+        yield
+        if batch.pending:
+            _positional(conn, _UPDATE, [row_of(f, t) for f, t in batch.pending.values()])
+    finally:
+        conn.info.pop(_BATCH, None)
+
+
+_CHUNK = 500  # keys per read-ahead statement
+
+
+@lru_cache(maxsize=64)
+def _load_many(n: int, pg: bool) -> str:
+    """`_LOAD` for n keys: ORed key pairs, which both databases answer from the primary key
+    (SQLite scans the table for a row-value IN list)."""
+    mark = "%s" if pg else "?"
+    pair = f"(opened_at = {mark} AND case_id = {mark})"
+    cols = ", ".join(_IN_COLUMNS)
+    return (
+        f"SELECT opened_at, case_id, {cols}, reasons, pages, state FROM case_facts "
+        f"WHERE {' OR '.join([pair] * n)}"
+    )
 
 
 def rebuild(conn: Connection, case_ids: Iterable[str], terms_of: Callable[[str], Terms]) -> int:

@@ -55,6 +55,8 @@ ACTIVE = ("pending", "sending")
 T = TypeVar("T")
 Snapshot = tuple[Case, int, list[dict[str, Any]]]  # the case, its policy version, its timeline
 Decide = Callable[[Connection, str, Event, int], object]  # the engine's decision in this tx
+# many decisions in this tx, in order: a case gone or refusing its event is left as it is
+DecideEach = Callable[[Connection, list[tuple[str, Event]], int], object]
 
 
 class Submits(Protocol):
@@ -184,25 +186,41 @@ def _mark(conn: Connection, rows: list[dict[str, Any]], key: str) -> None:
         raise Stale(key)
 
 
-def record_results(conn: Connection, batch: list[Outcome], decide: Decide, now: int) -> None:
+def record_results(
+    conn: Connection,
+    batch: list[Outcome],
+    decide: Decide,
+    now: int,
+    *,
+    decide_each: DecideEach | None = None,
+) -> None:
     """In the writer's transaction: each result into the core as a `delivery` event (one
-    command for all), then the rows' new status (one statement for all: one round trip on
+    command for all; with `decide_each`, one call for all, which loads and saves their cases
+    together), then the rows' new status (one statement for all: one round trip on
     PostgreSQL)."""
-    for o in batch:
-        if o.result is not None:
+    events = [
+        (o.row.case_id, Event("delivery", data=o.result)) for o in batch if o.result is not None
+    ]
+    if decide_each is not None:
+        if events:
+            decide_each(conn, events, now)
+    else:
+        for case_id, event in events:
             with contextlib.suppress(Refused):  # the case is gone: only the row is left
-                decide(conn, o.row.case_id, Event("delivery", data=o.result), now)
+                decide(conn, case_id, event, now)
     _mark(conn, [o.mark for o in batch], batch[0].row.key)
 
 
 def recorder(
-    writer: Submits, decide: Decide, clock: Clock
+    writer: Submits, decide: Decide, clock: Clock, *, decide_each: DecideEach | None = None
 ) -> Callable[[list[Outcome]], Future[None]]:
     """The dispatcher's `record`: a batch of outcomes as one writer command (one transaction,
     one fsync), decided at the instant the writer runs it."""
 
     def record(batch: list[Outcome]) -> Future[None]:
-        return writer.submit(lambda conn: record_results(conn, batch, decide, clock.now()))
+        return writer.submit(
+            lambda conn: record_results(conn, batch, decide, clock.now(), decide_each=decide_each)
+        )
 
     return record
 
