@@ -9,8 +9,11 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
+from functools import lru_cache
 
-from sqlalchemy import Connection, Engine, text
+from sqlalchemy import Connection, Engine
+
+from rungs.store.sql import Sql, run
 
 __all__ = [
     "CASES_CHANNEL",
@@ -67,5 +70,10 @@ def notify_once(conn: Connection, channel: str) -> None:
     of commands needs one)."""
     tx = conn.get_transaction()  # held by the connection, so its identity is not reused
     if conn.info.get(channel) is not tx:
-        conn.execute(text(f"NOTIFY {channel}"))
+        run(conn, _notify(channel), {})  # the driver's cursor: no sync in pipeline mode
         conn.info[channel] = tx
+
+
+@lru_cache(maxsize=16)
+def _notify(channel: str) -> Sql:
+    return Sql(f"NOTIFY {channel}")
