@@ -37,6 +37,7 @@ __all__ = [
 
 _PIPE = "rungs_pipeline"  # conn.info: psycopg's Pipeline while a block runs in pipeline mode
 _LATER = "rungs_later"  # conn.info: (cursor, fill) read at the end of the writer's batch
+_WRITES = "rungs_writes"  # conn.info: the writer's batch's cursor for results nobody reads
 
 
 class Sql:
@@ -59,6 +60,11 @@ def _cursor(conn: Connection) -> tuple[Any, bool]:
 
 def run(conn: Connection, stmt: Sql, params: dict[str, Any]) -> Any:
     """Execute; the first row when the statement returns rows (else None)."""
+    if not stmt.rows and conn.dialect.name == "postgresql":
+        shared = conn.info.get(_WRITES)
+        if shared is not None:  # the writer's pipelined batch: nothing to wait for
+            shared.execute(stmt.pyformat, params)
+            return None
     cur, pg = _cursor(conn)
     try:
         cur.execute(stmt.pyformat if pg else stmt.named, params)
@@ -92,12 +98,24 @@ def run_many(conn: Connection, stmt: Sql, rows: list[dict[str, Any]]) -> int:
 
 def write_many(conn: Connection, stmt: Sql, rows: list[dict[str, Any]]) -> None:
     """`run_many` for writes whose count nobody reads: in pipeline mode they go out with
-    the next read, no round trip of their own."""
-    cur, pg = _cursor(conn)
+    the next read, no round trip of their own (on the batch's one cursor for writes)."""
+    if conn.dialect.name != "postgresql":
+        cur = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+        try:
+            cur.executemany(stmt.named, rows)
+        finally:
+            cur.close()
+        return
+    shared = conn.info.get(_WRITES)
+    cur = shared if shared is not None else conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
     try:
-        cur.executemany(stmt.pyformat if pg else stmt.named, rows)
+        if len(rows) == 1:  # psycopg's executemany costs more for one row
+            cur.execute(stmt.pyformat, rows[0])
+        else:
+            cur.executemany(stmt.pyformat, rows)
     finally:
-        cur.close()
+        if shared is None:
+            cur.close()
 
 
 def run_later(
@@ -198,6 +216,7 @@ def batch(conn: Connection) -> Iterator[None]:
         return
     later: list[tuple[Any, Callable[[list[Any]], None]]] = []
     conn.info[_LATER] = later
+    writes = conn.info[_WRITES] = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
     try:
         with pipeline(conn):
             yield
@@ -207,6 +226,8 @@ def batch(conn: Connection) -> Iterator[None]:
         failed(conn)
     finally:
         conn.info.pop(_LATER, None)
+        conn.info.pop(_WRITES, None)
+        writes.close()
         for cur, _ in later:
             cur.close()
 
