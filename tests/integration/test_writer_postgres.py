@@ -18,6 +18,7 @@ from sqlalchemy import Engine, text
 from rungs.engine.writer import Writer
 from rungs.store.cases import new_case_id
 from rungs.store.db import make_engine, upgrade
+from rungs.store.numbers import expect
 from rungs.store.outbox import NewRow, write_new
 from rungs.store.sql import FailedTransaction, Sql, batch, run, savepoint
 from tests.conftest import reset_database
@@ -135,3 +136,15 @@ def test_claimed_outbox_rows_get_their_ids_before_the_commit(pg: Engine) -> None
         stored = dict(conn.execute(text("SELECT key, id FROM outbox")).all())
     assert [(r.key, r.id) for r in claimed] == [(k, stored[k]) for k in ("k0", "k1", "k2")]
     assert all(r.attempts == 1 and r.id > 0 for r in claimed)
+
+
+def test_a_command_expecting_many_cases_draws_their_numbers_at_once(pg: Engine) -> None:
+    def group(conn: Any) -> tuple[list[str], int]:
+        expect(conn, 3)  # an Alertmanager group of three alerts, one command
+        first = new_case_id(conn)
+        drawn = run(conn, Sql("SELECT count(*) FROM case_numbers"), {})[0]
+        return [first, new_case_id(conn), new_case_id(conn)], drawn
+
+    w = Writer(pg)
+    assert w.call(group) == (["C1", "C2", "C3"], 3)
+    w.close()

@@ -18,7 +18,7 @@ from sqlalchemy import Connection
 
 from rungs.store.sql import Sql, run_all
 
-__all__ = ["KEY", "CaseNumbers", "lend", "take"]
+__all__ = ["KEY", "CaseNumbers", "expect", "lend", "take"]
 
 KEY = "rungs_case_numbers"  # conn.info: the writer's CaseNumbers during its transaction
 _DRAW = Sql("INSERT INTO case_numbers SELECT FROM generate_series(1, :k) RETURNING n")
@@ -46,6 +46,14 @@ def lend(conn: Connection, numbers: CaseNumbers | None) -> None:
         conn.info.pop(KEY, None)
     else:
         conn.info[KEY] = numbers
+
+
+def expect(conn: Connection, cases: int) -> None:
+    """The command under way may open up to `cases` cases (an Alertmanager group's alerts,
+    in one command): the next draw covers them too, not one case per round trip."""
+    numbers = conn.info.get(KEY)
+    if numbers is not None and cases > 1:
+        numbers.want += cases - 1
 
 
 def take(conn: Connection) -> int | None:
