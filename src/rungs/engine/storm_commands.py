@@ -15,6 +15,7 @@ from rungs.engine.policies import PolicyStore
 from rungs.engine.wake import Wake
 from rungs.engine.writer import Writer
 from rungs.store.maintenance import add_window, cancel_window
+from rungs.store.numbers import expect as expect_cases
 from rungs.store.sql import pipeline
 from rungs.time.clock import Clock
 
@@ -76,7 +77,10 @@ class StormCommands:
         version = self.policies.current_version()
         policy = self.policies.policy(version)
 
+        triggers = sum(1 for kind, _, _ in batch if kind == "trigger")
+
         def run(conn: Connection) -> list[AlertOutcome]:
+            expect_cases(conn, triggers)  # PostgreSQL: their case numbers in one draw
             with pipeline(conn):  # PostgreSQL: the writes of one alert ride with the next read
                 return [one(conn, kind, first, second) for kind, first, second in batch]
 

@@ -9,6 +9,13 @@ because the database is unavailable (the writer lock not granted in time, a lock
 error) is not retried: every command in it is answered `Unavailable` at once (the API says
 503 with Retry-After), since each would only wait as long again.
 
+On PostgreSQL a batch runs in psycopg's pipeline mode (`rungs.store.sql.batch`): its
+statements go out together, a round trip only where a result is read. A statement's error
+then surfaces at a later read, maybe in another command, so a pipelined batch that fails
+for any reason but the database's is rolled back and each command run alone, outside
+pipeline mode, where every error is raised by the statement that caused it (a batch of one
+too: its exception is the one it would have raised without the pipeline).
+
 `health()` says whether the writer is alive, how much is queued, when it last committed and
 whether a batch has been under way for too long (`stuck_after`, on the monotonic clock: the
 virtual clock may stand still).
@@ -36,6 +43,8 @@ from sqlalchemy.exc import DBAPIError
 
 from rungs.core.model import Refused
 from rungs.store.db import FileLock, LockTimeout, write_lock
+from rungs.store.numbers import CaseNumbers, lend
+from rungs.store.sql import batch as pipelined
 
 __all__ = ["RETRY_AFTER_S", "STUCK_S", "Unavailable", "Writer", "unavailable"]
 
@@ -75,6 +84,8 @@ def _server_trouble(orig: BaseException, said: str) -> bool:
     if isinstance(orig, sqlite3.OperationalError):  # not "no such table": the command's own
         return any(w in said.lower() for w in _SQLITE_UNAVAILABLE)
     if type(orig).__module__.startswith("psycopg"):  # connection, lock, deadlock, timeout,
+        if type(orig).__name__ == "PipelineAborted":  # an earlier statement's own error
+            return False
         return any(c.__name__ == "OperationalError" for c in type(orig).__mro__)  # serialization
     return isinstance(orig, OSError)
 
@@ -90,6 +101,9 @@ class Writer:
         self.engine = engine
         self.max_batch = max_batch
         self.lock = write_lock(engine)  # other processes on the same SQLite file take turns
+        self._pipeline = engine.dialect.name == "postgresql"
+        # PostgreSQL: case numbers drawn for a batch at once (`rungs.store.numbers`)
+        self._numbers = CaseNumbers() if self._pipeline else None
         # on the writer thread after each transaction: True once committed, False rolled back
         self.after_commit = after_commit
         self._q: queue.Queue[tuple[Command, Answer] | None] = queue.Queue()
@@ -155,15 +169,17 @@ class Writer:
             finally:
                 self._busy_since = None
 
-    def _commit(self, batch: list[tuple[Command, Answer]]) -> None:
+    def _commit(self, batch: list[tuple[Command, Answer]], *, piped: bool | None = None) -> None:
+        """Run the batch in one transaction (pipelined on PostgreSQL unless `piped` is
+        False); on a failure not the database's, each command alone, not pipelined."""
+        piped = self._pipeline if piped is None else piped
         results: list[Outcome] = []
         try:
             with self.lock, self.engine.begin() as conn:
-                for fn, fut in batch:
-                    try:
-                        results.append((fut, True, fn(conn)))
-                    except Refused as exc:  # refused before writing anything
-                        results.append((fut, False, exc))
+                if self._numbers is None:  # SQLite
+                    _run_batch(conn, batch, results, None)
+                else:
+                    self._run_postgres(conn, batch, results, piped)
         except Exception as exc:
             self._after(False)
             down = unavailable(exc)
@@ -171,15 +187,33 @@ class Writer:
                 down.__cause__ = exc
                 _settle([(fut, False, down) for _, fut in batch])
                 return
-            if len(batch) == 1:
+            if len(batch) == 1 and not piped:
                 _settle([(batch[0][1], False, exc)])
                 return
             for one in batch:  # retry alone: only the bad command fails
-                self._commit([one])
+                self._commit([one], piped=False)
             return
         self._last_commit = time.monotonic()
         self._after(True)
         _settle(results)
+
+    def _run_postgres(
+        self,
+        conn: Connection,
+        batch: list[tuple[Command, Answer]],
+        results: list[Outcome],
+        piped: bool,
+    ) -> None:
+        numbers = self._numbers
+        lend(conn, numbers)
+        try:
+            if piped:
+                with pipelined(conn):
+                    _run_batch(conn, batch, results, numbers)
+            else:
+                _run_batch(conn, batch, results, numbers)
+        finally:
+            lend(conn, None)
 
     def _after(self, committed: bool) -> None:
         if self.after_commit is not None:
@@ -187,6 +221,21 @@ class Writer:
                 self.after_commit(committed)
             except Exception:  # an observer must never keep a command unanswered
                 logging.getLogger("rungs.engine").exception("after_commit hook failed")
+
+
+def _run_batch(
+    conn: Connection,
+    batch: list[tuple[Command, Answer]],
+    results: list[Outcome],
+    numbers: CaseNumbers | None,
+) -> None:
+    for i, (fn, fut) in enumerate(batch):
+        if numbers is not None:  # a case opened now draws numbers for the commands left
+            numbers.want = len(batch) - i
+        try:
+            results.append((fut, True, fn(conn)))
+        except Refused as exc:  # refused before writing anything
+            results.append((fut, False, exc))
 
 
 def _settle(outcomes: list[Outcome]) -> None:

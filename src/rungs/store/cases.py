@@ -12,7 +12,8 @@ from rungs.core.model import ENDED, Case, Refused
 from rungs.core.sla import next_breach
 from rungs.policy import Policy
 from rungs.store.jsonbytes import dumps_text, loads
-from rungs.store.sql import Sql, run, run_all, run_many
+from rungs.store.numbers import take as take_number
+from rungs.store.sql import Sql, run, run_all, write_many
 
 __all__ = [
     "check_key",
@@ -53,6 +54,10 @@ _SAVE_CASE = Sql(
 
 
 def new_case_id(conn: Connection) -> str:
+    if conn.dialect.name == "postgresql":  # the writer's batch draws its numbers at once
+        n = take_number(conn)
+        if n is not None:
+            return f"C{n}"
     return f"C{run(conn, _NEW_NUMBER, {})[0]}"
 
 
@@ -137,4 +142,4 @@ def _load_in(n: int) -> Sql:  # SQLite only: digits in names would not survive `
 def save_cases(conn: Connection, saved: Iterable[tuple[Case, int, Policy]]) -> None:
     """Many cases, each with the policy that decided it, in one statement (one round trip
     on psycopg's pipeline)."""
-    run_many(conn, _SAVE_CASE, [_row(case, version, policy) for case, version, policy in saved])
+    write_many(conn, _SAVE_CASE, [_row(case, version, policy) for case, version, policy in saved])

@@ -13,6 +13,8 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import Engine, create_engine, event
 
+from rungs.store.sql import sync_after_execute
+
 __all__ = [
     "BUSY_TIMEOUT_S",
     "DEFAULT_URL",
@@ -60,7 +62,12 @@ def make_engine(url: str) -> Engine:
         return engine
     # a row lock held elsewhere (a hung process) fails the statement instead of hanging it
     wait = {"options": f"-c lock_timeout={int(LOCK_TIMEOUT_S * 1000)}", "connect_timeout": 5}
-    return create_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True, connect_args=wait)
+    engine = create_engine(
+        url, pool_size=10, max_overflow=20, pool_pre_ping=True, connect_args=wait
+    )
+    # the writer's batches run in pipeline mode: SQLAlchemy's statements read their results
+    event.listen(engine, "after_cursor_execute", sync_after_execute)
+    return engine
 
 
 def upgrade(engine: Engine) -> None:

@@ -31,7 +31,7 @@ from rungs.policy.model import Policy
 from rungs.store.facts import keep_facts
 from rungs.store.jsonbytes import dumps_text
 from rungs.store.outbox import NewRow, Row, new_row, wake_dispatchers, write_new
-from rungs.store.sql import Sql, run, run_many
+from rungs.store.sql import Sql, run, write_many
 
 __all__ = ["Written", "write_effects"]
 
@@ -120,11 +120,11 @@ def write_effects(
             case Notify() | CallWebhook() | Notice():
                 outs.append(new_row(eff))
     if replaced:
-        run_many(conn, _DELETE_TIMER, replaced)
+        write_many(conn, _DELETE_TIMER, replaced)
     if timers:
-        run_many(conn, _INSERT_TIMER, list(timers.values()))
+        write_many(conn, _INSERT_TIMER, list(timers.values()))
     if entries:
-        run_many(conn, _INSERT_ENTRY, entries)
+        write_many(conn, _INSERT_ENTRY, entries)
         if policy is not None and case is not None:  # reports read facts, kept here
             records = [e.entry for e in effects if isinstance(e, Record)]
             keep_facts(

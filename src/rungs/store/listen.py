@@ -7,10 +7,14 @@ of its own until `stop` is set; a lost connection is retried every second.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from collections.abc import Callable
+from functools import lru_cache
 
-from sqlalchemy import Connection, Engine, text
+from sqlalchemy import Connection, Engine
+
+from rungs.store.sql import Sql, run
 
 __all__ = [
     "CASES_CHANNEL",
@@ -25,6 +29,11 @@ log = logging.getLogger("rungs.store")
 TIMERS_CHANNEL = "rungs_timers"  # a timer was written: engines wake to plan again
 OUTBOX_CHANNEL = "rungs_outbox"  # an outbox row was written pending: dispatchers claim it
 CASES_CHANNEL = "rungs_cases"  # cases were written: consoles of every process refresh
+# Channels whose notifications an engine sends itself need not wake its own listener: its
+# writer tells its own loop (`Wake`) and consoles (`Changes.publish`) at commit. A NOTIFY's
+# payload names the sending engine (`_sender`). Not the outbox: pending rows written here are
+# for this process's dispatcher too.
+_SKIP_OWN = frozenset({TIMERS_CHANNEL, CASES_CHANNEL})
 
 
 def listen(db: Engine, channel: str, wake: Callable[[], None], stop: threading.Event) -> None:
@@ -34,12 +43,15 @@ def listen(db: Engine, channel: str, wake: Callable[[], None], stop: threading.E
     import psycopg
 
     url = db.url.set(drivername="postgresql").render_as_string(hide_password=False)
+    own = _sender(db) if channel in _SKIP_OWN else None
     while not stop.is_set():
         try:
             with psycopg.connect(url, autocommit=True) as pg:
                 pg.execute(f"LISTEN {channel}")
                 while not stop.is_set():
-                    for _ in pg.notifies(timeout=1.0):
+                    for n in pg.notifies(timeout=1.0):
+                        if n.payload == own:
+                            continue  # sent by this engine, which has told itself
                         wake()
                         if stop.is_set():
                             return
@@ -67,5 +79,16 @@ def notify_once(conn: Connection, channel: str) -> None:
     of commands needs one)."""
     tx = conn.get_transaction()  # held by the connection, so its identity is not reused
     if conn.info.get(channel) is not tx:
-        conn.execute(text(f"NOTIFY {channel}"))
+        sender = _sender(conn.engine) if channel in _SKIP_OWN else ""
+        run(conn, _notify(channel, sender), {})  # the driver's cursor: no sync in pipelines
         conn.info[channel] = tx
+
+
+def _sender(db: Engine) -> str:
+    """This engine (this process's SQLAlchemy engine) as a NOTIFY payload."""
+    return f"{os.getpid()}-{id(db):x}"
+
+
+@lru_cache(maxsize=16)
+def _notify(channel: str, sender: str) -> Sql:
+    return Sql(f"NOTIFY {channel}, '{sender}'" if sender else f"NOTIFY {channel}")

@@ -28,7 +28,7 @@ from rungs.core.timeline import decode_entry
 from rungs.store import jsonbytes
 from rungs.store.claims import claim_due, first_due
 from rungs.store.listen import OUTBOX_CHANNEL, listen_thread, notify_once
-from rungs.store.sql import Sql, run, run_many
+from rungs.store.sql import Sql, run, run_later, run_many, write_many
 from rungs.store.tables import cases, outbox, timeline
 from rungs.time.clock import Clock
 
@@ -133,6 +133,15 @@ _INSERT_CLAIMED = Sql(
     "VALUES (:case_id, :kind, :key, :payload, 'sending', 1, :next_attempt, :created_at) "
     "RETURNING id"
 )
+# PostgreSQL: a decision's claimed rows in one statement, their ids read at the end of the
+# writer's batch (`run_later`): ids come from one sequence, in the rows' order
+_INSERT_CLAIMED_ALL = Sql(
+    "INSERT INTO outbox (case_id, kind, key, payload, status, attempts, next_attempt, created_at) "
+    "SELECT c, k, y, p, 'sending', 1, :next_attempt, :created_at "
+    "FROM unnest(CAST(:case_ids AS text[]), CAST(:kinds AS text[]), CAST(:keys AS text[]), "
+    "CAST(:payloads AS text[])) AS u(c, k, y, p) "
+    "RETURNING id"
+)
 _RENEW = Sql(
     "UPDATE outbox SET next_attempt = :lease "
     "WHERE id = :id AND status = 'sending' AND attempts = :claimed"
@@ -156,13 +165,44 @@ def write_new(
     ]  # fmt: skip
     if lease is None:
         if params:
-            run_many(conn, _INSERT, params)
+            write_many(conn, _INSERT, params)
         return []
+    if conn.dialect.name == "postgresql":
+        return _write_claimed_pg(conn, rows, params, now, lease, snapshot)
     out = []
     for r, p in zip(rows, params, strict=True):
         p["next_attempt"] = lease
         (rid,) = run(conn, _INSERT_CLAIMED, p)
         out.append(Row(rid, r.case_id, r.kind, r.key, r.payload, 1, now, snapshot))
+    return out
+
+
+def _write_claimed_pg(
+    conn: Connection,
+    rows: list[NewRow],
+    params: list[dict[str, Any]],
+    now: int,
+    lease: int,
+    snapshot: Snapshot | None,
+) -> list[Row]:
+    """`write_new`'s claimed rows on PostgreSQL: one statement; the ids are filled in
+    before the transaction commits (at once, or at the end of the writer's pipelined batch),
+    which is all the dispatcher needs: it gets the rows once the transaction commits."""
+    out = [Row(0, r.case_id, r.kind, r.key, r.payload, 1, now, snapshot) for r in rows]
+
+    def fill(returned: list[Any]) -> None:
+        for row, (rid,) in zip(out, sorted(returned), strict=True):
+            row.id = rid
+
+    args = {
+        "case_ids": [p["case_id"] for p in params],
+        "kinds": [p["kind"] for p in params],
+        "keys": [p["key"] for p in params],
+        "payloads": [p["payload"] for p in params],
+        "next_attempt": lease,
+        "created_at": now,
+    }
+    run_later(conn, _INSERT_CLAIMED_ALL, args, fill)
     return out
 
 

@@ -1,0 +1,150 @@
+"""The writer on PostgreSQL runs a batch in psycopg's pipeline mode: an error that surfaces
+in a later command still fails only its own command, a swallowed error is never committed
+as if nothing happened, savepoints keep their meaning, case numbers are drawn for a batch
+at once (no gap within a process), and claimed outbox rows get their ids before the hand-over.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import psycopg
+import pytest
+from sqlalchemy import Engine, text
+
+from rungs.engine.writer import Writer
+from rungs.store.cases import new_case_id
+from rungs.store.db import make_engine, upgrade
+from rungs.store.numbers import expect
+from rungs.store.outbox import NewRow, write_new
+from rungs.store.sql import FailedTransaction, Sql, batch, run, savepoint
+from tests.conftest import reset_database
+
+_INSERT = Sql("INSERT INTO t (x) VALUES (:x)")
+_COUNT = Sql("SELECT count(*) FROM t")
+
+
+@pytest.fixture
+def pg(pg_url: str) -> Iterator[Engine]:
+    reset_database(pg_url)
+    eng = make_engine(pg_url)
+    upgrade(eng)
+    with eng.begin() as conn:
+        conn.execute(text("CREATE TABLE t (x int PRIMARY KEY)"))
+    yield eng
+    eng.dispose()
+
+
+def _held(w: Writer) -> tuple[threading.Event, Any]:
+    """Hold the writer on a first command so that the next ones form one batch."""
+    gate = threading.Event()
+    return gate, w.submit(lambda conn: gate.wait(5))
+
+
+def _xs(eng: Engine) -> list[int]:
+    with eng.connect() as conn:
+        return list(conn.execute(text("SELECT x FROM t ORDER BY x")).scalars())
+
+
+def test_an_error_surfacing_in_a_later_command_fails_only_its_own(pg: Engine) -> None:
+    w = Writer(pg)
+    gate, blocker = _held(w)
+    futures = [
+        w.submit(lambda conn: run(conn, _INSERT, {"x": 1})),
+        w.submit(lambda conn: run(conn, _INSERT, {"x": 1})),  # duplicate: raised at a read
+        w.submit(lambda conn: run(conn, _COUNT, {})[0]),  # the read it surfaces in
+        w.submit(lambda conn: run(conn, _INSERT, {"x": 2})),
+    ]
+    gate.set()
+    blocker.result()
+    futures[0].result()
+    with pytest.raises(psycopg.errors.UniqueViolation):
+        futures[1].result()
+    assert futures[2].result() == 1  # run alone after the rollback: only the first is in
+    futures[3].result()
+    w.close()
+    assert _xs(pg) == [1, 2]
+
+
+def test_a_swallowed_error_fails_the_batch_instead_of_a_silent_rollback(pg: Engine) -> None:
+    def swallow(conn: Any) -> None:
+        try:
+            run(conn, _INSERT, {"x": 1})
+            run(conn, _COUNT, {})
+        except psycopg.errors.UniqueViolation:
+            pass  # and goes on: the transaction is failed on the server
+
+    with pg.begin() as conn:
+        run(conn, _INSERT, {"x": 1})
+    # the rest of the aborted pipeline says so at the batch's end, or, all of it read, the
+    # transaction's failed state does: either way nothing is committed, and it is an error
+    either = (FailedTransaction, psycopg.errors.PipelineAborted)
+    with pytest.raises(either), pg.begin() as conn, batch(conn):
+        run(conn, _INSERT, {"x": 2})
+        swallow(conn)
+    with pytest.raises(FailedTransaction), pg.begin() as conn, batch(conn):
+        run(conn, _INSERT, {"x": 3})
+        swallow(conn)
+        with contextlib.suppress(psycopg.errors.PipelineAborted):
+            run(conn, _COUNT, {})  # takes in the rest of the aborted pipeline
+    assert _xs(pg) == [1]
+
+
+def test_a_savepoint_in_a_pipelined_batch_rolls_back_only_its_block(pg: Engine) -> None:
+    with pg.begin() as conn, batch(conn):
+        run(conn, _INSERT, {"x": 1})
+        with pytest.raises(psycopg.errors.UniqueViolation), savepoint(conn):
+            run(conn, _INSERT, {"x": 1})  # no read in the block: raised before its release
+        run(conn, _INSERT, {"x": 2})
+    assert _xs(pg) == [1, 2]
+
+
+def test_a_batch_draws_its_case_numbers_at_once_and_keeps_the_spare(pg: Engine) -> None:
+    w = Writer(pg)
+    gate, blocker = _held(w)
+    futures = [
+        w.submit(new_case_id),  # draws 3: the batch's commands left
+        w.submit(lambda conn: None),
+        w.submit(new_case_id),
+    ]
+    gate.set()
+    blocker.result()
+    assert [f.result() for f in futures] == ["C1", None, "C2"]
+    with pg.connect() as conn:  # three drawn in one statement, one of them spare
+        assert conn.execute(text("SELECT count(*) FROM case_numbers")).scalar() == 3
+    assert w.call(new_case_id) == "C3"  # the spare one
+    assert w.call(new_case_id) == "C4"
+    w.close()
+    with pg.connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM case_numbers")).scalar() == 4
+
+
+def test_claimed_outbox_rows_get_their_ids_before_the_commit(pg: Engine) -> None:
+    rows = [NewRow("C1", "notify", f"k{i}", {"i": i}) for i in range(3)]
+    w = Writer(pg)
+    gate, blocker = _held(w)
+    futures = [w.submit(lambda conn, r=r: write_new(conn, [r], 1, 99, None)) for r in rows[:1]]
+    futures.append(w.submit(lambda conn: write_new(conn, rows[1:], 1, 99, None)))
+    gate.set()
+    blocker.result()
+    claimed = [row for f in futures for row in f.result()]
+    w.close()
+    with pg.connect() as conn:
+        stored = dict(conn.execute(text("SELECT key, id FROM outbox")).all())
+    assert [(r.key, r.id) for r in claimed] == [(k, stored[k]) for k in ("k0", "k1", "k2")]
+    assert all(r.attempts == 1 and r.id > 0 for r in claimed)
+
+
+def test_a_command_expecting_many_cases_draws_their_numbers_at_once(pg: Engine) -> None:
+    def group(conn: Any) -> tuple[list[str], int]:
+        expect(conn, 3)  # an Alertmanager group of three alerts, one command
+        first = new_case_id(conn)
+        drawn = run(conn, Sql("SELECT count(*) FROM case_numbers"), {})[0]
+        return [first, new_case_id(conn), new_case_id(conn)], drawn
+
+    w = Writer(pg)
+    assert w.call(group) == (["C1", "C2", "C3"], 3)
+    w.close()
