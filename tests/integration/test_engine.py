@@ -256,3 +256,29 @@ def test_overrides_posted_before_a_new_version_apply_to_it(db: Database) -> None
             assert ("frank", START, START + 60 * MINUTE) in posted
     finally:
         e.stop()
+
+
+def test_a_key_opened_by_another_process_at_the_same_moment_is_attached_not_an_error(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The race of two processes opening one dedup key: the loser's look-up missed the
+    winner's case, and its insert meets the unique key. The hot statements raise the
+    driver's own error (sqlite3's, psycopg's), not SQLAlchemy's: the trigger is tried again
+    and the alert attaches to the open case."""
+    import rungs.engine.commands as commands
+
+    first, new = asyncio.run(engine.commands.trigger({**BODY, "dedup_key": "k1"}, {}))
+    assert new
+    real, missed = commands.find_open, []
+
+    def racing(conn: Connection, key: str) -> str | None:
+        if not missed:  # as if the other process had not committed yet
+            missed.append(key)
+            return None
+        return real(conn, key)
+
+    monkeypatch.setattr(commands, "find_open", racing)
+    again, new = asyncio.run(engine.commands.trigger({**BODY, "dedup_key": "k1"}, {"n": 2}))
+    assert missed == ["k1"] and not new and again.id == first.id
+    with engine.db.connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM cases")).scalar_one() == 1

@@ -15,7 +15,6 @@ from functools import partial
 from typing import TYPE_CHECKING, Any, Protocol
 
 from sqlalchemy import Connection
-from sqlalchemy.exc import IntegrityError
 
 from rungs.core.decide import decide
 from rungs.core.model import Case, Effect, Event, Refused
@@ -45,7 +44,7 @@ from rungs.store.effects import write_effects
 from rungs.store.facts import facts_batch
 from rungs.store.links import LinkUse, record_use
 from rungs.store.outbox import NewRow, Row, wake_dispatchers, write_new
-from rungs.store.sql import savepoint
+from rungs.store.sql import DUPLICATE, savepoint
 from rungs.store.tokens import check_person, create_token, revoke_token
 from rungs.time.clock import Clock
 
@@ -215,7 +214,7 @@ class Commands(ConsoleCommands, StormCommands):
 
         try:
             return await self.writer.submit_async(run)
-        except IntegrityError:  # another process opened the same key at the same moment
+        except DUPLICATE:  # another process opened the same key at the same moment
             return await self.writer.submit_async(run)
 
     def trigger_in(
@@ -362,7 +361,7 @@ class Commands(ConsoleCommands, StormCommands):
 
         try:
             return await self.writer.submit_async(run)
-        except IntegrityError:  # the same mail taken by another process at the same moment
+        except DUPLICATE:  # the same mail taken by another process at the same moment
             return await self.writer.submit_async(run)
 
     async def answer_survey(self, token: str, rating: int, comment: str) -> dict[str, Any]:

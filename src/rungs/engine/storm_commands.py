@@ -8,7 +8,6 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection
-from sqlalchemy.exc import IntegrityError
 
 from rungs.core.model import Case, Refused
 from rungs.engine.policies import PolicyStore
@@ -16,7 +15,7 @@ from rungs.engine.wake import Wake
 from rungs.engine.writer import Writer
 from rungs.store.maintenance import add_window, cancel_window
 from rungs.store.numbers import expect as expect_cases
-from rungs.store.sql import pipeline
+from rungs.store.sql import DUPLICATE, pipeline
 from rungs.time.clock import Clock
 
 if TYPE_CHECKING:  # the router is made by the engine, given the command object
@@ -94,5 +93,5 @@ class StormCommands:
 
         try:
             return await self.writer.submit_async(run)
-        except IntegrityError:  # another process opened one of its keys at the same moment
+        except DUPLICATE:  # another process opened one of its keys at the same moment
             return await self.writer.submit_async(run)

@@ -15,13 +15,16 @@ batch back and runs each command alone, outside pipeline mode (see `engine/write
 from __future__ import annotations
 
 import re
+import sqlite3
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from typing import Any
 
 from sqlalchemy import Connection
+from sqlalchemy.exc import IntegrityError
 
 __all__ = [
+    "DUPLICATE",
     "FailedTransaction",
     "Sql",
     "batch",
@@ -34,6 +37,22 @@ __all__ = [
     "sync_after_execute",
     "write_many",
 ]
+
+
+def _duplicates() -> tuple[type[BaseException], ...]:
+    """A unique key taken, as each layer raises it: SQLAlchemy's statements wrap the driver's
+    error in `IntegrityError`; the hot statements here raise the driver's own."""
+    found: list[type[BaseException]] = [IntegrityError, sqlite3.IntegrityError]
+    with suppress(ImportError):  # psycopg is there where PostgreSQL is used
+        import psycopg
+
+        found.append(psycopg.IntegrityError)
+    return tuple(found)
+
+
+# what a caller catches to retry when another process took the same key at the same moment
+DUPLICATE = _duplicates()
+
 
 _PIPE = "rungs_pipeline"  # conn.info: psycopg's Pipeline while a block runs in pipeline mode
 _LATER = "rungs_later"  # conn.info: (cursor, fill) read at the end of the writer's batch
