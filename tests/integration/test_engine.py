@@ -282,3 +282,36 @@ def test_a_key_opened_by_another_process_at_the_same_moment_is_attached_not_an_e
     assert missed == ["k1"] and not new and again.id == first.id
     with engine.db.connect() as conn:
         assert conn.execute(text("SELECT count(*) FROM cases")).scalar_one() == 1
+
+
+def test_a_failed_timer_batch_hands_over_only_the_rows_that_were_kept(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two cases escalate at 08:30 in one batch of timers and the second's decision fails:
+    the batch's savepoint is rolled back and each timer fired alone. The first case's pages
+    from the rolled-back try must not reach the dispatcher (they would be sent twice, or
+    under the id of a row that does not exist)."""
+    one, _ = open_case(engine, dict(BODY))
+    two, _ = open_case(engine, dict(BODY))
+    fake = _fake(engine)
+    fake.accepted.clear()
+    real = engine.commands.decide_loaded
+
+    def failing(conn: Connection, case: Any, *args: Any, **kwargs: Any) -> Any:
+        if case.id == two.id:
+            raise RuntimeError("this case's decision fails")
+        return real(conn, case, *args, **kwargs)
+
+    monkeypatch.setattr(engine.commands, "decide_loaded", failing)
+    engine.advance(START + 31 * MINUTE)
+    with engine.db.connect() as conn:
+        rows = conn.execute(
+            text(
+                "SELECT id, case_id, key FROM outbox WHERE status = 'sending' AND created_at > :t"
+            ),
+            {"t": START},
+        ).all()
+    kept = {(r.id, r.case_id, r.key) for r in rows}
+    handed = [(r.id, r.case_id, r.key) for r in fake.accepted]
+    assert kept and {c for _, c, _ in kept} == {one.id}  # the first escalated, paged once
+    assert sorted(handed) == sorted(kept), "exactly the committed rows, each once"

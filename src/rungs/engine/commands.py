@@ -11,6 +11,8 @@ through, where its input is journaled too (`rungs.store.journal`, for verify and
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import partial
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -180,6 +182,20 @@ class Commands(ConsoleCommands, StormCommands):
         if written.claimed:
             self._claimed.extend(written.claimed)
         return written.earliest
+
+    @contextmanager
+    def undoable(self, conn: Connection, name: str) -> Iterator[None]:
+        """A savepoint that a caller may roll back and go on (a batch of timers): its rollback
+        also forgets the rows claimed and the cases changed inside it, which would otherwise
+        reach the dispatcher (pages sent twice) and the consoles after the commit."""
+        claimed, changed = len(self._claimed), set(self._changed)
+        try:
+            with savepoint(conn, name):
+                yield
+        except BaseException:
+            del self._claimed[claimed:]
+            self._changed = changed
+            raise
 
     def committed(self, ok: bool) -> None:
         """On the writer's thread after each transaction: wake the loop, hand rows over."""
@@ -354,7 +370,7 @@ class Commands(ConsoleCommands, StormCommands):
 
         def run(conn: Connection) -> Taken:
             now = self.clock.now()
-            with savepoint(conn, "rungs_mail"):
+            with self.undoable(conn, "rungs_mail"):
                 taken = take_in(conn, self, mail, now, compose)
                 self.queue_in(conn, taken.rows, now)
             return taken

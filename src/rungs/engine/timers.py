@@ -29,7 +29,7 @@ from rungs.policy import Policy
 from rungs.store.cases import load_cases, save_case, save_cases
 from rungs.store.claims import claim_due, first_due
 from rungs.store.facts import facts_batch
-from rungs.store.sql import Sql, run_many, savepoint
+from rungs.store.sql import Sql, run_many
 from rungs.store.tables import timers
 from rungs.time.clock import Clock, VirtualClock
 
@@ -72,7 +72,7 @@ class Timers:
         if not rows:
             return 0
         try:
-            with savepoint(conn, "rungs_timers"):
+            with self.decisions.undoable(conn, "rungs_timers"):
                 fired, late = self._fire(conn, rows, careful=False)
         except Exception as exc:
             if unavailable(exc) is not None:
@@ -123,7 +123,7 @@ class Timers:
             elif found is not None:
                 try:  # a row that does not read back (corrupt payload) is retried likewise
                     timer = due_timer(row.key, row.due, json.loads(row.payload))
-                    with savepoint(conn, "rungs_timer"):
+                    with self.decisions.undoable(conn, "rungs_timer"):
                         new, earliest, policy = self.decisions.decide_loaded(
                             conn, *found, Event("timer", timer=timer), now
                         )
