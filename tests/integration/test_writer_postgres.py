@@ -93,6 +93,30 @@ def test_a_swallowed_error_fails_the_batch_instead_of_a_silent_rollback(pg: Engi
     assert _xs(pg) == [1]
 
 
+def test_the_writer_answers_a_swallowed_error_with_an_error_not_ok(pg: Engine) -> None:
+    """The failed pipelined batch is run again command by command, unpipelined: there too a
+    command that swallowed a database error is answered with an error, since COMMIT would
+    roll its transaction back in silence and "ok" would be a lie."""
+
+    def swallow(conn: Any) -> str:
+        run(conn, _INSERT, {"x": 7})
+        with contextlib.suppress(psycopg.errors.UniqueViolation):
+            run(conn, _INSERT, {"x": 1})
+            run(conn, _COUNT, {})
+        return "ok"
+
+    with pg.begin() as conn:
+        run(conn, _INSERT, {"x": 1})
+    writer = Writer(pg)
+    try:
+        with pytest.raises((FailedTransaction, psycopg.errors.PipelineAborted)):
+            writer.call(swallow)
+        assert writer.call(lambda conn: run(conn, _INSERT, {"x": 2})) is None  # goes on
+    finally:
+        writer.close()
+    assert _xs(pg) == [1, 2]
+
+
 def test_a_savepoint_in_a_pipelined_batch_rolls_back_only_its_block(pg: Engine) -> None:
     with pg.begin() as conn, batch(conn):
         run(conn, _INSERT, {"x": 1})

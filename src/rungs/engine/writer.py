@@ -45,6 +45,7 @@ from rungs.core.model import Refused
 from rungs.store.db import FileLock, LockTimeout, write_lock
 from rungs.store.numbers import CaseNumbers, lend
 from rungs.store.sql import batch as pipelined
+from rungs.store.sql import failed
 
 __all__ = ["RETRY_AFTER_S", "STUCK_S", "Unavailable", "Writer", "unavailable"]
 
@@ -212,6 +213,7 @@ class Writer:
                     _run_batch(conn, batch, results, numbers)
             else:
                 _run_batch(conn, batch, results, numbers)
+                failed(conn)  # a swallowed error: COMMIT would roll back in silence
         finally:
             lend(conn, None)
 
