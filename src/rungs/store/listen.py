@@ -7,8 +7,8 @@ of its own until `stop` is set; a lost connection is retried every second.
 from __future__ import annotations
 
 import logging
-import os
 import threading
+import uuid
 from collections.abc import Callable
 from functools import lru_cache
 
@@ -84,9 +84,13 @@ def notify_once(conn: Connection, channel: str) -> None:
         conn.info[channel] = tx
 
 
+_PROCESS = uuid.uuid4().hex  # pids repeat across containers (PID 1 in each)
+
+
 def _sender(db: Engine) -> str:
-    """This engine (this process's SQLAlchemy engine) as a NOTIFY payload."""
-    return f"{os.getpid()}-{id(db):x}"
+    """This engine (this process's SQLAlchemy engine) as a NOTIFY payload: a random id of
+    the process, not its pid, which two containers' processes may share."""
+    return f"{_PROCESS}-{id(db):x}"
 
 
 @lru_cache(maxsize=16)
