@@ -282,9 +282,9 @@ class PolicyStore:
         compiling of the statement cost more than the query."""
         if conn is None:
             with self.db.connect() as own:
-                latest = run(own, _LATEST_OVERRIDE, {})[0] or 0
-        else:
-            latest = run(conn, _LATEST_OVERRIDE, {})[0] or 0
+                self.refresh_overrides(own)
+            return
+        latest = run(conn, _LATEST_OVERRIDE, {})[0] or 0
         if latest != self._overrides_seen:
             self._policies.clear()
 

@@ -102,9 +102,9 @@ class Writer:
         self.engine = engine
         self.max_batch = max_batch
         self.lock = write_lock(engine)  # other processes on the same SQLite file take turns
-        self._pipeline = engine.dialect.name == "postgresql"
-        # PostgreSQL: case numbers drawn for a batch at once (`rungs.store.numbers`)
-        self._numbers = CaseNumbers() if self._pipeline else None
+        # PostgreSQL (its batches pipelined): case numbers drawn for a batch at once
+        # (`rungs.store.numbers`); None on SQLite
+        self._numbers = CaseNumbers() if engine.dialect.name == "postgresql" else None
         # on the writer thread after each transaction: True once committed, False rolled back
         self.after_commit = after_commit
         self._q: queue.Queue[tuple[Command, Answer] | None] = queue.Queue()
@@ -173,14 +173,14 @@ class Writer:
     def _commit(self, batch: list[tuple[Command, Answer]], *, piped: bool | None = None) -> None:
         """Run the batch in one transaction (pipelined on PostgreSQL unless `piped` is
         False); on a failure not the database's, each command alone, not pipelined."""
-        piped = self._pipeline if piped is None else piped
+        piped = self._numbers is not None if piped is None else piped
         results: list[Outcome] = []
         try:
             with self.lock, self.engine.begin() as conn:
                 if self._numbers is None:  # SQLite
                     _run_batch(conn, batch, results, None)
                 else:
-                    self._run_postgres(conn, batch, results, piped)
+                    self._run_postgres(conn, self._numbers, batch, results, piped)
         except Exception as exc:
             self._after(False)
             down = unavailable(exc)
@@ -201,11 +201,11 @@ class Writer:
     def _run_postgres(
         self,
         conn: Connection,
+        numbers: CaseNumbers,
         batch: list[tuple[Command, Answer]],
         results: list[Outcome],
         piped: bool,
     ) -> None:
-        numbers = self._numbers
         lend(conn, numbers)
         try:
             if piped:

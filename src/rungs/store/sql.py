@@ -119,11 +119,7 @@ def write_many(conn: Connection, stmt: Sql, rows: list[dict[str, Any]]) -> None:
     """`run_many` for writes whose count nobody reads: in pipeline mode they go out with
     the next read, no round trip of their own (on the batch's one cursor for writes)."""
     if conn.dialect.name != "postgresql":
-        cur = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
-        try:
-            cur.executemany(stmt.named, rows)
-        finally:
-            cur.close()
+        run_many(conn, stmt, rows)
         return
     shared = conn.info.get(_WRITES)
     cur = shared if shared is not None else conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
@@ -215,9 +211,7 @@ def sync_after_execute(conn: Connection, *_args: Any) -> None:
     """SQLAlchemy's `after_cursor_execute` on PostgreSQL: a statement run through SQLAlchemy
     in pipeline mode is synced at once, so that its result (rows, rowcount) is there for
     SQLAlchemy to read, as outside pipeline mode. The hot statements do not go this way."""
-    pipe = conn.info.get(_PIPE)
-    if pipe is not None:
-        pipe.sync()
+    _sync(conn)
 
 
 class FailedTransaction(Exception):
