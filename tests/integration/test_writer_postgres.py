@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -172,3 +173,27 @@ def test_a_command_expecting_many_cases_draws_their_numbers_at_once(pg: Engine) 
     w = Writer(pg)
     assert w.call(group) == (["C1", "C2", "C3"], 3)
     w.close()
+
+
+_PID = Sql("SELECT pg_backend_pid()")
+
+
+def test_the_kept_connection_is_renewed_after_a_pause_so_a_dropped_one_fails_nothing(
+    pg: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Batches that follow each other share one connection (no checkout and ping each);
+    after a pause the pool's ping checks it, so a connection the server dropped meanwhile
+    (a restart, an idle timeout) costs no command."""
+    import rungs.engine.writer as writer
+
+    monkeypatch.setattr(writer, "KEEP_S", 0.2)
+    w = Writer(pg)
+    first = w.call(lambda conn: run(conn, _PID, {})[0])
+    assert w.call(lambda conn: run(conn, _PID, {})[0]) == first  # kept
+    with pg.connect() as conn:
+        conn.execute(text("SELECT pg_terminate_backend(:p)"), {"p": first})
+    time.sleep(0.3)
+    w.call(lambda conn: run(conn, _INSERT, {"x": 7}))
+    assert w.call(lambda conn: run(conn, _PID, {})[0]) != first
+    w.close()
+    assert _xs(pg) == [7]

@@ -134,7 +134,7 @@ class Loop:
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            self.wake.planned = 0
+            self.wake.busy()
             began = time.monotonic()
             try:
                 full, fired, nxt = self.tick()
@@ -150,10 +150,11 @@ class Loop:
             wait = MAX_WAIT_S if nxt is None else max(0.0, min(MAX_WAIT_S, (nxt - now) / 1e6))
             if not fired and self._held:
                 wait = max(wait, IDLE_S)  # due rows held by another engine: do not spin
+            least = 0.0
             if fired:  # let the next due timers gather into one batch (PACE_S)
-                wait = max(wait, self.pace_s - (time.monotonic() - began))
-            self.wake.planned = now + int(wait * 1e6)
-            self.wake.wait(wait)
+                least = self.pace_s - (time.monotonic() - began)
+                wait = max(wait, least)
+            self.wake.wait(self.wake.plan(now, wait, least))
 
     def tick(self) -> tuple[bool, int, int | None]:
         """Fire what is due now: (a batch was full, how many fired, the next due instant)."""
