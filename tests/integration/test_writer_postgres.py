@@ -21,7 +21,7 @@ from rungs.store.cases import new_case_id
 from rungs.store.db import make_engine, upgrade
 from rungs.store.numbers import expect
 from rungs.store.outbox import NewRow, write_new
-from rungs.store.sql import FailedTransaction, Sql, batch, run, savepoint
+from rungs.store.sql import FailedTransaction, Sql, batch, run, savepoint, write_many
 from tests.conftest import reset_database
 
 _INSERT = Sql("INSERT INTO t (x) VALUES (:x)")
@@ -197,3 +197,90 @@ def test_the_kept_connection_is_renewed_after_a_pause_so_a_dropped_one_fails_not
     assert w.call(lambda conn: run(conn, _PID, {})[0]) != first
     w.close()
     assert _xs(pg) == [7]
+
+
+_JOURNAL = Sql(
+    "INSERT INTO journal (case_id, at, policy_version, event) "
+    "VALUES (:case_id, :at, :policy_version, :event)"
+)
+_JOURNALED = Sql("SELECT count(*) FROM journal")
+
+
+def _entry(case_id: str, at: int, event: str | None = "{}") -> dict[str, Any]:
+    return {"case_id": case_id, "at": at, "policy_version": 1, "event": event}
+
+
+def _journal(eng: Engine) -> list[tuple[str, int]]:
+    with eng.connect() as conn:
+        rows = conn.execute(text("SELECT case_id, at FROM journal ORDER BY id"))
+        return [(r[0], r[1]) for r in rows]
+
+
+def test_inserts_kept_in_a_batch_go_out_together_in_order_and_before_any_read(
+    pg: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The plain inserts of a batch's commands are kept and sent as one statement each:
+    their rows keep the commands' order, and every read of their table sees them."""
+    sent: list[str] = []
+    original = psycopg.Cursor.execute
+
+    def execute(self: Any, query: Any, params: Any = None, **kw: Any) -> Any:
+        sent.append(str(query))
+        return original(self, query, params, **kw)
+
+    monkeypatch.setattr(psycopg.Cursor, "execute", execute)
+    w = Writer(pg)
+    gate, blocker = _held(w)
+    futures = [
+        w.submit(lambda conn: write_many(conn, _JOURNAL, [_entry("a", 1), _entry("a", 2)])),
+        w.submit(lambda conn: run(conn, _JOURNAL, _entry("b", 3))),
+        w.submit(lambda conn: write_many(conn, _JOURNAL, [_entry("c", 4), _entry("c", 5)])),
+        w.submit(lambda conn: conn.execute(text("SELECT count(*) FROM journal")).scalar()),
+        w.submit(lambda conn: run(conn, _JOURNAL, _entry("d", 6, None))),  # NOT NULL: fails
+        w.submit(lambda conn: run(conn, _JOURNAL, _entry("e", 7))),
+        w.submit(lambda conn: run(conn, _JOURNALED, {})[0]),
+    ]
+    sent.clear()
+    gate.set()
+    blocker.result()
+    assert [f.result() for f in futures[:4]] == [None, None, None, 5]
+    with pytest.raises(psycopg.errors.NotNullViolation):
+        futures[4].result()
+    futures[5].result()
+    assert futures[6].result() == 6
+    w.close()
+    assert _journal(pg) == [("a", 1), ("a", 2), ("b", 3), ("c", 4), ("c", 5), ("e", 7)]
+
+    sent.clear()
+    w = Writer(pg)
+    gate, blocker = _held(w)
+    futures = [w.submit(lambda conn, k=k: run(conn, _JOURNAL, _entry("f", k))) for k in range(5)]
+    gate.set()
+    blocker.result()
+    for f in futures:
+        f.result()
+    w.close()
+    inserts = [q for q in sent if q.startswith("INSERT INTO journal")]
+    assert len(inserts) == 1 and "unnest" in inserts[0]  # five commands, one statement
+    assert [at for c, at in _journal(pg) if c == "f"] == [0, 1, 2, 3, 4]
+
+
+def test_a_rolled_back_savepoint_drops_the_rows_it_kept_and_only_those(pg: Engine) -> None:
+    def command(conn: Any) -> int:
+        run(conn, _JOURNAL, _entry("before", 1))
+        with contextlib.suppress(RuntimeError), savepoint(conn):
+            write_many(conn, _JOURNAL, [_entry("inside", 2), _entry("inside", 3)])
+            raise RuntimeError("rolled back")
+        with savepoint(conn):
+            run(conn, _JOURNAL, _entry("kept", 4))
+        run(conn, _JOURNAL, _entry("after", 5))
+        return int(run(conn, _JOURNALED, {})[0])
+
+    w = Writer(pg)
+    gate, blocker = _held(w)
+    done = w.submit(command)
+    gate.set()
+    blocker.result()
+    assert done.result() == 3
+    w.close()
+    assert _journal(pg) == [("before", 1), ("kept", 4), ("after", 5)]

@@ -13,7 +13,7 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import Engine, create_engine, event
 
-from rungs.store.sql import sync_after_execute
+from rungs.store.sql import flush_before_execute, sync_after_execute
 
 __all__ = [
     "BUSY_TIMEOUT_S",
@@ -66,6 +66,7 @@ def make_engine(url: str) -> Engine:
         url, pool_size=10, max_overflow=20, pool_pre_ping=True, connect_args=wait
     )
     # the writer's batches run in pipeline mode: SQLAlchemy's statements read their results
+    event.listen(engine, "before_cursor_execute", flush_before_execute)
     event.listen(engine, "after_cursor_execute", sync_after_execute)
     return engine
 

@@ -10,6 +10,15 @@ whose result nobody reads at once goes out with the next read (or the batch's en
 costing a round trip of its own, and `run_later` reads a result only at the batch's end. An
 error then surfaces at the next read, possibly in a later command: the writer rolls such a
 batch back and runs each command alone, outside pipeline mode (see `engine/writer.py`).
+
+In that batch, a plain `INSERT INTO t (columns) VALUES (:columns)` is not sent at once but
+kept, and the rows every command of the batch kept for one statement go out together as one
+`INSERT ... SELECT FROM unnest(arrays)`: psycopg sends each statement (and each row of an
+`executemany`) as a message of its own with a write to the socket each, which was most of
+the writer's time. Kept rows go out, in order, before any other statement on their table
+(`Sql.tables`), before a savepoint begins or ends (a rolled-back savepoint drops its own),
+before SQLAlchemy runs anything, and at the batch's end; an error among them then fails the
+batch like any pipelined error.
 """
 
 from __future__ import annotations
@@ -28,6 +37,8 @@ __all__ = [
     "FailedTransaction",
     "Sql",
     "batch",
+    "flush",
+    "flush_before_execute",
     "pipeline",
     "run",
     "run_all",
@@ -57,12 +68,15 @@ DUPLICATE = _duplicates()
 _PIPE = "rungs_pipeline"  # conn.info: psycopg's Pipeline while a block runs in pipeline mode
 _LATER = "rungs_later"  # conn.info: (cursor, fill) read at the end of the writer's batch
 _WRITES = "rungs_writes"  # conn.info: the writer's batch's cursor for results nobody reads
+_KEPT = "rungs_kept"  # conn.info: the writer's batch's kept inserts, {Sql: [params]}
+_TABLES = re.compile(r"\b(?:FROM|INTO|UPDATE|JOIN)\s+([a-z_][a-z0-9_]*)", re.I)
+_INSERT = re.compile(r"\s*INSERT INTO ([a-z_]+) \(([^)]*)\) VALUES \(([^)]*)\)\s*", re.I)
 
 
 class Sql:
     """One statement: `:name` parameters for sqlite3, `%(name)s` for psycopg."""
 
-    __slots__ = ("named", "pyformat", "rows")
+    __slots__ = ("_unnest", "columns", "named", "opaque", "pyformat", "rows", "tables")
 
     def __init__(self, sql: str) -> None:
         self.named = sql
@@ -70,6 +84,41 @@ class Sql:
         # whether it answers rows: read at once even in pipeline mode, where a cursor has no
         # description until its results are fetched
         self.rows = sql.lstrip().upper().startswith("SELECT") or " RETURNING " in sql.upper()
+        self.tables = frozenset(t.lower() for t in _TABLES.findall(sql))  # the ones it names
+        # naming none, it may touch any (SAVEPOINT, a function): kept rows go out before it
+        self.opaque = not self.tables and not sql.lstrip().upper().startswith("NOTIFY")
+        # a plain insert of one row of named values: its columns (its rows may be kept)
+        insert = _INSERT.fullmatch(sql)
+        columns = [c.strip() for c in insert.group(2).split(",")] if insert else []
+        plain = insert is not None and [v.strip() for v in insert.group(3).split(",")] == [
+            f":{c}" for c in columns
+        ]
+        self.columns = tuple(columns) if plain else None
+        self._unnest: str | None = None
+
+    def unnest(self) -> str | None:
+        """PostgreSQL: this insert for many rows at once, one array parameter per column
+        (named as the column), inserted in array order (the ids of serial keys follow it);
+        None for a statement that is not a plain insert into one of Rungs' tables."""
+        if self._unnest is None and self.columns is not None:
+            from sqlalchemy.dialects import postgresql
+
+            from rungs.store.tables import metadata  # the column types, for the arrays' casts
+
+            (name,) = self.tables
+            table, dialect = metadata.tables.get(name), postgresql.dialect()
+            if table is None or any(c not in table.c for c in self.columns):
+                self.columns = None
+                return None
+            cols = ", ".join(self.columns)
+            arrays = ", ".join(
+                f"%({c})s::{table.c[c].type.compile(dialect=dialect)}[]" for c in self.columns
+            )
+            self._unnest = (
+                f"INSERT INTO {name} ({cols}) SELECT {cols} FROM unnest({arrays}) "
+                f"WITH ORDINALITY AS u({cols}, rungs_n) ORDER BY rungs_n"
+            )
+        return self._unnest
 
 
 def _cursor(conn: Connection) -> tuple[Any, bool]:
@@ -82,8 +131,11 @@ def run(conn: Connection, stmt: Sql, params: dict[str, Any]) -> Any:
     if not stmt.rows and conn.dialect.name == "postgresql":
         shared = conn.info.get(_WRITES)
         if shared is not None:  # the writer's pipelined batch: nothing to wait for
-            shared.execute(stmt.pyformat, params)
+            if not _keep(conn, stmt, [params]):
+                _before(conn, stmt)
+                shared.execute(stmt.pyformat, params)
             return None
+    _before(conn, stmt)
     cur, pg = _cursor(conn)
     try:
         cur.execute(stmt.pyformat if pg else stmt.named, params)
@@ -94,6 +146,7 @@ def run(conn: Connection, stmt: Sql, params: dict[str, Any]) -> Any:
 
 def run_all(conn: Connection, stmt: Sql, params: dict[str, Any]) -> list[Any]:
     """Execute; every row it returns."""
+    _before(conn, stmt)
     cur, pg = _cursor(conn)
     try:
         cur.execute(stmt.pyformat if pg else stmt.named, params)
@@ -105,6 +158,7 @@ def run_all(conn: Connection, stmt: Sql, params: dict[str, Any]) -> list[Any]:
 def run_many(conn: Connection, stmt: Sql, rows: list[dict[str, Any]]) -> int:
     """Execute once per row (one round trip on psycopg's pipeline); the rows it changed
     (in pipeline mode a round trip of its own: `write_many` when nobody reads the count)."""
+    _before(conn, stmt)
     cur, pg = _cursor(conn)
     try:
         cur.executemany(stmt.pyformat if pg else stmt.named, rows)
@@ -121,16 +175,71 @@ def write_many(conn: Connection, stmt: Sql, rows: list[dict[str, Any]]) -> None:
     if conn.dialect.name != "postgresql":
         run_many(conn, stmt, rows)
         return
+    if _keep(conn, stmt, rows):
+        return
+    _before(conn, stmt)
     shared = conn.info.get(_WRITES)
     cur = shared if shared is not None else conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
     try:
         if len(rows) == 1:  # psycopg's executemany costs more for one row
             cur.execute(stmt.pyformat, rows[0])
+        elif (many := stmt.unnest()) is not None:  # one statement, not a message per row
+            cur.execute(many, _arrays(stmt, rows))
         else:
             cur.executemany(stmt.pyformat, rows)
     finally:
         if shared is None:
             cur.close()
+
+
+def _arrays(stmt: Sql, rows: list[dict[str, Any]]) -> dict[str, list[Any]]:
+    assert stmt.columns is not None
+    return {c: [r[c] for r in rows] for c in stmt.columns}
+
+
+def _keep(conn: Connection, stmt: Sql, rows: list[dict[str, Any]]) -> bool:
+    """In the writer's batch on PostgreSQL, keep a plain insert's rows to go out with the
+    batch's other rows for it (`flush`); False when the statement is to run now."""
+    kept = conn.info.get(_KEPT)
+    if kept is None or stmt.unnest() is None:
+        return False
+    if stmt in kept:
+        kept[stmt].extend(rows)
+    else:
+        flush(conn, stmt.tables)  # rows of other statements on its table go out before it
+        kept[stmt] = list(rows)
+    return True
+
+
+def flush(conn: Connection, tables: frozenset[str] | None = None) -> None:
+    """Send the kept inserts (on `tables`, or all), each statement's rows as one insert, in
+    the order the statements were first kept."""
+    kept = conn.info.get(_KEPT)
+    if not kept:
+        return
+    due = [s for s in kept if tables is None or s.tables & tables]
+    if not due:
+        return
+    shared = conn.info[_WRITES]
+    for stmt in due:
+        rows = kept.pop(stmt)
+        if len(rows) == 1:
+            shared.execute(stmt.pyformat, rows[0])
+        else:
+            shared.execute(stmt.unnest(), _arrays(stmt, rows))  # type: ignore[arg-type]
+
+
+def _before(conn: Connection, stmt: Sql) -> None:
+    """Before `stmt` runs now: the kept rows on the tables it names (all, when it names
+    none that could be told) go out first."""
+    if conn.info.get(_KEPT) and (stmt.tables or stmt.opaque):
+        flush(conn, None if stmt.opaque else stmt.tables)
+
+
+def flush_before_execute(conn: Connection, *_args: Any) -> None:
+    """SQLAlchemy's `before_cursor_execute`: what it runs sees every kept row."""
+    if conn.info.get(_KEPT):
+        flush(conn)
 
 
 def run_later(
@@ -143,6 +252,7 @@ def run_later(
     if later is None:
         fill(run_all(conn, stmt, params))
         return
+    _before(conn, stmt)
     cur = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
     later.append((cur, fill))
     cur.execute(stmt.pyformat, params)
@@ -173,13 +283,19 @@ def savepoint(conn: Connection, name: str = "rungs_one") -> Iterator[None]:
 
     In pipeline mode the block is synced on entry (an earlier statement's error is raised
     before it, not in it) and before its release (its own errors are raised in it), and an
-    aborted pipeline is synced before the rollback to the savepoint."""
+    aborted pipeline is synced before the rollback to the savepoint. Kept inserts go out
+    before it begins and before it ends; those kept in a block rolled back are dropped."""
+    flush(conn)
     _sync(conn)
     _exec(conn, f"SAVEPOINT {name}")
     try:
         yield
+        flush(conn)
         _sync(conn)
     except BaseException:
+        kept = conn.info.get(_KEPT)
+        if kept:
+            kept.clear()
         if conn.info.get(_PIPE) is not None:
             with suppress(Exception):  # the rest of an aborted pipeline: PipelineAborted
                 _sync(conn)
@@ -230,14 +346,17 @@ def batch(conn: Connection) -> Iterator[None]:
     later: list[tuple[Any, Callable[[list[Any]], None]]] = []
     conn.info[_LATER] = later
     writes = conn.info[_WRITES] = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    conn.info[_KEPT] = {}
     try:
         with pipeline(conn):
             yield
+            flush(conn)
         for cur, fill in later:
             if cur.pgresult is not None:  # else rolled back to a savepoint: nobody's rows
                 fill(list(cur.fetchall()))
         failed(conn)
     finally:
+        conn.info.pop(_KEPT, None)
         conn.info.pop(_LATER, None)
         conn.info.pop(_WRITES, None)
         writes.close()
