@@ -315,3 +315,58 @@ def test_a_failed_timer_batch_hands_over_only_the_rows_that_were_kept(
     handed = [(r.id, r.case_id, r.key) for r in fake.accepted]
     assert kept and {c for _, c, _ in kept} == {one.id}  # the first escalated, paged once
     assert sorted(handed) == sorted(kept), "exactly the committed rows, each once"
+
+
+def test_a_batch_of_alerts_reads_its_keys_open_cases_at_once_and_keeps_them_current(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Alerts decided in one writer batch: on PostgreSQL the open cases of all their dedup
+    keys are read in one statement (not a round trip each), and what the batch itself does
+    to a key (opens a case, resolves it, opens another) is seen by the alerts after it."""
+    from rungs.core.model import Event
+
+    before, _ = asyncio.run(engine.commands.trigger({**BODY, "dedup_key": "known"}, {}))
+    sent: list[str] = []
+    if engine.db.dialect.name == "postgresql":
+        import psycopg
+
+        original = psycopg.Cursor.execute
+
+        def execute(self: Any, query: Any, params: Any = None, **kw: Any) -> Any:
+            sent.append(str(query))
+            return original(self, query, params, **kw)
+
+        monkeypatch.setattr(psycopg.Cursor, "execute", execute)
+    gate = threading.Event()
+    held = engine.writer.submit(lambda conn: gate.wait(5))
+    resolve = Event("resolve", by="integration:test")
+
+    async def alerts() -> list[Any]:
+        cmds = engine.commands
+        asyncio.get_running_loop().call_later(0.2, gate.set)
+        return await asyncio.gather(
+            cmds.trigger({**BODY, "dedup_key": "known"}, {"n": 2}),
+            cmds.trigger({**BODY, "dedup_key": "k2"}, {}),
+            cmds.trigger({**BODY, "dedup_key": "k2"}, {"n": 2}),
+            cmds.act_on_key("k2", resolve),
+            cmds.trigger({**BODY, "dedup_key": "k2"}, {}),
+            cmds.act_on_key("never", resolve),
+        )
+
+    known, first, again, resolved, second, never = asyncio.run(alerts())
+    held.result()
+    assert known[0].id == before.id and not known[1]
+    assert first[1] and again[0].id == first[0].id and not again[1]
+    assert resolved[0] is not None and resolved[0].id == first[0].id and resolved[1]
+    assert second[1] and second[0].id != first[0].id
+    assert never == (None, False)
+    with engine.db.connect() as conn:
+        open_keys = conn.execute(
+            text("SELECT open_key, id FROM cases WHERE open_key IS NOT NULL ORDER BY id")
+        ).all()
+    assert sorted((k, i) for k, i in open_keys) == sorted(
+        [("known", before.id), ("k2", second[0].id)]
+    )
+    if engine.db.dialect.name == "postgresql":
+        assert not [q for q in sent if "WHERE open_key = %(key)s" in q]
+        assert len([q for q in sent if "open_key = ANY" in q]) == 1

@@ -28,7 +28,7 @@ from rungs.engine.policies import PolicyChange, PolicyStore
 from rungs.engine.storm_commands import AlertCall, AlertOutcome, StormCommands
 from rungs.engine.surveys import answer_in, opt_out_in, watch
 from rungs.engine.wake import Wake
-from rungs.engine.writer import Writer
+from rungs.engine.writer import Writer, looks_up
 from rungs.policy import Policy
 from rungs.policy.model import Integration
 from rungs.store import journal
@@ -216,7 +216,10 @@ class Commands(ConsoleCommands, StormCommands):
         version = self.policies.current_version()
         policy = self.policies.policy(version)
         return await self.writer.submit_async(
-            lambda conn: self.open_in(conn, data, version, policy, self.clock.now())
+            looks_up(
+                lambda conn: self.open_in(conn, data, version, policy, self.clock.now()),
+                [data.get("dedup_key")],
+            )
         )
 
     async def trigger(self, data: dict[str, Any], repeat: dict[str, Any]) -> tuple[Case, bool]:
@@ -228,6 +231,7 @@ class Commands(ConsoleCommands, StormCommands):
         def run(conn: Connection) -> tuple[Case, bool]:
             return self.trigger_in(conn, data, repeat, version, policy)
 
+        looks_up(run, [data.get("dedup_key")])
         try:
             return await self.writer.submit_async(run)
         except DUPLICATE:  # another process opened the same key at the same moment
@@ -254,7 +258,7 @@ class Commands(ConsoleCommands, StormCommands):
         when the core took it). An event the case's state refuses (a second
         acknowledgement) is no error."""
         return await self.writer.submit_async(
-            lambda conn: self.act_on_key_in(conn, dedup_key, event)
+            looks_up(lambda conn: self.act_on_key_in(conn, dedup_key, event), [dedup_key])
         )
 
     def act_on_key_in(

@@ -12,7 +12,7 @@ from sqlalchemy import Connection
 from rungs.core.model import Case, Refused
 from rungs.engine.policies import PolicyStore
 from rungs.engine.wake import Wake
-from rungs.engine.writer import Writer
+from rungs.engine.writer import Writer, looks_up
 from rungs.store.maintenance import add_window, cancel_window
 from rungs.store.numbers import expect as expect_cases
 from rungs.store.sql import DUPLICATE, pipeline
@@ -91,6 +91,8 @@ class StormCommands:
             except Refused as exc:  # refused before anything of it was written
                 return exc
 
+        looks_up(run, [first.get("dedup_key") if kind == "trigger" else first
+                       for kind, first, _ in batch])  # fmt: skip
         try:
             return await self.writer.submit_async(run)
         except DUPLICATE:  # another process opened one of its keys at the same moment

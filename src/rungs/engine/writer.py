@@ -9,7 +9,8 @@ because the database is unavailable (the writer lock not granted in time, a lock
 error) is not retried: every command in it is answered `Unavailable` at once (the API says
 503 with Retry-After), since each would only wait as long again.
 
-On PostgreSQL a batch runs in psycopg's pipeline mode (`rungs.store.sql.batch`): its
+On PostgreSQL a batch runs in psycopg's pipeline mode, the open cases of the dedup keys its
+commands will look up (`looks_up`) read first in one statement, (`rungs.store.sql.batch`): its
 statements go out together, a round trip only where a result is read. A statement's error
 then surfaces at a later read, maybe in another command, so a pipelined batch that fails
 for any reason but the database's is rolled back and each command run alone, outside
@@ -37,7 +38,7 @@ import queue
 import sqlite3
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from concurrent.futures import Future
 from typing import Any
 
@@ -45,12 +46,13 @@ from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import DBAPIError
 
 from rungs.core.model import Refused
+from rungs.store.cases import open_keys_ahead
 from rungs.store.db import FileLock, LockTimeout, write_lock
 from rungs.store.numbers import CaseNumbers, lend
 from rungs.store.sql import batch as pipelined
 from rungs.store.sql import failed
 
-__all__ = ["RETRY_AFTER_S", "STUCK_S", "Unavailable", "Writer", "unavailable"]
+__all__ = ["RETRY_AFTER_S", "STUCK_S", "Unavailable", "Writer", "looks_up", "unavailable"]
 
 Command = Callable[[Connection], Any]
 Answer = Future[Any] | asyncio.Future[Any]
@@ -239,7 +241,8 @@ class Writer:
         lend(conn, numbers)
         try:
             if piped:
-                with pipelined(conn):
+                keys = [k for fn, _ in batch for k in getattr(fn, "open_keys", ())]
+                with pipelined(conn), open_keys_ahead(conn, keys):
                     _run_batch(conn, batch, results, numbers)
             else:
                 _run_batch(conn, batch, results, numbers)
@@ -253,6 +256,14 @@ class Writer:
                 self.after_commit(committed)
             except Exception:  # an observer must never keep a command unanswered
                 logging.getLogger("rungs.engine").exception("after_commit hook failed")
+
+
+def looks_up(fn: Command, keys: Iterable[str | None]) -> Command:
+    """Mark `fn` as a command that will look up the open cases of these dedup keys: a
+    pipelined batch reads those of all its commands in one statement first (PostgreSQL,
+    `rungs.store.cases.open_keys_ahead`), not in a round trip per command."""
+    fn.open_keys = [k for k in keys if k]  # type: ignore[attr-defined]
+    return fn
 
 
 def _run_batch(

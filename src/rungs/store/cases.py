@@ -1,8 +1,17 @@
-"""Cases as rows: load (row-locked on PostgreSQL), find the open one by dedup key, save."""
+"""Cases as rows: load (row-locked on PostgreSQL), find the open one by dedup key, save.
+
+On PostgreSQL a block may read the open cases of the dedup keys it will look up in one
+statement (`open_keys_ahead`: a writer's batch of alerts, an Alertmanager webhook's alerts),
+instead of one round trip per alert; `find_open` then answers those keys from what was read,
+which `insert_case` and `save_case(s)` (every write of `open_key`) keep current. A savepoint
+rolled back forgets it (`rungs.store.sql.forget_on_rollback`); should it ever be wrong the
+other way (a key thought free), the unique index on `open_key` refuses the second case.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from functools import lru_cache
 from typing import Any
 
@@ -13,7 +22,7 @@ from rungs.core.sla import next_breach
 from rungs.policy import Policy
 from rungs.store.jsonbytes import dumps_text, loads
 from rungs.store.numbers import take as take_number
-from rungs.store.sql import Sql, run, run_all, write_many
+from rungs.store.sql import Sql, forget_on_rollback, run, run_all, write_many
 
 __all__ = [
     "check_key",
@@ -22,6 +31,7 @@ __all__ = [
     "load_case",
     "load_cases",
     "new_case_id",
+    "open_keys_ahead",
     "save_case",
     "save_cases",
 ]
@@ -31,6 +41,8 @@ _NEW_NUMBER = Sql("INSERT INTO case_numbers DEFAULT VALUES RETURNING n")
 _LOAD = Sql("SELECT state, policy_version FROM cases WHERE id = :id")
 _LOAD_LOCKED = Sql("SELECT state, policy_version FROM cases WHERE id = :id FOR UPDATE")
 _FIND_OPEN = Sql("SELECT id FROM cases WHERE open_key = :key")
+_FIND_OPEN_ANY = Sql("SELECT open_key, id FROM cases WHERE open_key = ANY(:keys)")
+_AHEAD = "rungs_open_ahead"  # conn.info: {dedup key: its open case's id, or None}
 _COLUMNS = (
     "status",
     "customer",
@@ -74,8 +86,47 @@ def find_open(conn: Connection, dedup_key: str) -> str | None:
     """The open case with this dedup key. Every keyed case is looked up here before it is
     stored, so a key no database column can hold (PostgreSQL takes no NUL) is refused here."""
     check_key(dedup_key)
+    ahead = conn.info.get(_AHEAD)
+    if ahead is not None and dedup_key in ahead:
+        return ahead[dedup_key]  # type: ignore[no-any-return]
     row = run(conn, _FIND_OPEN, {"key": dedup_key})
     return None if row is None else row[0]
+
+
+@contextmanager
+def open_keys_ahead(conn: Connection, keys: Iterable[str]) -> Iterator[None]:
+    """PostgreSQL: the open cases of `keys` read in one statement, for `find_open` in the
+    block (see the module's doc). SQLite, or already under way: as it is."""
+    if conn.dialect.name != "postgresql" or _AHEAD in conn.info:
+        yield
+        return
+    wanted = [k for k in dict.fromkeys(keys) if k and "\x00" not in k]
+    if not wanted:
+        yield
+        return
+    ahead: dict[str, str | None] = dict.fromkeys(wanted)
+    for key, case_id in run_all(conn, _FIND_OPEN_ANY, {"keys": wanted}):
+        ahead[key] = case_id
+    conn.info[_AHEAD] = ahead
+    forget_on_rollback(conn, _AHEAD)
+    try:
+        yield
+    finally:
+        conn.info.pop(_AHEAD, None)
+
+
+def _written(conn: Connection, rows: Iterable[dict[str, Any]], keys: Iterable[str | None]) -> None:
+    """Keep what was read ahead current with cases just written (their `open_key`)."""
+    ahead = conn.info.get(_AHEAD)
+    if ahead is None:
+        return
+    for row, key in zip(rows, keys, strict=True):
+        if key is None or key not in ahead:
+            continue
+        if row["open_key"] is not None:
+            ahead[key] = row["id"]
+        elif ahead[key] == row["id"]:  # ended: its key is free
+            ahead[key] = None
 
 
 def check_key(dedup_key: str) -> None:
@@ -106,12 +157,16 @@ def _row(case: Case, version: int, policy: Policy) -> dict[str, Any]:
 
 def insert_case(conn: Connection, case: Case, version: int, policy: Policy) -> None:
     """Insert a new case decided by `policy` (its version `version`)."""
-    run(conn, _INSERT_CASE, {**_row(case, version, policy), "opened_at": case.opened_at})
+    row = _row(case, version, policy)
+    run(conn, _INSERT_CASE, {**row, "opened_at": case.opened_at})
+    _written(conn, [row], [case.dedup_key])
 
 
 def save_case(conn: Connection, case: Case, version: int, policy: Policy) -> None:
     """Save a case decided by `policy` (its version `version`)."""
-    run(conn, _SAVE_CASE, _row(case, version, policy))
+    row = _row(case, version, policy)
+    run(conn, _SAVE_CASE, row)
+    _written(conn, [row], [case.dedup_key])
 
 
 def load_cases(
@@ -142,4 +197,7 @@ def _load_in(n: int) -> Sql:  # SQLite only: digits in names would not survive `
 def save_cases(conn: Connection, saved: Iterable[tuple[Case, int, Policy]]) -> None:
     """Many cases, each with the policy that decided it, in one statement (one round trip
     on psycopg's pipeline)."""
-    write_many(conn, _SAVE_CASE, [_row(case, version, policy) for case, version, policy in saved])
+    saved = list(saved)
+    rows = [_row(case, version, policy) for case, version, policy in saved]
+    write_many(conn, _SAVE_CASE, rows)
+    _written(conn, rows, [case.dedup_key for case, _, _ in saved])

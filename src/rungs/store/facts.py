@@ -23,7 +23,7 @@ from sqlalchemy import Connection
 from rungs.core.facts import KINDS, Facts, Terms, derive, outcome, steps
 from rungs.core.timeline import decode_entry
 from rungs.store.jsonbytes import dumps_text, loads
-from rungs.store.sql import Sql, run, run_all, run_many
+from rungs.store.sql import Sql, flush, run, run_all, run_many, write_many
 from rungs.store.tables import case_facts
 
 __all__ = [
@@ -128,9 +128,21 @@ def _facts_of(case_id: str, stored: Any) -> Facts:
     return Facts.from_dict(d)
 
 
+_TABLE = frozenset({"case_facts"})
+# the insert with named values, kept in the writer's batch on PostgreSQL (`rungs.store.sql`)
+_INSERT_NAMED = Sql(
+    f"INSERT INTO case_facts ({', '.join(COLUMNS)}) VALUES ({', '.join(':' + c for c in COLUMNS)})"
+)
+
+
 def _positional(conn: Connection, template: str, rows: list[tuple[Any, ...]]) -> None:
-    """Run `template` (`{}`: the placeholders) once per row, on the driver's cursor."""
+    """Run `template` (`{}`: the placeholders) once per row, on the driver's cursor (the
+    inserts of the writer's batch on PostgreSQL go out with its other rows)."""
     pg = conn.dialect.name == "postgresql"
+    if pg and template is _INSERT:
+        write_many(conn, _INSERT_NAMED, [dict(zip(COLUMNS, r, strict=True)) for r in rows])
+        return
+    flush(conn, _TABLE)  # kept inserts of case_facts before this statement on it
     mark = "%s" if pg else "?"
     if "{0}" in template:  # the UPDATE: the key (opened_at, case_id) goes last
         sql = template.format(mark)
@@ -206,6 +218,7 @@ def facts_batch(conn: Connection, keys: Iterable[tuple[int, str]]) -> Iterator[N
     wanted = list(dict.fromkeys(keys))
     stored: dict[tuple[int, str], Any] = dict.fromkeys(wanted)
     n = len(_IN_COLUMNS) + 3
+    flush(conn, _TABLE)  # kept inserts of case_facts before the read
     for i in range(0, len(wanted), _CHUNK):
         part = wanted[i : i + _CHUNK]
         cur = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]

@@ -126,8 +126,8 @@ def new_row(effect: Notify | CallWebhook | Notice) -> NewRow:
 # SQLAlchemy's per-statement work costs more than SQLite's own.
 _INSERT = Sql(
     "INSERT INTO outbox (case_id, kind, key, payload, status, attempts, next_attempt, created_at) "
-    "VALUES (:case_id, :kind, :key, :payload, 'pending', 0, :next_attempt, :created_at)"
-)
+    "VALUES (:case_id, :kind, :key, :payload, :status, :attempts, :next_attempt, :created_at)"
+)  # every value a parameter: a plain insert, whose rows a batch sends at once (`store.sql`)
 _INSERT_CLAIMED = Sql(
     "INSERT INTO outbox (case_id, kind, key, payload, status, attempts, next_attempt, created_at) "
     "VALUES (:case_id, :kind, :key, :payload, 'sending', 1, :next_attempt, :created_at) "
@@ -165,7 +165,7 @@ def write_new(
     ]  # fmt: skip
     if lease is None:
         if params:
-            write_many(conn, _INSERT, params)
+            write_many(conn, _INSERT, [{**p, "status": "pending", "attempts": 0} for p in params])
         return []
     if conn.dialect.name == "postgresql":
         return _write_claimed_pg(conn, rows, params, now, lease, snapshot)

@@ -39,6 +39,7 @@ __all__ = [
     "batch",
     "flush",
     "flush_before_execute",
+    "forget_on_rollback",
     "pipeline",
     "run",
     "run_all",
@@ -69,6 +70,7 @@ _PIPE = "rungs_pipeline"  # conn.info: psycopg's Pipeline while a block runs in 
 _LATER = "rungs_later"  # conn.info: (cursor, fill) read at the end of the writer's batch
 _WRITES = "rungs_writes"  # conn.info: the writer's batch's cursor for results nobody reads
 _KEPT = "rungs_kept"  # conn.info: the writer's batch's kept inserts, {Sql: [params]}
+_FORGET = "rungs_forget"  # conn.info: keys of conn.info that a rolled-back savepoint drops
 _TABLES = re.compile(r"\b(?:FROM|INTO|UPDATE|JOIN)\s+([a-z_][a-z0-9_]*)", re.I)
 _INSERT = re.compile(r"\s*INSERT INTO ([a-z_]+) \(([^)]*)\) VALUES \(([^)]*)\)\s*", re.I)
 
@@ -266,6 +268,12 @@ def _exec(conn: Connection, sql: str) -> None:
         cur.close()
 
 
+def forget_on_rollback(conn: Connection, key: str) -> None:
+    """`conn.info[key]` holds what a rolled-back savepoint may have made untrue: drop it
+    then (its user reads the database again)."""
+    conn.info.setdefault(_FORGET, set()).add(key)
+
+
 def _sync(conn: Connection) -> None:
     """In pipeline mode: send what is queued and take every result in (raising the first
     error among them); else nothing."""
@@ -296,6 +304,8 @@ def savepoint(conn: Connection, name: str = "rungs_one") -> Iterator[None]:
         kept = conn.info.get(_KEPT)
         if kept:
             kept.clear()
+        for key in conn.info.get(_FORGET, ()):
+            conn.info.pop(key, None)
         if conn.info.get(_PIPE) is not None:
             with suppress(Exception):  # the rest of an aborted pipeline: PipelineAborted
                 _sync(conn)
