@@ -71,6 +71,7 @@ _LATER = "rungs_later"  # conn.info: (cursor, fill) read at the end of the write
 _WRITES = "rungs_writes"  # conn.info: the writer's batch's cursor for results nobody reads
 _KEPT = "rungs_kept"  # conn.info: the writer's batch's kept inserts, {Sql: [params]}
 _FORGET = "rungs_forget"  # conn.info: keys of conn.info that a rolled-back savepoint drops
+_ARRAY_PARAM = re.compile(r"ANY\(:([a-z_]+)\)|CAST\(:([a-z_]+) AS [^)]*\[\]\)", re.I)
 _TABLES = re.compile(r"\b(?:FROM|INTO|UPDATE|JOIN)\s+([a-z_][a-z0-9_]*)", re.I)
 _INSERT = re.compile(r"\s*INSERT INTO ([a-z_]+) \(([^)]*)\) VALUES \(([^)]*)\)\s*", re.I)
 
@@ -82,7 +83,12 @@ class Sql:
 
     def __init__(self, sql: str) -> None:
         self.named = sql
-        self.pyformat = re.sub(r"(?<!:):([a-z_]+)", r"%(\1)s", sql)
+        # an array parameter (`ANY(:x)`, `CAST(:x AS t[])`) goes in psycopg's binary format:
+        # its text format escapes each element in Python, ~17x slower (measured)
+        arrays = {a or b for a, b in _ARRAY_PARAM.findall(sql)}
+        self.pyformat = re.sub(
+            r"(?<!:):([a-z_]+)", lambda m: f"%({m[1]}){'b' if m[1] in arrays else 's'}", sql
+        )
         # whether it answers rows: read at once even in pipeline mode, where a cursor has no
         # description until its results are fetched
         self.rows = sql.lstrip().upper().startswith("SELECT") or " RETURNING " in sql.upper()
@@ -113,8 +119,8 @@ class Sql:
                 self.columns = None
                 return None
             cols = ", ".join(self.columns)
-            arrays = ", ".join(
-                f"%({c})s::{table.c[c].type.compile(dialect=dialect)}[]" for c in self.columns
+            arrays = ", ".join(  # binary: see `_ARRAY_PARAM`
+                f"%({c})b::{table.c[c].type.compile(dialect=dialect)}[]" for c in self.columns
             )
             self._unnest = (
                 f"INSERT INTO {name} ({cols}) SELECT {cols} FROM unnest({arrays}) "
