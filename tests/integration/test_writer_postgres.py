@@ -284,3 +284,23 @@ def test_a_rolled_back_savepoint_drops_the_rows_it_kept_and_only_those(pg: Engin
     assert done.result() == 3
     w.close()
     assert _journal(pg) == [("before", 1), ("kept", 4), ("after", 5)]
+
+
+def test_kept_rows_keep_every_character_and_null_through_the_binary_arrays(pg: Engine) -> None:
+    """The arrays go in binary: text that an array literal would have to escape (quotes,
+    backslashes, braces, commas, NULL as a word, non-ASCII) arrives as it was sent."""
+    awkward = ['{"a": "b\\\\c"}', "x,y", "{}", "NULL", 'say "hi"', "naïve ✓ 日本", " ", ""]
+    w = Writer(pg)
+    gate, blocker = _held(w)
+    futures = [
+        w.submit(lambda conn, e=e, i=i: run(conn, _JOURNAL, _entry("g", i, e)))
+        for i, e in enumerate(awkward)
+    ]
+    gate.set()
+    blocker.result()
+    for f in futures:
+        f.result()
+    w.close()
+    with pg.connect() as conn:
+        got = conn.execute(text("SELECT event FROM journal WHERE case_id = 'g' ORDER BY id"))
+        assert [r[0] for r in got] == awkward
