@@ -18,7 +18,9 @@ from sqlalchemy import Engine as Database
 from rungs.engine.loop import Loop
 from rungs.engine.wake import Wake
 from rungs.store.db import make_engine, upgrade
+from rungs.store.listen import TIMERS_CHANNEL, listen_thread
 from rungs.time.clock import SystemClock
+from tests.conftest import reset_database
 
 S = 1_000_000  # µs
 
@@ -142,3 +144,49 @@ def test_a_sooner_timer_committed_during_a_tick_is_fired_on_time(db: Database) -
     runner.join(timeout=5)
     woke = [t - began for t in ticks[2:]]  # after the first tick's two reads
     assert woke and 0.09 <= woke[0] <= 0.3
+
+
+def test_a_timer_another_process_committed_wakes_the_loop_only_if_it_comes_sooner() -> None:
+    """Another engine's NOTIFY says its timer's due instant: a loop planning to wake
+    sooner anyway sleeps on; one that says nothing (an older engine) wakes it."""
+    wake = Wake(postgres=True)
+    wake.plan(100 * S, 1.0)
+    wake.remote(str(400 * S))
+    assert not wake.event.is_set()
+    wake.remote(str(100 * S + S // 2))
+    assert wake.event.is_set()
+    wake.wait(0)
+    wake.remote("")
+    assert wake.event.is_set()
+    wake.wait(0)
+    wake.busy()
+    wake.remote(str(100 * S + S // 4))  # during a tick: kept for the plan
+    assert not wake.event.is_set()
+    assert wake.plan(100 * S, 1.0) == pytest.approx(0.25)
+
+
+def test_the_notification_carries_the_due_instant_to_other_engines_only(pg_url: str) -> None:
+    reset_database(pg_url)
+    ours, theirs = make_engine(pg_url), make_engine(pg_url)
+    upgrade(ours)
+    heard: list[str] = []
+    stop = threading.Event()
+    listen_thread(ours, TIMERS_CHANNEL, heard.append, stop, said=True)
+    time.sleep(0.5)  # listening
+    try:
+        for eng, due in ((ours, 111), (theirs, 222)):
+            wake = Wake(postgres=True)
+            with eng.begin() as conn:
+                wake.timer_set(conn, due + 1)
+                wake.timer_set(conn, due)  # sooner: told again
+                wake.timer_set(conn, due + 5)  # later: not
+            wake.committed(True)
+        end = time.monotonic() + 5
+        while len(heard) < 2 and time.monotonic() < end:
+            time.sleep(0.05)
+        time.sleep(0.2)
+        assert heard == ["223", "222"]  # its own engine's are not heard
+    finally:
+        stop.set()
+        ours.dispose()
+        theirs.dispose()

@@ -99,7 +99,9 @@ class Loop:
             return
         self._thread = threading.Thread(target=self._run, name="rungs-engine", daemon=True)
         self._thread.start()
-        self._listener = listen_thread(self.db, TIMERS_CHANNEL, self.wake.set, self._stop)
+        self._listener = listen_thread(
+            self.db, TIMERS_CHANNEL, self.wake.remote, self._stop, said=True
+        )
 
     def stop(self) -> None:
         self._stop.set()

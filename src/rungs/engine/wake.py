@@ -5,8 +5,9 @@ once its transaction commits (woken before, the loop would not see the row). Whi
 is busy in a tick (no plan), a committed timer is kept instead (`_busy_min`) and the plan
 that follows the tick takes it into account: waking the loop for every commit during a tick
 kept it ticking for nothing under a stream of new cases (each tick being long enough for the
-next commit to land in it). Other processes' engines are woken by one `NOTIFY` per
-transaction on PostgreSQL.
+next commit to land in it). On PostgreSQL other processes' engines are told by a `NOTIFY`
+that carries the timer's due instant (again if a later decision of the transaction sets a
+sooner one), which they judge the same way (`remote`).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import threading
 
 from sqlalchemy import Connection
 
-from rungs.store.listen import TIMERS_CHANNEL, notify_once
+from rungs.store.listen import TIMERS_CHANNEL, notify_due
 
 __all__ = ["Wake"]
 
@@ -33,17 +34,26 @@ class Wake:
 
     def timer_set(self, conn: Connection, earliest: int) -> None:
         """In a decision's transaction: it set a timer due at `earliest` (0: none)."""
-        if earliest:
+        if earliest and (not self._at_commit or earliest < self._at_commit):
+            self._at_commit = earliest
             if self._postgres:
-                notify_once(conn, TIMERS_CHANNEL)
-            if not self._at_commit or earliest < self._at_commit:
-                self._at_commit = earliest
+                notify_due(conn, TIMERS_CHANNEL, earliest)
 
     def committed(self, ok: bool) -> None:
         """On the writer thread after each transaction."""
         at, self._at_commit = self._at_commit, 0
-        if not (at and ok):
-            return
+        if at and ok:
+            self._due(at)
+
+    def remote(self, said: str) -> None:
+        """Another process committed a timer due at the instant `said` names (nothing: one
+        from a version that did not say; wake)."""
+        if said.isdigit():
+            self._due(int(said))
+        else:
+            self.event.set()
+
+    def _due(self, at: int) -> None:
         with self._lock:
             if not self.planned:  # busy: the plan after this tick sees it
                 if not self._busy_min or at < self._busy_min:

@@ -1,7 +1,10 @@
 """PostgreSQL LISTEN: wake a loop when another process wrote something for it.
 
 One helper for every channel (the engine's timers, the dispatcher's outbox), run on a thread
-of its own until `stop` is set; a lost connection is retried every second.
+of its own until `stop` is set; a lost connection is retried every second. A timer's
+notification also carries its due instant (`notify_due`), so that an engine planning to
+wake sooner anyway is not woken for it: under a stream of new cases from other processes,
+each of their commits woke every other engine for a tick that found nothing due.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ __all__ = [
     "TIMERS_CHANNEL",
     "listen",
     "listen_thread",
+    "notify_due",
     "notify_once",
 ]
 
@@ -36,8 +40,16 @@ CASES_CHANNEL = "rungs_cases"  # cases were written: consoles of every process r
 _SKIP_OWN = frozenset({TIMERS_CHANNEL, CASES_CHANNEL})
 
 
-def listen(db: Engine, channel: str, wake: Callable[[], None], stop: threading.Event) -> None:
-    """Call `wake` on each notification on `channel` until `stop` is set."""
+def listen(
+    db: Engine,
+    channel: str,
+    wake: Callable[..., None],
+    stop: threading.Event,
+    *,
+    said: bool = False,
+) -> None:
+    """Call `wake` on each notification on `channel` until `stop` is set (with `said`, with
+    what the notification says besides its sender: `notify_due`'s instant, or "")."""
     # Imported here, not at the top: only PostgreSQL deployments listen (SQLAlchemy's dialect
     # has loaded it by then), and it costs every SQLite process ~0.2 s at start-up (measured).
     import psycopg
@@ -50,9 +62,13 @@ def listen(db: Engine, channel: str, wake: Callable[[], None], stop: threading.E
                 pg.execute(f"LISTEN {channel}")
                 while not stop.is_set():
                     for n in pg.notifies(timeout=1.0):
-                        if n.payload == own:
+                        sender, _, rest = n.payload.partition(" ")
+                        if sender == own:
                             continue  # sent by this engine, which has told itself
-                        wake()
+                        if said:
+                            wake(rest)
+                        else:
+                            wake()
                         if stop.is_set():
                             return
         except Exception:
@@ -61,14 +77,23 @@ def listen(db: Engine, channel: str, wake: Callable[[], None], stop: threading.E
 
 
 def listen_thread(
-    db: Engine, channel: str, wake: Callable[[], None], stop: threading.Event
+    db: Engine,
+    channel: str,
+    wake: Callable[..., None],
+    stop: threading.Event,
+    *,
+    said: bool = False,
 ) -> threading.Thread | None:
     """`listen` on a daemon thread, started; None on SQLite (one process writes at a time,
     and it wakes its own loops)."""
     if db.dialect.name != "postgresql":
         return None
     thread = threading.Thread(
-        target=listen, args=(db, channel, wake, stop), name=f"rungs-listen-{channel}", daemon=True
+        target=listen,
+        args=(db, channel, wake, stop),
+        kwargs={"said": said},
+        name=f"rungs-listen-{channel}",
+        daemon=True,
     )
     thread.start()
     return thread
@@ -82,6 +107,12 @@ def notify_once(conn: Connection, channel: str) -> None:
         sender = _sender(conn.engine) if channel in _SKIP_OWN else ""
         run(conn, _notify(channel, sender), {})  # the driver's cursor: no sync in pipelines
         conn.info[channel] = tx
+
+
+def notify_due(conn: Connection, channel: str, due: int) -> None:
+    """`NOTIFY channel` from this engine with an instant (µs) that the listeners compare
+    with their own next wake-up (PostgreSQL delivers it at commit)."""
+    run(conn, Sql(f"NOTIFY {channel}, '{_sender(conn.engine)} {int(due)}'"), {})
 
 
 _PROCESS = uuid.uuid4().hex  # pids repeat across containers (PID 1 in each)
