@@ -7,7 +7,6 @@ import itertools
 import threading
 import time
 from collections.abc import Iterator
-from typing import Any
 
 import pytest
 from sqlalchemy import Connection
@@ -17,6 +16,7 @@ from rungs.engine.loop import PACE_S, Loop
 from rungs.engine.wake import Wake
 from rungs.store.db import make_engine, upgrade
 from rungs.time.clock import SystemClock
+from tests.loop_doubles import InlineWriter, NoOverrides
 
 
 @pytest.fixture
@@ -48,19 +48,10 @@ class _Stream:
         return n
 
 
-class _Writer:
-    def call(self, fn: Any) -> Any:
-        return fn(None)
-
-
-class _Policies:
-    def refresh_overrides(self, conn: Connection | None = None) -> None: ...
-
-
 def test_ticks_that_fire_are_paced_so_a_stream_is_fired_in_batches(db: Database) -> None:
     clock = SystemClock()
     stream = _Stream(clock)
-    loop = Loop(db, _Writer(), clock, Wake(postgres=False), _Policies(), [stream])  # type: ignore[arg-type]
+    loop = Loop(db, InlineWriter(), clock, Wake(postgres=False), NoOverrides(), [stream])  # type: ignore[arg-type]
     assert loop.pace_s == PACE_S > 0
     loop.pace_s = 0.05
     runner = threading.Thread(target=loop._run, daemon=True)
@@ -88,7 +79,7 @@ def test_a_full_batch_is_followed_at_once(db: Database) -> None:
         return original(conn, min(until, stream.fired_until + stream.batch * 1_000))
 
     stream.fire_due = capped  # type: ignore[method-assign]
-    loop = Loop(db, _Writer(), clock, Wake(postgres=False), _Policies(), [stream])  # type: ignore[arg-type]
+    loop = Loop(db, InlineWriter(), clock, Wake(postgres=False), NoOverrides(), [stream])  # type: ignore[arg-type]
     loop.pace_s = 1.0
     runner = threading.Thread(target=loop._run, daemon=True)
     runner.start()

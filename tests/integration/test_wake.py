@@ -9,7 +9,6 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterator
-from typing import Any
 
 import pytest
 from sqlalchemy import Connection
@@ -21,6 +20,7 @@ from rungs.store.db import make_engine, upgrade
 from rungs.store.listen import TIMERS_CHANNEL, listen_thread
 from rungs.time.clock import SystemClock
 from tests.conftest import reset_database
+from tests.loop_doubles import InlineWriter, NoOverrides
 
 S = 1_000_000  # µs
 
@@ -86,20 +86,11 @@ class _Slow:
         return 0
 
 
-class _Writer:
-    def call(self, fn: Any) -> Any:
-        return fn(None)
-
-
-class _Policies:
-    def refresh_overrides(self, conn: Connection | None = None) -> None: ...
-
-
 def test_commits_during_ticks_do_not_keep_the_loop_ticking(db: Database) -> None:
     clock = SystemClock()
     wake = Wake(postgres=False)
     slow = _Slow()
-    loop = Loop(db, _Writer(), clock, wake, _Policies(), [slow])  # type: ignore[arg-type]
+    loop = Loop(db, InlineWriter(), clock, wake, NoOverrides(), [slow])  # type: ignore[arg-type]
     runner = threading.Thread(target=loop._run, daemon=True)
     runner.start()
     stop = threading.Event()
@@ -133,7 +124,7 @@ def test_a_sooner_timer_committed_during_a_tick_is_fired_on_time(db: Database) -
         return original(conn)
 
     slow.next_due = next_due  # type: ignore[method-assign]
-    loop = Loop(db, _Writer(), clock, wake, _Policies(), [slow])  # type: ignore[arg-type]
+    loop = Loop(db, InlineWriter(), clock, wake, NoOverrides(), [slow])  # type: ignore[arg-type]
     runner = threading.Thread(target=loop._run, daemon=True)
     began = time.monotonic()
     runner.start()
