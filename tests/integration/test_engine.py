@@ -368,5 +368,19 @@ def test_a_batch_of_alerts_reads_its_keys_open_cases_at_once_and_keeps_them_curr
         [("known", before.id), ("k2", second[0].id)]
     )
     if engine.db.dialect.name == "postgresql":
-        assert not [q for q in sent if "WHERE open_key = %(key)s" in q]
+        # one look-up of its own: "known", open when the batch began (see the next test)
+        assert len([q for q in sent if "WHERE open_key = %(key)s" in q]) == 1
         assert len([q for q in sent if "open_key = ANY" in q]) == 1
+
+
+def test_a_key_open_when_read_ahead_is_looked_up_again(engine: Engine) -> None:
+    """Another process may end a case between the batch's read-ahead and the alert that
+    comes to it: only the keys without an open case are answered from the read-ahead."""
+    from rungs.store.cases import find_open, open_keys_ahead
+
+    case, _ = asyncio.run(engine.commands.trigger({**BODY, "dedup_key": "k"}, {}))
+    with engine.db.begin() as conn, open_keys_ahead(conn, ["k", "free"]):
+        with engine.db.begin() as other:  # another process resolves it and commits
+            other.execute(text("UPDATE cases SET open_key = NULL WHERE id = :i"), {"i": case.id})
+        assert find_open(conn, "k") is None
+        assert find_open(conn, "free") is None

@@ -2,10 +2,12 @@
 
 On PostgreSQL a block may read the open cases of the dedup keys it will look up in one
 statement (`open_keys_ahead`: a writer's batch of alerts, an Alertmanager webhook's alerts),
-instead of one round trip per alert; `find_open` then answers those keys from what was read,
-which `insert_case` and `save_case(s)` (every write of `open_key`) keep current. A savepoint
-rolled back forgets it (`rungs.store.sql.forget_on_rollback`); should it ever be wrong the
-other way (a key thought free), the unique index on `open_key` refuses the second case.
+instead of one round trip per alert. Only the keys without an open case are remembered (a
+case open then may be ended by another process before the alert comes to it; those keys are
+looked up again), then kept current by `insert_case` and `save_case(s)` (every write of
+`open_key`): a case this transaction opened is its own until it commits. A savepoint rolled
+back forgets it (`rungs.store.sql.forget_on_rollback`); a key thought free that another
+process takes meanwhile meets the unique index on `open_key`, and the alert is tried again.
 """
 
 from __future__ import annotations
@@ -105,8 +107,10 @@ def open_keys_ahead(conn: Connection, keys: Iterable[str]) -> Iterator[None]:
         yield
         return
     ahead: dict[str, str | None] = dict.fromkeys(wanted)
-    for key, case_id in run_all(conn, _FIND_OPEN_ANY, {"keys": wanted}):
-        ahead[key] = case_id
+    for key, _ in run_all(conn, _FIND_OPEN_ANY, {"keys": wanted}):
+        # open now: looked up again when asked (another process may end it meanwhile, and
+        # nothing would refuse an alert added to that ended case)
+        del ahead[key]
     conn.info[_AHEAD] = ahead
     forget_on_rollback(conn, _AHEAD)
     try:
