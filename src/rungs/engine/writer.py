@@ -9,8 +9,8 @@ because the database is unavailable (the writer lock not granted in time, a lock
 error) is not retried: every command in it is answered `Unavailable` at once (the API says
 503 with Retry-After), since each would only wait as long again.
 
-On PostgreSQL a batch runs in psycopg's pipeline mode, the open cases of the dedup keys its
-commands will look up (`looks_up`) read first in one statement, (`rungs.store.sql.batch`): its
+On PostgreSQL a batch runs in psycopg's pipeline mode (`rungs.store.sql.batch`), the open
+cases of the dedup keys its commands will look up (`looks_up`) read first in one statement: its
 statements go out together, a round trip only where a result is read. A statement's error
 then surfaces at a later read, maybe in another command, so a pipelined batch that fails
 for any reason but the database's is rolled back and each command run alone, outside
@@ -143,8 +143,8 @@ class Writer:
         self._thread.join(timeout=10)
         if not self._thread.is_alive():
             self._drop()
-        if isinstance(self.lock, FileLock) and not self._thread.is_alive():
-            self.lock.close()
+            if isinstance(self.lock, FileLock):
+                self.lock.close()
 
     def health(self) -> dict[str, Any]:
         """Alive, queue depth, seconds since the last commit and of the batch under way;

@@ -135,13 +135,18 @@ _INSERT_NAMED = Sql(
 )
 
 
-def _positional(conn: Connection, template: str, rows: list[tuple[Any, ...]]) -> None:
-    """Run `template` (`{}`: the placeholders) once per row, on the driver's cursor (the
-    inserts of the writer's batch on PostgreSQL go out with its other rows)."""
-    pg = conn.dialect.name == "postgresql"
-    if pg and template is _INSERT:
+def _insert(conn: Connection, rows: list[tuple[Any, ...]]) -> None:
+    """New rows: on PostgreSQL by name, so that a writer batch sends them with its other
+    inserts (`rungs.store.sql`); on SQLite positionally, on the driver's cursor."""
+    if conn.dialect.name == "postgresql":
         write_many(conn, _INSERT_NAMED, [dict(zip(COLUMNS, r, strict=True)) for r in rows])
-        return
+    else:
+        _positional(conn, _INSERT, rows)
+
+
+def _positional(conn: Connection, template: str, rows: list[tuple[Any, ...]]) -> None:
+    """Run `template` (`{}`: the placeholders) once per row, on the driver's cursor."""
+    pg = conn.dialect.name == "postgresql"
     flush(conn, _TABLE)  # kept inserts of case_facts before this statement on it
     mark = "%s" if pg else "?"
     if "{0}" in template:  # the UPDATE: the key (opened_at, case_id) goes last
@@ -174,7 +179,7 @@ def keep_facts(
     if fresh:
         f = steps(None, entries, terms)
         if f is not None:
-            _positional(conn, _INSERT, [row_of(f, terms)])
+            _insert(conn, [row_of(f, terms)])
         return
     key = (opened_at, case_id)
     batch: _Batch | None = conn.info.get(_BATCH)
@@ -281,5 +286,5 @@ def write_rows(conn: Connection, rows: list[tuple[Any, ...]], *, replace: bool =
             Sql("DELETE FROM case_facts WHERE opened_at = :o AND case_id = :c"),
             [{"o": r[0], "c": r[1]} for r in rows],
         )
-    _positional(conn, _INSERT, rows)
+    _insert(conn, rows)
     return len(rows)

@@ -189,20 +189,22 @@ def write_many(conn: Connection, stmt: Sql, rows: list[dict[str, Any]]) -> None:
     shared = conn.info.get(_WRITES)
     cur = shared if shared is not None else conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
     try:
-        if len(rows) == 1:  # psycopg's executemany costs more for one row
-            cur.execute(stmt.pyformat, rows[0])
-        elif (many := stmt.unnest()) is not None:  # one statement, not a message per row
-            cur.execute(many, _arrays(stmt, rows))
-        else:
-            cur.executemany(stmt.pyformat, rows)
+        _send(cur, stmt, rows)
     finally:
         if shared is None:
             cur.close()
 
 
-def _arrays(stmt: Sql, rows: list[dict[str, Any]]) -> dict[str, list[Any]]:
-    assert stmt.columns is not None
-    return {c: [r[c] for r in rows] for c in stmt.columns}
+def _send(cur: Any, stmt: Sql, rows: list[dict[str, Any]]) -> None:
+    """psycopg: the rows as one statement (a plain insert's unnest form), else one message
+    per row; one row as it is (psycopg's executemany costs more for one)."""
+    if len(rows) == 1:
+        cur.execute(stmt.pyformat, rows[0])
+    elif (many := stmt.unnest()) is not None:
+        assert stmt.columns is not None
+        cur.execute(many, {c: [r[c] for r in rows] for c in stmt.columns})
+    else:
+        cur.executemany(stmt.pyformat, rows)
 
 
 def _keep(conn: Connection, stmt: Sql, rows: list[dict[str, Any]]) -> bool:
@@ -230,11 +232,7 @@ def flush(conn: Connection, tables: frozenset[str] | None = None) -> None:
         return
     shared = conn.info[_WRITES]
     for stmt in due:
-        rows = kept.pop(stmt)
-        if len(rows) == 1:
-            shared.execute(stmt.pyformat, rows[0])
-        else:
-            shared.execute(stmt.unnest(), _arrays(stmt, rows))  # type: ignore[arg-type]
+        _send(shared, stmt, kept.pop(stmt))
 
 
 def _before(conn: Connection, stmt: Sql) -> None:
