@@ -224,12 +224,14 @@ def facts_batch(conn: Connection, keys: Iterable[tuple[int, str]]) -> Iterator[N
     stored: dict[tuple[int, str], Any] = dict.fromkeys(wanted)
     n = len(_IN_COLUMNS) + 3
     flush(conn, _TABLE)  # kept inserts of case_facts before the read
+    pg = conn.dialect.name == "postgresql"
+    # PostgreSQL: planned at each execution, never prepared (see `Sql.prepare`)
+    fresh: dict[str, Any] = {"prepare": False} if pg else {}
     for i in range(0, len(wanted), _CHUNK):
         part = wanted[i : i + _CHUNK]
         cur = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
         try:
-            cur.execute(_load_many(len(part), conn.dialect.name == "postgresql"),
-                        [v for k in part for v in k])  # fmt: skip
+            cur.execute(_load_many(len(part), pg), [v for k in part for v in k], **fresh)
             for r in cur.fetchall():
                 stored[(r[0], r[1])] = tuple(r[2 : 2 + n])
         finally:

@@ -72,6 +72,7 @@ _WRITES = "rungs_writes"  # conn.info: the writer's batch's cursor for results n
 _KEPT = "rungs_kept"  # conn.info: the writer's batch's kept inserts, {Sql: [params]}
 _FORGET = "rungs_forget"  # conn.info: keys of conn.info that a rolled-back savepoint drops
 _ARRAY_PARAM = re.compile(r"ANY\(:([a-z_]+)\)|CAST\(:([a-z_]+) AS [^)]*\[\]\)", re.I)
+_ANY = re.compile(r"=\s*ANY\(:", re.I)
 _TABLES = re.compile(r"\b(?:FROM|INTO|UPDATE|JOIN)\s+([a-z_][a-z0-9_]*)", re.I)
 _INSERT = re.compile(r"\s*INSERT INTO ([a-z_]+) \(([^)]*)\) VALUES \(([^)]*)\)\s*", re.I)
 
@@ -79,7 +80,7 @@ _INSERT = re.compile(r"\s*INSERT INTO ([a-z_]+) \(([^)]*)\) VALUES \(([^)]*)\)\s
 class Sql:
     """One statement: `:name` parameters for sqlite3, `%(name)s` for psycopg."""
 
-    __slots__ = ("_unnest", "columns", "named", "opaque", "pyformat", "rows", "tables")
+    __slots__ = ("_unnest", "columns", "named", "opaque", "prepare", "pyformat", "rows", "tables")
 
     def __init__(self, sql: str) -> None:
         self.named = sql
@@ -92,6 +93,12 @@ class Sql:
         # whether it answers rows: read at once even in pipeline mode, where a cursor has no
         # description until its results are fetched
         self.rows = sql.lstrip().upper().startswith("SELECT") or " RETURNING " in sql.upper()
+        # psycopg's `prepare`: a look-up by an array (`= ANY(:x)`) is never prepared but
+        # planned at each execution. Its best plan depends on the table's size, and PostgreSQL
+        # keeps a prepared statement's generic plan, made while the table was small (a
+        # sequential scan), until the table is next analyzed: on a fresh database under load
+        # that read took 10-24 ms a batch (measured). None: psycopg's default.
+        self.prepare: bool | None = False if _ANY.search(sql) else None
         self.tables = frozenset(t.lower() for t in _TABLES.findall(sql))  # the ones it names
         # naming none, it may touch any (SAVEPOINT, a function): kept rows go out before it
         self.opaque = not self.tables and not sql.lstrip().upper().startswith("NOTIFY")
@@ -141,15 +148,22 @@ def run(conn: Connection, stmt: Sql, params: dict[str, Any]) -> Any:
         if shared is not None:  # the writer's pipelined batch: nothing to wait for
             if not _keep(conn, stmt, [params]):
                 _before(conn, stmt)
-                shared.execute(stmt.pyformat, params)
+                shared.execute(stmt.pyformat, params, prepare=stmt.prepare)
             return None
     _before(conn, stmt)
     cur, pg = _cursor(conn)
     try:
-        cur.execute(stmt.pyformat if pg else stmt.named, params)
+        _execute(cur, pg, stmt, params)
         return cur.fetchone() if stmt.rows or cur.description is not None else None
     finally:
         cur.close()
+
+
+def _execute(cur: Any, pg: bool, stmt: Sql, params: dict[str, Any]) -> None:
+    if pg:
+        cur.execute(stmt.pyformat, params, prepare=stmt.prepare)
+    else:
+        cur.execute(stmt.named, params)
 
 
 def run_all(conn: Connection, stmt: Sql, params: dict[str, Any]) -> list[Any]:
@@ -157,7 +171,7 @@ def run_all(conn: Connection, stmt: Sql, params: dict[str, Any]) -> list[Any]:
     _before(conn, stmt)
     cur, pg = _cursor(conn)
     try:
-        cur.execute(stmt.pyformat if pg else stmt.named, params)
+        _execute(cur, pg, stmt, params)
         return list(cur.fetchall()) if stmt.rows or cur.description is not None else []
     finally:
         cur.close()
@@ -199,7 +213,7 @@ def _send(cur: Any, stmt: Sql, rows: list[dict[str, Any]]) -> None:
     """psycopg: the rows as one statement (a plain insert's unnest form), else one message
     per row; one row as it is (psycopg's executemany costs more for one)."""
     if len(rows) == 1:
-        cur.execute(stmt.pyformat, rows[0])
+        cur.execute(stmt.pyformat, rows[0], prepare=stmt.prepare)
     elif (many := stmt.unnest()) is not None:
         assert stmt.columns is not None
         cur.execute(many, {c: [r[c] for r in rows] for c in stmt.columns})
@@ -261,7 +275,7 @@ def run_later(
     _before(conn, stmt)
     cur = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
     later.append((cur, fill))
-    cur.execute(stmt.pyformat, params)
+    cur.execute(stmt.pyformat, params, prepare=stmt.prepare)
 
 
 def _exec(conn: Connection, sql: str) -> None:
