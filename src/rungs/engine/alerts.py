@@ -13,9 +13,10 @@ transaction-scoped advisory lock on its key, so two engines never open one group
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Connection, text
+from sqlalchemy import Connection
 
 from rungs.core import flapping, grouping, maintenance
 from rungs.core.decide import open_case
@@ -25,13 +26,14 @@ from rungs.core.model import ENDED, Case, Event, Refused
 from rungs.policy import Policy
 from rungs.policy.model import Integration
 from rungs.store import alerts as rows
-from rungs.store.cases import check_key, find_open, load_case, new_case_id
+from rungs.store.cases import check_key, find_open, load_case, load_case_sent, new_case_id
+from rungs.store.sql import Sql, sent
 
 if TYPE_CHECKING:  # commands.py makes the router
     from rungs.engine.commands import Commands
     from rungs.engine.maintenance import Maintenance
 
-__all__ = ["AlertRouter", "tracked"]
+__all__ = ["AlertRouter", "keys_ahead", "tracked"]
 
 
 def tracked(integ: Integration | None) -> bool:
@@ -40,6 +42,16 @@ def tracked(integ: Integration | None) -> bool:
         return False
     o = integ.options
     return o.grouping is not None or o.storm is not None or o.flap is not None
+
+
+def keys_ahead(policy: Policy, data: dict[str, Any]) -> list[str | None]:
+    """The dedup key of a trigger for a writer batch to read ahead (`Writer.looks_up`): none
+    for a grouping integration's alert, which the router finds by its own rows, never by
+    an open case's key (the read would be a round trip for nothing)."""
+    integ = policy.integrations.get((data.get("fields") or {}).get("integration", ""))
+    if integ is not None and integ.options.grouping is not None:
+        return []
+    return [data.get("dedup_key")]
 
 
 class AlertRouter:
@@ -90,25 +102,27 @@ class AlertRouter:
             if existing is None:
                 return self._open(conn, integ, data, version, policy, now, window, key, "alert")
             return self._suppress(conn, existing, policy, window, summary, now), False
-        _lock(conn, key)
-        row = rows.latest(conn, key)
+        # the alert's and its group's locks and rows: sent together, one round trip
+        gkey = grouping.group_key(integ.id, opts.grouping, data) if opts.grouping else None
+        locked = _lock(conn, key, gkey)
+        latest = rows.latest(conn, key)
+        group_read = rows.group_case(conn, gkey) if gkey is not None else None
+        row = latest()
+        group = group_read() if group_read is not None else None
+        locked()
         case = self._load(conn, row.case_id) if row is not None else None
         seen_alert = None
         if row is not None and case is not None:
             seen_alert = AlertSeen(row.case_id, case[0].status not in ENDED, row.status,
                                    row.changed_at, row.held_by is not None)  # fmt: skip
-        gkey = grouping.group_key(integ.id, opts.grouping, data) if opts.grouping else None
-        group = None
-        if gkey is not None:
-            _lock(conn, gkey)
-            group = rows.group_case(conn, gkey)
         seen = Seen(seen_alert, group)
         where = grouping.route(opts, seen, now)
         if where == "open" and opts.storm is not None:
-            _lock(conn, f"{integ.id}:storm")
+            locked = _lock(conn, f"{integ.id}:storm")
             since = now - opts.storm.window
             recent = rows.recent_opened(conn, integ.id, since, opts.storm.cases + 1)
             seen = Seen(seen_alert, group, rows.storm_case(conn, integ.id), recent)
+            locked()
             where = grouping.route(opts, seen, now)
         if where == "reopen" and window is not None:
             where = "open"  # not reopened (and paged) during maintenance: held anew
@@ -235,14 +249,16 @@ class AlertRouter:
         policy: Policy,
         now: int,
     ) -> Case:
-        loaded = self._load(conn, case_id)
+        loading = load_case_sent(conn, case_id, lock=True)
+        holder = rows.holder(conn, case_id)  # sent with the case: one round trip
+        loaded, window = loading(), holder()
         assert loaded is not None
         case, version = loaded
         c, effects = grouping.attach(case, now, self.commands.policies.policy(version), key,
                                      summary, via)  # fmt: skip
         self.commands.apply_in(conn, c, effects, version, policy, now)
         rows.add_alert(conn, key=key, integration=integ.id, case_id=case_id, summary=summary,
-                       now=now, held_by=rows.holder(conn, case_id))  # fmt: skip
+                       now=now, held_by=window)  # fmt: skip
         return c
 
     def _storm_over(
@@ -264,8 +280,9 @@ class AlertRouter:
     ) -> tuple[Case | None, bool] | None:
         """Acknowledge or resolve one alert; None when the router never saw it."""
         check_key(dedup_key)
-        _lock(conn, dedup_key)
-        row = rows.latest(conn, dedup_key)
+        locked = _lock(conn, dedup_key)
+        row = rows.latest(conn, dedup_key)()
+        locked()
         if row is None:
             return None
         loaded = self._load(conn, row.case_id)
@@ -320,9 +337,25 @@ class AlertRouter:
         return case
 
 
-def _lock(conn: Connection, key: str) -> None:
-    """Serialise decisions on `key` across engines until commit (PostgreSQL; SQLite has one
-    writer at a time already)."""
-    if conn.dialect.name == "postgresql":
-        n = int.from_bytes(hashlib.sha256(key.encode()).digest()[:8], "big", signed=True)
-        conn.execute(text("SELECT pg_advisory_xact_lock(:n)"), {"n": n})
+_LOCK = Sql("SELECT pg_advisory_xact_lock(:n)")
+
+
+def _lock(conn: Connection, *keys: str | None) -> Callable[[], None]:
+    """Serialise decisions on each key (None: none) across engines until commit, in this
+    order (PostgreSQL; SQLite has one writer at a time already). The locks are sent, not
+    waited for: what is sent after them runs after them, and the answer read with its
+    first read (`rungs.store.sql.sent`). Call the answer to see their errors."""
+    if conn.dialect.name != "postgresql":
+        return lambda: None
+    answers = [
+        sent(conn, _LOCK, {"n": int.from_bytes(hashlib.sha256(k.encode()).digest()[:8],
+                                               "big", signed=True)})
+        for k in keys
+        if k is not None
+    ]  # fmt: skip
+
+    def read() -> None:
+        for answer in answers:
+            answer()
+
+    return read

@@ -20,6 +20,7 @@ from sqlalchemy import Connection
 
 from rungs.core.decide import decide
 from rungs.core.model import Case, Effect, Event, Refused
+from rungs.engine.alerts import keys_ahead
 from rungs.engine.changes import Changes
 from rungs.engine.console_commands import ConsoleCommands
 from rungs.engine.heartbeats import beat_in
@@ -231,7 +232,7 @@ class Commands(ConsoleCommands, StormCommands):
         def run(conn: Connection) -> tuple[Case, bool]:
             return self.trigger_in(conn, data, repeat, version, policy)
 
-        looks_up(run, [data.get("dedup_key")])
+        looks_up(run, keys_ahead(policy, data))
         try:
             return await self.writer.submit_async(run)
         except DUPLICATE:  # another process opened the same key at the same moment

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import Connection
 
 from rungs.core.model import Case, Refused
+from rungs.engine.alerts import keys_ahead
 from rungs.engine.policies import PolicyStore
 from rungs.engine.wake import Wake
 from rungs.engine.writer import Writer, looks_up
@@ -91,8 +92,9 @@ class StormCommands:
             except Refused as exc:  # refused before anything of it was written
                 return exc
 
-        looks_up(run, [first.get("dedup_key") if kind == "trigger" else first
-                       for kind, first, _ in batch])  # fmt: skip
+        keys = [keys_ahead(policy, first) if kind == "trigger" else [first]
+                for kind, first, _ in batch]  # fmt: skip
+        looks_up(run, [k for each in keys for k in each])
         try:
             return await self.writer.submit_async(run)
         except DUPLICATE:  # another process opened one of its keys at the same moment

@@ -9,7 +9,7 @@ when it opened, which is also what the storm guard counts.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,7 +17,7 @@ from sqlalchemy import Connection, select, update
 
 from rungs.core.grouping import GroupSeen
 from rungs.core.model import ENDED
-from rungs.store.sql import Sql, run
+from rungs.store.sql import Sql, run, sent
 from rungs.store.tables import alerts, case_groups
 from rungs.time.instant import format_utc
 
@@ -97,11 +97,17 @@ class AlertRow:
                    r[8], r[9])  # fmt: skip
 
 
-def latest(conn: Connection, key: str) -> AlertRow | None:
-    """The alert's latest row (of the last case it joined), None when it never came."""
+def latest(conn: Connection, key: str) -> Callable[[], AlertRow | None]:
+    """The alert's latest row (of the last case it joined), None when it never came; read
+    when called (`rungs.store.sql.sent`: look-ups sent together cost one round trip)."""
     pg = conn.dialect.name == "postgresql"
-    row = run(conn, _LATEST_LOCKED if pg else _LATEST, {"key": key})
-    return None if row is None else AlertRow.of(row)
+    read = sent(conn, _LATEST_LOCKED if pg else _LATEST, {"key": key})
+
+    def row() -> AlertRow | None:
+        r = read()
+        return None if r is None else AlertRow.of(r)
+
+    return row
 
 
 def add_alert(
@@ -180,9 +186,10 @@ def _seen(r: Sequence[Any] | None) -> GroupSeen | None:
     return GroupSeen(r[0], r[1], r[3] not in ENDED, r[2] is not None)
 
 
-def group_case(conn: Connection, group_key: str) -> GroupSeen | None:
-    """The latest case of a group."""
-    return _seen(run(conn, _GROUP, {"key": group_key}))
+def group_case(conn: Connection, group_key: str) -> Callable[[], GroupSeen | None]:
+    """The latest case of a group, read when called (as `latest`)."""
+    read = sent(conn, _GROUP, {"key": group_key})
+    return lambda: _seen(read())
 
 
 def storm_case(conn: Connection, integration: str) -> GroupSeen | None:
@@ -208,10 +215,15 @@ def release_storm(conn: Connection, case_id: str, now: int) -> None:
     )
 
 
-def holder(conn: Connection, case_id: str) -> int | None:
-    """The maintenance window holding the case, if one does."""
-    row = run(conn, _HOLDER, {"case_id": case_id})
-    return None if row is None else row[0]
+def holder(conn: Connection, case_id: str) -> Callable[[], int | None]:
+    """The maintenance window holding the case, if one does; read when called (as `latest`)."""
+    read = sent(conn, _HOLDER, {"case_id": case_id})
+
+    def window() -> int | None:
+        r = read()
+        return None if r is None else r[0]
+
+    return window
 
 
 def unhold(conn: Connection, case_id: str, window: int | None) -> None:

@@ -12,7 +12,7 @@ process takes meanwhile meets the unique index on `open_key`, and the alert is t
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from functools import lru_cache
 from typing import Any
@@ -24,13 +24,14 @@ from rungs.core.sla import next_breach
 from rungs.policy import Policy
 from rungs.store.jsonbytes import dumps_text, loads
 from rungs.store.numbers import take as take_number
-from rungs.store.sql import Sql, forget_on_rollback, run, run_all, write_many
+from rungs.store.sql import Sql, forget_on_rollback, run, run_all, sent, write_many
 
 __all__ = [
     "check_key",
     "find_open",
     "insert_case",
     "load_case",
+    "load_case_sent",
     "load_cases",
     "new_case_id",
     "open_keys_ahead",
@@ -77,11 +78,22 @@ def new_case_id(conn: Connection) -> str:
 
 def load_case(conn: Connection, case_id: str, *, lock: bool) -> tuple[Case, int] | None:
     """The case and its policy version; `lock` takes the row until commit (PostgreSQL)."""
+    return load_case_sent(conn, case_id, lock=lock)()
+
+
+def load_case_sent(
+    conn: Connection, case_id: str, *, lock: bool
+) -> Callable[[], tuple[Case, int] | None]:
+    """`load_case`, read when called (`rungs.store.sql.sent`: look-ups sent together cost
+    one round trip in the writer's pipelined batch)."""
     locked = lock and conn.dialect.name == "postgresql"
-    row = run(conn, _LOAD_LOCKED if locked else _LOAD, {"id": case_id})
-    if row is None:
-        return None
-    return Case.from_dict(loads(row[0])), row[1]
+    read = sent(conn, _LOAD_LOCKED if locked else _LOAD, {"id": case_id})
+
+    def loaded() -> tuple[Case, int] | None:
+        row = read()
+        return None if row is None else (Case.from_dict(loads(row[0])), row[1])
+
+    return loaded
 
 
 def find_open(conn: Connection, dedup_key: str) -> str | None:

@@ -46,6 +46,7 @@ __all__ = [
     "run_later",
     "run_many",
     "savepoint",
+    "sent",
     "sync_after_execute",
     "write_many",
 ]
@@ -164,6 +165,28 @@ def _execute(cur: Any, pg: bool, stmt: Sql, params: dict[str, Any]) -> None:
         cur.execute(stmt.pyformat, params, prepare=stmt.prepare)
     else:
         cur.execute(stmt.named, params)
+
+
+def sent(conn: Connection, stmt: Sql, params: dict[str, Any]) -> Callable[[], Any]:
+    """Execute a statement that returns rows now; its first row (or None) when the answer is
+    called. In the writer's
+    pipelined batch the statement goes out at once but is read only then, so statements sent
+    one after another cost one round trip together: the first read takes in the results of
+    all. Elsewhere it runs at once. Read every answer: an error shows at the first read."""
+    if conn.info.get(_PIPE) is None:
+        row = run(conn, stmt, params)
+        return lambda: row
+    _before(conn, stmt)
+    cur = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    cur.execute(stmt.pyformat, params, prepare=stmt.prepare)
+
+    def read() -> Any:
+        try:
+            return cur.fetchone()
+        finally:
+            cur.close()
+
+    return read
 
 
 def run_all(conn: Connection, stmt: Sql, params: dict[str, Any]) -> list[Any]:
