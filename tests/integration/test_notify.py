@@ -644,6 +644,32 @@ def test_without_a_channels_section_nothing_is_sent(start: Callable[..., Service
     assert [e["kind"] for e in entries(service, cid)] == ["opened", "notified", "not_sent"]
 
 
+def test_live_without_a_channels_section_rows_are_written_skipped_at_once(
+    start: Callable[..., Service], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On the real clock, with the dispatcher running, a decision under a policy without
+    channels writes its outbox rows `skipped` in its own transaction: the claim loop has no
+    second transaction to run (and, on PostgreSQL, no NOTIFY to wake it) for each."""
+    from rungs.store.outbox import Outbox
+
+    skips: list[int] = []
+    real = Outbox.skip
+    monkeypatch.setattr(
+        Outbox, "skip", lambda self, now, why: skips.append(now) or real(self, now, why)
+    )
+    policy = policy_yaml(smtp_port=9, people=PEOPLE)
+    service = start(policy[: policy.index("channels:")], virtual=False)
+    cid = open_case(service)
+    (row,) = outbox(service)  # as committed with the case
+    assert (row.status, row.last_error) == (
+        "skipped",
+        "not sent: the policy has no channels section",
+    )
+    time.sleep(0.3)  # the claim loop's turns: nothing left for it to mark
+    assert skips == []
+    assert [e["kind"] for e in entries(service, cid)] == ["opened", "notified", "not_sent"]
+
+
 def test_smtp_login_from_the_environment_and_a_refused_recipient(
     start: Callable[..., Service], monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -61,8 +61,9 @@ class Deliveries(Protocol):
     """What the effect writer needs of this process's dispatcher: a lease to insert rows
     already claimed with, and the hand-over once the transaction commits."""
 
-    def lease(self, policy: Policy) -> int | None:
-        """The instant a claim taken now runs out; None: insert rows pending."""
+    def lease(self, policy: Policy) -> int | str | None:
+        """The instant a claim taken now runs out; None: insert rows pending; text: insert
+        them skipped, for that reason (nothing will be sent)."""
         ...
 
     def accept(self, rows: list[Row]) -> None:

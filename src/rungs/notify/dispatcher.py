@@ -134,15 +134,17 @@ class Dispatcher:
 
     # the engine's calls: hand-over at commit, due work under the virtual clock --------------
 
-    def lease(self, policy: Policy) -> int | None:
+    def lease(self, policy: Policy) -> int | str | None:
         """Until when a row a decision under `policy` writes now is claimed by this process
         (insert it `sending` and `accept` it after commit); None: insert it `pending` (not
-        running, the virtual clock, or a policy without channels)."""
+        running, or the virtual clock); under a policy without channels, the reason to insert
+        it `skipped` at once, as the claim loop would (no second transaction to mark it)."""
         if not self.running or self.clock.virtual:
             return None
         settings = channels_of(policy)
         if not settings.declared:
-            return None
+            self._warn()
+            return NOT_SENT
         return self.clock.now() + settings.retry.lease
 
     def accept(self, rows: list[Row]) -> None:
@@ -276,10 +278,13 @@ class Dispatcher:
         return self.outbox.claim(now, now + settings.retry.lease, mine), None
 
     def _skip(self, now: int) -> Future[int]:
+        self._warn()
+        return self.outbox.skip(now, NOT_SENT)
+
+    def _warn(self) -> None:
         if not self._warned:
             self._warned = True
             log.warning("the policy has no channels section: messages are not sent (skipped)")
-        return self.outbox.skip(now, NOT_SENT)
 
     def _dispatch(self, rows: list[Row], now: int, settings: Channels) -> None:
         """Load what the messages show, plan them, hand them to the delivery loop."""

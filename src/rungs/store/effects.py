@@ -35,7 +35,9 @@ from rungs.store.sql import Sql, run, write_many
 
 __all__ = ["Written", "write_effects"]
 
-Lease = Callable[[], int | None]  # the instant a claim taken now runs out; None: do not claim
+# the instant a claim taken now runs out; None: do not claim (pending); text: write them
+# skipped, for that reason (nothing will be sent)
+Lease = Callable[[], int | str | None]
 
 
 @dataclass(slots=True)
@@ -138,7 +140,7 @@ def write_effects(
     if outs:
         until = lease() if lease is not None else None
         snapshot = None
-        if until is not None and opened and case is not None:
+        if isinstance(until, int) and opened and case is not None:
             # the decision opened the case: its whole timeline is here, nothing to read back
             snapshot = (case, version, [e.entry for e in effects if isinstance(e, Record)])
         written.claimed = write_new(conn, outs, now, until, snapshot)

@@ -125,8 +125,9 @@ def new_row(effect: Notify | CallWebhook | Notice) -> NewRow:
 # On every decision and every result, so straight on the driver's cursor in the transaction:
 # SQLAlchemy's per-statement work costs more than SQLite's own.
 _INSERT = Sql(
-    "INSERT INTO outbox (case_id, kind, key, payload, status, attempts, next_attempt, created_at) "
-    "VALUES (:case_id, :kind, :key, :payload, :status, :attempts, :next_attempt, :created_at)"
+    "INSERT INTO outbox (case_id, kind, key, payload, status, attempts, last_error, next_attempt,"
+    " created_at) VALUES (:case_id, :kind, :key, :payload, :status, :attempts, :last_error,"
+    " :next_attempt, :created_at)"
 )  # every value a parameter: a plain insert, whose rows a batch sends at once (`store.sql`)
 _INSERT_CLAIMED = Sql(
     "INSERT INTO outbox (case_id, kind, key, payload, status, attempts, next_attempt, created_at) "
@@ -153,19 +154,26 @@ _MARK = Sql(
 
 
 def write_new(
-    conn: Connection, rows: list[NewRow], now: int, lease: int | None, snapshot: Snapshot | None
+    conn: Connection,
+    rows: list[NewRow],
+    now: int,
+    lease: int | str | None,
+    snapshot: Snapshot | None,
 ) -> list[Row]:
     """Insert a decision's rows: `pending` (lease None: the poll or another process takes
-    them; returns []), or claimed by this process until `lease` (returned, to hand to the
-    dispatcher once the transaction commits: `Dispatcher.accept`)."""
+    them; returns []), `skipped` with `lease` as the reason when it is text (nothing will be
+    sent: a policy without channels; returns []), or claimed by this process until `lease`
+    (returned, to hand to the dispatcher once the transaction commits: `Dispatcher.accept`)."""
     params = [
         {"case_id": r.case_id, "kind": r.kind, "key": r.key,
          "payload": jsonbytes.dumps_text(r.payload), "next_attempt": now, "created_at": now}
         for r in rows
     ]  # fmt: skip
-    if lease is None:
+    if lease is None or isinstance(lease, str):
+        status = "pending" if lease is None else "skipped"
         if params:
-            write_many(conn, _INSERT, [{**p, "status": "pending", "attempts": 0} for p in params])
+            write_many(conn, _INSERT, [{**p, "status": status, "attempts": 0, "last_error": lease}
+                                       for p in params])  # fmt: skip
         return []
     if conn.dialect.name == "postgresql":
         return _write_claimed_pg(conn, rows, params, now, lease, snapshot)
