@@ -10,6 +10,7 @@ has not happened yet after a sleep.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import email
 import email.policy
@@ -649,7 +650,9 @@ def test_live_without_a_channels_section_rows_are_written_skipped_at_once(
 ) -> None:
     """On the real clock, with the dispatcher running, a decision under a policy without
     channels writes its outbox rows `skipped` in its own transaction: the claim loop has no
-    second transaction to run (and, on PostgreSQL, no NOTIFY to wake it) for each."""
+    second transaction to run for them (nor, on PostgreSQL, a NOTIFY to wake it). A test
+    notification from the console is still inserted pending (never claimed with the
+    reason as its lease) and marked skipped by the claim loop."""
     from rungs.store.outbox import Outbox
 
     skips: list[int] = []
@@ -665,9 +668,22 @@ def test_live_without_a_channels_section_rows_are_written_skipped_at_once(
         "skipped",
         "not sent: the policy has no channels section",
     )
-    time.sleep(0.3)  # the claim loop's turns: nothing left for it to mark
+    time.sleep(1.2)  # past the claim loop's poll (0.5 s): nothing left for it to mark
     assert skips == []
     assert [e["kind"] for e in entries(service, cid)] == ["opened", "notified", "not_sent"]
+    rid = asyncio.run(service.commands.send_test("ann", "email", "ann"))
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        with service.db.connect() as conn:
+            test = conn.execute(
+                text("SELECT status, next_attempt, last_error FROM outbox WHERE id = :i"),
+                {"i": rid},
+            ).one()
+        if test.status == "skipped":
+            break
+        time.sleep(0.05)
+    assert isinstance(test.next_attempt, int)
+    assert (test.status, test.last_error) == ("skipped", row.last_error)
 
 
 def test_smtp_login_from_the_environment_and_a_refused_recipient(

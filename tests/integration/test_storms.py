@@ -383,30 +383,50 @@ def test_a_flapping_alert_during_maintenance_is_held_not_reopened(c: TestClient)
     assert _kinds(c, again) == ["suppressed"]
 
 
-def test_an_alert_joining_its_group_costs_few_round_trips(
-    c: TestClient, db_url: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_an_alert_joining_its_group_costs_few_round_trips(c: TestClient, db_url: str) -> None:
     """PostgreSQL: an alert attaching to its group's case sends its locks and look-ups
     together (its own and its group's lock, its latest row and the group's case in one round
     trip; the case and its window holder in another), not each in a round trip of its own,
     and reads no open case by its key ahead: during a storm the writer waited on those round
-    trips, seconds behind (`bench/storm.py --db postgres`). With the batch's BEGIN and its
-    end, four round trips (nine before)."""
+    trips, seconds behind (`bench/storm.py --db postgres`). With the batch's BEGIN and the
+    end of its pipeline, four waits for the server (nine before), and then the COMMIT."""
     trips: list[str] = []
     _event(c, ANY, "trigger", "first", service="db")  # opens the group's case
-    if db_url.startswith("postgresql"):  # SQLite has no round trips
-        from psycopg._pipeline_base import BasePipeline
+    with pytest.MonkeyPatch.context() as mp:
+        if db_url.startswith("postgresql"):  # SQLite has no round trips: the attach alone
+            from psycopg._pipeline_base import BasePipeline
 
-        fetch = BasePipeline._fetch_gen  # each call waits for the server's results
+            fetch = BasePipeline._fetch_gen  # each call waits for the server's results
 
-        def counted(self: Any, *a: Any, **kw: Any) -> Any:
-            trips.append(next(f.name for f in reversed(traceback.extract_stack())
-                              if "/rungs/" in f.filename))  # fmt: skip
-            return fetch(self, *a, **kw)
+            def counted(self: Any, *a: Any, **kw: Any) -> Any:
+                trips.append(next(f.name for f in reversed(traceback.extract_stack())
+                                  if "/rungs/" in f.filename))  # fmt: skip
+                return fetch(self, *a, **kw)
 
-        monkeypatch.setattr(BasePipeline, "_fetch_gen", counted)
-    _event(c, ANY, "trigger", "second", service="db")
-    monkeypatch.undo()
+            mp.setattr(BasePipeline, "_fetch_gen", counted)
+        _event(c, ANY, "trigger", "second", service="db")
     (case,) = _cases(c)
     assert _case(c, case["id"])["alert_count"] == 2
     assert len(trips) <= 4, trips
+
+
+def test_an_alert_whose_group_case_ended_meanwhile_opens_its_own(c: TestClient) -> None:
+    """Another engine may resolve the group's case between this one's read of the group and
+    its lock on the case: the alert then opens a case of its own (and pages), not one
+    attached to the resolved case, where nobody would be paged."""
+    from rungs.core.grouping import GroupSeen
+    from rungs.store import alerts
+
+    first = _event(c, ANY, "trigger", "first", service="db")
+    _event(c, ANY, "resolve", "first")
+    (gone,) = _cases(c)
+    assert gone["status"] == "resolved"
+    stale = GroupSeen(gone["id"], parse_instant(gone["opened_at"]), True, False)
+    with pytest.MonkeyPatch.context() as mp:  # the group as read before the resolve landed
+        mp.setattr(alerts, "group_case", lambda conn, key: lambda: stale)
+        second = _event(c, ANY, "trigger", "second", service="db")
+    assert first["case"] == gone["id"] != second["case"]
+    assert _case(c, gone["id"])["alert_count"] == 1
+    fresh = _case(c, second["case"])
+    assert fresh["status"] != "resolved" and fresh["alert_count"] == 1
+    assert "notified" in _kinds(c, second["case"])

@@ -129,13 +129,18 @@ class AlertRouter:
         if where in ("repeat", "refire", "reopen"):
             assert row is not None and case is not None
             return self._again(conn, integ, row, case, where, repeat, policy, now, window), False
+        ended = None  # the case an attach found ended
         if where == "attach":
             target = seen.group if seen.group is not None and seen.group.active else seen.storm_case
             assert target is not None
             via = "group" if target is seen.group else "storm"
-            return self._attach(conn, integ, target.case_id, key, summary, via, policy, now), False
+            attached = self._attach(conn, integ, target.case_id, key, summary, via, policy, now)
+            if attached is not None:
+                return attached, False
+            where, ended = "open", target.case_id  # it ended meanwhile (another engine)
         storm = seen.storm_case
-        if where == "open" and storm is not None and storm.active and not storm.released:
+        if (where == "open" and storm is not None and storm.active and not storm.released
+                and storm.case_id != ended):  # fmt: skip
             self._storm_over(conn, integ, storm.case_id, seen.recent, policy, now)
         if where == "storm":
             assert opts.storm is not None
@@ -248,12 +253,16 @@ class AlertRouter:
         via: str,
         policy: Policy,
         now: int,
-    ) -> Case:
+    ) -> Case | None:
+        """Attach the alert to the case; None, writing nothing, when the case has ended since
+        the group was read (another engine resolved it before this one took its row lock)."""
         loading = load_case_sent(conn, case_id, lock=True)
         holder = rows.holder(conn, case_id)  # sent with the case: one round trip
         loaded, window = loading(), holder()
         assert loaded is not None
         case, version = loaded
+        if case.status in ENDED:
+            return None
         c, effects = grouping.attach(case, now, self.commands.policies.policy(version), key,
                                      summary, via)  # fmt: skip
         self.commands.apply_in(conn, c, effects, version, policy, now)
@@ -342,9 +351,10 @@ _LOCK = Sql("SELECT pg_advisory_xact_lock(:n)")
 
 def _lock(conn: Connection, *keys: str | None) -> Callable[[], None]:
     """Serialise decisions on each key (None: none) across engines until commit, in this
-    order (PostgreSQL; SQLite has one writer at a time already). The locks are sent, not
-    waited for: what is sent after them runs after them, and the answer read with its
-    first read (`rungs.store.sql.sent`). Call the answer to see their errors."""
+    order (PostgreSQL; SQLite has one writer at a time already). In pipeline mode the locks
+    are sent, not waited for: what is sent after them runs after them, and their answers
+    come with its first read (`rungs.store.sql.sent`); outside it they are taken at once.
+    Call the answer to see their errors."""
     if conn.dialect.name != "postgresql":
         return lambda: None
     answers = [

@@ -20,6 +20,7 @@ from rungs.time.clock import Clock
 
 if TYPE_CHECKING:
     from rungs.engine.commands import Deliveries
+    from rungs.policy import Policy
 
 __all__ = ["ConsoleCommands"]
 
@@ -32,6 +33,12 @@ class ConsoleCommands:
     clock: Clock
     deliveries: Deliveries | None
     _claimed: list[Row]
+
+    def _claim_until(self, policy: Policy) -> int | None:
+        """The lease to insert a test or retried row claimed with; None: pending (the claim
+        loop then marks it skipped under a policy without channels, as before)."""
+        lease = None if self.deliveries is None else self.deliveries.lease(policy)
+        return lease if isinstance(lease, int) else None
 
     async def record_sign_in(self, person: str, ok: bool) -> int | None:
         """Count a console sign-in attempt (`store.credentials.record_sign_in`): the instant
@@ -53,8 +60,7 @@ class ConsoleCommands:
         if not found.contacts.get(channel):
             raise Refused(f"{person} has no {channel} contact", 422, "channel")
         now = self.clock.now()
-        d = self.deliveries
-        lease = None if d is None else d.lease(policy)
+        lease = self._claim_until(policy)
 
         def run(conn: Connection) -> int:
             refused = test_refused(conn, person, channel, now - TEST_WINDOW)
@@ -72,8 +78,7 @@ class ConsoleCommands:
         reaches the case's timeline as any delivery's does. False when no dead row has this
         id (retried already)."""
         policy = await asyncio.to_thread(self.policies.current)
-        d = self.deliveries
-        lease = None if d is None else d.lease(policy)
+        lease = self._claim_until(policy)
         now = self.clock.now()
 
         def run(conn: Connection) -> bool:

@@ -2,9 +2,11 @@
 
 Rows reach it two ways. The rows a decision of this process writes are inserted already
 claimed (`lease(policy)` says until when) and handed over with `accept(rows)` the moment the
-transaction commits: no poll, no second commit on the way out. Other rows (written by other
-processes, retries after a backoff, rows whose lease ran out) are claimed by a poll on the
-claim thread (`store.outbox.Outbox`), woken early on PostgreSQL by `NOTIFY rungs_outbox`.
+transaction commits: no poll, no second commit on the way out; under a policy without
+channels (nor one in force) they are inserted `skipped`, with the reason. Other rows
+(written by other processes, retries after a backoff, rows whose lease ran out) are claimed
+by a poll on the claim thread (`store.outbox.Outbox`), woken early on PostgreSQL by
+`NOTIFY rungs_outbox`.
 Rows a decision has just opened a case with carry that decision's case and timeline; for the
 others the claim thread reads what the messages show. Messages go out on the delivery loop
 (`deliver.Deliverer`), their results to the engine's `record` (`results.Results`).
@@ -137,12 +139,16 @@ class Dispatcher:
     def lease(self, policy: Policy) -> int | str | None:
         """Until when a row a decision under `policy` writes now is claimed by this process
         (insert it `sending` and `accept` it after commit); None: insert it `pending` (not
-        running, or the virtual clock); under a policy without channels, the reason to insert
-        it `skipped` at once, as the claim loop would (no second transaction to mark it)."""
+        running, or the virtual clock); when neither `policy` nor the policy in force has
+        channels, the reason to insert it `skipped` at once, as the claim loop would mark it
+        (no second transaction for that). A row decided under an older policy without
+        channels, once a newer one has them, is inserted pending and sent as before."""
         if not self.running or self.clock.virtual:
             return None
         settings = channels_of(policy)
         if not settings.declared:
+            if channels_of(self._in_force()).declared:
+                return None
             self._warn()
             return NOT_SENT
         return self.clock.now() + settings.retry.lease

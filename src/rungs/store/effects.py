@@ -4,8 +4,10 @@ Seams 1, 3 and 4 of the shell redesign: `Record` -> a timeline row; `ScheduleTim
 `CancelTimers` -> timer rows (the key stored as given, cancelled by prefix); `Notify`,
 `CallWebhook` and `Notice` -> outbox rows with their final payload. When this process's
 dispatcher takes new rows (`lease` gives the instant its claim runs out), they are inserted
-already claimed and returned, to be handed over once the transaction commits; else they are
-inserted `pending` and, on PostgreSQL, one `NOTIFY` per transaction wakes remote dispatchers.
+already claimed and returned, to be handed over once the transaction commits; when it says
+nothing will be sent (a policy without channels: `lease` gives the reason), `skipped`; else
+they are inserted `pending` and, on PostgreSQL, one `NOTIFY` per transaction wakes remote
+dispatchers.
 """
 
 from __future__ import annotations

@@ -19,6 +19,9 @@ the writer's time. Kept rows go out, in order, before any other statement on the
 (`Sql.tables`), before a savepoint begins or ends (a rolled-back savepoint drops its own),
 before SQLAlchemy runs anything, and at the batch's end; an error among them then fails the
 batch like any pipelined error.
+
+A look-up sent with `sent` is read only when its answer is called: look-ups sent one after
+another (an alert's locks and rows) cost one round trip together in pipeline mode.
 """
 
 from __future__ import annotations
@@ -169,10 +172,10 @@ def _execute(cur: Any, pg: bool, stmt: Sql, params: dict[str, Any]) -> None:
 
 def sent(conn: Connection, stmt: Sql, params: dict[str, Any]) -> Callable[[], Any]:
     """Execute a statement that returns rows now; its first row (or None) when the answer is
-    called. In the writer's
-    pipelined batch the statement goes out at once but is read only then, so statements sent
-    one after another cost one round trip together: the first read takes in the results of
-    all. Elsewhere it runs at once. Read every answer: an error shows at the first read."""
+    called. In pipeline mode (the writer's batch) the statement goes out at once but is read
+    only then, so statements sent one after another cost one round trip together: the first
+    read takes in the results of all, and raises the first error among them. Elsewhere it
+    runs at once, and raises at once."""
     if conn.info.get(_PIPE) is None:
         row = run(conn, stmt, params)
         return lambda: row
