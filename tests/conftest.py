@@ -120,3 +120,15 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     url = request.getfixturevalue("pg_url")
     reset_database(url)
     return url
+
+
+@pytest.fixture
+def db(db_url: str) -> Iterator[Any]:
+    """A migrated, empty database on each of SQLite and PostgreSQL (its SQLAlchemy engine);
+    a module with a `db` of its own shadows this one."""
+    from rungs.store.db import make_engine, upgrade
+
+    eng = make_engine(db_url)
+    upgrade(eng)
+    yield eng
+    eng.dispose()

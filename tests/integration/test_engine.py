@@ -36,14 +36,6 @@ MINUTE = 60_000_000
 BODY = {"customer": "initech", "category": "general", "priority": "P2", "title": "t"}
 
 
-@pytest.fixture
-def db(db_url: str) -> Iterator[Database]:
-    eng = make_engine(db_url)
-    upgrade(eng)
-    yield eng
-    eng.dispose()
-
-
 def _outbox(db: Database) -> list[Any]:
     with db.connect() as conn:
         return conn.execute(

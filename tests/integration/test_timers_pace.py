@@ -6,25 +6,14 @@ from __future__ import annotations
 import itertools
 import threading
 import time
-from collections.abc import Iterator
 
-import pytest
 from sqlalchemy import Connection
 from sqlalchemy import Engine as Database
 
 from rungs.engine.loop import PACE_S, Loop
 from rungs.engine.wake import Wake
-from rungs.store.db import make_engine, upgrade
 from rungs.time.clock import SystemClock
 from tests.loop_doubles import InlineWriter, NoOverrides
-
-
-@pytest.fixture
-def db(db_url: str) -> Iterator[Database]:
-    eng = make_engine(db_url)
-    upgrade(eng)
-    yield eng
-    eng.dispose()
 
 
 class _Stream:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
 
 import pytest
 from sqlalchemy import Connection
@@ -58,14 +57,6 @@ def test_a_timer_committed_during_a_tick_shortens_the_plan_instead_of_waking() -
     assert wake.plan(100 * S, 1.0, least=0.01) == pytest.approx(0.01)
     wake.busy()
     assert wake.plan(100 * S, 1.0) == 1.0  # what a tick kept is used once
-
-
-@pytest.fixture
-def db(db_url: str) -> Iterator[Database]:
-    eng = make_engine(db_url)
-    upgrade(eng)
-    yield eng
-    eng.dispose()
 
 
 class _Slow:
