@@ -152,7 +152,7 @@ def run(conn: Connection, stmt: Sql, params: dict[str, Any]) -> Any:
         if shared is not None:  # the writer's pipelined batch: nothing to wait for
             if not _keep(conn, stmt, [params]):
                 _before(conn, stmt)
-                shared.execute(stmt.pyformat, params, prepare=stmt.prepare)
+                _execute(shared, True, stmt, params)
             return None
     _before(conn, stmt)
     cur, pg = _cursor(conn)
@@ -164,6 +164,7 @@ def run(conn: Connection, stmt: Sql, params: dict[str, Any]) -> Any:
 
 
 def _execute(cur: Any, pg: bool, stmt: Sql, params: dict[str, Any]) -> None:
+    """How a statement runs on the driver's cursor (on psycopg, with its `prepare`)."""
     if pg:
         cur.execute(stmt.pyformat, params, prepare=stmt.prepare)
     else:
@@ -181,7 +182,7 @@ def sent(conn: Connection, stmt: Sql, params: dict[str, Any]) -> Callable[[], An
         return lambda: row
     _before(conn, stmt)
     cur = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
-    cur.execute(stmt.pyformat, params, prepare=stmt.prepare)
+    _execute(cur, True, stmt, params)
 
     def read() -> Any:
         try:
@@ -239,7 +240,7 @@ def _send(cur: Any, stmt: Sql, rows: list[dict[str, Any]]) -> None:
     """psycopg: the rows as one statement (a plain insert's unnest form), else one message
     per row; one row as it is (psycopg's executemany costs more for one)."""
     if len(rows) == 1:
-        cur.execute(stmt.pyformat, rows[0], prepare=stmt.prepare)
+        _execute(cur, True, stmt, rows[0])
     elif (many := stmt.unnest()) is not None:
         assert stmt.columns is not None
         cur.execute(many, {c: [r[c] for r in rows] for c in stmt.columns})
@@ -301,7 +302,7 @@ def run_later(
     _before(conn, stmt)
     cur = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
     later.append((cur, fill))
-    cur.execute(stmt.pyformat, params, prepare=stmt.prepare)
+    _execute(cur, True, stmt, params)
 
 
 def _exec(conn: Connection, sql: str) -> None:
