@@ -5,6 +5,7 @@ escalation at the end, cancel, bad input) and flapping (no page per flap, quiet 
 
 from __future__ import annotations
 
+import asyncio
 import traceback
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,6 +15,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from rungs.bootstrap import build
+from rungs.core.model import Refused
+from rungs.engine.integrations import case_data
 from rungs.time.instant import parse_instant
 from tests.conftest import auth_headers
 
@@ -85,6 +88,7 @@ def c(db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[
         with TestClient(app) as client:
             client.admin = auth_headers(service)  # type: ignore[attr-defined]
             client.viewer = auth_headers(service, "viewer")  # type: ignore[attr-defined]
+            client.service = service  # type: ignore[attr-defined]
             yield client
     finally:
         service.stop()
@@ -248,6 +252,28 @@ def test_storm_guard_one_case_one_page_then_release(c: TestClient) -> None:
     for i in range(3, 10):
         _event(c, STORM, "resolve", f"s{i}")
     assert _case(c, storm["id"])["status"] == "resolved"
+
+
+def test_an_alert_the_core_refuses_leaves_the_storm_as_it_was(c: TestClient) -> None:
+    """The storm's end is written only once the alert that ends it is not refused: the
+    writer does not roll `Refused` back, so a refused alert must leave nothing behind."""
+    for i in range(5):
+        _event(c, STORM, "trigger", f"s{i}")
+    storm = next(x for x in _cases(c) if x["fields"].get("storm"))
+    _advance(c, "2026-03-02T09:02:00Z")  # the rate has fallen: the next alert ends the storm
+    service = c.service  # type: ignore[attr-defined]
+    integ = service.policies.current().integrations["storm"]
+    # ingest addresses every alert; a policy changed between addressing and deciding could
+    # still leave it without a customer the core can open a case for
+    data = case_data(integ, dedup_key="s-refused", title="refused", customer="nobody")
+    with pytest.raises(Refused, match="unknown customer"):
+        asyncio.run(service.commands.trigger(data, {"summary": "refused"}))
+    assert "storm_ended" not in _kinds(c, storm["id"])
+    assert len(_cases(c)) == 4
+
+    _event(c, STORM, "trigger", "s-late")  # an alert that opens: now the storm ends, once
+    assert _kinds(c, storm["id"]).count("storm_ended") == 1
+    assert len(_cases(c)) == 5
 
 
 # maintenance --------------------------------------------------------------------------------

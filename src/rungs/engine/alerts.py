@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection
@@ -138,10 +139,11 @@ class AlertRouter:
             if attached is not None:
                 return attached, False
             where, ended = "open", target.case_id  # it ended meanwhile (another engine)
-        storm = seen.storm_case
+        storm, storm_over = seen.storm_case, None
         if (where == "open" and storm is not None and storm.active and not storm.released
                 and storm.case_id != ended):  # fmt: skip
-            self._storm_over(conn, integ, storm.case_id, seen.recent, policy, now)
+            storm_over = partial(self._storm_over, conn, integ, storm.case_id, seen.recent,
+                                 policy, now)  # fmt: skip
         if where == "storm":
             assert opts.storm is not None
             sdata = grouping.storm_data(data, integ.id, opts.storm, seen.recent)
@@ -152,6 +154,8 @@ class AlertRouter:
             cmds.apply_in(conn, c, effects, version, policy, now)
             return c, new
         if gkey is None and find_open(conn, key) is not None:  # opened before it was tracked
+            if storm_over is not None:
+                storm_over()
             return cmds.open_in(conn, data, version, policy, now, repeat=repeat)
         if gkey is not None:
             values = grouping.group_values(opts.grouping.by, data)  # type: ignore[union-attr]
@@ -159,7 +163,7 @@ class AlertRouter:
             data = {**data, "dedup_key": None, "fields": fields}
         kind = "group" if gkey else "alert"
         return self._open(conn, integ, data, version, policy, now, window, gkey or key, kind,
-                          alert=(key, summary))  # fmt: skip
+                          alert=(key, summary), before=storm_over)  # fmt: skip
 
     def _load(self, conn: Connection, case_id: str) -> tuple[Case, int] | None:
         return load_case(conn, case_id, lock=True)
@@ -177,13 +181,18 @@ class AlertRouter:
         kind: str,
         *,
         alert: tuple[str, str] | None = None,
+        before: Callable[[], None] | None = None,
     ) -> tuple[Case, bool]:
-        """A case of its own for the alert (held, during a window), paged as usual."""
+        """A case of its own for the alert (held, during a window), paged as usual. `before`
+        writes what goes first (the storm's end) once the core has not refused the case: a
+        refused alert leaves nothing behind (the writer does not roll `Refused` back)."""
         case_id = new_case_id(conn)
         if window is not None:
             case, effects = maintenance.hold(case_id, data, now, policy, window)
         else:
             case, effects = open_case(case_id, data, now, policy)
+        if before is not None:
+            before()
         self.commands.apply_in(conn, case, effects, version, policy, now, fresh=True)
         if tracked(integ):
             rows.add_group(conn, case_id, integ.id, group_key, kind, now)
