@@ -271,7 +271,15 @@ def test_an_alert_the_core_refuses_leaves_the_storm_as_it_was(c: TestClient) -> 
     assert "storm_ended" not in _kinds(c, storm["id"])
     assert len(_cases(c)) == 4
 
-    _event(c, STORM, "trigger", "s-late")  # an alert that opens: now the storm ends, once
+    # in one transaction with an alert that opens (an Alertmanager group): the refused one is
+    # left out, the other ends the storm, once
+    good = case_data(integ, dedup_key="s-late", title="late")
+    refused, taken = asyncio.run(
+        service.commands.alerts_at_once(
+            [("trigger", data, {"summary": "refused"}), ("trigger", good, {"summary": "late"})]
+        )
+    )
+    assert isinstance(refused, Refused) and not isinstance(taken, Exception)
     assert _kinds(c, storm["id"]).count("storm_ended") == 1
     assert len(_cases(c)) == 5
 
@@ -378,6 +386,45 @@ def test_flapping_alert_stays_open_without_a_page_per_flap(c: TestClient) -> Non
     ended = [(e["kind"], e["at"]) for e in _timeline(c, case)][-2:]
     assert ended == [("flap_ended", "2026-03-02T09:17:00Z"), ("resolved", "2026-03-02T09:17:00Z")]
     assert _case(c, case)["status"] == "resolved"
+
+
+def test_a_flapping_alert_whose_case_was_closed_opens_a_new_one(c: TestClient) -> None:
+    """Within the flap window a resolved case reopens; a closed one is final, so the alert
+    firing again opens a case of its own instead of being refused (and lost)."""
+    first = _event(c, FLAP, "trigger", "fc")["case"]
+    _event(c, FLAP, "resolve", "fc")
+    r = c.post(f"/v1/cases/{first}/close", json={"by": "ann"}, headers=c.admin)  # type: ignore[attr-defined]
+    assert r.status_code == 200, r.text
+    _advance(c, "2026-03-02T09:01:00Z")  # well within the 10m flap window
+    again = _event(c, FLAP, "trigger", "fc")["case"]
+    assert again != first
+    assert _case(c, first)["status"] == "closed"
+    assert _case(c, again)["status"] == "open" and "notified" in _kinds(c, again)
+
+
+def test_a_held_case_is_released_under_its_own_version_when_the_policy_cannot(
+    c: TestClient,
+) -> None:
+    """A window's end opens its held cases under the policy in force; one that policy can no
+    longer open (its matrix renamed meanwhile) opens under the version that held it, and
+    the window's other held cases are released all the same."""
+    body = {"integrations": ["plain"], "from": START, "to": "2026-03-02T10:00:00Z", "reason": "x"}
+    r = c.post("/v1/maintenance", json=body, headers=c.admin)  # type: ignore[attr-defined]
+    assert r.status_code == 201, r.text
+    held = [_event(c, PLAIN, "trigger", f"h{i}")["case"] for i in range(2)]
+    service = c.service  # type: ignore[attr-defined]
+    held_by = service.policies.current_version()
+    renamed = POLICY.replace("  - id: default\n", "  - id: main\n")
+    assert renamed != POLICY
+    newer, _ = service.policies.store(renamed, "test")  # the case's matrix 'default' is gone
+    _advance(c, "2026-03-02T10:30:00Z")
+    for case_id in held:
+        kinds = _kinds(c, case_id)
+        assert kinds[:3] == ["suppressed", "maintenance_ended", "opened"], kinds
+        assert "notified" in kinds
+        assert _case(c, case_id)["status"] == "open"
+    assert newer != held_by
+    assert c.get("/v1/maintenance", headers=c.viewer).json()[0]["state"] == "ended"  # type: ignore[attr-defined]
 
 
 # one transaction per Alertmanager group -------------------------------------------------------

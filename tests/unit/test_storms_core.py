@@ -73,6 +73,8 @@ def test_route_repeat_refire_and_reopen() -> None:
     assert route(FLAPPY, Seen(resolved_ended), 10 * MINUTE) == "reopen"
     assert route(FLAPPY, Seen(resolved_ended), 10 * MINUTE + 1) == "open"  # long quiet
     assert route(GROUPED, Seen(resolved_ended), 1) == "open"  # without flap: a new case
+    closed = AlertSeen("C1", False, "resolved", 0, closed=True)
+    assert route(FLAPPY, Seen(closed), 1) == "open"  # a closed case is final: never reopened
 
 
 def test_route_attaches_within_the_group_window_only() -> None:

@@ -5,7 +5,8 @@ The shell reads what the store knows of an alert (`Seen`) and asks `route` where
 
 - `repeat`: the alert is firing in its open case (counted, as without grouping);
 - `refire`: it had resolved, and fires again, in its still open case (no page);
-- `reopen`: flapping is watched and its case ended within the flap window: that case reopens;
+- `reopen`: flapping is watched and its case resolved within the flap window: that case
+  reopens (a closed case is final: the alert opens a new one);
 - `attach`: a new alert joins the open case of its group (`group_by`, within `group_window`)
   or, while its integration is over the storm threshold, the open storm case (no page);
 - `storm`: over the threshold with no storm case open: one opens (one page, saying so);
@@ -55,6 +56,7 @@ class AlertSeen:
     status: str  # firing | resolved
     changed_at: int  # the instant of its last change of status
     held: bool = False  # its case is held by a maintenance window
+    closed: bool = False  # its case is closed: final, never reopened
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,7 +108,8 @@ def route(options: IntegrationOptions, seen: Seen, now: int) -> str:
     if alert is not None and alert.case_active:
         return "repeat" if alert.status == "firing" else "refire"
     flap = options.flap
-    if alert is not None and flap is not None and now - alert.changed_at <= flap.window:
+    if (alert is not None and flap is not None and not alert.closed
+            and now - alert.changed_at <= flap.window):  # fmt: skip
         return "reopen"
     g, grouping = seen.group, options.grouping
     if (

@@ -115,7 +115,8 @@ class AlertRouter:
         seen_alert = None
         if row is not None and case is not None:
             seen_alert = AlertSeen(row.case_id, case[0].status not in ENDED, row.status,
-                                   row.changed_at, row.held_by is not None)  # fmt: skip
+                                   row.changed_at, row.held_by is not None,
+                                   case[0].status == "closed")  # fmt: skip
         seen = Seen(seen_alert, group)
         where = grouping.route(opts, seen, now)
         if where == "open" and opts.storm is not None:
@@ -154,9 +155,10 @@ class AlertRouter:
             cmds.apply_in(conn, c, effects, version, policy, now)
             return c, new
         if gkey is None and find_open(conn, key) is not None:  # opened before it was tracked
-            if storm_over is not None:
+            opened = cmds.open_in(conn, data, version, policy, now, repeat=repeat)
+            if storm_over is not None:  # after: open_in may be refused (a case ended meanwhile)
                 storm_over()
-            return cmds.open_in(conn, data, version, policy, now, repeat=repeat)
+            return opened
         if gkey is not None:
             values = grouping.group_values(opts.grouping.by, data)  # type: ignore[union-attr]
             fields = {**data.get("fields", {}), "group": values, "alert": key}

@@ -5,7 +5,9 @@
 nor a loop tick asks a query for it. At a window's
 end (`fire_due`), each case it held is released (`rungs.core.maintenance.release`): opened
 anew at that instant, as if its alert had just arrived, unless another window still covers
-it (then that one holds it) or it was resolved meanwhile.
+it (then that one holds it) or it was resolved meanwhile. It is released under the policy
+in force, or, when that can no longer open it (its matrix or customer removed while it was
+held), under the version that held it: a held alert is never dropped.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import Connection
 
 from rungs.core import maintenance as core
-from rungs.core.model import ENDED
+from rungs.core.model import ENDED, Refused
 from rungs.engine.policies import PolicyStore
 from rungs.store import alerts as rows
 from rungs.store.cases import load_case
@@ -90,6 +92,11 @@ class Maintenance:
             return
         if case.status != "open":  # acknowledged meanwhile: someone has it; nobody is paged
             return
-        policy = self.policies.policy(self.policies.current_version())
-        c, effects = core.release(case, now, policy, window)
-        self.decisions.apply_in(conn, c, effects, self.policies.current_version(), policy, now)
+        version = self.policies.current_version()
+        policy = self.policies.policy(version)
+        try:
+            c, effects = core.release(case, now, policy, window)
+        except Refused:  # the policy changed under the held case (its matrix or customer gone)
+            version, policy = loaded[1], self.policies.policy(loaded[1])  # the one it was held by
+            c, effects = core.release(case, now, policy, window)
+        self.decisions.apply_in(conn, c, effects, version, policy, now)
