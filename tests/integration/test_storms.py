@@ -26,6 +26,7 @@ ANY = "ev-any-0123456789abcdef"
 STORM = "ev-storm-0123456789abcdef"
 FLAP = "ev-flap-0123456789abcdef"
 PLAIN = "ev-plain-0123456789abcdef"
+GSTORM = "ev-gstorm-0123456789abcdef"
 
 POLICY = f"""\
 version: 1
@@ -75,6 +76,14 @@ integrations:
     format: events
     key: {PLAIN}
     defaults: {{ customer: globex }}
+  - id: gstorm
+    format: events
+    key: {GSTORM}
+    defaults: {{ customer: acme }}
+    group_by: [service]
+    group_resolve: any
+    group_window: 1m
+    storm: {{ cases: 2, window: 10m }}
 """
 
 
@@ -282,6 +291,43 @@ def test_an_alert_the_core_refuses_leaves_the_storm_as_it_was(c: TestClient) -> 
     assert isinstance(refused, Refused) and not isinstance(taken, Exception)
     assert _kinds(c, storm["id"]).count("storm_ended") == 1
     assert len(_cases(c)) == 5
+
+
+def test_a_storm_case_resolves_when_all_its_alerts_have_whatever_the_groups_do(
+    c: TestClient,
+) -> None:
+    """`group_resolve: any` is for an integration's group cases; its storm case resolves
+    when all its alerts have, so one resolving mid-storm costs no second storm page."""
+    for i in range(4):  # two cases, then the storm case (s2) and one more in it (s3)
+        _event(c, GSTORM, "trigger", f"g{i}", service=f"s{i}")
+    storm = next(x for x in _cases(c) if x["fields"].get("storm"))
+    _event(c, GSTORM, "resolve", "g3")
+    assert _case(c, storm["id"])["status"] == "open"  # g2 still fires
+    assert _event(c, GSTORM, "trigger", "g4", service="s4")["case"] == storm["id"]
+    assert len([x for x in _cases(c) if x["fields"].get("storm")]) == 1
+    assert _kinds(c, storm["id"]).count("notified") == 1
+    for key in ("g2", "g4"):
+        _event(c, GSTORM, "resolve", key)
+    assert _case(c, storm["id"])["status"] == "resolved"
+
+
+def test_past_its_group_window_an_alert_joins_the_storm_not_its_old_group(c: TestClient) -> None:
+    first = _event(c, GSTORM, "trigger", "x1", service="x")["case"]
+    _event(c, GSTORM, "trigger", "y1", service="y")
+    storm = _event(c, GSTORM, "trigger", "z1", service="z")["case"]  # over the threshold
+    assert _case(c, storm)["fields"].get("storm")
+    _advance(c, "2026-03-02T09:02:00Z")  # x's group case is past its 1m window
+    assert _event(c, GSTORM, "trigger", "x2", service="x")["case"] == storm
+    assert _case(c, first)["alert_count"] == 1
+
+
+def test_an_alert_resolving_after_its_case_resolved_is_resolved_too(c: TestClient) -> None:
+    case = _event(c, ANY, "trigger", "r1", service="db")["case"]
+    _event(c, ANY, "trigger", "r2", service="db")
+    _event(c, ANY, "resolve", "r1")  # `any`: the case resolves here
+    assert _case(c, case)["status"] == "resolved"
+    _event(c, ANY, "resolve", "r2")
+    assert [a["status"] for a in _case(c, case)["alerts"]] == ["resolved", "resolved"]
 
 
 # maintenance --------------------------------------------------------------------------------

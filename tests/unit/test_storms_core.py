@@ -90,7 +90,12 @@ def test_route_storm_threshold() -> None:
     assert route(STORMY, Seen(None, recent=2), 0) == "open"
     assert route(STORMY, Seen(None, recent=3), 0) == "storm"
     storm = GroupSeen("S", 0, True)
-    assert route(STORMY, Seen(None, storm_case=storm, recent=3), 0) == "attach"
+    assert route(STORMY, Seen(None, storm_case=storm, recent=3), 0) == "attach_storm"
+    both = IntegrationOptions(grouping=Grouping(("service",), MINUTE), storm=Storm(3, MINUTE))
+    old_group = GroupSeen("C1", 0, True)  # still open, but past its group window
+    seen = Seen(None, old_group, storm_case=storm, recent=3)
+    assert route(both, seen, 2 * MINUTE) == "attach_storm"
+    assert route(both, Seen(None, old_group, storm_case=storm, recent=3), 1) == "attach"
     over = GroupSeen("S", 0, True, released=True)
     assert route(STORMY, Seen(None, storm_case=over, recent=3), 0) == "storm"
 

@@ -7,8 +7,10 @@ The shell reads what the store knows of an alert (`Seen`) and asks `route` where
 - `refire`: it had resolved, and fires again, in its still open case (no page);
 - `reopen`: flapping is watched and its case resolved within the flap window: that case
   reopens (a closed case is final: the alert opens a new one);
-- `attach`: a new alert joins the open case of its group (`group_by`, within `group_window`)
-  or, while its integration is over the storm threshold, the open storm case (no page);
+- `attach`: a new alert joins the open case of its group (`group_by`, within `group_window`;
+  no page);
+- `attach_storm`: while its integration is over the storm threshold, it joins the open storm
+  case (no page);
 - `storm`: over the threshold with no storm case open: one opens (one page, saying so);
 - `open`: a case of its own (its group's first), paged as usual.
 
@@ -122,7 +124,7 @@ def route(options: IntegrationOptions, seen: Seen, now: int) -> str:
     storm = options.storm
     if storm is not None and seen.recent >= storm.cases:
         s = seen.storm_case
-        return "attach" if s is not None and s.active and not s.released else "storm"
+        return "attach_storm" if s is not None and s.active and not s.released else "storm"
     return "open"
 
 

@@ -132,10 +132,13 @@ class AlertRouter:
             assert row is not None and case is not None
             return self._again(conn, integ, row, case, where, repeat, policy, now, window), False
         ended = None  # the case an attach found ended
-        if where == "attach":
-            target = seen.group if seen.group is not None and seen.group.active else seen.storm_case
+        if where in (
+            "attach",
+            "attach_storm",
+        ):  # the group's case (within its window) or the storm's
+            target = seen.group if where == "attach" else seen.storm_case
             assert target is not None
-            via = "group" if target is seen.group else "storm"
+            via = "group" if where == "attach" else "storm"
             attached = self._attach(conn, integ, target.case_id, key, summary, via, policy, now)
             if attached is not None:
                 return attached, False
@@ -310,6 +313,9 @@ class AlertRouter:
             return None
         case, version = loaded
         if case.status in ENDED:
+            if event.kind == "resolve" and row.status == "firing":  # its own status, still
+                rows.set_alert(conn, row.id, status="resolved", changes=row.changes,
+                               flapping=False, quiet_due=None, changed_at=now)  # fmt: skip
             return case, False
         cmds = self.commands
         if event.kind != "resolve":
@@ -347,7 +353,9 @@ class AlertRouter:
         cmds, policy = self.commands, self.commands.policies.policy(version)
         left = rows.firing_left(conn, case.id)
         many = rows.alert_count(conn, case.id) > 1
-        mode = integ.options.grouping.resolve if integ.options.grouping else "all"
+        # a storm case resolves when all its alerts have, whatever its integration's groups do
+        grouped = integ.options.grouping
+        mode = grouped.resolve if grouped and not case.fields.get("storm") else "all"
         if many:
             c, effects = grouping.alert_resolved(case, now, policy, alert, left)
             cmds.apply_in(conn, c, effects, version, policy, now)
