@@ -448,6 +448,23 @@ def test_a_flapping_alert_whose_case_was_closed_opens_a_new_one(c: TestClient) -
     assert _case(c, again)["status"] == "open" and "notified" in _kinds(c, again)
 
 
+def test_a_flapping_alert_whose_case_cannot_reopen_opens_a_new_one(c: TestClient) -> None:
+    """A resolved case whose matrix the policy in force no longer has cannot reopen (409 to a
+    person); the alert firing again within the flap window opens a case of its own."""
+    first = _event(c, FLAP, "trigger", "fm")["case"]
+    _event(c, FLAP, "resolve", "fm")
+    service = c.service  # type: ignore[attr-defined]
+    service.policies.store(POLICY.replace("  - id: default\n", "  - id: main\n"), "test")
+    r = c.post(f"/v1/cases/{first}/reopen", json={"by": "ann"}, headers=c.admin)  # type: ignore[attr-defined]
+    assert r.status_code == 409, r.text
+    assert "matrix 'default'" in r.json()["detail"]
+    _advance(c, "2026-03-02T09:01:00Z")  # within the 10m flap window
+    again = _event(c, FLAP, "trigger", "fm")["case"]
+    assert again != first
+    assert _case(c, first)["status"] == "resolved"
+    assert _case(c, again)["status"] == "open" and "notified" in _kinds(c, again)
+
+
 def test_a_held_case_is_released_under_its_own_version_when_the_policy_cannot(
     c: TestClient,
 ) -> None:

@@ -182,6 +182,14 @@ def _check_escalation(case: Case, ev: Event, policy: Policy) -> None:
         raise Refused(f"the case is already at level {case.level}; to_level must be higher")
 
 
+def _check_reopen(case: Case, ev: Event, policy: Policy) -> None:
+    if case.matrix not in plan_of(policy).matrices:  # removed since the case resolved
+        raise Refused(
+            f"the case's matrix '{case.matrix}' is not in the policy in force; it cannot reopen",
+            409,
+        )
+
+
 def _check_assign(case: Case, ev: Event, policy: Policy) -> None:
     parse_target(ev.to, policy)
 
@@ -376,7 +384,7 @@ _ACTIONS: dict[str, tuple[str, tuple[str, ...], Check | None, Handler, str | Non
     "assign": ("assign", ACTIVE, _check_assign, _assign, None),
     "set_priority": ("change the priority of", ACTIVE, _check_priority, _set_priority, None),
     "resolve": ("resolve", ACTIVE, None, _resolve, "resolved"),
-    "reopen": ("reopen", ("resolved",), None, _reopen, None),
+    "reopen": ("reopen", ("resolved",), _check_reopen, _reopen, None),
     "close": ("close", ("resolved",), None, _close, None),
     "timer": ("", (), None, _timer, None),
     "delivery": ("", (), None, _delivery, None),

@@ -130,7 +130,13 @@ class AlertRouter:
             where = "open"  # not reopened (and paged) during maintenance: held anew
         if where in ("repeat", "refire", "reopen"):
             assert row is not None and case is not None
-            return self._again(conn, integ, row, case, where, repeat, policy, now, window), False
+            try:
+                return self._again(conn, integ, row, case, where, repeat, policy, now,
+                                   window), False  # fmt: skip
+            except Refused:  # refused before writing: the case cannot reopen (matrix gone)
+                if where != "reopen":
+                    raise
+                where = "open"  # a case of its own
         ended = None  # the case an attach found ended
         if where in (
             "attach",
