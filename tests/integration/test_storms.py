@@ -374,6 +374,31 @@ def test_maintenance_suppresses_then_escalates_at_the_end(c: TestClient) -> None
     assert c.get("/v1/maintenance", headers=c.viewer).json()[0]["state"] == "ended"  # type: ignore[attr-defined]
 
 
+def test_a_held_case_paged_by_hand_is_left_to_whoever_has_it_at_the_end(c: TestClient) -> None:
+    """Someone escalated one held case (paging level 2) during the window, and resolved and
+    reopened another: at the window's end neither is opened anew at level 1 (their ladders
+    go on), and the window's other held case is released as usual."""
+    body = {"integrations": ["plain"], "from": START, "to": "2026-03-02T10:00:00Z", "reason": "x"}
+    r = c.post("/v1/maintenance", json=body, headers=c.admin)  # type: ignore[attr-defined]
+    assert r.status_code == 201, r.text
+    escalated, reopened, other = (_event(c, PLAIN, "trigger", f"e{i}")["case"] for i in range(3))
+    for case_id, actions in ((escalated, [("escalate", {"reason": "x"})]),
+                             (reopened, [("resolve", {}), ("reopen", {})])):  # fmt: skip
+        for what, extra in actions:
+            r = c.post(f"/v1/cases/{case_id}/{what}", json={"by": "ann", **extra},
+                       headers=c.admin)  # type: ignore[attr-defined]  # fmt: skip
+            assert r.status_code == 200, r.text
+    assert all("notified" in _kinds(c, x) for x in (escalated, reopened))
+    _advance(c, "2026-03-02T10:05:00Z")
+    assert _kinds(c, other)[:3] == ["suppressed", "maintenance_ended", "opened"]
+    assert "notified" in _kinds(c, other)
+    for case_id in (escalated, reopened):  # their ladders go on; not opened anew at level 1
+        kinds = _kinds(c, case_id)
+        assert "maintenance_ended" not in kinds and "opened" not in kinds, kinds
+        assert _case(c, case_id)["status"] == "open"
+    assert c.get("/v1/maintenance", headers=c.viewer).json()[0]["state"] == "ended"  # type: ignore[attr-defined]
+
+
 def test_maintenance_by_customer_and_cancel(c: TestClient) -> None:
     body = {"customers": ["globex"], "from": START, "to": "2026-03-03T09:00:00Z", "reason": "x"}
     mid = c.post("/v1/maintenance", json=body, headers=c.admin).json()["id"]  # type: ignore[attr-defined]

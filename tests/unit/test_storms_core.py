@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from rungs.core.flapping import changed
 from rungs.core.grouping import AlertSeen, GroupSeen, Seen, group_key, group_values, resolves, route
-from rungs.core.maintenance import Window, covering
+from rungs.core.maintenance import Window, covering, hold, release
+from rungs.core.model import Notify
 from rungs.policy import load_policy_text
 from rungs.policy.model import Flap, Grouping, IntegrationOptions, Storm
 from rungs.time.instant import MINUTE
@@ -139,3 +140,18 @@ def test_maintenance_covers_integrations_or_customers_in_its_span() -> None:
     assert covering([w], "am", "acme", 200) is None  # the end is not in it
     assert covering([w], "ev", "other", 150) is None
     assert covering([w, late], "am", None, 160) is late  # the one ending last
+
+
+def test_a_held_case_opened_at_its_window_end_keys_its_pages_after_its_effects() -> None:
+    """The released case's pages are keyed after what the held case already sent (its
+    `seq`), never again as its first page: the outbox takes a key once."""
+    text = HEAD + "matrices:\n  - id: main\n    levels: [{notify: [person:alice]}]\n"
+    policy, problems = load_policy_text(text, "p.yaml")
+    assert problems == [] and policy is not None
+    w = Window(1, frozenset({"ev"}), frozenset(), 0, 100, "r")
+    held, _ = hold("C1", {"customer": "acme", "title": "t"}, 10, policy, w)
+    held.seq = 4  # pages sent by hand while it was held
+    released, effects = release(held, 100, policy, 1)
+    keys = [e.key for e in effects if isinstance(e, Notify)]
+    assert keys and all(int(k.rsplit(":n", 1)[1]) > 4 for k in keys)
+    assert released.seq > 4

@@ -61,10 +61,13 @@ def decide(
 
 
 def open_case(
-    case_id: str, data: dict[str, Any] | Any, now: int, policy: Policy
+    case_id: str, data: dict[str, Any] | Any, now: int, policy: Policy, *, seq: int = 0
 ) -> tuple[Case, list[Effect]]:
-    """Open a case at level 1 of the most specific matching matrix and notify level 1."""
+    """Open a case at level 1 of the most specific matching matrix and notify level 1.
+    `seq`: the case's effects so far (a held case opened at its window's end), so that its
+    new pages' keys follow theirs."""
     case, chosen = new_case(case_id, data, now, policy)
+    case.seq = seq
     ctx = Ctx(case, now, policy)
     ctx.record(
         "opened",

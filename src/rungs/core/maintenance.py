@@ -83,7 +83,7 @@ def release(case: Case, now: int, policy: Policy, window: int) -> tuple[Case, li
         "dedup_key": case.dedup_key,
         "matrix": case.matrix,
     }
-    opened, effects = open_case(case.id, data, now, policy)
+    opened, effects = open_case(case.id, data, now, policy, seq=case.seq)
     opened.alerts = case.alerts
     ctx = Ctx(opened, now, policy)
     ctx.record("maintenance_ended", window=window)

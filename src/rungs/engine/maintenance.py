@@ -90,8 +90,8 @@ class Maintenance:
         rows.unhold(conn, case_id, still.id if still else None)
         if still is not None or case.status in ENDED:
             return
-        if case.status != "open":  # acknowledged meanwhile: someone has it; nobody is paged
-            return
+        if case.status != "open" or case.paged:  # acknowledged, or paged by hand meanwhile
+            return  # (escalated, reopened): someone has it; nobody is paged again
         version = self.policies.current_version()
         policy = self.policies.policy(version)
         try:
