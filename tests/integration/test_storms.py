@@ -518,6 +518,26 @@ def test_a_held_case_is_released_under_its_own_version_when_the_policy_cannot(
 # one transaction per Alertmanager group -------------------------------------------------------
 
 
+def test_a_nul_in_an_alert_summary_or_a_window_reason_is_stored_as_on_a_title(
+    c: TestClient,
+) -> None:
+    """PostgreSQL's text takes no NUL: shown as U+FFFD, as a case's title is, on both
+    databases, instead of failing the whole Alertmanager group (a 500)."""
+    body = _am("firing", ("Nul", "eu", "a"), ("Nul", "eu", "b"), ("Other", "us", "c"))
+    body["alerts"][1]["annotations"]["summary"] = "disk\x00full"
+    r = c.post(f"/v1/integrations/{AM}/alertmanager", json=body)
+    assert r.status_code == 202, r.text
+    assert r.json()["taken"] == 3
+    grouped = next(x for x in _cases(c) if _case(c, x["id"])["alert_count"] == 2)
+    summaries = [a["summary"] for a in _case(c, grouped["id"])["alerts"]]
+    assert "disk\ufffdfull" in summaries
+    window = {"integrations": ["plain"], "from": START, "to": "2026-03-02T10:00:00Z",
+              "reason": "db\x00upgrade"}  # fmt: skip
+    r = c.post("/v1/maintenance", json=window, headers=c.admin)  # type: ignore[attr-defined]
+    assert r.status_code == 201, r.text
+    assert r.json()["reason"] == "db\ufffdupgrade"
+
+
 def test_alertmanager_group_is_taken_at_once_without_its_refused_alert(c: TestClient) -> None:
     body = _am("firing", ("Net", "eu", "a"), ("Net", "eu", "b"), ("Net", "us", "c"))
     body["alerts"][1]["fingerprint"] = "bad\x00key"  # no database column can hold it

@@ -110,6 +110,11 @@ def latest(conn: Connection, key: str) -> Callable[[], AlertRow | None]:
     return row
 
 
+def _text(v: str) -> str:
+    """Text for a column: PostgreSQL's text takes no NUL, shown as U+FFFD (as a case's title)."""
+    return v.replace("\x00", "\ufffd")
+
+
 def add_alert(
     conn: Connection,
     *,
@@ -121,7 +126,7 @@ def add_alert(
     held_by: int | None = None,
 ) -> None:
     run(conn, _ADD, {"key": key, "integration": integration, "case_id": case_id,
-                     "summary": summary[:1024], "flapping": 0, "changes": "[]",
+                     "summary": _text(summary[:1024]), "flapping": 0, "changes": "[]",
                      "quiet_due": None, "held_by": held_by, "now": now})  # fmt: skip
 
 

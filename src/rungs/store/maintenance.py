@@ -28,7 +28,8 @@ def add_window(
     r = conn.execute(
         insert(maintenance)
         .values(integrations=json.dumps(integrations), customers=json.dumps(customers),
-                starts_at=start, ends_at=end, reason=reason, created_by=by, created_at=now)
+                starts_at=start, ends_at=end, reason=reason.replace("\x00", "\ufffd"),
+                created_by=by, created_at=now)
         .returning(maintenance.c.id)
     )  # fmt: skip
     return int(r.scalar_one())
