@@ -399,6 +399,23 @@ def test_a_held_case_paged_by_hand_is_left_to_whoever_has_it_at_the_end(c: TestC
     assert c.get("/v1/maintenance", headers=c.viewer).json()[0]["state"] == "ended"  # type: ignore[attr-defined]
 
 
+def test_a_released_group_case_takes_its_group_for_a_window_from_its_release(
+    c: TestClient,
+) -> None:
+    """Opened anew at the window's end as if its alert had just arrived: the group window
+    (5m) runs from then, so an alert of its group 30 s later attaches, unpaged."""
+    body = {"integrations": ["am"], "from": START, "to": "2026-03-02T10:00:00Z", "reason": "x"}
+    r = c.post("/v1/maintenance", json=body, headers=c.admin)  # type: ignore[attr-defined]
+    assert r.status_code == 201, r.text
+    _post_am(c, "firing", ("Disk", "eu", "a"))
+    (case,) = _cases(c)
+    _advance(c, "2026-03-02T10:00:30Z")
+    assert _case(c, case["id"])["opened_at"] == "2026-03-02T10:00:00Z"
+    _post_am(c, "firing", ("Disk", "eu", "b"))
+    assert [x["id"] for x in _cases(c)] == [case["id"]]
+    assert _case(c, case["id"])["alert_count"] == 2
+
+
 def test_maintenance_by_customer_and_cancel(c: TestClient) -> None:
     body = {"customers": ["globex"], "from": START, "to": "2026-03-03T09:00:00Z", "reason": "x"}
     mid = c.post("/v1/maintenance", json=body, headers=c.admin).json()["id"]  # type: ignore[attr-defined]

@@ -100,3 +100,4 @@ class Maintenance:
             version, policy = loaded[1], self.policies.policy(loaded[1])  # the one it was held by
             c, effects = core.release(case, now, policy, window)
         self.decisions.apply_in(conn, c, effects, version, policy, now)
+        rows.opened_again(conn, case_id, now)

@@ -214,6 +214,12 @@ def add_group(
                            "group_key": group_key, "kind": kind, "now": now})  # fmt: skip
 
 
+def opened_again(conn: Connection, case_id: str, now: int) -> None:
+    """The case counts as opened at `now` (a held case opened at its window's end): its group
+    window, and the storm guard's count, run from then."""
+    conn.execute(update(case_groups).where(case_groups.c.case_id == case_id).values(opened_at=now))
+
+
 def release_storm(conn: Connection, case_id: str, now: int) -> None:
     conn.execute(
         update(case_groups).where(case_groups.c.case_id == case_id).values(released_at=now)
