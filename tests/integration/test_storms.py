@@ -416,6 +416,28 @@ def test_a_released_group_case_takes_its_group_for_a_window_from_its_release(
     assert _case(c, case["id"])["alert_count"] == 2
 
 
+def test_a_window_for_one_customer_holds_no_other_customers_alert_of_its_group(
+    c: TestClient,
+) -> None:
+    body = {"customers": ["globex"], "from": START, "to": "2026-03-02T12:00:00Z", "reason": "x"}
+    r = c.post("/v1/maintenance", json=body, headers=c.admin)  # type: ignore[attr-defined]
+    assert r.status_code == 201, r.text
+
+    def trigger(dedup: str, customer: str) -> str:
+        body = {"dedup_key": dedup, "title": dedup, "customer": customer,
+                "fields": {"service": "db"}}  # fmt: skip
+        r = c.post(f"/v1/integrations/{ANY}/events", json=body)
+        assert r.status_code == 202, r.text
+        return str(r.json()["case"])
+
+    held = trigger("w1", "globex")
+    own = trigger("w2", "acme")  # same group, but no window covers acme
+    assert own != held
+    assert _kinds(c, held) == ["suppressed"]
+    assert "notified" in _kinds(c, own) and _case(c, own)["customer"] == "acme"
+    assert trigger("w3", "acme") == own  # the group's case is acme's now
+
+
 def test_maintenance_by_customer_and_cancel(c: TestClient) -> None:
     body = {"customers": ["globex"], "from": START, "to": "2026-03-03T09:00:00Z", "reason": "x"}
     mid = c.post("/v1/maintenance", json=body, headers=c.admin).json()["id"]  # type: ignore[attr-defined]

@@ -145,10 +145,11 @@ class AlertRouter:
             target = seen.group if where == "attach" else seen.storm_case
             assert target is not None
             via = "group" if where == "attach" else "storm"
-            attached = self._attach(conn, integ, target.case_id, key, summary, via, policy, now)
+            attached = self._attach(conn, integ, target.case_id, key, summary, via, policy, now,
+                                    window)  # fmt: skip
             if attached is not None:
                 return attached, False
-            where, ended = "open", target.case_id  # it ended meanwhile (another engine)
+            where, ended = "open", target.case_id  # it ended meanwhile, or is held
         storm, storm_over = seen.storm_case, None
         if (where == "open" and storm is not None and storm.active and not storm.released
                 and storm.case_id != ended):  # fmt: skip
@@ -273,15 +274,18 @@ class AlertRouter:
         via: str,
         policy: Policy,
         now: int,
+        covered: Window | None,
     ) -> Case | None:
         """Attach the alert to the case; None, writing nothing, when the case has ended since
-        the group was read (another engine resolved it before this one took its row lock)."""
+        the group was read (another engine resolved it before this one took its row lock),
+        or when a maintenance window holds the case and none covers the alert (a window for
+        one customer holds no other customer's alerts): it then opens a case of its own."""
         loading = load_case_sent(conn, case_id, lock=True)
         holder = rows.holder(conn, case_id)  # sent with the case: one round trip
         loaded, window = loading(), holder()
         assert loaded is not None
         case, version = loaded
-        if case.status in ENDED:
+        if case.status in ENDED or (window is not None and covered is None):
             return None
         c, effects = grouping.attach(case, now, self.commands.policies.policy(version), key,
                                      summary, via)  # fmt: skip
