@@ -6,6 +6,8 @@ escalation at the end, cancel, bad input) and flapping (no page per flap, quiet 
 from __future__ import annotations
 
 import asyncio
+import threading
+import time
 import traceback
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,6 +19,8 @@ from fastapi.testclient import TestClient
 from rungs.bootstrap import build
 from rungs.core.model import Refused
 from rungs.engine.integrations import case_data
+from rungs.store.alerts import latest
+from rungs.store.cases import load_case
 from rungs.time.instant import parse_instant
 from tests.conftest import auth_headers
 
@@ -436,6 +440,36 @@ def test_a_window_for_one_customer_holds_no_other_customers_alert_of_its_group(
     assert _kinds(c, held) == ["suppressed"]
     assert "notified" in _kinds(c, own) and _case(c, own)["customer"] == "acme"
     assert trigger("w3", "acme") == own  # the group's case is acme's now
+
+
+def test_a_window_end_and_an_alert_of_its_held_case_lock_in_one_order(
+    c: TestClient, db_url: str
+) -> None:
+    """A trigger or resolve of a held alert locks its row, then its case; the window's end
+    locks the case's alert rows before the case too: no deadlock between them (PostgreSQL;
+    SQLite has one writer at a time)."""
+    if not db_url.startswith("postgresql"):
+        pytest.skip("row locks: PostgreSQL")
+    body = {"integrations": ["plain"], "from": START, "to": "2026-03-02T10:00:00Z", "reason": "x"}
+    r = c.post("/v1/maintenance", json=body, headers=c.admin)  # type: ignore[attr-defined]
+    assert r.status_code == 201, r.text
+    case = _event(c, PLAIN, "trigger", "d1")["case"]
+    db = c.service.db  # type: ignore[attr-defined]
+    answers: list[int] = []
+
+    def window_end() -> None:
+        r = c.post("/v1/clock/advance", json={"to": "2026-03-02T10:05:00Z"}, headers=c.admin)  # type: ignore[attr-defined]
+        answers.append(r.status_code)
+
+    with db.connect() as other, other.begin():
+        latest(other, "plain:d1")()  # another engine's trigger of d1: its row first
+        ending = threading.Thread(target=window_end)
+        ending.start()
+        time.sleep(0.5)  # the window's end now waits for that row
+        assert load_case(other, case, lock=True) is not None  # then its case
+    ending.join(20)
+    assert answers == [200]
+    assert "maintenance_ended" in _kinds(c, case)
 
 
 def test_maintenance_by_customer_and_cancel(c: TestClient) -> None:

@@ -81,6 +81,7 @@ class Maintenance:
     def _release(
         self, conn: Connection, case_id: str, window: int, others: list[core.Window], now: int
     ) -> None:
+        rows.lock_alerts_of(conn, case_id)  # first, as a trigger of one of them does
         loaded = load_case(conn, case_id, lock=True)
         if loaded is None:
             return

@@ -17,7 +17,7 @@ from sqlalchemy import Connection, select, update
 
 from rungs.core.grouping import GroupSeen
 from rungs.core.model import ENDED
-from rungs.store.sql import Sql, run, sent
+from rungs.store.sql import Sql, run, run_all, sent
 from rungs.store.tables import alerts, case_groups
 from rungs.time.instant import format_utc
 
@@ -72,6 +72,7 @@ _RECENT = Sql(
     " AND opened_at > :since AND kind <> 'storm' LIMIT :cap) AS recent"
 )
 _FIRST_QUIET = Sql("SELECT min(quiet_due) FROM alerts")
+_LOCK_OF_CASE = Sql("SELECT id FROM alerts WHERE case_id = :case_id ORDER BY id FOR UPDATE")
 _ADD_GROUP = Sql(
     "INSERT INTO case_groups (case_id, integration, group_key, kind, opened_at)"
     " VALUES (:case_id, :integration, :group_key, :kind, :now)"
@@ -235,6 +236,14 @@ def holder(conn: Connection, case_id: str) -> Callable[[], int | None]:
         return None if r is None else r[0]
 
     return window
+
+
+def lock_alerts_of(conn: Connection, case_id: str) -> None:
+    """PostgreSQL: the case's alert rows locked, in id order, before the case itself is: the
+    order a trigger or resolve of one of its alerts takes them (its row, then its case), so
+    the two cannot deadlock. SQLite has one writer at a time already."""
+    if conn.dialect.name == "postgresql":
+        run_all(conn, _LOCK_OF_CASE, {"case_id": case_id})
 
 
 def unhold(conn: Connection, case_id: str, window: int | None) -> None:
