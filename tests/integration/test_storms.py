@@ -15,9 +15,11 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import text
 
 from rungs.bootstrap import build
 from rungs.core.model import Refused
+from rungs.engine import maintenance as maintenance_manager
 from rungs.engine.integrations import case_data
 from rungs.store.alerts import latest
 from rungs.store.cases import load_case
@@ -470,6 +472,86 @@ def test_a_window_end_and_an_alert_of_its_held_case_lock_in_one_order(
     ending.join(20)
     assert answers == [200]
     assert "maintenance_ended" in _kinds(c, case)
+
+
+@pytest.fixture
+def api(c: TestClient, db_url: str, tmp_path: Path) -> Iterator[tuple[Any, TestClient]]:
+    """A second process on the same database, serving the API only (`--role api`): no loop."""
+    service, app = build(db_url=db_url, policy_file=tmp_path / "policy.yaml",
+                         virtual_start=parse_instant(START), role="api")  # fmt: skip
+    try:
+        with TestClient(app) as client:
+            yield service, client
+    finally:
+        service.stop()
+        service.db.dispose()
+
+
+def _window(c: TestClient, **body: Any) -> int:
+    r = c.post("/v1/maintenance", json=body, headers=c.admin)  # type: ignore[attr-defined]
+    assert r.status_code == 201, r.text
+    return int(r.json()["id"])
+
+
+def test_a_process_serving_the_api_only_sees_new_windows(
+    c: TestClient, api: tuple[Any, TestClient], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """It runs no loop: the router reads the windows again (at most every `REFRESH_S`)."""
+    _, other = api  # started before the window was added
+    _window(c, integrations=["plain"], **{"from": START, "to": "2026-03-02T12:00:00Z"},
+            reason="x")  # fmt: skip
+    monkeypatch.setattr(maintenance_manager, "REFRESH_S", 0.0)  # as if a second had passed
+    held = _event(other, PLAIN, "trigger", "n1")["case"]
+    assert _kinds(c, held) == ["suppressed"]  # held, nobody paged
+
+
+def test_a_case_held_by_a_window_another_process_had_ended_is_released(
+    c: TestClient, api: tuple[Any, TestClient], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A process whose list of windows was a moment behind holds an alert against a window
+    another process has cancelled and ended: the engine releases it at its next look."""
+    wid = _window(c, integrations=["plain"], **{"from": START, "to": "2026-03-02T12:00:00Z"},
+                  reason="x")  # fmt: skip
+    service, other = api
+    with service.db.connect() as conn:
+        service.maintenance.refresh(conn)  # it knows the window
+    monkeypatch.setattr(maintenance_manager, "REFRESH_S", 3600.0)  # and reads no more
+    r = c.delete(f"/v1/maintenance/{wid}", headers=c.admin)  # type: ignore[attr-defined]
+    assert r.status_code == 200, r.text
+    _advance(c, "2026-03-02T09:00:01Z")  # this engine ends it, releasing what it held
+    held = _event(other, PLAIN, "trigger", "n2")["case"]
+    assert _kinds(c, held) == ["suppressed"]  # held against the ended window
+    monkeypatch.setattr(maintenance_manager, "REFRESH_S", 0.0)  # the engine's next look
+    _advance(c, "2026-03-02T09:00:02Z")
+    kinds = _kinds(c, held)
+    assert kinds[:3] == ["suppressed", "maintenance_ended", "opened"] and "notified" in kinds
+
+
+def test_a_held_case_that_fails_to_open_does_not_stop_the_window_ending(
+    c: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One case failing at the window's end is logged and no longer held; the others are
+    opened, and the window ends (it used to fail at every tick after)."""
+    _window(c, integrations=["plain"], **{"from": START, "to": "2026-03-02T10:00:00Z"},
+            reason="x")  # fmt: skip
+    bad, good = (_event(c, PLAIN, "trigger", f"b{i}")["case"] for i in range(2))
+    release = maintenance_manager.core.release
+
+    def failing(case: Any, *args: Any) -> Any:
+        if case.id == bad:
+            raise RuntimeError("cannot open it")
+        return release(case, *args)
+
+    monkeypatch.setattr(maintenance_manager.core, "release", failing)
+    _advance(c, "2026-03-02T10:05:00Z")
+    assert "notified" in _kinds(c, good)
+    assert _kinds(c, bad) == ["suppressed"]
+    with c.service.db.connect() as conn:  # type: ignore[attr-defined]
+        held = conn.execute(text("SELECT held_by FROM alerts WHERE case_id = :c"), {"c": bad})
+        assert [r[0] for r in held] == [None]  # no longer held: not retried at every tick
+    assert c.get("/v1/maintenance", headers=c.viewer).json()[0]["state"] == "ended"  # type: ignore[attr-defined]
+    _advance(c, "2026-03-02T10:10:00Z")  # nothing left to release: no error, no retry
+    assert _kinds(c, bad) == ["suppressed"]
 
 
 def test_maintenance_by_customer_and_cancel(c: TestClient) -> None:

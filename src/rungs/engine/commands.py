@@ -250,6 +250,8 @@ class Commands(ConsoleCommands, StormCommands):
         """`trigger` in this transaction."""
         now = self.clock.now()
         router = self.alerts
+        if router is not None:
+            router.windows.fresh(conn)  # at most every second: windows other processes added
         integ = router.takes_trigger(policy, data, now) if router is not None else None
         if router is not None and integ is not None:  # grouped, storm-guarded, flap-watched
             return router.trigger_in(conn, integ, data, repeat, version, policy, now)  # or held

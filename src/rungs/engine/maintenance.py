@@ -50,21 +50,35 @@ class Maintenance:
         self.clock = clock
         self.batch = batch
         self.current: list[core.Window] = []  # replaced whole, never changed: read unlocked
+        self._stale: int | None = None  # when the first ended window still holding alerts ended
         self._read_at = -REFRESH_S  # monotonic: when `current` was last read
 
     def refresh(self, conn: Connection) -> None:
         self.current = open_windows(conn)
+        self._stale = rows.first_stale_hold(conn)
         self._read_at = time.monotonic()
 
-    def next_due(self, conn: Connection) -> int | None:
-        """The earliest end of a window not yet released: from memory, which is read again
-        at most every `REFRESH_S` (the loop asks on every tick)."""
+    def fresh(self, conn: Connection) -> None:
+        """Read the windows again when they were read over `REFRESH_S` ago: the loop on every
+        tick, and each trigger the router decides, so that a process serving the API only
+        (`--role api`) sees windows other processes add or cancel."""
         if time.monotonic() - self._read_at >= REFRESH_S:
             self.refresh(conn)
-        return min((w.end for w in self.current), default=None)
+
+    def next_due(self, conn: Connection) -> int | None:
+        """The earliest end of a window not yet released, or of an ended one still holding
+        alerts: from memory, which is read again at most every `REFRESH_S`."""
+        self.fresh(conn)
+        ends = [w.end for w in self.current]
+        if self._stale is not None:
+            ends.append(self._stale)
+        return min(ends, default=None)
 
     def fire_due(self, conn: Connection, until: int) -> int:
-        """Release the cases of each window ended at or before `until` (one batch)."""
+        """Release the cases of each window ended at or before `until` (one batch); then the
+        cases still held by a window already ended. Those were held by a process whose list of
+        windows was a moment behind (the window cancelled or ended meanwhile by another), and
+        would otherwise stay held, unpaged, for good."""
         due = claim_due(conn, maintenance, "ends_at", until, limit=self.batch, order=("id",),
                         where=(maintenance.c.ended_at.is_(None),))  # fmt: skip
         for r in due:
@@ -74,9 +88,27 @@ class Maintenance:
             mark_ended(conn, r.id, now)
             others = [w for w in self.current if w.id != r.id]
             for case_id in dict.fromkeys(a.case_id for a in rows.held_by(conn, r.id)):
-                self._release(conn, case_id, r.id, others, now)
+                self._release_one(conn, case_id, r.id, others, now)
+        stale = rows.stale_holds(conn, self.batch)
+        now = self.clock.now()
+        for case_id, window in stale:
+            others = [w for w in self.current if w.id != window]
+            self._release_one(conn, case_id, window, others, now)
         self.refresh(conn)
-        return len(due)
+        return len(due) + len(stale)
+
+    def _release_one(
+        self, conn: Connection, case_id: str, window: int, others: list[core.Window], now: int
+    ) -> None:
+        """`_release`, alone: a case that cannot be opened is logged and no longer held,
+        rather than failing the window's end (and every tick after it) for its other cases."""
+        try:
+            with self.decisions.undoable(conn, "rungs_release"):
+                self._release(conn, case_id, window, others, now)
+        except Exception:
+            log.exception("maintenance window %s: case %s could not be opened at its end; it "
+                          "is no longer held", window, case_id)  # fmt: skip
+            rows.unhold(conn, case_id, None)
 
     def _release(
         self, conn: Connection, case_id: str, window: int, others: list[core.Window], now: int
@@ -84,6 +116,7 @@ class Maintenance:
         rows.lock_alerts_of(conn, case_id)  # first, as a trigger of one of them does
         loaded = load_case(conn, case_id, lock=True)
         if loaded is None:
+            rows.unhold(conn, case_id, None)
             return
         case = loaded[0]
         integration = str(case.fields.get("integration") or "")

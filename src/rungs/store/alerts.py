@@ -238,6 +238,25 @@ def holder(conn: Connection, case_id: str) -> Callable[[], int | None]:
     return window
 
 
+_STALE_FROM = (
+    " FROM alerts JOIN maintenance ON maintenance.id = alerts.held_by"
+    " WHERE maintenance.ended_at IS NOT NULL"
+)
+_FIRST_STALE = Sql("SELECT min(maintenance.ended_at)" + _STALE_FROM)
+_STALE = Sql("SELECT DISTINCT alerts.case_id, alerts.held_by" + _STALE_FROM + " LIMIT :n")
+
+
+def first_stale_hold(conn: Connection) -> int | None:
+    """When the first window that ended while still holding alerts ended (None: none did)."""
+    row = run(conn, _FIRST_STALE, {})
+    return None if row is None or row[0] is None else int(row[0])
+
+
+def stale_holds(conn: Connection, limit: int) -> list[tuple[str, int]]:
+    """Up to `limit` (case, window) held by a window already ended."""
+    return [(r[0], int(r[1])) for r in run_all(conn, _STALE, {"n": limit})]
+
+
 def lock_alerts_of(conn: Connection, case_id: str) -> None:
     """PostgreSQL: the case's alert rows locked, in id order, before the case itself is: the
     order a trigger or resolve of one of its alerts takes them (its row, then its case), so
