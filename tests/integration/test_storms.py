@@ -336,6 +336,22 @@ def test_an_alert_resolving_after_its_case_resolved_is_resolved_too(c: TestClien
     assert [a["status"] for a in _case(c, case)["alerts"]] == ["resolved", "resolved"]
 
 
+def test_a_storm_that_goes_on_stays_one_storm_case(c: TestClient) -> None:
+    """The alerts the storm case takes count toward the rate: while they keep coming faster
+    than the threshold, the storm neither ends nor starts again each window."""
+    for i in range(50):  # one every 6 s for 5 minutes: 10 a minute against 3 a minute
+        _advance(c, f"2026-03-02T09:{i * 6 // 60:02d}:{i * 6 % 60:02d}Z")
+        _event(c, STORM, "trigger", f"steady{i}")
+    cases = _cases(c)
+    storms = [x for x in cases if x["fields"].get("storm")]
+    assert len(storms) == 1 and len(cases) == 4  # 3 cases, then the storm case
+    assert "storm_ended" not in _kinds(c, storms[0]["id"])
+    assert _case(c, storms[0]["id"])["alert_count"] == 47
+    _advance(c, "2026-03-02T09:07:00Z")  # the rate falls: the next alert ends the storm
+    _event(c, STORM, "trigger", "calm")
+    assert _kinds(c, storms[0]["id"]).count("storm_ended") == 1
+
+
 # maintenance --------------------------------------------------------------------------------
 
 

@@ -121,9 +121,13 @@ class AlertRouter:
         where = grouping.route(opts, seen, now)
         if where == "open" and opts.storm is not None:
             locked = _lock(conn, f"{integ.id}:storm")
-            since = now - opts.storm.window
-            recent = rows.recent_opened(conn, integ.id, since, opts.storm.cases + 1)
-            seen = Seen(seen_alert, group, rows.storm_case(conn, integ.id), recent)
+            since, cap = now - opts.storm.window, opts.storm.cases + 1
+            recent = rows.recent_opened(conn, integ.id, since, cap)
+            storm = rows.storm_case(conn, integ.id)
+            if storm is not None and storm.active and not storm.released and recent < cap:
+                # the alerts the storm case took would have opened cases: the rate goes on
+                recent += rows.recent_in(conn, storm.case_id, since, cap - recent)
+            seen = Seen(seen_alert, group, storm, recent)
             locked()
             where = grouping.route(opts, seen, now)
         if where == "reopen" and window is not None:

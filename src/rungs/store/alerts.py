@@ -71,6 +71,10 @@ _RECENT = Sql(
     "SELECT count(*) FROM (SELECT 1 FROM case_groups WHERE integration = :integration"
     " AND opened_at > :since AND kind <> 'storm' LIMIT :cap) AS recent"
 )
+_RECENT_IN = Sql(
+    "SELECT count(*) FROM (SELECT 1 FROM alerts WHERE case_id = :case_id"
+    " AND fired_at > :since ORDER BY id DESC LIMIT :cap) AS recent"
+)
 _FIRST_QUIET = Sql("SELECT min(quiet_due) FROM alerts")
 _LOCK_OF_CASE = Sql("SELECT id FROM alerts WHERE case_id = :case_id ORDER BY id FOR UPDATE")
 _ADD_GROUP = Sql(
@@ -206,6 +210,11 @@ def storm_case(conn: Connection, integration: str) -> GroupSeen | None:
 def recent_opened(conn: Connection, integration: str, since: int, cap: int) -> int:
     """Cases (storm cases aside) the integration opened after `since`, counted up to `cap`."""
     return int(run(conn, _RECENT, {"integration": integration, "since": since, "cap": cap})[0])
+
+
+def recent_in(conn: Connection, case_id: str, since: int, cap: int) -> int:
+    """Alerts that joined the case (a storm case) after `since`, counted up to `cap`."""
+    return int(run(conn, _RECENT_IN, {"case_id": case_id, "since": since, "cap": cap})[0])
 
 
 def add_group(
