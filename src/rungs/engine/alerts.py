@@ -65,16 +65,16 @@ class AlertRouter:
     def window(self, integ: str, customer: str | None, now: int) -> Window | None:
         return maintenance.covering(self.windows.current, integ, customer, now)
 
-    def takes_trigger(self, policy: Policy, data: dict[str, Any], now: int) -> Integration | None:
-        """The alert's integration when the router decides it, else None."""
+    def takes_trigger(
+        self, policy: Policy, data: dict[str, Any], now: int
+    ) -> tuple[Integration, Window | None] | None:
+        """The alert's integration and the window covering it, when the router decides it;
+        else None. The window is looked up once: the loop may replace the list meanwhile."""
         integ = policy.integrations.get((data.get("fields") or {}).get("integration", ""))
         if integ is None:
             return None
-        if tracked(integ) or (
-            self.windows.current and self.window(integ.id, data.get("customer"), now)
-        ):
-            return integ
-        return None
+        window = self.window(integ.id, data.get("customer"), now) if self.windows.current else None
+        return (integ, window) if tracked(integ) or window is not None else None
 
     def takes_act(self, policy: Policy, dedup_key: str) -> Integration | None:
         integ = policy.integrations.get(dedup_key.partition(":")[0])
@@ -91,11 +91,12 @@ class AlertRouter:
         version: int,
         policy: Policy,
         now: int,
+        window: Window | None,
     ) -> tuple[Case, bool]:
-        """Decide one firing alert; (its case, whether a case was opened for it)."""
+        """Decide one firing alert (`window`: the one covering it, from `takes_trigger`);
+        (its case, whether a case was opened for it)."""
         cmds, opts, key = self.commands, integ.options, str(data["dedup_key"])
         check_key(key)  # before any statement reads it
-        window = self.window(integ.id, data.get("customer"), now) if self.windows.current else None
         summary = str(repeat.get("summary") or data.get("title") or "")
         if not tracked(integ):  # a maintenance window covers it: held, or suppressed on its case
             assert window is not None
