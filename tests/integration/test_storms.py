@@ -258,6 +258,8 @@ def test_storm_guard_one_case_one_page_then_release(c: TestClient) -> None:
     assert _case(c, storm["id"])["alert_count"] == 7
     started = next(e for e in _timeline(c, storm["id"]) if e["kind"] == "storm_started")
     assert (started["cases"], started["threshold"], started["window"]) == (3, 3, 60)
+    handoff = c.get(f"/v1/cases/{storm['id']}/handoff", headers=c.admin).json()  # type: ignore[attr-defined]
+    assert handoff["alerts"][0] == {"alert": "storm:s3", "summary": "alert s3", "status": "firing"}
 
     _advance(c, "2026-03-02T09:02:00Z")  # the rate falls: alerts open their own cases again
     _event(c, STORM, "trigger", "s-late")

@@ -141,7 +141,8 @@ def storm_data(
         f"Alert storm: integration '{integration}' opened {recent} cases in "
         f"{format_duration(storm.window)}; further alerts join this case"
     )
-    fields = {"integration": integration, "storm": True, "alert": data.get("dedup_key")}
+    fields = {"integration": integration, "storm": True, "alert": data.get("dedup_key"),
+              "summary": str(data.get("title") or "")[:1024]}  # fmt: skip
     return {
         **{k: v for k, v in data.items() if k not in ("dedup_key", "corrections")},
         "title": title,
@@ -209,7 +210,11 @@ def alerts_in(case: Case, entries: list[dict[str, Any]]) -> list[dict[str, Any]]
     if not first:
         return None
     found: dict[str, dict[str, Any]] = {
-        str(first): {"alert": str(first), "summary": case.title, "status": "firing"}
+        str(first): {
+            "alert": str(first),
+            "summary": case.fields.get("summary", case.title),
+            "status": "firing",
+        }  # a storm case's title is the storm's, not its alert's
     }
     for e in entries:
         key = e.get("alert")
