@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import text
+from sqlalchemy.exc import OperationalError
 
 from rungs.bootstrap import build
 from rungs.core.model import Refused
@@ -398,29 +399,64 @@ def test_maintenance_suppresses_then_escalates_at_the_end(c: TestClient) -> None
     assert c.get("/v1/maintenance", headers=c.viewer).json()[0]["state"] == "ended"  # type: ignore[attr-defined]
 
 
-def test_a_held_case_paged_by_hand_is_left_to_whoever_has_it_at_the_end(c: TestClient) -> None:
-    """Someone escalated one held case (paging level 2) during the window, and resolved and
-    reopened another: at the window's end neither is opened anew at level 1 (their ladders
-    go on), and the window's other held case is released as usual."""
+def test_a_held_case_paged_by_hand_runs_on_from_where_it_is_at_the_end(c: TestClient) -> None:
+    """During the window someone escalated one held case (paging level 2), assigned another
+    (paging ben), and resolved and reopened a third (its ladder running since). At the
+    window's end none is opened anew at level 1 or paged again: the first two start their
+    ladder from the level they reached and their SLA clocks; the third runs on as it was. The
+    window's other held case is opened as usual."""
     body = {"integrations": ["plain"], "from": START, "to": "2026-03-02T10:00:00Z", "reason": "x"}
     r = c.post("/v1/maintenance", json=body, headers=c.admin)  # type: ignore[attr-defined]
     assert r.status_code == 201, r.text
-    escalated, reopened, other = (_event(c, PLAIN, "trigger", f"e{i}")["case"] for i in range(3))
+    escalated, assigned, reopened, other = (
+        _event(c, PLAIN, "trigger", f"e{i}")["case"] for i in range(4)
+    )
     for case_id, actions in ((escalated, [("escalate", {"reason": "x"})]),
+                             (assigned, [("assign", {"to": "person:ben"})]),
                              (reopened, [("resolve", {}), ("reopen", {})])):  # fmt: skip
         for what, extra in actions:
             r = c.post(f"/v1/cases/{case_id}/{what}", json={"by": "ann", **extra},
                        headers=c.admin)  # type: ignore[attr-defined]  # fmt: skip
             assert r.status_code == 200, r.text
-    assert all("notified" in _kinds(c, x) for x in (escalated, reopened))
-    _advance(c, "2026-03-02T10:05:00Z")
+    pages = {x: _kinds(c, x).count("notified") for x in (escalated, assigned, reopened)}
+    assert all(pages.values())  # (the reopened case's ladder escalates it at 09:30)
+    _advance(c, "2026-03-02T10:00:00Z")
     assert _kinds(c, other)[:3] == ["suppressed", "maintenance_ended", "opened"]
     assert "notified" in _kinds(c, other)
-    for case_id in (escalated, reopened):  # their ladders go on; not opened anew at level 1
+    for case_id in (escalated, assigned, reopened):
         kinds = _kinds(c, case_id)
-        assert "maintenance_ended" not in kinds and "opened" not in kinds, kinds
+        assert "opened" not in kinds, kinds
         assert _case(c, case_id)["status"] == "open"
+    for case_id in (escalated, assigned):  # nobody paged again at the window's end
+        assert _kinds(c, case_id).count("notified") == pages[case_id]
+    for case_id in (escalated, assigned):  # from the window's end: their SLA clocks run
+        assert "maintenance_ended" in _kinds(c, case_id)
+        assert _case(c, case_id)["sla"], _case(c, case_id)
+    assert "maintenance_ended" not in _kinds(c, reopened)
+    _advance(c, "2026-03-02T10:30:00Z")  # the assigned case's ladder: level 2 after 30m
+    assert [e["level"] for e in _timeline(c, assigned) if e["kind"] == "escalated"] == [2]
     assert c.get("/v1/maintenance", headers=c.viewer).json()[0]["state"] == "ended"  # type: ignore[attr-defined]
+
+
+def test_a_database_error_at_a_window_end_is_tried_again_not_dropped(
+    c: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _window(c, integrations=["plain"], **{"from": START, "to": "2026-03-02T10:00:00Z"},
+            reason="x")  # fmt: skip
+    held = _event(c, PLAIN, "trigger", "t1")["case"]
+    release = maintenance_manager.core.release
+
+    def unavailable(*args: Any) -> Any:
+        raise OperationalError("SELECT", {}, Exception("lock timeout"))
+
+    monkeypatch.setattr(maintenance_manager.core, "release", unavailable)
+    with pytest.raises(OperationalError):  # the tick fails, and is rolled back whole
+        c.post("/v1/clock/advance", json={"to": "2026-03-02T10:05:00Z"}, headers=c.admin)  # type: ignore[attr-defined]
+    assert _kinds(c, held) == ["suppressed"]
+    monkeypatch.setattr(maintenance_manager.core, "release", release)
+    _advance(c, "2026-03-02T10:06:00Z")  # the next tick tries again
+    kinds = _kinds(c, held)
+    assert kinds[:3] == ["suppressed", "maintenance_ended", "opened"] and "notified" in kinds
 
 
 def test_a_released_group_case_takes_its_group_for_a_window_from_its_release(
@@ -460,6 +496,35 @@ def test_a_window_for_one_customer_holds_no_other_customers_alert_of_its_group(
     assert _kinds(c, held) == ["suppressed"]
     assert "notified" in _kinds(c, own) and _case(c, own)["customer"] == "acme"
     assert trigger("w3", "acme") == own  # the group's case is acme's now
+    _advance(c, "2026-03-02T12:05:00Z")  # globex's case is opened at the window's end...
+    assert "maintenance_ended" in _kinds(c, held)
+    assert trigger("w4", "acme") == own  # ...but the group's newer case stays the group's
+
+
+def test_an_alert_no_window_covers_opens_a_storm_case_of_its_own_beside_a_held_one(
+    c: TestClient,
+) -> None:
+    """The storm case opened while a window held its first alert's customer: an alert of
+    another customer starts a storm case of its own (one page), and the next join it."""
+    body = {"customers": ["globex"], "from": START, "to": "2026-03-02T12:00:00Z", "reason": "x"}
+    r = c.post("/v1/maintenance", json=body, headers=c.admin)  # type: ignore[attr-defined]
+    assert r.status_code == 201, r.text
+
+    def trigger(dedup: str, customer: str) -> str:
+        body = {"dedup_key": dedup, "title": dedup, "customer": customer}
+        r = c.post(f"/v1/integrations/{STORM}/events", json=body)
+        assert r.status_code == 202, r.text
+        return str(r.json()["case"])
+
+    for i in range(3):
+        trigger(f"a{i}", "acme")
+    held = trigger("g0", "globex")  # over the threshold: the storm case, held
+    assert _case(c, held)["fields"].get("storm") and _kinds(c, held)[0] == "suppressed"
+    acme = [trigger(f"a{i}", "acme") for i in range(3, 8)]
+    assert len(set(acme)) == 1 and acme[0] != held
+    assert _case(c, acme[0])["fields"].get("storm")
+    assert _kinds(c, acme[0]).count("notified") == 1  # one page for acme's storm
+    assert len(_cases(c)) == 5
 
 
 def test_a_window_end_and_an_alert_of_its_held_case_lock_in_one_order(c: TestClient) -> None:

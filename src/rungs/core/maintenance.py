@@ -12,9 +12,11 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from rungs.core import matrix, sla
 from rungs.core.ctx import Ctx
 from rungs.core.decide import new_case, open_case
-from rungs.core.model import Case, Effect
+from rungs.core.model import Case, Effect, Refused
+from rungs.core.plan import plan_of
 from rungs.core.provenance import record_corrections
 from rungs.policy.model import Policy
 
@@ -88,3 +90,23 @@ def release(case: Case, now: int, policy: Policy, window: int) -> tuple[Case, li
     ctx = Ctx(opened, now, policy)
     ctx.record("maintenance_ended", window=window)
     return opened, [*ctx.effects, *effects]
+
+
+def resume(case: Case, now: int, policy: Policy, window: int) -> tuple[Case, list[Effect]]:
+    """A held case someone paged by hand during its window (escalated or assigned it): at the
+    window's end its ladder runs on from the level it reached, and its SLA clocks start, as
+    for an alert that had just arrived; nobody is paged again now (Refused when the policy
+    has not its matrix any more)."""
+    m = plan_of(policy).matrices.get(case.matrix)
+    if m is None:
+        raise Refused(f"the case's matrix '{case.matrix}' is not in the policy", 409)
+    ctx = Ctx(case.copy(), now, policy)
+    c = ctx.case
+    c.level_since, c.level_acc = now, 0
+    c.next_level = c.level + 1 if c.level < len(m.levels) else 0
+    ctx.record("maintenance_ended", window=window)
+    matrix.schedule_next_level(ctx)
+    for name in ("first_response", "resolution"):
+        if ctx.metric(name) is None:
+            sla.start(ctx, name)
+    return ctx.case, ctx.effects

@@ -152,9 +152,12 @@ class AlertRouter:
             via = "group" if where == "attach" else "storm"
             attached = self._attach(conn, integ, target.case_id, key, summary, via, policy, now,
                                     window)  # fmt: skip
-            if attached is not None:
+            if isinstance(attached, Case):
                 return attached, False
-            where, ended = "open", target.case_id  # it ended meanwhile, or is held
+            # it ended meanwhile: a case of its own; held by a window not covering this alert:
+            # a case of its own, or, for the storm's case, a storm case of its own (one page)
+            ended = target.case_id
+            where = "storm" if attached == HELD and where == "attach_storm" else "open"
         storm, storm_over = seen.storm_case, None
         if (where == "open" and storm is not None and storm.active and not storm.released
                 and storm.case_id != ended):  # fmt: skip
@@ -280,18 +283,20 @@ class AlertRouter:
         policy: Policy,
         now: int,
         covered: Window | None,
-    ) -> Case | None:
+    ) -> Case | str | None:
         """Attach the alert to the case; None, writing nothing, when the case has ended since
-        the group was read (another engine resolved it before this one took its row lock),
-        or when a maintenance window holds the case and none covers the alert (a window for
-        one customer holds no other customer's alerts): it then opens a case of its own."""
+        the group was read (another engine resolved it before this one took its row lock);
+        `HELD`, writing nothing, when a maintenance window holds the case and none covers the
+        alert (a window for one customer holds no other customer's alerts)."""
         loading = load_case_sent(conn, case_id, lock=True)
         holder = rows.holder(conn, case_id)  # sent with the case: one round trip
         loaded, window = loading(), holder()
         assert loaded is not None
         case, version = loaded
-        if case.status in ENDED or (window is not None and covered is None):
+        if case.status in ENDED:
             return None
+        if window is not None and covered is None:
+            return HELD
         c, effects = grouping.attach(case, now, self.commands.policies.policy(version), key,
                                      summary, via)  # fmt: skip
         self.commands.apply_in(conn, c, effects, version, policy, now)
@@ -381,6 +386,7 @@ class AlertRouter:
 
 
 _LOCK = Sql("SELECT pg_advisory_xact_lock(:n)")
+HELD = "held"  # `_attach`: the case is held by a window that does not cover the alert
 
 
 def _lock(conn: Connection, *keys: str | None) -> Callable[[], None]:

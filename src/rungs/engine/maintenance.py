@@ -17,6 +17,7 @@ import time
 from typing import TYPE_CHECKING
 
 from sqlalchemy import Connection
+from sqlalchemy.exc import DBAPIError
 
 from rungs.core import maintenance as core
 from rungs.core.model import ENDED, Refused
@@ -53,22 +54,25 @@ class Maintenance:
         self._stale: int | None = None  # when the first ended window still holding alerts ended
         self._read_at = -REFRESH_S  # monotonic: when `current` was last read
 
-    def refresh(self, conn: Connection) -> None:
-        self.current = open_windows(conn)
-        self._stale = rows.first_stale_hold(conn)
-        self._read_at = time.monotonic()
+    def refresh(self, conn: Connection, *, stale: bool = True) -> None:
+        """Read the windows (and, for the loop, whether an ended one still holds alerts)."""
+        current = open_windows(conn)
+        if stale:
+            self._stale = rows.first_stale_hold(conn)
+        self.current, self._read_at = current, time.monotonic()
 
     def fresh(self, conn: Connection) -> None:
-        """Read the windows again when they were read over `REFRESH_S` ago: the loop on every
-        tick, and each trigger the router decides, so that a process serving the API only
-        (`--role api`) sees windows other processes add or cancel."""
+        """Read the windows again when they were read over `REFRESH_S` ago, for each trigger
+        the router decides: a process serving the API only (`--role api`, no loop) then sees
+        windows other processes add or cancel."""
         if time.monotonic() - self._read_at >= REFRESH_S:
-            self.refresh(conn)
+            self.refresh(conn, stale=False)
 
     def next_due(self, conn: Connection) -> int | None:
         """The earliest end of a window not yet released, or of an ended one still holding
         alerts: from memory, which is read again at most every `REFRESH_S`."""
-        self.fresh(conn)
+        if time.monotonic() - self._read_at >= REFRESH_S:
+            self.refresh(conn)
         ends = [w.end for w in self.current]
         if self._stale is not None:
             ends.append(self._stale)
@@ -101,10 +105,14 @@ class Maintenance:
         self, conn: Connection, case_id: str, window: int, others: list[core.Window], now: int
     ) -> None:
         """`_release`, alone: a case that cannot be opened is logged and no longer held,
-        rather than failing the window's end (and every tick after it) for its other cases."""
+        rather than failing the window's end (and every tick after it) for its other cases.
+        A database's error (a lock not granted in time) fails the tick: the next one tries
+        again."""
         try:
             with self.decisions.undoable(conn, "rungs_release"):
                 self._release(conn, case_id, window, others, now)
+        except DBAPIError:
+            raise
         except Exception:
             log.exception("maintenance window %s: case %s could not be opened at its end; it "
                           "is no longer held", window, case_id)  # fmt: skip
@@ -114,6 +122,8 @@ class Maintenance:
         self, conn: Connection, case_id: str, window: int, others: list[core.Window], now: int
     ) -> None:
         rows.lock_alerts_of(conn, case_id)  # first, as a trigger of one of them does
+        if rows.holder(conn, case_id)() is None:  # released meanwhile (another engine's sweep)
+            return
         loaded = load_case(conn, case_id, lock=True)
         if loaded is None:
             rows.unhold(conn, case_id, None)
@@ -124,14 +134,17 @@ class Maintenance:
         rows.unhold(conn, case_id, still.id if still else None)
         if still is not None or case.status in ENDED:
             return
-        if case.status != "open" or case.paged:  # acknowledged, or paged by hand meanwhile
-            return  # (escalated, reopened): someone has it; nobody is paged again
+        if case.status != "open" or case.level_since is not None:  # acknowledged, or its
+            return  # ladder runs already (reopened by hand): someone has it
+        # paged by hand meanwhile (escalated, assigned): its ladder runs on from its level
+        decide = core.resume if case.paged else core.release
         version = self.policies.current_version()
         policy = self.policies.policy(version)
         try:
-            c, effects = core.release(case, now, policy, window)
+            c, effects = decide(case, now, policy, window)
         except Refused:  # the policy changed under the held case (its matrix or customer gone)
             version, policy = loaded[1], self.policies.policy(loaded[1])  # the one it was held by
-            c, effects = core.release(case, now, policy, window)
+            c, effects = decide(case, now, policy, window)
         self.decisions.apply_in(conn, c, effects, version, policy, now)
-        rows.opened_again(conn, case_id, now)
+        if not case.paged:
+            rows.opened_again(conn, case_id, now)

@@ -63,7 +63,8 @@ _COUNT = Sql("SELECT count(*) FROM alerts WHERE case_id = :case_id")
 _HOLDER = Sql("SELECT held_by FROM alerts WHERE case_id = :case_id AND held_by IS NOT NULL LIMIT 1")
 _SEEN = (
     "SELECT g.case_id, g.opened_at, g.released_at, c.status FROM case_groups g"
-    " JOIN cases c ON c.id = g.case_id WHERE {} ORDER BY g.opened_at DESC LIMIT 1"
+    " JOIN cases c ON c.id = g.case_id WHERE {} ORDER BY g.opened_at DESC, g.case_id DESC"
+    " LIMIT 1"
 )
 _GROUP = Sql(_SEEN.format("g.group_key = :key"))
 _STORM = Sql(_SEEN.format("g.integration = :integration AND g.kind = 'storm'"))
@@ -224,10 +225,19 @@ def add_group(
                            "group_key": group_key, "kind": kind, "now": now})  # fmt: skip
 
 
+_OPENED_AGAIN = Sql(
+    "UPDATE case_groups SET opened_at = :now WHERE case_id = :case_id AND NOT EXISTS"
+    " (SELECT 1 FROM case_groups newer WHERE newer.group_key = case_groups.group_key"
+    " AND (newer.opened_at > case_groups.opened_at OR (newer.opened_at = case_groups.opened_at"
+    " AND newer.case_id > case_groups.case_id)))"  # newer in the group look-up's order
+)
+
+
 def opened_again(conn: Connection, case_id: str, now: int) -> None:
     """The case counts as opened at `now` (a held case opened at its window's end): its group
-    window, and the storm guard's count, run from then."""
-    conn.execute(update(case_groups).where(case_groups.c.case_id == case_id).values(opened_at=now))
+    window, and the storm guard's count, run from then; unless its group has a newer case
+    (an alert no window covered opened one), which stays the group's."""
+    run(conn, _OPENED_AGAIN, {"case_id": case_id, "now": now})
 
 
 def release_storm(conn: Connection, case_id: str, now: int) -> None:
@@ -247,12 +257,16 @@ def holder(conn: Connection, case_id: str) -> Callable[[], int | None]:
     return window
 
 
-_STALE_FROM = (
+_STALE_FROM = (  # by the held_by index: held alerts are few, and every alert is a row
     " FROM alerts JOIN maintenance ON maintenance.id = alerts.held_by"
-    " WHERE maintenance.ended_at IS NOT NULL"
+    " WHERE alerts.held_by IS NOT NULL AND maintenance.ended_at IS NOT NULL"
 )
 _FIRST_STALE = Sql("SELECT min(maintenance.ended_at)" + _STALE_FROM)
-_STALE = Sql("SELECT DISTINCT alerts.case_id, alerts.held_by" + _STALE_FROM + " LIMIT :n")
+_STALE = Sql(
+    "SELECT alerts.case_id, alerts.held_by"
+    + _STALE_FROM
+    + " GROUP BY alerts.held_by, alerts.case_id LIMIT :n"
+)
 
 
 def first_stale_hold(conn: Connection) -> int | None:
