@@ -6,6 +6,7 @@ escalation at the end, cancel, bad input) and flapping (no page per flap, quiet 
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 import threading
 import time
 import traceback
@@ -401,10 +402,9 @@ def test_maintenance_suppresses_then_escalates_at_the_end(c: TestClient) -> None
 
 def test_a_held_case_paged_by_hand_runs_on_from_where_it_is_at_the_end(c: TestClient) -> None:
     """During the window someone escalated one held case (paging level 2), assigned another
-    (paging ben), and resolved and reopened a third (its ladder running since). At the
-    window's end none is opened anew at level 1 or paged again: the first two start their
-    ladder from the level they reached and their SLA clocks; the third runs on as it was. The
-    window's other held case is opened as usual."""
+    (paging ben), and resolved and reopened a third (paging level 1). At the window's end
+    none is opened anew at level 1 or paged again: each ladder runs on from the level it
+    reached, and their SLA clocks start. The window's other held case is opened as usual."""
     body = {"integrations": ["plain"], "from": START, "to": "2026-03-02T10:00:00Z", "reason": "x"}
     r = c.post("/v1/maintenance", json=body, headers=c.admin)  # type: ignore[attr-defined]
     assert r.status_code == 201, r.text
@@ -429,13 +429,28 @@ def test_a_held_case_paged_by_hand_runs_on_from_where_it_is_at_the_end(c: TestCl
         assert _case(c, case_id)["status"] == "open"
     for case_id in (escalated, assigned):  # nobody paged again at the window's end
         assert _kinds(c, case_id).count("notified") == pages[case_id]
-    for case_id in (escalated, assigned):  # from the window's end: their SLA clocks run
+    for case_id in (escalated, assigned, reopened):  # from the window's end: SLA clocks run
         assert "maintenance_ended" in _kinds(c, case_id)
         assert _case(c, case_id)["sla"], _case(c, case_id)
-    assert "maintenance_ended" not in _kinds(c, reopened)
     _advance(c, "2026-03-02T10:30:00Z")  # the assigned case's ladder: level 2 after 30m
     assert [e["level"] for e in _timeline(c, assigned) if e["kind"] == "escalated"] == [2]
     assert c.get("/v1/maintenance", headers=c.viewer).json()[0]["state"] == "ended"  # type: ignore[attr-defined]
+
+
+def test_a_held_case_back_from_pending_is_paged_at_the_window_end(c: TestClient) -> None:
+    """Set pending and brought back by the customer's reply during the window, nobody was
+    paged for it: at the end its level is paged and its clocks start."""
+    _window(c, integrations=["plain"], **{"from": START, "to": "2026-03-02T10:00:00Z"},
+            reason="x")  # fmt: skip
+    held = _event(c, PLAIN, "trigger", "p1")["case"]
+    for what in ("pending", "customer_reply"):
+        r = c.post(f"/v1/cases/{held}/{what}", json={"by": "ann"}, headers=c.admin)  # type: ignore[attr-defined]
+        assert r.status_code == 200, r.text
+    assert "notified" not in _kinds(c, held)
+    _advance(c, "2026-03-02T10:00:00Z")
+    kinds = _kinds(c, held)
+    assert "maintenance_ended" in kinds and "notified" in kinds, kinds
+    assert _case(c, held)["sla"]
 
 
 def test_a_database_error_at_a_window_end_is_tried_again_not_dropped(
@@ -447,11 +462,11 @@ def test_a_database_error_at_a_window_end_is_tried_again_not_dropped(
     release = maintenance_manager.core.release
 
     def unavailable(*args: Any) -> Any:
-        raise OperationalError("SELECT", {}, Exception("lock timeout"))
+        raise OperationalError("SELECT", {}, sqlite3.OperationalError("database is locked"))
 
     monkeypatch.setattr(maintenance_manager.core, "release", unavailable)
-    with pytest.raises(OperationalError):  # the tick fails, and is rolled back whole
-        c.post("/v1/clock/advance", json={"to": "2026-03-02T10:05:00Z"}, headers=c.admin)  # type: ignore[attr-defined]
+    r = c.post("/v1/clock/advance", json={"to": "2026-03-02T10:05:00Z"}, headers=c.admin)  # type: ignore[attr-defined]
+    assert r.status_code == 503, r.text  # the tick fails, rolled back whole: try again
     assert _kinds(c, held) == ["suppressed"]
     monkeypatch.setattr(maintenance_manager.core, "release", release)
     _advance(c, "2026-03-02T10:06:00Z")  # the next tick tries again
@@ -600,8 +615,10 @@ def test_a_case_held_by_a_window_another_process_had_ended_is_released(
     _advance(c, "2026-03-02T09:00:01Z")  # this engine ends it, releasing what it held
     held = _event(other, PLAIN, "trigger", "n2")["case"]
     assert _kinds(c, held) == ["suppressed"]  # held against the ended window
-    monkeypatch.setattr(maintenance_manager, "REFRESH_S", 0.0)  # the engine's next look
-    _advance(c, "2026-03-02T09:00:02Z")
+    monkeypatch.setattr(maintenance_manager, "REFRESH_S", 0.2)
+    time.sleep(0.3)
+    _event(c, PLAIN, "trigger", "n3")  # a trigger here reads the windows again, but not...
+    _advance(c, "2026-03-02T09:00:02Z")  # ...the held alerts: the engine's next look does
     kinds = _kinds(c, held)
     assert kinds[:3] == ["suppressed", "maintenance_ended", "opened"] and "notified" in kinds
 

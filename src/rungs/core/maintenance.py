@@ -92,21 +92,38 @@ def release(case: Case, now: int, policy: Policy, window: int) -> tuple[Case, li
     return opened, [*ctx.effects, *effects]
 
 
+def worked(case: Case) -> bool:
+    """Whether someone worked the held case by hand during its window: paged someone for it,
+    escalated, assigned or reopened it, or brought it back from pending."""
+    return bool(
+        case.paged or case.level > 1 or case.assignee is not None or case.epoch > 0
+        or case.level_since is not None
+    )  # fmt: skip
+
+
 def resume(case: Case, now: int, policy: Policy, window: int) -> tuple[Case, list[Effect]]:
-    """A held case someone paged by hand during its window (escalated or assigned it): at the
-    window's end its ladder runs on from the level it reached, and its SLA clocks start, as
-    for an alert that had just arrived; nobody is paged again now (Refused when the policy
-    has not its matrix any more)."""
+    """A held case worked by hand during its window (`worked`): at the window's end its
+    ladder runs on from the level it reached, and its SLA clocks start (first response unless
+    it was answered), as for an alert that had just arrived. Its level is paged now only when
+    nobody was paged for it yet. Refused when the policy lacks its matrix or its customer."""
     m = plan_of(policy).matrices.get(case.matrix)
     if m is None:
         raise Refused(f"the case's matrix '{case.matrix}' is not in the policy", 409)
+    if policy.customer(case.customer) is None:
+        raise Refused(f"the case's customer '{case.customer}' is not in the policy", 409)
     ctx = Ctx(case.copy(), now, policy)
     c = ctx.case
-    c.level_since, c.level_acc = now, 0
+    c.level = min(c.level, len(m.levels))
+    c.level_since, c.level_acc, c.updated_at = now, 0, now
     c.next_level = c.level + 1 if c.level < len(m.levels) else 0
     ctx.record("maintenance_ended", window=window)
+    if not c.paged:  # nobody paged yet (escalated to a level whose first step waits, pending)
+        lv = m.levels[c.level - 1]
+        ctx.notify_targets(lv.notify, c.level, "opened" if c.level == 1 else "escalation",
+                           lv.fallback)  # fmt: skip
     matrix.schedule_next_level(ctx)
-    for name in ("first_response", "resolution"):
-        if ctx.metric(name) is None:
-            sla.start(ctx, name)
+    if ctx.metric("first_response") is None and not (c.responded or c.acknowledged):
+        sla.start(ctx, "first_response")
+    if ctx.metric("resolution") is None:
+        sla.start(ctx, "resolution")
     return ctx.case, ctx.effects

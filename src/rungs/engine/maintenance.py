@@ -17,11 +17,11 @@ import time
 from typing import TYPE_CHECKING
 
 from sqlalchemy import Connection
-from sqlalchemy.exc import DBAPIError
 
 from rungs.core import maintenance as core
 from rungs.core.model import ENDED, Refused
 from rungs.engine.policies import PolicyStore
+from rungs.engine.writer import unavailable
 from rungs.store import alerts as rows
 from rungs.store.cases import load_case
 from rungs.store.claims import claim_due
@@ -53,12 +53,13 @@ class Maintenance:
         self.current: list[core.Window] = []  # replaced whole, never changed: read unlocked
         self._stale: int | None = None  # when the first ended window still holding alerts ended
         self._read_at = -REFRESH_S  # monotonic: when `current` was last read
+        self._stale_at = -REFRESH_S  # monotonic: when `_stale` was last read (by the loop)
 
     def refresh(self, conn: Connection, *, stale: bool = True) -> None:
         """Read the windows (and, for the loop, whether an ended one still holds alerts)."""
         current = open_windows(conn)
         if stale:
-            self._stale = rows.first_stale_hold(conn)
+            self._stale, self._stale_at = rows.first_stale_hold(conn), time.monotonic()
         self.current, self._read_at = current, time.monotonic()
 
     def fresh(self, conn: Connection) -> None:
@@ -71,8 +72,8 @@ class Maintenance:
     def next_due(self, conn: Connection) -> int | None:
         """The earliest end of a window not yet released, or of an ended one still holding
         alerts: from memory, which is read again at most every `REFRESH_S`."""
-        if time.monotonic() - self._read_at >= REFRESH_S:
-            self.refresh(conn)
+        if time.monotonic() - min(self._read_at, self._stale_at) >= REFRESH_S:
+            self.refresh(conn)  # (the router's reads, at every trigger, read no stale holds)
         ends = [w.end for w in self.current]
         if self._stale is not None:
             ends.append(self._stale)
@@ -106,14 +107,14 @@ class Maintenance:
     ) -> None:
         """`_release`, alone: a case that cannot be opened is logged and no longer held,
         rather than failing the window's end (and every tick after it) for its other cases.
-        A database's error (a lock not granted in time) fails the tick: the next one tries
-        again."""
+        The database being unavailable (a lock not granted in time, a deadlock, a lost
+        connection) fails the tick instead: the next one tries again."""
         try:
             with self.decisions.undoable(conn, "rungs_release"):
                 self._release(conn, case_id, window, others, now)
-        except DBAPIError:
-            raise
-        except Exception:
+        except Exception as exc:
+            if unavailable(exc) is not None:  # a lock not granted in time, a connection lost
+                raise
             log.exception("maintenance window %s: case %s could not be opened at its end; it "
                           "is no longer held", window, case_id)  # fmt: skip
             rows.unhold(conn, case_id, None)
@@ -134,10 +135,11 @@ class Maintenance:
         rows.unhold(conn, case_id, still.id if still else None)
         if still is not None or case.status in ENDED:
             return
-        if case.status != "open" or case.level_since is not None:  # acknowledged, or its
-            return  # ladder runs already (reopened by hand): someone has it
-        # paged by hand meanwhile (escalated, assigned): its ladder runs on from its level
-        decide = core.resume if case.paged else core.release
+        if case.status != "open":  # acknowledged (or pending) meanwhile: someone has it
+            return
+        # worked by hand meanwhile (escalated, assigned, reopened, back from pending): its
+        # ladder runs on from where it is; untouched: opened anew, as if it had just arrived
+        decide = core.resume if core.worked(case) else core.release
         version = self.policies.current_version()
         policy = self.policies.policy(version)
         try:
@@ -146,5 +148,4 @@ class Maintenance:
             version, policy = loaded[1], self.policies.policy(loaded[1])  # the one it was held by
             c, effects = decide(case, now, policy, window)
         self.decisions.apply_in(conn, c, effects, version, policy, now)
-        if not case.paged:
-            rows.opened_again(conn, case_id, now)
+        rows.opened_again(conn, case_id, now)
