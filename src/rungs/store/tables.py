@@ -320,8 +320,8 @@ case_groups = Table(
     Column("kind", String(8), nullable=False),  # group | alert | storm
     Column("opened_at", BigInteger, nullable=False),
     Column("released_at", BigInteger),  # a storm case: when its storm ended
-    Index("ix_case_groups_key", "group_key", "opened_at"),
-    Index("ix_case_groups_integration", "integration", "opened_at"),
+    Index("ix_case_groups_key", "group_key", "opened_at", "case_id"),
+    Index("ix_case_groups_integration", "integration", "opened_at", "case_id"),
 )
 
 maintenance = Table(
