@@ -143,10 +143,7 @@ class AlertRouter:
                     raise
                 where = "open"  # a case of its own
         ended = None  # the case an attach found ended
-        if where in (
-            "attach",
-            "attach_storm",
-        ):  # the group's case (within its window) or the storm's
+        if where in ("attach", "attach_storm"):  # its group's case, or the storm's
             target = seen.group if where == "attach" else seen.storm_case
             assert target is not None
             via = "group" if where == "attach" else "storm"

@@ -5,9 +5,11 @@
 nor a loop tick asks a query for it. At a window's
 end (`fire_due`), each case it held is released (`rungs.core.maintenance.release`): opened
 anew at that instant, as if its alert had just arrived, unless another window still covers
-it (then that one holds it) or it was resolved meanwhile. It is released under the policy
-in force, or, when that can no longer open it (its matrix or customer removed while it was
-held), under the version that held it: a held alert is never dropped.
+it (then that one holds it) or it was resolved meanwhile; one worked by hand meanwhile runs
+on from where it is (`resume`). It is released under the policy in force, or, when that can
+no longer open it (its matrix or customer removed while it was held), under the version that
+held it; one that cannot be opened even so is logged and no longer held, so that it fails
+neither the window's other cases nor every tick after.
 """
 
 from __future__ import annotations
