@@ -710,6 +710,19 @@ def test_flapping_alert_stays_open_without_a_page_per_flap(c: TestClient) -> Non
     assert _case(c, case)["status"] == "resolved"
 
 
+def test_the_change_that_makes_an_alert_flapping_pages_nobody(c: TestClient) -> None:
+    """Its case resolved at the change before; this one (the fourth in the window, over
+    `count: 3`) reopens it as flapping, without a page."""
+    case = _event(c, FLAP, "trigger", "ft")["case"]
+    for minute, action in enumerate(("resolve", "trigger", "resolve", "trigger"), start=1):
+        _advance(c, f"2026-03-02T09:{minute:02d}:00Z")
+        _event(c, FLAP, action, "ft")
+    at_4 = [e for e in _timeline(c, case) if e["at"] == "2026-03-02T09:04:00Z"]
+    assert [e["kind"] for e in at_4] == ["reopened", "flapping"]
+    assert at_4[0]["flapping"] is True
+    assert _case(c, case)["status"] == "open"
+
+
 def test_a_flapping_alert_whose_case_was_closed_opens_a_new_one(c: TestClient) -> None:
     """Within the flap window a resolved case reopens; a closed one is final, so the alert
     firing again opens a case of its own instead of being refused (and lost)."""

@@ -292,6 +292,9 @@ def _resolve(ctx: Ctx, ev: Event) -> None:
 
 
 def _reopen(ctx: Ctx, ev: Event) -> None:
+    """Reopen at level 1 and page it; reopened by its alert as that alert turns flapping
+    (`data.flapping`, the router's), nobody is paged for it: no page per flap."""
+    flaps = bool((ev.data or {}).get("flapping"))
     case = ctx.case
     m = matrix.matrix_of(ctx.plan, case.matrix)
     case.status = "open"
@@ -305,8 +308,9 @@ def _reopen(ctx: Ctx, ev: Event) -> None:
     case.repeats = 0
     case.resolved_at = None
     case.paged = {}  # a new round: only its pages count for notices
-    ctx.record("reopened", by=ev.by, **said(ev))
-    ctx.notify_targets(m.levels[0].notify, 1, "reopened", m.levels[0].fallback)
+    ctx.record("reopened", by=ev.by, **said(ev), **({"flapping": True} if flaps else {}))
+    if not flaps:
+        ctx.notify_targets(m.levels[0].notify, 1, "reopened", m.levels[0].fallback)
     matrix.schedule_next_level(ctx)
     sla.reopen(ctx)
 

@@ -248,11 +248,11 @@ class AlertRouter:
             if window is not None:
                 return self._suppress(conn, case.id, policy, window, row.summary, now)
             return cmds.decide_in(conn, case.id, Event("alert_repeated", data=repeat), now)[0]
-        if where == "reopen":
-            by = f"integration:{integ.id}"
-            case, _ = cmds.decide_in(conn, case.id, Event("reopen", by=by), now)
-            version = cmds.policies.current_version()
         st = flapping.changed(row.changes, now, integ.options.flap)
+        if where == "reopen":  # as this change turns it flapping: reopened, nobody paged
+            by, quiet = f"integration:{integ.id}", {"flapping": True} if st.flapping else None
+            case, _ = cmds.decide_in(conn, case.id, Event("reopen", by=by, data=quiet), now)
+            version = cmds.policies.current_version()
         on = st.flapping or row.flapping
         quiet = now + integ.options.flap.window if on and integ.options.flap else None
         rows.set_alert(conn, row.id, status="firing", changes=st.changes, flapping=on,
