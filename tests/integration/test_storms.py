@@ -139,10 +139,14 @@ def _advance(c: TestClient, to: str) -> None:
     assert r.status_code == 200, r.text
 
 
-def _event(c: TestClient, key: str, action: str, dedup: str, **fields: Any) -> dict[str, Any]:
+def _event(
+    c: TestClient, key: str, action: str, dedup: str, customer: str | None = None, **fields: Any
+) -> dict[str, Any]:
     body: dict[str, Any] = {"action": action, "dedup_key": dedup}
     if action == "trigger":
         body |= {"title": f"alert {dedup}", "fields": fields}
+    if customer is not None:
+        body["customer"] = customer
     r = c.post(f"/v1/integrations/{key}/events", json=body)
     assert r.status_code == 202, r.text
     return r.json()
@@ -499,11 +503,7 @@ def test_a_window_for_one_customer_holds_no_other_customers_alert_of_its_group(
     assert r.status_code == 201, r.text
 
     def trigger(dedup: str, customer: str) -> str:
-        body = {"dedup_key": dedup, "title": dedup, "customer": customer,
-                "fields": {"service": "db"}}  # fmt: skip
-        r = c.post(f"/v1/integrations/{ANY}/events", json=body)
-        assert r.status_code == 202, r.text
-        return str(r.json()["case"])
+        return str(_event(c, ANY, "trigger", dedup, customer, service="db")["case"])
 
     held = trigger("w1", "globex")
     own = trigger("w2", "acme")  # same group, but no window covers acme
@@ -526,10 +526,7 @@ def test_an_alert_no_window_covers_opens_a_storm_case_of_its_own_beside_a_held_o
     assert r.status_code == 201, r.text
 
     def trigger(dedup: str, customer: str) -> str:
-        body = {"dedup_key": dedup, "title": dedup, "customer": customer}
-        r = c.post(f"/v1/integrations/{STORM}/events", json=body)
-        assert r.status_code == 202, r.text
-        return str(r.json()["case"])
+        return str(_event(c, STORM, "trigger", dedup, customer)["case"])
 
     for i in range(3):
         trigger(f"a{i}", "acme")

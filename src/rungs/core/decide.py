@@ -185,12 +185,17 @@ def _check_escalation(case: Case, ev: Event, policy: Policy) -> None:
         raise Refused(f"the case is already at level {case.level}; to_level must be higher")
 
 
+def matrix_in_force(case: Case, policy: Policy) -> Matrix:
+    """The case's matrix in `policy`; Refused (409) when the policy no longer has it (removed
+    since the case last moved: a resolved case reopening, a held one at its window's end)."""
+    m = plan_of(policy).matrices.get(case.matrix)
+    if m is None:
+        raise Refused(f"the case's matrix '{case.matrix}' is not in the policy in force", 409)
+    return m
+
+
 def _check_reopen(case: Case, ev: Event, policy: Policy) -> None:
-    if case.matrix not in plan_of(policy).matrices:  # removed since the case resolved
-        raise Refused(
-            f"the case's matrix '{case.matrix}' is not in the policy in force; it cannot reopen",
-            409,
-        )
+    matrix_in_force(case, policy)
 
 
 def _check_assign(case: Case, ev: Event, policy: Policy) -> None:

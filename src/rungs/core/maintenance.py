@@ -14,9 +14,8 @@ from typing import Any
 
 from rungs.core import matrix, sla
 from rungs.core.ctx import Ctx
-from rungs.core.decide import new_case, open_case
+from rungs.core.decide import matrix_in_force, new_case, open_case
 from rungs.core.model import Case, Effect, Refused
-from rungs.core.plan import plan_of
 from rungs.core.provenance import record_corrections
 from rungs.policy.model import Policy
 
@@ -106,9 +105,7 @@ def resume(case: Case, now: int, policy: Policy, window: int) -> tuple[Case, lis
     ladder runs on from the level it reached, and its SLA clocks start (first response unless
     it was answered), as for an alert that had just arrived. Its level is paged now only when
     nobody was paged for it yet. Refused when the policy lacks its matrix or its customer."""
-    m = plan_of(policy).matrices.get(case.matrix)
-    if m is None:
-        raise Refused(f"the case's matrix '{case.matrix}' is not in the policy", 409)
+    m = matrix_in_force(case, policy)
     if policy.customer(case.customer) is None:
         raise Refused(f"the case's customer '{case.customer}' is not in the policy", 409)
     ctx = Ctx(case.copy(), now, policy)

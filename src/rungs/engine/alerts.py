@@ -45,11 +45,16 @@ def tracked(integ: Integration | None) -> bool:
     return o.grouping is not None or o.storm is not None or o.flap is not None
 
 
+def _integration(policy: Policy, data: dict[str, Any]) -> Integration | None:
+    """The integration a trigger's data came by, when one did."""
+    return policy.integrations.get((data.get("fields") or {}).get("integration", ""))
+
+
 def keys_ahead(policy: Policy, data: dict[str, Any]) -> list[str | None]:
     """The dedup key of a trigger for a writer batch to read ahead (`Writer.looks_up`): none
     for a grouping integration's alert, which the router finds by its own rows, never by
     an open case's key (the read would be a round trip for nothing)."""
-    integ = policy.integrations.get((data.get("fields") or {}).get("integration", ""))
+    integ = _integration(policy, data)
     if integ is not None and integ.options.grouping is not None:
         return []
     return [data.get("dedup_key")]
@@ -70,7 +75,7 @@ class AlertRouter:
     ) -> tuple[Integration, Window | None] | None:
         """The alert's integration and the window covering it, when the router decides it;
         else None. The window is looked up once: the loop may replace the list meanwhile."""
-        integ = policy.integrations.get((data.get("fields") or {}).get("integration", ""))
+        integ = _integration(policy, data)
         if integ is None:
             return None
         window = self.window(integ.id, data.get("customer"), now) if self.windows.current else None
@@ -250,8 +255,8 @@ class AlertRouter:
             return cmds.decide_in(conn, case.id, Event("alert_repeated", data=repeat), now)[0]
         st = flapping.changed(row.changes, now, integ.options.flap)
         if where == "reopen":  # as this change turns it flapping: reopened, nobody paged
-            by, quiet = f"integration:{integ.id}", {"flapping": True} if st.flapping else None
-            case, _ = cmds.decide_in(conn, case.id, Event("reopen", by=by, data=quiet), now)
+            by, flaps = f"integration:{integ.id}", {"flapping": True} if st.flapping else None
+            case, _ = cmds.decide_in(conn, case.id, Event("reopen", by=by, data=flaps), now)
             version = cmds.policies.current_version()
         on = st.flapping or row.flapping
         quiet = now + integ.options.flap.window if on and integ.options.flap else None

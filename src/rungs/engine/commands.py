@@ -252,10 +252,10 @@ class Commands(ConsoleCommands, StormCommands):
         router = self.alerts
         if router is not None:
             router.windows.fresh(conn)  # at most every second: windows other processes added
-        taken = router.takes_trigger(policy, data, now) if router is not None else None
-        if router is not None and taken is not None:  # grouped, storm-guarded, flap-watched
-            integ, window = taken
-            return router.trigger_in(conn, integ, data, repeat, version, policy, now, window)
+            taken = router.takes_trigger(policy, data, now)
+            if taken is not None:  # grouped, storm-guarded, flap-watched, or held
+                integ, window = taken
+                return router.trigger_in(conn, integ, data, repeat, version, policy, now, window)
         return self.open_in(conn, data, version, policy, now, repeat=repeat)
 
     async def act_on_key(self, dedup_key: str, event: Event) -> tuple[Case | None, bool]:

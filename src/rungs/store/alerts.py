@@ -17,7 +17,7 @@ from sqlalchemy import Connection, select, update
 
 from rungs.core.grouping import GroupSeen
 from rungs.core.model import ENDED
-from rungs.store.sql import Sql, run, run_all, sent
+from rungs.store.sql import Sql, no_nul, run, run_all, sent
 from rungs.store.tables import alerts, case_groups
 from rungs.time.instant import format_utc
 
@@ -116,11 +116,6 @@ def latest(conn: Connection, key: str) -> Callable[[], AlertRow | None]:
     return row
 
 
-def _text(v: str) -> str:
-    """Text for a column: PostgreSQL's text takes no NUL, shown as U+FFFD (as a case's title)."""
-    return v.replace("\x00", "\ufffd")
-
-
 def add_alert(
     conn: Connection,
     *,
@@ -132,7 +127,7 @@ def add_alert(
     held_by: int | None = None,
 ) -> None:
     run(conn, _ADD, {"key": key, "integration": integration, "case_id": case_id,
-                     "summary": _text(summary[:1024]), "flapping": 0, "changes": "[]",
+                     "summary": no_nul(summary[:1024]), "flapping": 0, "changes": "[]",
                      "quiet_due": None, "held_by": held_by, "now": now})  # fmt: skip
 
 

@@ -24,7 +24,7 @@ from rungs.core.sla import next_breach
 from rungs.policy import Policy
 from rungs.store.jsonbytes import dumps_text, loads
 from rungs.store.numbers import take as take_number
-from rungs.store.sql import Sql, forget_on_rollback, run, run_all, sent, write_many
+from rungs.store.sql import Sql, forget_on_rollback, no_nul, run, run_all, sent, write_many
 
 __all__ = [
     "check_key",
@@ -165,8 +165,7 @@ def _row(case: Case, version: int, policy: Policy) -> dict[str, Any]:
         "policy_version": version,
         "state": dumps_text(case.to_dict()),
         "updated_at": case.updated_at,
-        # PostgreSQL's text takes no NUL (the state's JSON escapes it): shown as U+FFFD
-        "title": case.title.replace("\x00", "\ufffd"),
+        "title": no_nul(case.title),
         "sla_due": next_breach(case, policy),
     }
 

@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy import Connection, Row, insert, select, update
 
 from rungs.core.maintenance import Window
+from rungs.store.sql import no_nul
 from rungs.store.tables import maintenance
 from rungs.time.instant import format_utc
 
@@ -28,7 +29,7 @@ def add_window(
     r = conn.execute(
         insert(maintenance)
         .values(integrations=json.dumps(integrations), customers=json.dumps(customers),
-                starts_at=start, ends_at=end, reason=reason.replace("\x00", "\ufffd"),
+                starts_at=start, ends_at=end, reason=no_nul(reason),
                 created_by=by, created_at=now)
         .returning(maintenance.c.id)
     )  # fmt: skip

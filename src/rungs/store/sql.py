@@ -43,6 +43,7 @@ __all__ = [
     "flush",
     "flush_before_execute",
     "forget_on_rollback",
+    "no_nul",
     "pipeline",
     "run",
     "run_all",
@@ -53,6 +54,12 @@ __all__ = [
     "sync_after_execute",
     "write_many",
 ]
+
+
+def no_nul(text: str) -> str:
+    """Text for a column: PostgreSQL's text takes no NUL, shown as U+FFFD instead (a JSON
+    column escapes it, so only plain text columns need this)."""
+    return text.replace("\x00", "\ufffd")
 
 
 def _duplicates() -> tuple[type[BaseException], ...]:
